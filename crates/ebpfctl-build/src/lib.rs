@@ -1,0 +1,301 @@
+//! Compiling BPF C probes: find clang, produce `vmlinux.h` from kernel BTF, supply libbpf's
+//! BPF-side headers and `ebpfctl.h`, run clang with the BPF target flags.
+//!
+//! This is the code behind `ebpfctl build` and behind this project's own build scripts, which
+//! compile the probes of the bundled tools.
+
+// Linked for the btf_dump shim, which calls into libbpf.
+extern crate libbpf_sys;
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::{env, fs, io};
+
+/// Where the kernel publishes its own BTF.
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// clang versions tried, newest first, after `$EBPFCTL_CLANG` and `$CLANG`.
+const CLANG_NAMES: &[&str] = &[
+    "clang", "clang-21", "clang-20", "clang-19", "clang-18", "clang-17", "clang-16", "clang-15",
+    "clang-14",
+];
+
+/// Headers bundled into the binary: libbpf's BPF-side headers and ours.
+const HEADERS: &[(&str, &[u8])] = &[
+    (
+        "bpf/bpf_helpers.h",
+        include_bytes!(concat!(env!("OUT_DIR"), "/headers/bpf/bpf_helpers.h")),
+    ),
+    (
+        "bpf/bpf_helper_defs.h",
+        include_bytes!(concat!(env!("OUT_DIR"), "/headers/bpf/bpf_helper_defs.h")),
+    ),
+    (
+        "bpf/bpf_tracing.h",
+        include_bytes!(concat!(env!("OUT_DIR"), "/headers/bpf/bpf_tracing.h")),
+    ),
+    (
+        "bpf/bpf_core_read.h",
+        include_bytes!(concat!(env!("OUT_DIR"), "/headers/bpf/bpf_core_read.h")),
+    ),
+    (
+        "bpf/bpf_endian.h",
+        include_bytes!(concat!(env!("OUT_DIR"), "/headers/bpf/bpf_endian.h")),
+    ),
+    (
+        "bpf/usdt.bpf.h",
+        include_bytes!(concat!(env!("OUT_DIR"), "/headers/bpf/usdt.bpf.h")),
+    ),
+    (
+        "ebpfctl.h",
+        include_bytes!(concat!(env!("OUT_DIR"), "/headers/ebpfctl.h")),
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("no clang found (tried $EBPFCTL_CLANG, $CLANG, {tried}); install one: apt-get install clang-19")]
+    ClangNotFound { tried: String },
+    #[error("clang failed on {src}:\n{stderr}")]
+    CompileFailed { src: PathBuf, stderr: String },
+    #[error("cannot read BTF from {what}: {source}")]
+    Btf { what: String, source: io::Error },
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    #[error("architecture {0} has no BPF target macro here (supported: x86_64, aarch64)")]
+    Arch(String),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> BuildError {
+    let what = what.into();
+    move |source| BuildError::Io { what, source }
+}
+
+/// Finds a clang able to target BPF: `$EBPFCTL_CLANG`, `$CLANG`, then `clang[-N]` on `$PATH`.
+pub fn find_clang() -> Result<PathBuf, BuildError> {
+    for var in ["EBPFCTL_CLANG", "CLANG"] {
+        if let Some(p) = env::var_os(var).filter(|v| !v.is_empty()) {
+            return Ok(PathBuf::from(p));
+        }
+    }
+    let path = env::var_os("PATH").unwrap_or_default();
+    for name in CLANG_NAMES {
+        for dir in env::split_paths(&path) {
+            let cand = dir.join(name);
+            if cand.is_file() {
+                return Ok(cand);
+            }
+        }
+    }
+    Err(BuildError::ClangNotFound {
+        tried: CLANG_NAMES.join(", "),
+    })
+}
+
+/// Where a BTF blob comes from, for [`dump_c_header`].
+#[derive(Debug, Clone)]
+pub enum BtfSource<'a> {
+    /// A raw BTF file or an ELF object with a `.BTF` section; `base` for split BTF.
+    File {
+        path: &'a Path,
+        base: Option<&'a Path>,
+    },
+    /// A BTF object loaded in the kernel, by id; `base` for split (module) BTF.
+    KernelId { id: u32, base: Option<&'a Path> },
+}
+
+extern "C" {
+    fn ebpfctl_btf_dump_c(
+        path: *const libc_char,
+        id: u32,
+        base_path: *const libc_char,
+        out_path: *const libc_char,
+    ) -> i32;
+}
+#[allow(non_camel_case_types)]
+type libc_char = std::ffi::c_char;
+
+fn cpath(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap_or_else(|_| CString::new("?").unwrap())
+}
+
+/// Writes a C header declaring every type of a BTF blob, as libbpf's `btf_dump` prints them,
+/// wrapped for CO-RE (`preserve_access_index`), suitable as `vmlinux.h`.
+pub fn dump_c_header(src: &BtfSource<'_>, out: &Path) -> Result<(), BuildError> {
+    let (path, id, base, what) = match src {
+        BtfSource::File { path, base } => (
+            Some(cpath(path)),
+            0,
+            base.map(cpath),
+            path.display().to_string(),
+        ),
+        BtfSource::KernelId { id, base } => (None, *id, base.map(cpath), format!("BTF id {id}")),
+    };
+    let out_c = cpath(out);
+    // SAFETY: every pointer is either null or a NUL-terminated string that outlives the call;
+    // the shim only reads them and writes the file named by `out_c`.
+    let rc = unsafe {
+        ebpfctl_btf_dump_c(
+            path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+            id,
+            base.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+            out_c.as_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(BuildError::Btf {
+            what,
+            source: io::Error::from_raw_os_error(-rc),
+        });
+    }
+    Ok(())
+}
+
+/// A small content hash for cache keys (FNV-1a, 64 bit).
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Writes the bundled headers and this kernel's `vmlinux.h` under `dir` (created if needed)
+/// and returns the include directory. `vmlinux.h` is regenerated only when the kernel's BTF
+/// changes.
+pub fn prepare_include_dir(dir: &Path) -> Result<PathBuf, BuildError> {
+    fs::create_dir_all(dir.join("bpf")).map_err(io_err(format!("create {}", dir.display())))?;
+    for (name, data) in HEADERS {
+        let p = dir.join(name);
+        if fs::read(&p).ok().as_deref() != Some(*data) {
+            fs::write(&p, data).map_err(io_err(format!("write {}", p.display())))?;
+        }
+    }
+    let btf = fs::read(VMLINUX_BTF).map_err(|source| BuildError::Btf {
+        what: format!("{VMLINUX_BTF} (kernel built without CONFIG_DEBUG_INFO_BTF?)"),
+        source,
+    })?;
+    let key = format!("{:016x}", fnv1a(&btf));
+    let stamp = dir.join("vmlinux.h.key");
+    let header = dir.join("vmlinux.h");
+    if !header.exists() || fs::read_to_string(&stamp).ok().as_deref() != Some(key.as_str()) {
+        let tmp = dir.join(format!("vmlinux.h.{}", std::process::id()));
+        dump_c_header(
+            &BtfSource::File {
+                path: Path::new(VMLINUX_BTF),
+                base: None,
+            },
+            &tmp,
+        )?;
+        fs::rename(&tmp, &header).map_err(io_err(format!("write {}", header.display())))?;
+        fs::write(&stamp, key).map_err(io_err(format!("write {}", stamp.display())))?;
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// The default include cache: `$XDG_CACHE_HOME/ebpfctl/include` or `~/.cache/ebpfctl/include`.
+pub fn default_include_dir() -> PathBuf {
+    let base = env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| env::temp_dir());
+    base.join("ebpfctl").join("include")
+}
+
+/// The `__TARGET_ARCH_*` name libbpf's tracing macros expect for this machine.
+pub fn target_arch() -> Result<&'static str, BuildError> {
+    match env::consts::ARCH {
+        "x86_64" => Ok("x86"),
+        "aarch64" => Ok("arm64"),
+        other => Err(BuildError::Arch(other.to_string())),
+    }
+}
+
+/// One probe to compile.
+#[derive(Debug, Clone)]
+pub struct Compile {
+    pub src: PathBuf,
+    pub out: PathBuf,
+    /// Include directory from [`prepare_include_dir`].
+    pub include_dir: PathBuf,
+    /// More `-I` directories (the source's own directory is always searched).
+    pub extra_includes: Vec<PathBuf>,
+    /// More flags, e.g. `-DDEBUG`.
+    pub cflags: Vec<String>,
+}
+
+impl Compile {
+    /// Runs clang; on failure returns its diagnostics.
+    pub fn run(&self) -> Result<(), BuildError> {
+        let clang = find_clang()?;
+        let arch = target_arch()?;
+        let src_dir = self.src.parent().unwrap_or(Path::new("."));
+        let mut cmd = Command::new(&clang);
+        cmd.args([
+            "-g",
+            "-O2",
+            "-target",
+            "bpf",
+            "-Wall",
+            "-Wno-unused-function",
+        ])
+        .arg(format!("-D__TARGET_ARCH_{arch}"))
+        .arg("-I")
+        .arg(&self.include_dir)
+        .arg("-I")
+        .arg(src_dir);
+        for inc in &self.extra_includes {
+            cmd.arg("-I").arg(inc);
+        }
+        cmd.args(&self.cflags)
+            .arg("-c")
+            .arg(&self.src)
+            .arg("-o")
+            .arg(&self.out);
+        let output = cmd
+            .output()
+            .map_err(io_err(format!("run {}", clang.display())))?;
+        if !output.status.success() {
+            return Err(BuildError::CompileFailed {
+                src: self.src.clone(),
+                stderr: String::from_utf8_lossy(&output.stderr)
+                    .trim_end()
+                    .to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// For build scripts: compiles `src` into `$OUT_DIR/<stem>.o` with the bundled headers and
+/// this kernel's `vmlinux.h`, printing the `rerun-if-changed` lines. Returns the object path.
+pub fn compile_for_build_script(
+    src: &Path,
+    extra_includes: &[PathBuf],
+) -> Result<PathBuf, BuildError> {
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("called from a build script"));
+    let include_dir = prepare_include_dir(&out_dir.join("bpf-include"))?;
+    let stem = src
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("probe")
+        .trim_end_matches(".c");
+    let out = out_dir.join(format!("{stem}.o"));
+    println!("cargo:rerun-if-changed={}", src.display());
+    if let Some(dir) = src.parent() {
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.path().extension().is_some_and(|e| e == "h") {
+                println!("cargo:rerun-if-changed={}", entry.path().display());
+            }
+        }
+    }
+    Compile {
+        src: src.to_path_buf(),
+        out: out.clone(),
+        include_dir,
+        extra_includes: extra_includes.to_vec(),
+        cflags: vec![],
+    }
+    .run()?;
+    Ok(out)
+}

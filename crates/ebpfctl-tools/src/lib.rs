@@ -1,0 +1,2 @@
+//! Ready tools built on the runner's library. Each tool is a directory holding its probe
+//! (`<tool>.bpf.c` + `<tool>.h`) beside the Rust that loads it and decodes its events.

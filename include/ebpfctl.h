@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * ebpfctl.h - types and helpers for probes run by `ebpfctl run`.
+ *
+ * Include after vmlinux.h (or linux/types.h) and bpf/bpf_helpers.h.
+ * The runner gives meaning to the typedef *names* below when it decodes
+ * map keys and values through BTF; see docs/conventions.md.
+ */
+#ifndef __EBPFCTL_H__
+#define __EBPFCTL_H__
+
+/* ---- typedefs the decoder understands ------------------------------------ */
+
+/* IPv4 address in network byte order: printed "10.1.2.3". */
+typedef __u32 ebpfctl_ipv4_addr;
+/* IPv6 address, 16 bytes in network order: printed "2001:db8::1". */
+typedef __u8 ebpfctl_ipv6_addr[16];
+/* A span of time in nanoseconds: JSON keeps the integer, tables print "1.3ms",
+ * histograms observe it in seconds. */
+typedef __u64 ebpfctl_duration;
+/* bpf_ktime_get_ns() value: printed as an RFC 3339 wall-clock time. */
+typedef __u64 ebpfctl_timestamp;
+/* An errno value, positive or negative: printed by name ("ENOENT"). */
+typedef __s32 ebpfctl_errno;
+/* A signal number: printed by name ("SIGKILL"). */
+typedef __s32 ebpfctl_signal;
+/* A syscall number of this architecture: printed by name ("openat"). */
+typedef __s64 ebpfctl_syscall;
+/* User and group ids, process ids: printed as numbers, with a user/group name in tables. */
+typedef __u32 ebpfctl_uid;
+typedef __u32 ebpfctl_gid;
+typedef __u32 ebpfctl_pid;
+/* A task command name (TASK_COMM_LEN). */
+typedef char ebpfctl_comm[16];
+/* A transport endpoint: address, port, protocol. Printed "10.0.0.1:80/tcp". */
+typedef struct {
+	__u8 addr[16];  /* IPv4 in the first 4 bytes when family == 2 (AF_INET) */
+	__u16 port;     /* host byte order */
+	__u8 family;    /* 2 = AF_INET, 10 = AF_INET6 */
+	__u8 proto;     /* IPPROTO_TCP = 6, IPPROTO_UDP = 17, ... */
+} ebpfctl_l4_endpoint;
+
+#ifndef EBPFCTL_NO_SHORT_NAMES
+typedef ebpfctl_ipv4_addr ipv4_addr;
+typedef ebpfctl_ipv6_addr ipv6_addr;
+typedef ebpfctl_duration duration;
+typedef ebpfctl_timestamp timestamp;
+typedef ebpfctl_errno errno_t;
+typedef ebpfctl_signal signal_t;
+typedef ebpfctl_syscall syscall_t;
+typedef ebpfctl_uid uid;
+typedef ebpfctl_gid gid;
+typedef ebpfctl_pid pid;
+typedef ebpfctl_comm comm;
+typedef ebpfctl_l4_endpoint l4_endpoint;
+#endif
+
+/* ---- runner settings -------------------------------------------------------- */
+
+/* A parameter settable with `ebpfctl run --param NAME=VALUE`. */
+#define EBPFCTL_PARAM(type, name, default_value) const volatile type name = default_value
+
+/* ---- lost-event accounting for ring buffers ---------------------------------- *
+ * The kernel counts nothing when bpf_ringbuf_reserve() fails. Declare a counter
+ * next to the ring buffer and reserve through these macros; the runner reports
+ * the counter as lost events of that map in every output mode.
+ *
+ *   struct { ... } events SEC(".maps.print");
+ *   EBPFCTL_LOST_COUNTER(events);
+ *   struct event *e = ebpfctl_reserve(events, struct event);
+ */
+#define EBPFCTL_LOST_COUNTER(map) __u64 ebpfctl_lost_##map SEC(".bss")
+
+#define ebpfctl_reserve_bytes(map, size)                                      \
+	({                                                                    \
+		void *__ebpfctl_e = bpf_ringbuf_reserve(&map, size, 0);       \
+		if (!__ebpfctl_e)                                             \
+			__sync_fetch_and_add(&ebpfctl_lost_##map, 1);         \
+		__ebpfctl_e;                                                  \
+	})
+#define ebpfctl_reserve(map, type) ((type *)ebpfctl_reserve_bytes(map, sizeof(type)))
+
+#define ebpfctl_output(map, data, size)                                       \
+	({                                                                    \
+		long __ebpfctl_r = bpf_ringbuf_output(&map, data, size, 0);   \
+		if (__ebpfctl_r)                                              \
+			__sync_fetch_and_add(&ebpfctl_lost_##map, 1);         \
+		__ebpfctl_r;                                                  \
+	})
+
+/* ---- histogram slots ---------------------------------------------------------- */
+
+/* floor(log2(v)) for v > 0, 0 for 0: the slot of a log2 histogram map. */
+static __always_inline __u32 ebpfctl_log2(__u64 v)
+{
+	__u32 r = 0;
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8) { v >>= 8; r += 8; }
+	if (v >> 4) { v >>= 4; r += 4; }
+	if (v >> 2) { v >>= 2; r += 2; }
+	if (v >> 1) { r += 1; }
+	return r;
+}
+
+#endif /* __EBPFCTL_H__ */
