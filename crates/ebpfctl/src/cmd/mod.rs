@@ -1,4 +1,89 @@
-//! Command-line definition and dispatch: `run()` returns the process exit code.
+//! Command-line definition and dispatch. Each command lives in its own file and exposes
+//! `Args` (its flags) and `run(Args) -> anyhow::Result<i32>` (the exit code).
+use clap::{Parser, Subcommand};
+
+mod btf;
+mod build;
+mod execsnoop;
+mod feature;
+mod init;
+mod inspect;
+mod link;
+mod map;
+mod observe;
+mod opensnoop;
+mod prog;
+mod run;
+mod top;
+
+#[derive(Parser)]
+#[command(name = "ebpfctl", version, about = "Run eBPF probes with zero user-space code; trace; inspect BPF state")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Load a compiled BPF object, attach its programs and turn its maps into output.
+    Run(run::Args),
+    /// Compile a probe (.bpf.c) into a BPF object with this kernel's vmlinux.h.
+    Build(build::Args),
+    /// Write a starter probe to a new directory.
+    Init(init::Args),
+    /// Trace process execution: started / exited / error events.
+    Execsnoop(execsnoop::Args),
+    /// Trace open, openat and openat2.
+    Opensnoop(opensnoop::Args),
+    /// Trace HTTP requests of Go programs (net/http) with uprobes.
+    Observe(observe::Args),
+    /// BPF programs loaded in the kernel.
+    Prog(prog::Args),
+    /// BPF maps in the kernel.
+    Map(map::Args),
+    /// BPF links in the kernel.
+    Link(link::Args),
+    /// BTF: dump the kernel's, a file's or a loaded object's types.
+    Btf(btf::Args),
+    /// One view of a BPF object file: sections, programs, maps, parameters, problems.
+    Inspect(inspect::Args),
+    /// What this kernel supports for BPF, each with its consequence.
+    Feature(feature::Args),
+    /// Live per-program view of BPF run time (turns BPF statistics on while running).
+    Top(top::Args),
+}
+
+/// Parses flags, runs one command, prints a failure as one line on stderr.
 pub fn run() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let result = match cli.cmd {
+        Cmd::Run(a) => run::run(a),
+        Cmd::Build(a) => build::run(a),
+        Cmd::Init(a) => init::run(a),
+        Cmd::Execsnoop(a) => execsnoop::run(a),
+        Cmd::Opensnoop(a) => opensnoop::run(a),
+        Cmd::Observe(a) => observe::run(a),
+        Cmd::Prog(a) => prog::run(a),
+        Cmd::Map(a) => map::run(a),
+        Cmd::Link(a) => link::run(a),
+        Cmd::Btf(a) => btf::run(a),
+        Cmd::Inspect(a) => inspect::run(a),
+        Cmd::Feature(a) => feature::run(a),
+        Cmd::Top(a) => top::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // The whole chain on one line: "what failed: why: root cause".
+            eprintln!("ebpfctl: error: {e:#}");
+            1
+        }
+    }
 }

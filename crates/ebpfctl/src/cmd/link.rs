@@ -1,0 +1,8 @@
+//! `ebpfctl link` (not built yet).
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<i32> {
+    anyhow::bail!("`ebpfctl link` is not available in this build")
+}

