@@ -1,2 +1,7 @@
 //! The runner's library. See `docs/architecture.md` for the path of data:
 //! object → normalise → load/attach → consume → decode → print.
+
+pub mod consume;
+pub mod metrics;
+pub mod mounts;
+pub mod signals;

@@ -1,0 +1,186 @@
+//! Consumers of kernel-to-user event streams: ring buffers and perf event arrays behind one
+//! `poll`, with lost-event accounting per map.
+//!
+//! Ring buffers: the kernel counts nothing when `bpf_ringbuf_reserve` fails, so probes count
+//! their own failures in a `.bss` global `ebpfctl_lost_<map>` (see `include/ebpfctl.h`);
+//! [`LossSource::BssCounter`] reads it. Perf buffers: libbpf reports lost samples per CPU.
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle, PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    #[error("cannot consume map {map}: {source}")]
+    Setup { map: String, source: libbpf_rs::Error },
+    #[error("polling event buffers failed: {0}")]
+    Poll(std::io::Error),
+    #[error("event buffer poll failed: {0}")]
+    Buffer(libbpf_rs::Error),
+}
+
+/// Where a map's lost-event count comes from.
+#[derive(Debug)]
+pub enum LossSource {
+    /// Counted here from perf "lost" notifications.
+    Counted(Arc<AtomicU64>),
+    /// A `u64` at `offset` in the `.bss` array map of the object.
+    BssCounter { bss: MapHandle, offset: usize },
+    /// Nothing counts losses (a ring buffer reserved without `ebpfctl_reserve`).
+    Unknown,
+}
+
+impl LossSource {
+    /// The total lost so far, or `None` when nothing counts.
+    pub fn total(&self) -> Option<u64> {
+        match self {
+            LossSource::Counted(c) => Some(c.load(Ordering::Relaxed)),
+            LossSource::BssCounter { bss, offset } => {
+                let v = bss.lookup(&0u32.to_ne_bytes(), MapFlags::ANY).ok().flatten()?;
+                let b = v.get(*offset..*offset + 8)?;
+                Some(u64::from_ne_bytes(b.try_into().ok()?))
+            }
+            LossSource::Unknown => None,
+        }
+    }
+}
+
+/// Builds a [`Consumer`] over any number of ring buffers and perf event arrays.
+pub struct ConsumerBuilder<'a> {
+    ring: RingBufferBuilder<'a, 'a>,
+    rings: usize,
+    perf: Vec<PerfBuffer<'a>>,
+}
+
+impl Default for ConsumerBuilder<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a> ConsumerBuilder<'a> {
+    pub fn new() -> Self {
+        Self { ring: RingBufferBuilder::new(), rings: 0, perf: Vec::new() }
+    }
+
+    /// Calls `on_event` with each record of the ring buffer `map`.
+    pub fn ring_buffer<F>(&mut self, map: &'a dyn MapCore, mut on_event: F) -> Result<&mut Self, ConsumeError>
+    where
+        F: FnMut(&[u8]) + 'a,
+    {
+        let name = map.name().to_string_lossy().into_owned();
+        self.ring
+            .add(map, move |data: &[u8]| {
+                on_event(data);
+                0
+            })
+            .map_err(|source| ConsumeError::Setup { map: name, source })?;
+        self.rings += 1;
+        Ok(self)
+    }
+
+    /// Calls `on_event(cpu, data)` per sample of the perf event array `map` and returns the
+    /// counter of lost samples. `pages` per CPU (a power of two).
+    pub fn perf_buffer<M, F>(
+        &mut self,
+        map: &'a M,
+        pages: usize,
+        mut on_event: F,
+    ) -> Result<Arc<AtomicU64>, ConsumeError>
+    where
+        M: MapCore,
+        F: FnMut(i32, &[u8]) + 'a,
+    {
+        let lost = Arc::new(AtomicU64::new(0));
+        let lost2 = Arc::clone(&lost);
+        let buf = PerfBufferBuilder::new(map)
+            .pages(pages)
+            .sample_cb(move |cpu: i32, data: &[u8]| on_event(cpu, data))
+            .lost_cb(move |_cpu: i32, n: u64| {
+                lost2.fetch_add(n, Ordering::Relaxed);
+            })
+            .build()
+            .map_err(|source| ConsumeError::Setup { map: map.name().to_string_lossy().into_owned(), source })?;
+        self.perf.push(buf);
+        Ok(lost)
+    }
+
+    pub fn build(self) -> Result<Consumer<'a>, ConsumeError> {
+        let ring = if self.rings > 0 {
+            Some(self.ring.build().map_err(|source| ConsumeError::Setup { map: "ring buffers".into(), source })?)
+        } else {
+            None
+        };
+        // One epoll set over the libbpf epoll fds, so one wait covers every buffer.
+        // SAFETY: epoll_create1 has no pointer arguments.
+        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if epfd < 0 {
+            return Err(ConsumeError::Poll(std::io::Error::last_os_error()));
+        }
+        // SAFETY: epfd was just created and is owned by nothing else.
+        let epoll = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(epfd) };
+        let mut fds: Vec<i32> = ring.iter().map(|r| r.epoll_fd()).collect();
+        fds.extend(self.perf.iter().map(|p| p.epoll_fd()));
+        for (i, fd) in fds.iter().enumerate() {
+            let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: i as u64 };
+            // SAFETY: both fds are open; `ev` is a valid epoll_event for the call's duration.
+            if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, *fd, &mut ev) } < 0 {
+                return Err(ConsumeError::Poll(std::io::Error::last_os_error()));
+            }
+        }
+        Ok(Consumer { ring, perf: self.perf, epoll })
+    }
+}
+
+/// Waits for events on every buffer at once and dispatches them to their callbacks.
+pub struct Consumer<'a> {
+    ring: Option<RingBuffer<'a>>,
+    perf: Vec<PerfBuffer<'a>>,
+    epoll: std::os::fd::OwnedFd,
+}
+
+impl Consumer<'_> {
+    /// True when nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.ring.is_none() && self.perf.is_empty()
+    }
+
+    /// Waits up to `timeout` for data, then drains every buffer. An interrupted wait (a signal)
+    /// returns `Ok` so callers can check their stop flag.
+    pub fn poll(&self, timeout: Duration) -> Result<(), ConsumeError> {
+        if self.is_empty() {
+            std::thread::sleep(timeout);
+            return Ok(());
+        }
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: `events` is a writable array of the length passed.
+        let n = unsafe { libc::epoll_wait(self.epoll.as_fd().as_raw_fd(), events.as_mut_ptr(), 8, ms) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                return Ok(());
+            }
+            return Err(ConsumeError::Poll(e));
+        }
+        self.drain()
+    }
+
+    /// Consumes whatever is buffered now without waiting (also used at shutdown).
+    pub fn drain(&self) -> Result<(), ConsumeError> {
+        if let Some(r) = &self.ring {
+            r.consume().map_err(ConsumeError::Buffer)?;
+        }
+        for p in &self.perf {
+            p.consume().map_err(ConsumeError::Buffer)?;
+        }
+        Ok(())
+    }
+
+    /// The epoll descriptor covering every buffer, for callers with their own event loop.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.epoll.as_fd()
+    }
+}
