@@ -9,12 +9,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use libbpf_rs::{MapCore, MapFlags, MapHandle, PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{
+    MapCore, MapFlags, MapHandle, PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
     #[error("cannot consume map {map}: {source}")]
-    Setup { map: String, source: libbpf_rs::Error },
+    Setup {
+        map: String,
+        source: libbpf_rs::Error,
+    },
     #[error("polling event buffers failed: {0}")]
     Poll(std::io::Error),
     #[error("event buffer poll failed: {0}")]
@@ -38,7 +43,10 @@ impl LossSource {
         match self {
             LossSource::Counted(c) => Some(c.load(Ordering::Relaxed)),
             LossSource::BssCounter { bss, offset } => {
-                let v = bss.lookup(&0u32.to_ne_bytes(), MapFlags::ANY).ok().flatten()?;
+                let v = bss
+                    .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+                    .ok()
+                    .flatten()?;
                 let b = v.get(*offset..*offset + 8)?;
                 Some(u64::from_ne_bytes(b.try_into().ok()?))
             }
@@ -62,11 +70,19 @@ impl Default for ConsumerBuilder<'_> {
 
 impl<'a> ConsumerBuilder<'a> {
     pub fn new() -> Self {
-        Self { ring: RingBufferBuilder::new(), rings: 0, perf: Vec::new() }
+        Self {
+            ring: RingBufferBuilder::new(),
+            rings: 0,
+            perf: Vec::new(),
+        }
     }
 
     /// Calls `on_event` with each record of the ring buffer `map`.
-    pub fn ring_buffer<F>(&mut self, map: &'a dyn MapCore, mut on_event: F) -> Result<&mut Self, ConsumeError>
+    pub fn ring_buffer<F>(
+        &mut self,
+        map: &'a dyn MapCore,
+        mut on_event: F,
+    ) -> Result<&mut Self, ConsumeError>
     where
         F: FnMut(&[u8]) + 'a,
     {
@@ -102,14 +118,20 @@ impl<'a> ConsumerBuilder<'a> {
                 lost2.fetch_add(n, Ordering::Relaxed);
             })
             .build()
-            .map_err(|source| ConsumeError::Setup { map: map.name().to_string_lossy().into_owned(), source })?;
+            .map_err(|source| ConsumeError::Setup {
+                map: map.name().to_string_lossy().into_owned(),
+                source,
+            })?;
         self.perf.push(buf);
         Ok(lost)
     }
 
     pub fn build(self) -> Result<Consumer<'a>, ConsumeError> {
         let ring = if self.rings > 0 {
-            Some(self.ring.build().map_err(|source| ConsumeError::Setup { map: "ring buffers".into(), source })?)
+            Some(self.ring.build().map_err(|source| ConsumeError::Setup {
+                map: "ring buffers".into(),
+                source,
+            })?)
         } else {
             None
         };
@@ -124,13 +146,21 @@ impl<'a> ConsumerBuilder<'a> {
         let mut fds: Vec<i32> = ring.iter().map(|r| r.epoll_fd()).collect();
         fds.extend(self.perf.iter().map(|p| p.epoll_fd()));
         for (i, fd) in fds.iter().enumerate() {
-            let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: i as u64 };
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: i as u64,
+            };
             // SAFETY: both fds are open; `ev` is a valid epoll_event for the call's duration.
-            if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, *fd, &mut ev) } < 0 {
+            if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, *fd, &mut ev) } < 0
+            {
                 return Err(ConsumeError::Poll(std::io::Error::last_os_error()));
             }
         }
-        Ok(Consumer { ring, perf: self.perf, epoll })
+        Ok(Consumer {
+            ring,
+            perf: self.perf,
+            epoll,
+        })
     }
 }
 
@@ -157,7 +187,8 @@ impl Consumer<'_> {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: `events` is a writable array of the length passed.
-        let n = unsafe { libc::epoll_wait(self.epoll.as_fd().as_raw_fd(), events.as_mut_ptr(), 8, ms) };
+        let n =
+            unsafe { libc::epoll_wait(self.epoll.as_fd().as_raw_fd(), events.as_mut_ptr(), 8, ms) };
         if n < 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EINTR) {

@@ -1,7 +1,9 @@
 //! The runner's library. See `docs/architecture.md` for the path of data:
 //! object → normalise → load/attach → consume → decode → print.
 
+pub mod btf;
 pub mod consume;
+pub mod decode;
 pub mod metrics;
 pub mod mounts;
 pub mod signals;

@@ -32,8 +32,12 @@ impl MetricsServer {
     /// Binds `addr` and serves `registry` until dropped.
     pub fn start(addr: SocketAddr, registry: Arc<Mutex<Registry>>) -> Result<Self, MetricsError> {
         let listener = TcpListener::bind(addr).map_err(|source| MetricsError { addr, source })?;
-        let addr = listener.local_addr().map_err(|source| MetricsError { addr, source })?;
-        listener.set_nonblocking(true).map_err(|source| MetricsError { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| MetricsError { addr, source })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| MetricsError { addr, source })?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -52,7 +56,11 @@ impl MetricsServer {
                 }
             })
             .map_err(|source| MetricsError { addr, source })?;
-        Ok(Self { addr, stop, thread: Some(thread) })
+        Ok(Self {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -92,11 +100,23 @@ fn serve_one(conn: TcpStream, registry: &Mutex<Registry>) -> std::io::Result<()>
     let path = request_line.split_whitespace().nth(1).unwrap_or("/");
     let (status, ctype, body) = if path == "/metrics" || path.starts_with("/metrics?") {
         let reg = registry.lock().unwrap_or_else(|p| p.into_inner());
-        ("200 OK", "text/plain; version=0.0.4; charset=utf-8", render(&reg))
+        (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            render(&reg),
+        )
     } else if path == "/" {
-        ("200 OK", "text/html", "<a href=\"/metrics\">/metrics</a>\n".to_string())
+        (
+            "200 OK",
+            "text/html",
+            "<a href=\"/metrics\">/metrics</a>\n".to_string(),
+        )
     } else {
-        ("404 Not Found", "text/plain", "not found; try /metrics\n".to_string())
+        (
+            "404 Not Found",
+            "text/plain",
+            "not found; try /metrics\n".to_string(),
+        )
     };
     let mut w = conn;
     write!(w, "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())?;

@@ -14,12 +14,24 @@ pub struct PseudoFs {
     pub used_for: &'static str,
 }
 
-pub const TRACEFS: PseudoFs =
-    PseudoFs { fstype: "tracefs", target: "/sys/kernel/tracing", magic: 0x7472_6163, used_for: "tracepoints and uprobes" };
-pub const DEBUGFS: PseudoFs =
-    PseudoFs { fstype: "debugfs", target: "/sys/kernel/debug", magic: 0x6462_6720, used_for: "legacy tracing paths" };
-pub const BPFFS: PseudoFs =
-    PseudoFs { fstype: "bpf", target: "/sys/fs/bpf", magic: 0xcafe_4a11, used_for: "pinning BPF objects" };
+pub const TRACEFS: PseudoFs = PseudoFs {
+    fstype: "tracefs",
+    target: "/sys/kernel/tracing",
+    magic: 0x7472_6163,
+    used_for: "tracepoints and uprobes",
+};
+pub const DEBUGFS: PseudoFs = PseudoFs {
+    fstype: "debugfs",
+    target: "/sys/kernel/debug",
+    magic: 0x6462_6720,
+    used_for: "legacy tracing paths",
+};
+pub const BPFFS: PseudoFs = PseudoFs {
+    fstype: "bpf",
+    target: "/sys/fs/bpf",
+    magic: 0xcafe_4a11,
+    used_for: "pinning BPF objects",
+};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{fs} is not mounted at {target} (needed for {used_for}) and mounting it failed: {source}; run: mount -t {fs} {fs} {target}")]
@@ -32,7 +44,9 @@ pub struct MountError {
 
 /// True when `fs` is mounted at its usual place.
 pub fn is_mounted(fs: &PseudoFs) -> bool {
-    let Ok(path) = CString::new(fs.target) else { return false };
+    let Ok(path) = CString::new(fs.target) else {
+        return false;
+    };
     // SAFETY: statfs only writes into the zeroed struct we own; `path` is NUL-terminated.
     unsafe {
         let mut st: libc::statfs = std::mem::zeroed();
@@ -45,14 +59,27 @@ pub fn ensure(fs: &PseudoFs) -> Result<bool, MountError> {
     if is_mounted(fs) {
         return Ok(false);
     }
-    let err = |source| MountError { fs: fs.fstype, target: fs.target, used_for: fs.used_for, source };
+    let err = |source| MountError {
+        fs: fs.fstype,
+        target: fs.target,
+        used_for: fs.used_for,
+        source,
+    };
     if !Path::new(fs.target).is_dir() {
         std::fs::create_dir_all(fs.target).map_err(err)?;
     }
     let c = |s: &str| CString::new(s).expect("static strings have no NUL");
     let (src, target, fstype) = (c(fs.fstype), c(fs.target), c(fs.fstype));
     // SAFETY: all pointers are valid NUL-terminated strings; data is null as these filesystems take none.
-    let rc = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
     if rc != 0 {
         return Err(err(io::Error::last_os_error()));
     }

@@ -8,7 +8,11 @@ static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 pub fn stop_flag() -> Arc<AtomicBool> {
     FLAG.get_or_init(|| {
         let flag = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+        for sig in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
             // Registration only fails for forbidden signals (SIGKILL...), never these.
             let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
         }

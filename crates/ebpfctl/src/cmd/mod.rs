@@ -17,7 +17,11 @@ mod run;
 mod top;
 
 #[derive(Parser)]
-#[command(name = "ebpfctl", version, about = "Run eBPF probes with zero user-space code; trace; inspect BPF state")]
+#[command(
+    name = "ebpfctl",
+    version,
+    about = "Run eBPF probes with zero user-space code; trace; inspect BPF state"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

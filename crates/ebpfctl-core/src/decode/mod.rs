@@ -1,0 +1,574 @@
+//! Decoding raw map keys, values and events through BTF.
+//!
+//! A [`Decoder`] is compiled once per type into a small tree of [`Node`]s (offsets resolved,
+//! typedef meanings looked up), then applied to every record without touching BTF again.
+//! Honours member offsets (no packed structs needed), bitfields, every integer width and
+//! sign, bool, enums by name, char arrays as strings, other arrays as arrays, nested structs
+//! and unions as objects, floats, pointers as hex; u64 stays exact. Typedef names with a
+//! meaning (see `include/ebpfctl.h` and docs/conventions.md) decode specially.
+
+mod names;
+pub mod net;
+pub mod sink;
+pub mod sys;
+pub mod time;
+
+use std::sync::Arc;
+
+use crate::btf::{Btf, BtfError, Data, Kind, INT_BOOL, INT_SIGNED};
+pub use sink::{JsonSink, Sink, TextSink};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error(transparent)]
+    Btf(#[from] BtfError),
+    #[error("type nesting deeper than {0} levels")]
+    TooDeep(usize),
+}
+
+/// A typedef with a meaning to the decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Special {
+    Ipv4,
+    Ipv6,
+    Duration,
+    Timestamp,
+    Errno,
+    Signal,
+    Syscall,
+    L4Endpoint,
+}
+
+impl Special {
+    /// Recognises a typedef name: ours (`ebpfctl_x`), the short one, or bumblebee's.
+    pub fn from_typedef(name: &str) -> Option<Special> {
+        let n = name.strip_prefix("ebpfctl_").unwrap_or(name);
+        Some(match n {
+            "ipv4_addr" => Special::Ipv4,
+            "ipv6_addr" => Special::Ipv6,
+            "duration" | "duration_ns" => Special::Duration,
+            "timestamp" | "ktime" => Special::Timestamp,
+            "errno" | "errno_t" => Special::Errno,
+            "signal" | "signal_t" => Special::Signal,
+            "syscall" | "syscall_t" | "syscall_nr" => Special::Syscall,
+            "l4_endpoint" => Special::L4Endpoint,
+            _ => return None,
+        })
+    }
+}
+
+/// One compiled element of a type. Offsets are relative to the enclosing record's base.
+#[derive(Debug, Clone)]
+pub enum Node {
+    Uint {
+        off: u32,
+        size: u8,
+    },
+    Int {
+        off: u32,
+        size: u8,
+    },
+    Bool {
+        off: u32,
+        size: u8,
+    },
+    Bitfield {
+        bit_off: u32,
+        bits: u8,
+        signed: bool,
+    },
+    Float {
+        off: u32,
+        size: u8,
+    },
+    Enum {
+        off: u32,
+        size: u8,
+        signed: bool,
+        names: Arc<[(i64, String)]>,
+    },
+    Ptr {
+        off: u32,
+    },
+    Str {
+        off: u32,
+        len: u32,
+    },
+    Array {
+        off: u32,
+        stride: u32,
+        count: u32,
+        elem: Box<Node>,
+    },
+    Struct {
+        off: u32,
+        fields: Vec<(String, Node)>,
+    },
+    Special {
+        off: u32,
+        size: u32,
+        kind: Special,
+    },
+    /// Void, functions and other things with no value.
+    Empty,
+}
+
+const MAX_DEPTH: usize = 32;
+
+fn read_uint(data: &[u8], off: usize, size: usize) -> u64 {
+    let mut b = [0u8; 8];
+    let end = (off + size.min(8)).min(data.len());
+    if let Some(s) = data.get(off..end) {
+        b[..s.len()].copy_from_slice(s);
+    }
+    u64::from_le_bytes(b)
+}
+
+fn sign_extend(v: u64, bits: u32) -> i64 {
+    if bits == 0 || bits >= 64 {
+        return v as i64;
+    }
+    let shift = 64 - bits;
+    ((v << shift) as i64) >> shift
+}
+
+/// Compiles `type_id` of `btf` into a node tree.
+pub fn compile(btf: &Btf, type_id: u32) -> Result<Node, DecodeError> {
+    compile_at(btf, type_id, 0, 0)
+}
+
+fn compile_at(btf: &Btf, type_id: u32, off: u32, depth: usize) -> Result<Node, DecodeError> {
+    if depth > MAX_DEPTH {
+        return Err(DecodeError::TooDeep(MAX_DEPTH));
+    }
+    for name in btf.typedef_names(type_id) {
+        if let Some(kind) = Special::from_typedef(name) {
+            let size = btf.size_of(type_id)? as u32;
+            return Ok(Node::Special { off, size, kind });
+        }
+    }
+    let id = btf.resolve(type_id)?;
+    if id == 0 {
+        return Ok(Node::Empty);
+    }
+    let t = btf.get(id)?;
+    Ok(match (&t.kind, &t.data) {
+        (
+            Kind::Int,
+            Data::Int {
+                encoding,
+                bit_offset,
+                bits,
+            },
+        ) => {
+            let size = t.size_or_type.min(16) as u8;
+            let signed = encoding & INT_SIGNED != 0;
+            if u32::from(*bits) < u32::from(size) * 8 || *bit_offset != 0 {
+                Node::Bitfield {
+                    bit_off: off * 8 + u32::from(*bit_offset),
+                    bits: *bits,
+                    signed,
+                }
+            } else if encoding & INT_BOOL != 0 {
+                Node::Bool { off, size }
+            } else if signed {
+                Node::Int { off, size }
+            } else {
+                Node::Uint { off, size }
+            }
+        }
+        (Kind::Float, _) => Node::Float {
+            off,
+            size: t.size_or_type as u8,
+        },
+        (Kind::Ptr, _) => Node::Ptr { off },
+        (Kind::Enum | Kind::Enum64, Data::Enum(vals)) => Node::Enum {
+            off,
+            size: t.size_or_type as u8,
+            signed: t.kind_flag,
+            names: vals
+                .iter()
+                .map(|v| (v.value, btf.str(v.name_off).to_string()))
+                .collect(),
+        },
+        (Kind::Array, Data::Array { elem, len, .. }) => {
+            let eid = btf.resolve(*elem)?;
+            let is_char = btf
+                .get(eid)
+                .is_ok_and(|e| e.kind == Kind::Int && btf.str(e.name_off) == "char");
+            if is_char {
+                Node::Str { off, len: *len }
+            } else {
+                let stride = btf.size_of(*elem)? as u32;
+                Node::Array {
+                    off,
+                    stride,
+                    count: *len,
+                    elem: Box::new(compile_at(btf, *elem, 0, depth + 1)?),
+                }
+            }
+        }
+        (Kind::Struct | Kind::Union, Data::Members(members)) => {
+            let mut fields = Vec::with_capacity(members.len());
+            for (i, m) in members.iter().enumerate() {
+                let name = match btf.str(m.name_off) {
+                    "" => format!("_{i}"),
+                    n => n.to_string(),
+                };
+                let node = if m.bitfield_size > 0 {
+                    let mt = btf.resolve(m.type_id)?;
+                    let signed = btf.get(mt).is_ok_and(|t| matches!(t.data, Data::Int { encoding, .. } if encoding & INT_SIGNED != 0));
+                    Node::Bitfield {
+                        bit_off: m.bit_offset,
+                        bits: m.bitfield_size as u8,
+                        signed,
+                    }
+                } else {
+                    compile_at(btf, m.type_id, m.bit_offset / 8, depth + 1)?
+                };
+                // Anonymous struct/union members are flattened into their parent, as in C.
+                match node {
+                    Node::Struct {
+                        off: inner,
+                        fields: sub,
+                    } if btf.str(m.name_off).is_empty() => {
+                        fields.extend(sub.into_iter().map(|(n, f)| (n, shift(f, inner))));
+                    }
+                    n => fields.push((name, n)),
+                }
+            }
+            Node::Struct { off, fields }
+        }
+        _ => Node::Empty,
+    })
+}
+
+/// Moves a node compiled at offset 0 of an anonymous member to that member's offset.
+fn shift(node: Node, by: u32) -> Node {
+    match node {
+        Node::Uint { off, size } => Node::Uint {
+            off: off + by,
+            size,
+        },
+        Node::Int { off, size } => Node::Int {
+            off: off + by,
+            size,
+        },
+        Node::Bool { off, size } => Node::Bool {
+            off: off + by,
+            size,
+        },
+        Node::Bitfield {
+            bit_off,
+            bits,
+            signed,
+        } => Node::Bitfield {
+            bit_off: bit_off + by * 8,
+            bits,
+            signed,
+        },
+        Node::Float { off, size } => Node::Float {
+            off: off + by,
+            size,
+        },
+        Node::Enum {
+            off,
+            size,
+            signed,
+            names,
+        } => Node::Enum {
+            off: off + by,
+            size,
+            signed,
+            names,
+        },
+        Node::Ptr { off } => Node::Ptr { off: off + by },
+        Node::Str { off, len } => Node::Str { off: off + by, len },
+        Node::Array {
+            off,
+            stride,
+            count,
+            elem,
+        } => Node::Array {
+            off: off + by,
+            stride,
+            count,
+            elem,
+        },
+        Node::Struct { off, fields } => Node::Struct {
+            off: off + by,
+            fields,
+        },
+        Node::Special { off, size, kind } => Node::Special {
+            off: off + by,
+            size,
+            kind,
+        },
+        Node::Empty => Node::Empty,
+    }
+}
+
+impl Node {
+    /// Writes the value at `base` in `data` to `sink`.
+    pub fn render<S: Sink>(&self, data: &[u8], base: usize, sink: &mut S) {
+        match self {
+            Node::Uint { off, size } => {
+                let at = base + *off as usize;
+                if *size == 16 {
+                    // u128: exact as a decimal string.
+                    let lo = read_uint(data, at, 8) as u128;
+                    let hi = read_uint(data, at + 8, 8) as u128;
+                    sink.str(&((hi << 64) | lo).to_string());
+                } else {
+                    sink.u64(read_uint(data, at, *size as usize));
+                }
+            }
+            Node::Int { off, size } => {
+                let v = read_uint(data, base + *off as usize, *size as usize);
+                sink.i64(sign_extend(v, u32::from(*size) * 8));
+            }
+            Node::Bool { off, size } => {
+                sink.bool(read_uint(data, base + *off as usize, *size as usize) != 0)
+            }
+            Node::Bitfield {
+                bit_off,
+                bits,
+                signed,
+            } => {
+                let byte = base + (*bit_off / 8) as usize;
+                let shift = bit_off % 8;
+                let raw = read_uint(data, byte, 8) >> shift;
+                let v = if *bits >= 64 {
+                    raw
+                } else {
+                    raw & ((1u64 << bits) - 1)
+                };
+                if *signed {
+                    sink.i64(sign_extend(v, u32::from(*bits)));
+                } else {
+                    sink.u64(v);
+                }
+            }
+            Node::Float { off, size } => {
+                let at = base + *off as usize;
+                let v = match size {
+                    4 => f64::from(f32::from_bits(read_uint(data, at, 4) as u32)),
+                    _ => f64::from_bits(read_uint(data, at, 8)),
+                };
+                sink.f64(v);
+            }
+            Node::Enum {
+                off,
+                size,
+                signed,
+                names,
+            } => {
+                let raw = read_uint(data, base + *off as usize, *size as usize);
+                let v = if *signed {
+                    sign_extend(raw, u32::from(*size) * 8)
+                } else {
+                    raw as i64
+                };
+                match names.iter().find(|(val, _)| *val == v) {
+                    Some((_, n)) => sink.str(n),
+                    None => sink.i64(v),
+                }
+            }
+            Node::Ptr { off } => {
+                sink.str(&format!("{:#x}", read_uint(data, base + *off as usize, 8)))
+            }
+            Node::Str { off, len } => {
+                let at = base + *off as usize;
+                let s = data
+                    .get(at..(at + *len as usize).min(data.len()))
+                    .unwrap_or(&[]);
+                let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
+                sink.str(&String::from_utf8_lossy(&s[..end]));
+            }
+            Node::Array {
+                off,
+                stride,
+                count,
+                elem,
+            } => {
+                sink.begin_array();
+                for i in 0..*count as usize {
+                    elem.render(data, base + *off as usize + i * *stride as usize, sink);
+                }
+                sink.end_array();
+            }
+            Node::Struct { off, fields } => {
+                sink.begin_object();
+                for (name, f) in fields {
+                    sink.key(name);
+                    f.render(data, base + *off as usize, sink);
+                }
+                sink.end_object();
+            }
+            Node::Special { off, size, kind } => {
+                render_special(*kind, data, base + *off as usize, *size as usize, sink)
+            }
+            Node::Empty => sink.str(""),
+        }
+    }
+
+    /// The value as a number, when it is one (for counters, gauges and histograms).
+    pub fn number(&self, data: &[u8], base: usize) -> Option<f64> {
+        Some(match self {
+            Node::Uint { off, size } => {
+                read_uint(data, base + *off as usize, (*size).min(8) as usize) as f64
+            }
+            Node::Int { off, size } => sign_extend(
+                read_uint(data, base + *off as usize, *size as usize),
+                u32::from(*size) * 8,
+            ) as f64,
+            Node::Bool { off, size } => f64::from(u8::from(
+                read_uint(data, base + *off as usize, *size as usize) != 0,
+            )),
+            Node::Float { off, size } => match size {
+                4 => f64::from(f32::from_bits(
+                    read_uint(data, base + *off as usize, 4) as u32
+                )),
+                _ => f64::from_bits(read_uint(data, base + *off as usize, 8)),
+            },
+            Node::Bitfield { .. } | Node::Enum { .. } => {
+                let mut t = TextSink::default();
+                self.render(data, base, &mut t);
+                t.out.parse().ok()?
+            }
+            Node::Special {
+                off,
+                size,
+                kind: Special::Duration | Special::Timestamp,
+            } => read_uint(data, base + *off as usize, *size as usize) as f64,
+            _ => return None,
+        })
+    }
+
+    /// True for a `duration` typedef (observed in seconds by histograms).
+    pub fn is_duration(&self) -> bool {
+        matches!(
+            self,
+            Node::Special {
+                kind: Special::Duration,
+                ..
+            }
+        )
+    }
+
+    /// The value as text: scalars plain, composites as JSON.
+    pub fn text(&self, data: &[u8], base: usize) -> String {
+        let mut t = TextSink::default();
+        self.render(data, base, &mut t);
+        t.out
+    }
+}
+
+fn render_special<S: Sink>(kind: Special, data: &[u8], at: usize, size: usize, sink: &mut S) {
+    let bytes = data.get(at..(at + size).min(data.len())).unwrap_or(&[]);
+    let int = |signed: bool| {
+        let v = read_uint(data, at, size);
+        if signed {
+            sign_extend(v, (size * 8) as u32)
+        } else {
+            v as i64
+        }
+    };
+    match kind {
+        Special::Ipv4 => sink.str(&net::ipv4(bytes)),
+        Special::Ipv6 => sink.str(&net::ipv6(bytes)),
+        Special::L4Endpoint => sink.str(&net::l4_endpoint(bytes)),
+        Special::Duration => sink.u64(read_uint(data, at, size)),
+        Special::Timestamp => sink.str(&time::ktime_to_rfc3339(read_uint(data, at, size))),
+        Special::Errno => {
+            let v = int(true);
+            match sys::errno_name(v) {
+                Some(n) => sink.str(&n),
+                None => sink.i64(v),
+            }
+        }
+        Special::Signal => {
+            let v = int(true);
+            match sys::signal_name(v) {
+                Some(n) => sink.str(n),
+                None => sink.i64(v),
+            }
+        }
+        Special::Syscall => {
+            let v = int(true);
+            match sys::syscall_name(v) {
+                Some(n) => sink.str(n),
+                None => sink.i64(v),
+            }
+        }
+    }
+}
+
+/// A compiled decoder for one record type (a map key, value or event).
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    pub root: Node,
+    /// Size of the type in bytes.
+    pub size: usize,
+    /// The BTF type spelled for humans, e.g. `struct event`.
+    pub type_name: String,
+}
+
+impl Decoder {
+    pub fn new(btf: &Btf, type_id: u32) -> Result<Decoder, DecodeError> {
+        Ok(Decoder {
+            root: compile(btf, type_id)?,
+            size: btf.size_of(type_id)? as usize,
+            type_name: btf.type_name(type_id),
+        })
+    }
+
+    /// A decoder that shows raw bytes as hex (no BTF).
+    pub fn raw(size: usize) -> Decoder {
+        Decoder {
+            root: Node::Array {
+                off: 0,
+                stride: 1,
+                count: size as u32,
+                elem: Box::new(Node::Uint { off: 0, size: 1 }),
+            },
+            size,
+            type_name: format!("{size} bytes"),
+        }
+    }
+
+    /// Top-level named fields: a struct's members, or one field called `scalar_name`.
+    pub fn fields<'a>(&'a self, scalar_name: &'a str) -> Vec<(&'a str, &'a Node)> {
+        match &self.root {
+            Node::Struct { fields, .. } => fields.iter().map(|(n, f)| (n.as_str(), f)).collect(),
+            other => vec![(scalar_name, other)],
+        }
+    }
+
+    /// Writes the fields as `"name":value` pairs into an open JSON object (no braces).
+    pub fn write_fields(&self, data: &[u8], scalar_name: &str, sink: &mut JsonSink<'_>) {
+        match &self.root {
+            Node::Struct { off, fields } => {
+                for (name, f) in fields {
+                    sink.key(name);
+                    f.render(data, *off as usize, sink);
+                }
+            }
+            other => {
+                sink.key(scalar_name);
+                other.render(data, 0, sink);
+            }
+        }
+    }
+
+    /// The whole value as a `serde_json::Value` (for tools and introspection, not hot paths).
+    pub fn to_value(&self, data: &[u8]) -> serde_json::Value {
+        let mut out = Vec::with_capacity(64);
+        self.root
+            .render(data, 0, &mut JsonSink::new(&mut out, false));
+        serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests;

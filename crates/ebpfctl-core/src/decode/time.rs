@@ -1,0 +1,81 @@
+//! Time typedefs: `duration` (nanoseconds) and `timestamp` (`bpf_ktime_get_ns`, CLOCK_MONOTONIC).
+use std::sync::OnceLock;
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
+/// Wall-clock nanoseconds minus monotonic nanoseconds, measured once per process.
+fn monotonic_to_wall() -> i128 {
+    static OFFSET: OnceLock<i128> = OnceLock::new();
+    *OFFSET.get_or_init(|| clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC))
+}
+
+/// Current CLOCK_MONOTONIC in ns (what `bpf_ktime_get_ns` returns).
+pub fn monotonic_now_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC) as u64
+}
+
+/// RFC 3339 UTC with nanoseconds for a Unix time in ns.
+pub fn rfc3339_ns(unix_ns: i128) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(unix_ns)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| unix_ns.to_string())
+}
+
+/// RFC 3339 wall-clock time for a `bpf_ktime_get_ns()` value.
+pub fn ktime_to_rfc3339(ktime_ns: u64) -> String {
+    rfc3339_ns(i128::from(ktime_ns) + monotonic_to_wall())
+}
+
+/// Wall-clock Unix ns for a `bpf_ktime_get_ns()` value.
+pub fn ktime_to_unix_ns(ktime_ns: u64) -> i128 {
+    i128::from(ktime_ns) + monotonic_to_wall()
+}
+
+/// Now, as RFC 3339 with nanoseconds.
+pub fn now_rfc3339() -> String {
+    rfc3339_ns(clock_ns(libc::CLOCK_REALTIME))
+}
+
+/// "1.3ms", "850ns", "2.5s": a short human duration.
+pub fn human_duration(ns: u64) -> String {
+    let f = ns as f64;
+    if ns < 1_000 {
+        format!("{ns}ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1}µs", f / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.1}ms", f / 1e6)
+    } else {
+        format!("{:.2}s", f / 1e9)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(human_duration(850), "850ns");
+        assert_eq!(human_duration(1_300_000), "1.3ms");
+        assert_eq!(
+            rfc3339_ns(1_509_722_216_890_551_865),
+            "2017-11-03T15:16:56.890551865Z"
+        );
+        // A timestamp taken now decodes to within a second of the wall clock.
+        let now = ktime_to_unix_ns(monotonic_now_ns());
+        assert!((now - clock_ns(libc::CLOCK_REALTIME)).abs() < 1_000_000_000);
+    }
+}

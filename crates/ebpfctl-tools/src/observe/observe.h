@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * observe.h - layout shared by observe.bpf.c and the Rust decoder (event.rs).
+ * Every change here must be mirrored in event.rs (sizes are checked at load time).
+ */
+#ifndef __OBSERVE_H__
+#define __OBSERVE_H__
+
+#define OBS_KIND_CLIENT 1
+#define OBS_KIND_SERVER 2
+
+/* flags */
+#define OBS_F_ERROR 1        /* client: roundTrip returned a non-nil error */
+#define OBS_F_WRITEHEADER 2  /* server: status seen by (*response).WriteHeader */
+#define OBS_F_TLS 4          /* request carried TLS connection state */
+
+#define OBS_METHOD_LEN 16
+#define OBS_PROTO_LEN 16
+#define OBS_SCHEME_LEN 8
+#define OBS_NET_LEN 8
+#define OBS_HOST_LEN 64
+#define OBS_PATH_LEN 128
+#define OBS_REMOTE_LEN 48
+#define OBS_ERR_LEN 64
+#define OBS_HDR_LEN 512
+
+/* Byte offsets of the Go struct fields the probes read; from DWARF or the built-in table.
+ * A value of OBS_NO_OFFSET disables the read that needs it. */
+#define OBS_NO_OFFSET 0xffffffffu
+struct obs_offsets {
+	__u32 req_method;      /* net/http.Request.Method (string) */
+	__u32 req_url;         /* net/http.Request.URL (*url.URL) */
+	__u32 req_proto;       /* net/http.Request.Proto (string) */
+	__u32 req_host;        /* net/http.Request.Host (string) */
+	__u32 req_remote_addr; /* net/http.Request.RemoteAddr (string) */
+	__u32 req_tls;         /* net/http.Request.TLS (*tls.ConnectionState) */
+	__u32 url_scheme;      /* net/url.URL.Scheme */
+	__u32 url_host;        /* net/url.URL.Host */
+	__u32 url_path;        /* net/url.URL.Path */
+	__u32 resp_status_code;    /* net/http.Response.StatusCode (int) */
+	__u32 resp_content_length; /* net/http.Response.ContentLength (int64) */
+	__u32 sresp_conn;      /* net/http.response.conn (*conn) */
+	__u32 sresp_status;    /* net/http.response.status (int) */
+	__u32 sresp_written;   /* net/http.response.written (int64) */
+	__u32 conn_bufr;       /* net/http.conn.bufr (*bufio.Reader) */
+	__u32 bufio_buf;       /* bufio.Reader.buf ([]byte) */
+	__u32 bufio_r;         /* bufio.Reader.r (int) */
+	__u32 _pad;
+};
+
+struct obs_config {
+	struct obs_offsets off;
+	__u32 filter_pids;     /* 1: only PIDs in the `pids` map */
+	__u32 capture_headers; /* 1: copy the server's raw request head (traceparent) */
+	__u64 wakeup_bytes;    /* wake user space only when this much data is waiting */
+};
+
+struct obs_event {
+	__u64 start_ns;        /* bpf_ktime_get_ns() at entry */
+	__u64 end_ns;          /* at the RET */
+	__u64 goroutine;       /* runtime.g pointer (R14) */
+	__s64 content_length;  /* client: Response.ContentLength; server: bytes written */
+	__s64 err_errno;       /* client error: errno inside *net.OpError → *os.SyscallError, best effort */
+	__u64 err_itab;        /* client error: itab pointer of the error interface */
+	__u64 resp_ptr;        /* server: the *response (internal) */
+	__u32 pid;
+	__u32 tid;
+	__u16 status;
+	__u8 kind;
+	__u8 flags;
+	__u16 hdr_len;
+	__u16 _pad;
+	char comm[16];
+	char method[OBS_METHOD_LEN];
+	char proto[OBS_PROTO_LEN];
+	char scheme[OBS_SCHEME_LEN];
+	char err_net[OBS_NET_LEN];
+	char host[OBS_HOST_LEN];
+	char path[OBS_PATH_LEN];
+	char remote[OBS_REMOTE_LEN];
+	char err_msg[OBS_ERR_LEN];
+	char hdr[OBS_HDR_LEN];
+};
+
+struct obs_key {
+	__u32 pid;
+	__u32 _pad;
+	__u64 goroutine;
+};
+
+#endif /* __OBSERVE_H__ */
