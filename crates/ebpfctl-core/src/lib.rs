@@ -3,7 +3,10 @@
 
 pub mod btf;
 pub mod consume;
+pub mod convention;
 pub mod decode;
+pub mod load;
 pub mod metrics;
 pub mod mounts;
+pub mod object;
 pub mod signals;

@@ -1,0 +1,149 @@
+//! Explaining a verifier rejection: the decisive log lines, the failing instruction with its
+//! C source line (the kernel annotates the log from BTF line info), and a one-line hint.
+use std::fmt;
+
+use regex::Regex;
+
+/// What went wrong loading one program, distilled from libbpf's and the verifier's logs.
+#[derive(Debug, Clone, Default)]
+pub struct VerifierReport {
+    pub program: String,
+    /// libbpf's summary, e.g. "-EACCES".
+    pub error: String,
+    /// The last lines of the verifier log before its statistics.
+    pub decisive: Vec<String>,
+    /// The C source line of the failing instruction ("x = *p; @ probe.bpf.c:42").
+    pub source: Option<String>,
+    /// The failing instruction ("12: (61) r1 = *(u32 *)(r0 +0)").
+    pub insn: Option<String>,
+    pub hint: Option<&'static str>,
+}
+
+impl fmt::Display for VerifierReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the verifier rejected program {} ({})",
+            self.program, self.error
+        )?;
+        if let Some(s) = &self.source {
+            write!(f, "\n  at: {s}")?;
+        }
+        if let Some(i) = &self.insn {
+            write!(f, "\n  instruction: {i}")?;
+        }
+        for l in &self.decisive {
+            write!(f, "\n  | {l}")?;
+        }
+        if let Some(h) = self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+const HINTS: &[(&str, &str)] = &[
+    (r"_or_null'|invalid mem access 'scalar'|invalid mem access 'map_value_or_null'",
+     "missing NULL check: test the pointer from bpf_map_lookup_elem / bpf_ringbuf_reserve before using it"),
+    (r"back-edge from insn|infinite loop detected|loop is not bounded|unbounded loop",
+     "unbounded loop: give the loop a constant bound (for (i = 0; i < N && ...; i++)) or use bpf_loop()"),
+    (r"combined stack size|stack size of|invalid (write|read) to stack R10 off=-(5[2-9][0-9]|[6-9][0-9][0-9]|\d{4,})",
+     "stack too large (512 bytes max): put big structs in a per-CPU array map or reserve them in the ring buffer"),
+    (r"BPF program is too large|too many instructions|The sequence of \d+ jumps is too complex|complexity limit",
+     "program too large or too complex for the verifier: split it (tail calls, bpf_loop) or reduce unrolling"),
+    (r"cannot call GPL-restricted function",
+     "helper is GPL-only: declare char LICENSE[] SEC(\"license\") = \"GPL\";"),
+    (r"unknown func|helper call is not allowed|program of this type cannot use helper|not allowed in this program type",
+     "helper not allowed for this program type (or unknown to this kernel): use another helper or program type"),
+    (r"invalid access to packet",
+     "packet access without a bounds check: compare data + offset against data_end first"),
+    (r"!read_ok", "a register is read before it is set"),
+    (r"invalid indirect read from stack",
+     "reading uninitialised stack memory: zero-initialise the struct (= {}) or __builtin_memset it"),
+    (r"R\d+ (invalid mem access|min value is negative|unbounded memory access)",
+     "out-of-bounds or unchecked access: bound the index/offset with an explicit check before using it"),
+];
+
+/// Builds a report from the captured libbpf output for `program`.
+pub fn explain(program: &str, error: &str, log: &[String]) -> VerifierReport {
+    // The kernel's log sits between libbpf's BEGIN/END markers.
+    let text: Vec<&str> = log.iter().flat_map(|l| l.lines()).collect();
+    let start = text
+        .iter()
+        .position(|l| l.contains("BEGIN PROG LOAD LOG"))
+        .map_or(0, |i| i + 1);
+    let end = text
+        .iter()
+        .rposition(|l| l.contains("END PROG LOAD LOG"))
+        .unwrap_or(text.len());
+    let body: Vec<&str> = text
+        .get(start..end.max(start))
+        .unwrap_or(&[])
+        .iter()
+        .map(|l| l.trim_end())
+        .filter(|l| !l.is_empty())
+        .collect();
+    // Drop the statistics tail ("processed N insns ...", "verification time").
+    let stop = body
+        .iter()
+        .position(|l| l.starts_with("processed ") || l.starts_with("verification time"))
+        .unwrap_or(body.len());
+    let relevant = &body[..stop];
+    let decisive: Vec<String> = relevant
+        .iter()
+        .rev()
+        .take(4)
+        .rev()
+        .map(|s| s.to_string())
+        .collect();
+    let insn_re = Regex::new(r"^\d+: \([0-9a-f]{2}\)").expect("static regex");
+    let insn = relevant
+        .iter()
+        .rev()
+        .find(|l| insn_re.is_match(l))
+        .map(|s| s.to_string());
+    let source = relevant
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("; "))
+        .map(|s| s.trim_start_matches("; ").to_string());
+    let joined = body.join("\n");
+    let hint = HINTS
+        .iter()
+        .find(|(pat, _)| Regex::new(pat).expect("static regex").is_match(&joined))
+        .map(|(_, h)| *h);
+    VerifierReport {
+        program: program.to_string(),
+        error: error.to_string(),
+        decisive,
+        source,
+        insn,
+        hint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_check_hint_and_source() {
+        let log: Vec<String> = [
+            "libbpf: prog 'h': BPF program load failed: -EACCES",
+            "libbpf: prog 'h': -- BEGIN PROG LOAD LOG --",
+            "0: R1=ctx() R10=fp0",
+            "; e->pid = 1; @ bad.bpf.c:20",
+            "5: (62) *(u32 *)(r0 +0) = 1",
+            "R0 invalid mem access 'ringbuf_mem_or_null'",
+            "processed 6 insns (limit 1000000) max_states_per_insn 0",
+            "-- END PROG LOAD LOG --",
+        ]
+        .map(String::from)
+        .to_vec();
+        let r = explain("h", "-EACCES", &log);
+        assert_eq!(r.source.as_deref(), Some("e->pid = 1; @ bad.bpf.c:20"));
+        assert_eq!(r.insn.as_deref(), Some("5: (62) *(u32 *)(r0 +0) = 1"));
+        assert!(r.hint.unwrap().contains("NULL check"));
+        assert!(r.decisive.last().unwrap().contains("invalid mem access"));
+    }
+}
