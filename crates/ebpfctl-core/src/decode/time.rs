@@ -62,12 +62,56 @@ pub fn human_duration(ns: u64) -> String {
     }
 }
 
+/// Parses "1.5ms", "250us", "2s", "1m", "100" (ns) into nanoseconds.
+pub fn parse_duration_ns(text: &str) -> Option<i128> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult = match unit {
+        "" | "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 60e9,
+        "h" => 3600e9,
+        _ => return None,
+    };
+    let v = num.parse::<f64>().ok()?;
+    Some((v * mult).round() as i128)
+}
+
+/// Parses a command-line duration where a bare number means seconds ("2" = 2 s, "500ms").
+pub fn parse_cli_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let ns = if t.chars().all(|c| c.is_ascii_digit() || c == '.') && !t.is_empty() {
+        t.parse::<f64>().ok().map(|s| (s * 1e9) as i128)
+    } else {
+        parse_duration_ns(t)
+    };
+    match ns {
+        Some(ns) if ns >= 0 => Ok(std::time::Duration::from_nanos(ns as u64)),
+        _ => Err(format!(
+            "expected a duration like 2s, 500ms or 1m, got {text:?}"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn formats() {
+        assert_eq!(parse_duration_ns("1.5ms"), Some(1_500_000));
+        assert_eq!(parse_duration_ns("250us"), Some(250_000));
+        assert_eq!(parse_duration_ns("3 parsecs"), None);
+        assert_eq!(
+            parse_cli_duration("2").unwrap(),
+            std::time::Duration::from_secs(2)
+        );
+        assert!(parse_cli_duration("soon").is_err());
         assert_eq!(human_duration(850), "850ns");
         assert_eq!(human_duration(1_300_000), "1.3ms");
         assert_eq!(

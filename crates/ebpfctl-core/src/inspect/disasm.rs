@@ -273,8 +273,16 @@ fn alu(i: &Insn, wide: bool) -> String {
         0xc0 => "s>>=",
         0x80 => return format!("{d} = -{d}"),
         0xb0 => {
-            // MOVSX: off is the source width in bits.
+            // MOVSX: off is the source width in bits; -1 is the kernel's per-CPU address
+            // mov; 1 with X is an arena address-space cast.
             return match i.off {
+                -1 if i.code & X != 0 => format!("{d} = &(void __percpu *)({})", reg(i.src, wide)),
+                1 if i.code & X != 0 => format!(
+                    "{d} = addr_space_cast({}, {}, {})",
+                    reg(i.src, wide),
+                    (i.imm as u32) >> 16,
+                    i.imm & 0xffff
+                ),
                 8 | 16 | 32 if i.code & X != 0 => format!("{d} = (s{}){}", i.off, reg(i.src, wide)),
                 _ => format!("{d} = {s}"),
             };
@@ -376,7 +384,18 @@ mod tests {
     use super::*;
 
     fn one(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> String {
-        format(&[Insn { code, dst, src, off, imm }], 0, &NoNames).0
+        format(
+            &[Insn {
+                code,
+                dst,
+                src,
+                off,
+                imm,
+            }],
+            0,
+            &NoNames,
+        )
+        .0
     }
 
     #[test]
@@ -396,19 +415,49 @@ mod tests {
         assert_eq!(one(0x6d, 1, 2, -2, 0), "if r1 s> r2 goto pc-2");
         assert_eq!(one(0x56, 1, 0, 1, 5), "if w1 != 0x5 goto pc+1");
         assert_eq!(one(0x05, 0, 0, 4, 0), "goto pc+4");
-        assert_eq!(one(0xdb, 1, 2, 0, 0x01), "r2 = atomic64_fetch_add((u64 *)(r1 +0), r2)");
+        assert_eq!(
+            one(0xdb, 1, 2, 0, 0x01),
+            "r2 = atomic64_fetch_add((u64 *)(r1 +0), r2)"
+        );
         assert_eq!(one(0xdb, 1, 2, 8, 0x00), "lock *(u64 *)(r1 +8) += r2");
         assert_eq!(one(0xbf, 1, 2, 8, 0), "r1 = (s8)r2");
         assert_eq!(one(0xdc, 1, 0, 0, 16), "r1 = be16 r1");
         assert_eq!(one(0x3f, 1, 2, 1, 0), "r1 s/= r2");
         let ld = [
-            Insn { code: 0x18, dst: 1, src: 2, off: 0, imm: 11 },
-            Insn { code: 0, dst: 0, src: 0, off: 0, imm: 4 },
+            Insn {
+                code: 0x18,
+                dst: 1,
+                src: 2,
+                off: 0,
+                imm: 11,
+            },
+            Insn {
+                code: 0,
+                dst: 0,
+                src: 0,
+                off: 0,
+                imm: 4,
+            },
         ];
-        assert_eq!(format(&ld, 0, &NoNames), ("r1 = map[id:11][0]+4".to_string(), 2));
+        assert_eq!(
+            format(&ld, 0, &NoNames),
+            ("r1 = map[id:11][0]+4".to_string(), 2)
+        );
         let ll = [
-            Insn { code: 0x18, dst: 2, src: 0, off: 0, imm: -1 },
-            Insn { code: 0, dst: 0, src: 0, off: 0, imm: 0 },
+            Insn {
+                code: 0x18,
+                dst: 2,
+                src: 0,
+                off: 0,
+                imm: -1,
+            },
+            Insn {
+                code: 0,
+                dst: 0,
+                src: 0,
+                off: 0,
+                imm: 0,
+            },
         ];
         assert_eq!(format(&ll, 0, &NoNames).0, "r2 = 0xffffffff ll");
     }

@@ -9,7 +9,7 @@ use super::print::{self, Format};
 use super::sys::{self, Holder, ObjKind};
 use super::{InspectError, Result};
 use crate::btf::Btf;
-use crate::decode::{Decoder, JsonSink, TextSink};
+use crate::decode::{Decoder, JsonSink, Sink, TextSink};
 
 /// One map, as `map list` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -65,7 +65,10 @@ fn build(
         key_type: tn(i.btf_key_type_id),
         value_type: tn(i.btf_value_type_id),
         pinned: pins.get(&(ObjKind::Map, id)).cloned().unwrap_or_default(),
-        pids: holders.get(&(ObjKind::Map, id)).cloned().unwrap_or_default(),
+        pids: holders
+            .get(&(ObjKind::Map, id))
+            .cloned()
+            .unwrap_or_default(),
     }
 }
 
@@ -83,14 +86,22 @@ pub fn list() -> Result<Vec<MapInfo>> {
             Err(e) => return Err(e),
         };
         let info = raw_info(fd.as_fd(), id)?;
-        let btf = if info.btf_id != 0 && (info.btf_key_type_id != 0 || info.btf_value_type_id != 0) {
+        let btf = if info.btf_id != 0 && (info.btf_key_type_id != 0 || info.btf_value_type_id != 0)
+        {
             btfs.entry(info.btf_id)
                 .or_insert_with(|| sys::kernel_btf(info.btf_id).ok())
                 .as_ref()
         } else {
             None
         };
-        out.push(build(id, &info, &sys::fdinfo(fd.as_fd()), btf, &holders, &pins));
+        out.push(build(
+            id,
+            &info,
+            &sys::fdinfo(fd.as_fd()),
+            btf,
+            &holders,
+            &pins,
+        ));
     }
     Ok(out)
 }
@@ -125,7 +136,11 @@ pub fn print_list<W: Write>(w: &mut W, maps: &[MapInfo], format: Format) -> io::
 }
 
 pub fn print_one<W: Write>(w: &mut W, m: &MapInfo) -> io::Result<()> {
-    writeln!(w, "{}: {}  name {}  flags {:#x}", m.id, m.kind, m.name, m.flags)?;
+    writeln!(
+        w,
+        "{}: {}  name {}  flags {:#x}",
+        m.id, m.kind, m.name, m.flags
+    )?;
     let mut line = format!(
         "\tkey {}B  value {}B  max_entries {}",
         m.bytes_key, m.bytes_value, m.max_entries
@@ -153,7 +168,11 @@ pub fn print_one<W: Write>(w: &mut W, m: &MapInfo) -> io::Result<()> {
         writeln!(w, "\tpinned {p}")?;
     }
     if !m.pids.is_empty() {
-        let s: Vec<String> = m.pids.iter().map(|h| format!("{}({})", h.comm, h.pid)).collect();
+        let s: Vec<String> = m
+            .pids
+            .iter()
+            .map(|h| format!("{}({})", h.comm, h.pid))
+            .collect();
         writeln!(w, "\tpids {}", s.join(", "))?;
     }
     Ok(())
@@ -173,13 +192,25 @@ const BLOOM_FILTER: u32 = 30;
 const USER_RINGBUF: u32 = 31;
 const ARENA: u32 = 33;
 
+fn is_array(t: u32) -> bool {
+    // array, prog_array, percpu_array, array_of_maps
+    matches!(t, 2 | 3 | PERCPU_ARRAY | 12)
+}
+
 fn is_percpu(t: u32) -> bool {
-    matches!(t, PERCPU_HASH | PERCPU_ARRAY | LRU_PERCPU_HASH | PERCPU_CGROUP_STORAGE)
+    matches!(
+        t,
+        PERCPU_HASH | PERCPU_ARRAY | LRU_PERCPU_HASH | PERCPU_CGROUP_STORAGE
+    )
 }
 
 /// How one side (key or value) of a map is shown.
 enum Side {
     Btf(Decoder),
+    /// A global-data section (`.data`, `.rodata`, `.bss`): an object of its variables.
+    Section(Vec<(String, usize, Decoder)>),
+    /// An array index without BTF: a little-endian u32.
+    Index,
     Hex,
 }
 
@@ -187,6 +218,22 @@ impl Side {
     fn json(&self, data: &[u8], out: &mut Vec<u8>) {
         match self {
             Side::Btf(d) => d.root.render(data, 0, &mut JsonSink::new(out, false)),
+            Side::Section(vars) => {
+                let mut sink = JsonSink::new(out, false);
+                sink.begin_object();
+                for (name, off, d) in vars {
+                    sink.key(name);
+                    d.root.render(data, *off, &mut sink);
+                }
+                sink.end_object();
+            }
+            Side::Index => out.extend_from_slice(
+                itoa::Buffer::new()
+                    .format(u32::from_le_bytes(
+                        data[..4].try_into().expect("4-byte key"),
+                    ))
+                    .as_bytes(),
+            ),
             Side::Hex => crate::decode::sink::write_json_str(out, &sys::hex_bytes(data)),
         }
     }
@@ -197,9 +244,32 @@ impl Side {
                 d.root.render(data, 0, &mut t);
                 t.out
             }
+            Side::Section(_) => {
+                let mut out = Vec::new();
+                self.json(data, &mut out);
+                String::from_utf8_lossy(&out).into_owned()
+            }
+            Side::Index => {
+                u32::from_le_bytes(data[..4].try_into().expect("4-byte key")).to_string()
+            }
             Side::Hex => sys::hex_bytes(data),
         }
     }
+}
+
+/// Per-variable decoders of a DATASEC type, or `None` when `tid` is not one.
+fn section_side(btf: &Btf, tid: u32) -> Option<Side> {
+    let t = btf.get(btf.resolve(tid).ok()?).ok()?;
+    let crate::btf::Data::Datasec(vars) = &t.data else {
+        return None;
+    };
+    let mut out = Vec::new();
+    for v in vars {
+        let var = btf.get(v.type_id).ok()?;
+        let d = Decoder::new(btf, var.size_or_type).ok()?;
+        out.push((btf.str(var.name_off).to_string(), v.offset as usize, d));
+    }
+    Some(Side::Section(out))
 }
 
 /// What `dump` wrote.
@@ -235,6 +305,9 @@ pub fn dump<W: Write>(id: u32, w: &mut W, format: Format) -> Result<DumpStats> {
     let side = |tid: u32, size: u32, what: &str| -> Result<Side> {
         match &btf {
             Some(b) if tid != 0 => {
+                if let Some(sec) = section_side(b, tid) {
+                    return Ok(sec);
+                }
                 let d = Decoder::new(b, tid).map_err(|source| InspectError::Decode {
                     what: format!("{what} of map {id}"),
                     source,
@@ -246,6 +319,7 @@ pub fn dump<W: Write>(id: u32, w: &mut W, format: Format) -> Result<DumpStats> {
                     Ok(Side::Hex)
                 }
             }
+            _ if what == "key" && size == 4 && is_array(info.type_) => Ok(Side::Index),
             _ => Ok(Side::Hex),
         }
     };
@@ -276,7 +350,11 @@ pub fn dump<W: Write>(id: u32, w: &mut W, format: Format) -> Result<DumpStats> {
         let rc = unsafe {
             libbpf_sys::bpf_map_get_next_key(
                 raw,
-                if have_key { key.as_ptr().cast() } else { std::ptr::null() },
+                if have_key {
+                    key.as_ptr().cast()
+                } else {
+                    std::ptr::null()
+                },
                 next.as_mut_ptr().cast(),
             )
         };
@@ -299,7 +377,10 @@ pub fn dump<W: Write>(id: u32, w: &mut W, format: Format) -> Result<DumpStats> {
             if e.raw_os_error() == Some(libc::ENOENT) {
                 continue; // deleted since we saw its key
             }
-            return Err(InspectError::sys(format!("reading an entry of map {id}"), e));
+            return Err(InspectError::sys(
+                format!("reading an entry of map {id}"),
+                e,
+            ));
         }
         let k = &key[..info.key_size as usize];
         line.clear();
@@ -335,11 +416,15 @@ pub fn dump<W: Write>(id: u32, w: &mut W, format: Format) -> Result<DumpStats> {
                 line.push(b'\n');
                 for cpu in 0..ncpu {
                     let v = &value[cpu * stride..cpu * stride + info.value_size as usize];
-                    line.extend_from_slice(format!("\tcpu{cpu}: {}\n", val_side.text(v)).as_bytes());
+                    line.extend_from_slice(
+                        format!("\tcpu{cpu}: {}\n", val_side.text(v)).as_bytes(),
+                    );
                 }
             } else {
                 line.extend_from_slice(b"  value: ");
-                line.extend_from_slice(val_side.text(&value[..info.value_size as usize]).as_bytes());
+                line.extend_from_slice(
+                    val_side.text(&value[..info.value_size as usize]).as_bytes(),
+                );
                 line.push(b'\n');
             }
         }
@@ -347,7 +432,8 @@ pub fn dump<W: Write>(id: u32, w: &mut W, format: Format) -> Result<DumpStats> {
         entries += 1;
     }
     if json {
-        w.write_all(if entries > 0 { b"\n]\n" } else { b"]\n" }).map_err(out_err)?;
+        w.write_all(if entries > 0 { b"\n]\n" } else { b"]\n" })
+            .map_err(out_err)?;
     } else {
         writeln!(w, "{entries} entries").map_err(out_err)?;
     }

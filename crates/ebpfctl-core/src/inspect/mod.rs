@@ -25,9 +25,9 @@ pub use sys::ObjKind;
 /// Everything that can go wrong while looking at kernel BPF state.
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
-    #[error("no BPF {kind} with id {id}")]
+    #[error("no {kind} with id {id} is loaded")]
     NotFound { kind: ObjKind, id: u32 },
-    #[error("permission denied reading BPF {kind} {id}: introspection needs root (CAP_SYS_ADMIN)")]
+    #[error("permission denied reading {kind} {id}: introspection needs root (CAP_SYS_ADMIN)")]
     Permission { kind: ObjKind, id: u32 },
     #[error("{what}: {source}")]
     Sys { what: String, source: io::Error },

@@ -20,7 +20,9 @@ impl FromStr for Format {
         match s {
             "human" | "text" | "table" => Ok(Format::Human),
             "json" => Ok(Format::Json),
-            other => Err(format!("unknown output format {other:?} (use human or json)")),
+            other => Err(format!(
+                "unknown output format {other:?} (use human or json)"
+            )),
         }
     }
 }
@@ -43,7 +45,10 @@ impl Table {
     pub fn new(headers: &[&str]) -> Table {
         Table {
             right: headers.iter().map(|h| h.starts_with('>')).collect(),
-            rows: vec![headers.iter().map(|h| h.trim_start_matches('>').to_string()).collect()],
+            rows: vec![headers
+                .iter()
+                .map(|h| h.trim_start_matches('>').to_string())
+                .collect()],
         }
     }
 

@@ -62,13 +62,13 @@ pub(crate) fn raw_info(id: u32, want_code: bool) -> Result<(RawProg, HashMap<Str
     let mut first: libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
     sys::info_by_fd(fd.as_fd(), &mut first, &what)?;
     let mut map_ids = vec![0u32; first.nr_map_ids as usize];
-    let (mut xlated, mut func_info, mut line_info) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut xlated, mut line_info) = (Vec::new(), Vec::new());
     // SAFETY: as above.
     let mut info: libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
     info.nr_map_ids = map_ids.len() as u32;
     info.map_ids = map_ids.as_mut_ptr() as u64;
     // Func info is wanted in both cases: it carries the program's full name.
-    func_info = vec![0u8; first.nr_func_info as usize * first.func_info_rec_size as usize];
+    let mut func_info = vec![0u8; first.nr_func_info as usize * first.func_info_rec_size as usize];
     info.nr_func_info = first.nr_func_info;
     info.func_info_rec_size = first.func_info_rec_size;
     info.func_info = func_info.as_mut_ptr() as u64;
@@ -167,7 +167,10 @@ fn build(
         btf_id: (i.btf_id != 0).then_some(i.btf_id),
         verified_insns: i.verified_insns,
         pinned: pins.get(&(ObjKind::Prog, id)).cloned().unwrap_or_default(),
-        pids: holders.get(&(ObjKind::Prog, id)).cloned().unwrap_or_default(),
+        pids: holders
+            .get(&(ObjKind::Prog, id))
+            .cloned()
+            .unwrap_or_default(),
         stats_enabled: stats,
         run_time_ns: i.run_time_ns,
         run_cnt: i.run_cnt,
@@ -210,7 +213,15 @@ pub fn show(id: u32) -> Result<ProgInfo> {
     } else {
         None
     };
-    Ok(build(id, &raw, &fdinfo, btf.as_ref(), &sys::holders(), &sys::pins(), stats_enabled()))
+    Ok(build(
+        id,
+        &raw,
+        &fdinfo,
+        btf.as_ref(),
+        &sys::holders(),
+        &sys::pins(),
+        stats_enabled(),
+    ))
 }
 
 /// Prints programs as `prog list` does.
@@ -261,7 +272,8 @@ pub fn print_one<W: Write>(w: &mut W, p: &ProgInfo) -> io::Result<()> {
             "\trun_time {}  run_cnt {}  avg {}  recursion_misses {}",
             print::nanos(p.run_time_ns as f64),
             p.run_cnt,
-            p.avg_run_ns.map_or("-".to_string(), |n| print::nanos(n as f64)),
+            p.avg_run_ns
+                .map_or("-".to_string(), |n| print::nanos(n as f64)),
             p.recursion_misses
         )?;
     }
@@ -269,7 +281,11 @@ pub fn print_one<W: Write>(w: &mut W, p: &ProgInfo) -> io::Result<()> {
         writeln!(w, "\tpinned {pin}")?;
     }
     if !p.pids.is_empty() {
-        let s: Vec<String> = p.pids.iter().map(|h| format!("{}({})", h.comm, h.pid)).collect();
+        let s: Vec<String> = p
+            .pids
+            .iter()
+            .map(|h| format!("{}({})", h.comm, h.pid))
+            .collect();
         writeln!(w, "\tpids {}", s.join(", "))?;
     }
     Ok(())
@@ -339,7 +355,11 @@ fn prototype(btf: &Btf, func: u32) -> String {
             .collect(),
         _ => Vec::new(),
     };
-    format!("{} {name}({})", btf.type_name(proto.size_or_type), args.join(", "))
+    format!(
+        "{} {name}({})",
+        btf.type_name(proto.size_or_type),
+        args.join(", ")
+    )
 }
 
 /// Disassembles a loaded program with its BTF line and function info.
@@ -399,7 +419,11 @@ pub fn dump(id: u32) -> Result<ProgDump> {
         });
         pc += width;
     }
-    Ok(ProgDump { id, name, insns: out })
+    Ok(ProgDump {
+        id,
+        name,
+        insns: out,
+    })
 }
 
 /// Prints a dump: a function header, `; source` above each line group (with

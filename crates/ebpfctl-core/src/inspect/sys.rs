@@ -26,9 +26,9 @@ pub enum ObjKind {
 impl fmt::Display for ObjKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            ObjKind::Prog => "program",
-            ObjKind::Map => "map",
-            ObjKind::Link => "link",
+            ObjKind::Prog => "BPF program",
+            ObjKind::Map => "BPF map",
+            ObjKind::Link => "BPF link",
             ObjKind::Btf => "BTF object",
         })
     }
@@ -62,10 +62,10 @@ pub(crate) fn next_id(kind: ObjKind, start: u32) -> Result<Option<u32>> {
     match e.raw_os_error() {
         Some(libc::ENOENT) => Ok(None),
         Some(libc::EPERM) | Some(libc::EACCES) => Err(InspectError::sys(
-            format!("listing BPF {kind}s (needs root / CAP_SYS_ADMIN)"),
+            format!("listing {kind}s (needs root / CAP_SYS_ADMIN)"),
             e,
         )),
-        _ => Err(InspectError::sys(format!("listing BPF {kind}s"), e)),
+        _ => Err(InspectError::sys(format!("listing {kind}s"), e)),
     }
 }
 
@@ -99,7 +99,7 @@ pub(crate) fn fd_by_id(kind: ObjKind, id: u32) -> Result<OwnedFd> {
     Err(match e.raw_os_error() {
         Some(libc::ENOENT) => InspectError::NotFound { kind, id },
         Some(libc::EPERM) | Some(libc::EACCES) => InspectError::Permission { kind, id },
-        _ => InspectError::sys(format!("opening BPF {kind} {id}"), e),
+        _ => InspectError::sys(format!("opening {kind} {id}"), e),
     })
 }
 
@@ -109,17 +109,27 @@ pub(crate) fn info_by_fd<T>(fd: BorrowedFd<'_>, info: &mut T, what: &str) -> Res
     // SAFETY: `info` is a valid, writable `T` of `len` bytes; the pointers it contains were
     // set by the caller to buffers that outlive this call and match the counts it set.
     let rc = unsafe {
-        libbpf_sys::bpf_obj_get_info_by_fd(fd.as_raw_fd(), (info as *mut T).cast::<c_void>(), &mut len)
+        libbpf_sys::bpf_obj_get_info_by_fd(
+            fd.as_raw_fd(),
+            (info as *mut T).cast::<c_void>(),
+            &mut len,
+        )
     };
     if rc != 0 {
-        return Err(InspectError::sys(format!("reading info of {what}"), errno_of(rc)));
+        return Err(InspectError::sys(
+            format!("reading info of {what}"),
+            errno_of(rc),
+        ));
     }
     Ok(len)
 }
 
 /// `key: value` lines of `/proc/self/fdinfo/FD`.
 pub(crate) fn fdinfo(fd: BorrowedFd<'_>) -> HashMap<String, String> {
-    parse_fdinfo(&std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap_or_default())
+    parse_fdinfo(
+        &std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))
+            .unwrap_or_default(),
+    )
 }
 
 fn parse_fdinfo(text: &str) -> HashMap<String, String> {
@@ -133,7 +143,11 @@ fn parse_fdinfo(text: &str) -> HashMap<String, String> {
 
 /// A C name buffer (NUL-padded) as a string.
 pub(crate) fn cname(buf: &[std::ffi::c_char]) -> String {
-    let bytes: Vec<u8> = buf.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = buf
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -200,7 +214,10 @@ pub(crate) fn holders() -> HashMap<(ObjKind, u32), Vec<Holder>> {
             };
             let info = std::fs::read_to_string(p.path().join("fdinfo").join(fd.file_name()))
                 .unwrap_or_default();
-            let Some(id) = parse_fdinfo(&info).get(key).and_then(|v| v.parse::<u32>().ok()) else {
+            let Some(id) = parse_fdinfo(&info)
+                .get(key)
+                .and_then(|v| v.parse::<u32>().ok())
+            else {
                 continue;
             };
             let comm = comm
@@ -227,13 +244,17 @@ pub(crate) fn bpffs_mounts() -> Vec<PathBuf> {
         .filter_map(|l| {
             let (pre, post) = l.split_once(" - ")?;
             let fstype = post.split_whitespace().next()?;
-            (fstype == "bpf").then(|| PathBuf::from(unescape_mount(pre.split_whitespace().nth(4)?)))
+            let target = pre.split_whitespace().nth(4)?;
+            (fstype == "bpf").then(|| PathBuf::from(unescape_mount(target)))
         })
         .collect()
 }
 
 fn unescape_mount(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// Pinned paths of every BPF object under every bpffs mount.
@@ -270,9 +291,15 @@ fn walk_pins(dir: &Path, depth: usize, out: &mut HashMap<(ObjKind, u32), Vec<Str
         // SAFETY: a fresh fd owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(rc) };
         let info = fdinfo(std::os::fd::AsFd::as_fd(&fd));
-        for (key, kind) in [("prog_id", ObjKind::Prog), ("map_id", ObjKind::Map), ("link_id", ObjKind::Link)] {
+        for (key, kind) in [
+            ("link_id", ObjKind::Link),
+            ("prog_id", ObjKind::Prog),
+            ("map_id", ObjKind::Map),
+        ] {
             if let Some(id) = info.get(key).and_then(|v| v.parse::<u32>().ok()) {
-                out.entry((kind, id)).or_default().push(path.display().to_string());
+                out.entry((kind, id))
+                    .or_default()
+                    .push(path.display().to_string());
                 break;
             }
         }
@@ -282,7 +309,10 @@ fn walk_pins(dir: &Path, depth: usize, out: &mut HashMap<(ObjKind, u32), Vec<Str
 /// Wall-clock RFC 3339 time of a `CLOCK_BOOTTIME` nanosecond stamp (as in `load_time`).
 pub(crate) fn boottime_to_rfc3339(ns: u64) -> String {
     let now = |clk| {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: `ts` is a valid timespec we own.
         unsafe { libc::clock_gettime(clk, &mut ts) };
         ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
@@ -290,7 +320,10 @@ pub(crate) fn boottime_to_rfc3339(ns: u64) -> String {
     let wall = now(libc::CLOCK_REALTIME) - now(libc::CLOCK_BOOTTIME) + ns as i128;
     time::OffsetDateTime::from_unix_timestamp_nanos(wall)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| format!("boot+{ns}ns"))
 }
 
@@ -309,7 +342,11 @@ pub(crate) fn btf_info(id: u32) -> Result<KernelBtfInfo> {
     let mut info: libbpf_sys::bpf_btf_info = unsafe { std::mem::zeroed() };
     info.name = name.as_mut_ptr() as u64;
     info.name_len = name.len() as u32;
-    info_by_fd(std::os::fd::AsFd::as_fd(&fd), &mut info, &format!("BTF object {id}"))?;
+    info_by_fd(
+        std::os::fd::AsFd::as_fd(&fd),
+        &mut info,
+        &format!("BTF object {id}"),
+    )?;
     let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
     Ok(KernelBtfInfo {
         name: String::from_utf8_lossy(&name[..end]).into_owned(),
@@ -329,7 +366,11 @@ pub(crate) fn kernel_btf_raw(id: u32) -> Result<(Vec<u8>, bool)> {
     let mut bi: libbpf_sys::bpf_btf_info = unsafe { std::mem::zeroed() };
     bi.btf = buf.as_mut_ptr() as u64;
     bi.btf_size = buf.len() as u32;
-    info_by_fd(std::os::fd::AsFd::as_fd(&fd), &mut bi, &format!("BTF object {id}"))?;
+    info_by_fd(
+        std::os::fd::AsFd::as_fd(&fd),
+        &mut bi,
+        &format!("BTF object {id}"),
+    )?;
     buf.truncate(bi.btf_size as usize);
     Ok((buf, split))
 }

@@ -44,7 +44,7 @@ impl fmt::Display for VerifierReport {
 
 const HINTS: &[(&str, &str)] = &[
     (r"_or_null'|invalid mem access 'scalar'|invalid mem access 'map_value_or_null'",
-     "missing NULL check: test the pointer from bpf_map_lookup_elem / bpf_ringbuf_reserve before using it"),
+     "missing NULL check (test the pointer from bpf_map_lookup_elem / bpf_ringbuf_reserve before use) or use after bpf_ringbuf_submit"),
     (r"back-edge from insn|infinite loop detected|loop is not bounded|unbounded loop",
      "unbounded loop: give the loop a constant bound (for (i = 0; i < N && ...; i++)) or use bpf_loop()"),
     (r"combined stack size|stack size of|invalid (write|read) to stack R10 off=-(5[2-9][0-9]|[6-9][0-9][0-9]|\d{4,})",

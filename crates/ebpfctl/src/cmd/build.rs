@@ -1,8 +1,38 @@
-//! `ebpfctl build` (not built yet).
+//! `ebpfctl build PROBE.bpf.c`: compile a probe with this kernel's vmlinux.h and our headers.
+use std::path::PathBuf;
+
+use anyhow::Context;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The probe source (.bpf.c).
+    source: PathBuf,
+    /// Output object [default: the source with .o instead of .c].
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Extra include directory (repeatable).
+    #[arg(short = 'I', long = "include")]
+    includes: Vec<PathBuf>,
+    /// Extra clang flag (repeatable), e.g. -DDEBUG.
+    #[arg(long = "cflag", allow_hyphen_values = true)]
+    cflags: Vec<String>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("`ebpfctl build` is not available in this build")
+pub fn run(a: Args) -> anyhow::Result<i32> {
+    if !a.source.is_file() {
+        anyhow::bail!("{}: no such file", a.source.display());
+    }
+    let out = a.output.unwrap_or_else(|| a.source.with_extension("o"));
+    let include_dir = ebpfctl_build::prepare_include_dir(&ebpfctl_build::default_include_dir())
+        .context("preparing headers (vmlinux.h, libbpf, ebpfctl.h)")?;
+    ebpfctl_build::Compile {
+        src: a.source.clone(),
+        out: out.clone(),
+        include_dir,
+        extra_includes: a.includes,
+        cflags: a.cflags,
+    }
+    .run()?;
+    eprintln!("ebpfctl: built {}", out.display());
+    Ok(0)
 }

@@ -85,9 +85,25 @@ pub fn run() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            // The whole chain on one line: "what failed: why: root cause".
-            eprintln!("ebpfctl: error: {e:#}");
+            eprintln!("ebpfctl: error: {}", one_line(&e));
             1
         }
     }
+}
+
+/// The whole error chain on one line ("what failed: why: root cause"), skipping causes a
+/// message already spells out (typed errors often embed their source).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        if out.contains(msg.as_str()) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&msg);
+    }
+    out
 }

@@ -1,8 +1,153 @@
-//! `ebpfctl run` (not built yet).
+//! `ebpfctl run OBJECT`: load any compiled BPF object and turn its maps into output.
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use ebpfctl_core::convention::Keyword;
+use ebpfctl_core::decode::time::parse_cli_duration;
+use ebpfctl_core::load::attach::AttachOptions;
+use ebpfctl_core::load::LoadOptions;
+use ebpfctl_core::object::{params, ObjectSpec};
+use ebpfctl_core::run::{Output, RunOptions};
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Json,
+    Table,
+    /// Metrics only, nothing on stdout.
+    None,
+}
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The compiled BPF object (.o).
+    object: PathBuf,
+    /// Output on stdout [default: table on a terminal, json otherwise].
+    #[arg(short, long, value_enum)]
+    output: Option<Format>,
+    /// Set a `const volatile` global before load (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    /// List the object's parameters with types and defaults, then exit.
+    #[arg(long)]
+    list_params: bool,
+    /// Serve Prometheus metrics here [default: 127.0.0.1:9091 when a map has a metric keyword].
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Serve no metrics.
+    #[arg(long, conflicts_with = "metrics_addr")]
+    no_metrics: bool,
+    /// Snapshot / redraw period for key/value maps.
+    #[arg(long, default_value = "1s", value_parser = parse_cli_duration)]
+    interval: std::time::Duration,
+    /// Stop after this long (default: until Ctrl-C / SIGTERM).
+    #[arg(long, value_parser = parse_cli_duration)]
+    duration: Option<std::time::Duration>,
+    /// Network interface for xdp, tc, tcx and socket programs.
+    #[arg(long)]
+    iface: Option<String>,
+    /// cgroup directory for cgroup programs.
+    #[arg(long)]
+    cgroup: Option<PathBuf>,
+    /// Sampling frequency for perf_event programs, per CPU.
+    #[arg(long, default_value_t = 99)]
+    perf_freq: u64,
+    /// Fail when any program cannot load or attach (default: report it and run the rest).
+    #[arg(long)]
+    strict: bool,
+    /// Member observed by `hist` on ring buffers [default: first `duration` member, else `value`].
+    #[arg(long)]
+    hist_key: Option<String>,
+    /// Slot width of slot-keyed `hist` maps [default: log2 slots].
+    #[arg(long)]
+    hist_linear_step: Option<f64>,
+    /// Size in bytes of ring buffers declared with max_entries 0.
+    #[arg(long)]
+    ringbuf_size: Option<u32>,
+    /// Show libbpf's messages.
+    #[arg(short, long)]
+    verbose: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("`ebpfctl run` is not available in this build")
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))
+}
+
+pub fn run(a: Args) -> anyhow::Result<i32> {
+    let spec = ObjectSpec::from_path(&a.object).with_context(|| a.object.display().to_string())?;
+    if a.list_params {
+        print_params(&spec);
+        return Ok(0);
+    }
+    for c in &spec.changes {
+        if a.verbose {
+            eprintln!("ebpfctl: {c}");
+        }
+    }
+    let wants_metrics = spec.maps.iter().any(|m| {
+        matches!(
+            m.keyword,
+            Some(Keyword::Counter | Keyword::Gauge | Keyword::Hist)
+        )
+    });
+    let metrics_addr = match (a.no_metrics, a.metrics_addr) {
+        (true, _) => None,
+        (false, Some(addr)) => Some(addr),
+        (false, None) if wants_metrics => Some(ebpfctl_core::metrics::DEFAULT_ADDR.parse()?),
+        _ => None,
+    };
+    let output = match a.output {
+        Some(Format::Json) => Output::Json,
+        Some(Format::Table) => Output::Table,
+        Some(Format::None) => Output::None,
+        None if std::io::stdout().is_terminal() => Output::Table,
+        None => Output::Json,
+    };
+    let opts = RunOptions {
+        load: LoadOptions {
+            params: a.params,
+            attach: AttachOptions {
+                iface: a.iface,
+                cgroup: a.cgroup,
+                perf_freq: a.perf_freq,
+            },
+            strict: a.strict,
+            ringbuf_bytes: a.ringbuf_size,
+            verbose: a.verbose,
+            no_attach: false,
+        },
+        output,
+        interval: a.interval,
+        duration: a.duration,
+        metrics_addr,
+        metrics_addr_explicit: a.metrics_addr.is_some(),
+        hist_key: a.hist_key,
+        hist_linear_step: a.hist_linear_step,
+    };
+    let stdout = Box::new(std::io::stdout().lock());
+    ebpfctl_core::run::run(&spec, &opts, stdout, &mut |msg: &str| {
+        eprintln!("ebpfctl: {msg}")
+    })
+    .with_context(|| a.object.display().to_string())?;
+    Ok(0)
+}
+
+fn print_params(spec: &ObjectSpec) {
+    if spec.params.is_empty() {
+        println!("no parameters (declare them as `const volatile` globals)");
+        return;
+    }
+    let btf = spec.btf.as_ref().expect("parameters come from BTF");
+    println!("{:<24} {:<20} DEFAULT", "NAME", "TYPE");
+    for p in &spec.params {
+        println!(
+            "{:<24} {:<20} {}",
+            p.name,
+            p.type_name,
+            params::render(btf, p, &p.default)
+        );
+    }
 }

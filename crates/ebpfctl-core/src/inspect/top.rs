@@ -1,0 +1,1 @@
+//! `ebpfctl top`: per-program run time from BPF statistics.

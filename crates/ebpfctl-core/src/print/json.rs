@@ -1,0 +1,129 @@
+//! JSON lines on stdout (schema: docs/json.md). The event path writes straight into a
+//! buffer: no intermediate values, u64 exact.
+use std::io::Write;
+
+use super::{Entry, MapOut, Printer};
+use crate::decode::{sink::write_json_str, time, JsonSink, Sink};
+
+/// Caches the seconds part of RFC 3339 timestamps: formatting per event is too slow.
+struct Clock {
+    sec: i64,
+    prefix: String,
+}
+
+impl Clock {
+    fn write_now(&mut self, out: &mut Vec<u8>) {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+        if ts.tv_sec != self.sec || self.prefix.is_empty() {
+            self.sec = ts.tv_sec;
+            let full = time::rfc3339_ns(i128::from(ts.tv_sec) * 1_000_000_000);
+            // "2026-11-22T03:10:35Z" → "2026-11-22T03:10:35"
+            self.prefix = full
+                .trim_end_matches('Z')
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .to_string();
+        }
+        out.push(b'"');
+        out.extend_from_slice(self.prefix.as_bytes());
+        out.push(b'.');
+        let ns = itoa::Buffer::new().format(ts.tv_nsec).to_string();
+        out.extend(std::iter::repeat_n(b'0', 9 - ns.len()));
+        out.extend_from_slice(ns.as_bytes());
+        out.extend_from_slice(b"Z\"");
+    }
+}
+
+/// Writes one JSON object per event / snapshot entry / loss notice.
+pub struct JsonPrinter<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+    clock: Clock,
+}
+
+impl<W: Write> JsonPrinter<W> {
+    pub fn new(out: W) -> Self {
+        Self {
+            out,
+            buf: Vec::with_capacity(1 << 16),
+            clock: Clock {
+                sec: 0,
+                prefix: String::new(),
+            },
+        }
+    }
+
+    fn head(&mut self, map: &MapOut) {
+        self.buf.extend_from_slice(b"{\"_map\":");
+        write_json_str(&mut self.buf, &map.display);
+        self.buf.extend_from_slice(b",\"_time\":");
+        self.clock.write_now(&mut self.buf);
+    }
+
+    fn end(&mut self) {
+        self.buf.extend_from_slice(b"}\n");
+        if self.buf.len() >= 1 << 16 {
+            let _ = self.out.write_all(&self.buf);
+            self.buf.clear();
+        }
+    }
+}
+
+impl<W: Write> Printer for JsonPrinter<W> {
+    fn event(&mut self, map: &MapOut, data: &[u8]) {
+        self.head(map);
+        map.value
+            .write_fields(data, "value", &mut JsonSink::new(&mut self.buf, true));
+        self.end();
+    }
+
+    fn snapshot(&mut self, map: &MapOut, entries: &[Entry]) {
+        // A value member named like a key member would repeat a JSON key: nest the value then.
+        let clash = map.key.as_ref().is_some_and(|kd| {
+            let keys: Vec<&str> = kd.fields("key").iter().map(|(n, _)| *n).collect();
+            map.value
+                .fields("value")
+                .iter()
+                .any(|(n, _)| keys.contains(n))
+        });
+        for (k, v) in entries {
+            self.head(map);
+            let mut sink = JsonSink::new(&mut self.buf, true);
+            if let Some(kd) = &map.key {
+                kd.write_fields(k, "key", &mut sink);
+            }
+            if clash {
+                sink.key("value");
+                map.value.root.render(v, 0, &mut sink);
+            } else {
+                map.value.write_fields(v, "value", &mut sink);
+            }
+            self.end();
+        }
+    }
+
+    fn lost(&mut self, map: &MapOut, new: u64, total: u64) {
+        self.head(map);
+        self.buf.extend_from_slice(b",\"_lost\":");
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(new).as_bytes());
+        self.buf.extend_from_slice(b",\"_lost_total\":");
+        self.buf
+            .extend_from_slice(itoa::Buffer::new().format(total).as_bytes());
+        self.end();
+    }
+
+    fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            let _ = self.out.write_all(&self.buf);
+            self.buf.clear();
+        }
+        let _ = self.out.flush();
+    }
+}

@@ -1,0 +1,68 @@
+//! Printers: one per output format. Each receives decoded-on-demand records from the runner:
+//! events (ring buffer / perf), snapshots (key/value maps, per interval), lost-event notices.
+//!
+//! `json` (JSON lines, docs/json.md), `table` (live terminal view), `prometheus` (metrics,
+//! docs/metrics.md).
+
+pub mod json;
+pub mod prometheus;
+pub mod table;
+
+use crate::convention::{self, Keyword};
+use crate::decode::Decoder;
+use crate::object::MapSpec;
+
+/// How the runner treats one map: its spec and compiled decoders.
+#[derive(Debug, Clone)]
+pub struct MapOut {
+    /// Name in the object.
+    pub name: String,
+    /// Name in outputs (keyword prefix removed).
+    pub display: String,
+    pub keyword: Keyword,
+    pub map_type: u32,
+    pub key: Option<Decoder>,
+    pub value: Decoder,
+    pub percpu: bool,
+}
+
+impl MapOut {
+    pub fn new(spec: &MapSpec, key: Option<Decoder>, value: Decoder) -> MapOut {
+        MapOut {
+            name: spec.name.clone(),
+            display: convention::display_name(&spec.name).to_string(),
+            keyword: spec.keyword.unwrap_or(Keyword::Print),
+            map_type: spec.map_type,
+            key,
+            value,
+            percpu: convention::is_percpu(spec.map_type),
+        }
+    }
+
+    /// True for ring buffers and perf arrays (one record per event).
+    pub fn is_stream(&self) -> bool {
+        matches!(
+            convention::family(self.map_type),
+            convention::MapFamily::RingBuf | convention::MapFamily::PerfArray
+        )
+    }
+}
+
+/// One key/value entry of a snapshot (per-CPU values already summed).
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// What every printer implements.
+pub trait Printer {
+    /// One event from a stream map.
+    fn event(&mut self, map: &MapOut, data: &[u8]);
+    /// All entries of a key/value map, once per interval.
+    fn snapshot(&mut self, map: &MapOut, entries: &[Entry]);
+    /// `new` more events were lost on `map` (`total` so far).
+    fn lost(&mut self, map: &MapOut, new: u64, total: u64);
+    /// Called once per poll cycle: flush or redraw.
+    fn flush(&mut self);
+    /// Called once at exit: everything still pending goes out.
+    fn finish(&mut self) {
+        self.flush();
+    }
+}

@@ -1,0 +1,458 @@
+//! Prometheus metrics from maps (names and labels: docs/metrics.md).
+//!
+//! - stream maps (`counter`, `hist` on a ring buffer / perf array) update families per event;
+//! - key/value maps (`counter`, `gauge`, `hist`) are read at scrape time by [`MapCollector`],
+//!   per-CPU values summed;
+//! - the runner's own series: events, lost events, decode errors per map, and per-program run
+//!   time and count ([`ProgramStats`]).
+use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use super::{Entry, MapOut};
+use crate::convention::Keyword;
+use crate::decode::Node;
+
+pub type Labels = Vec<(String, String)>;
+
+/// Metric and label names: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn sanitize(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert(0, '_');
+    }
+    s
+}
+
+/// The metric name for a map: `ebpfctl_<name without keyword prefix>`.
+pub fn metric_name(map: &MapOut) -> String {
+    format!("ebpfctl_{}", sanitize(&map.display))
+}
+
+/// Buckets for durations in seconds: 1 µs … ~16 s, doubling.
+pub fn duration_buckets() -> Vec<f64> {
+    (0..25).map(|i| 1e-6 * f64::from(1u32 << i)).collect()
+}
+
+/// Buckets for plain numbers: 1 … 2^31, doubling.
+pub fn number_buckets() -> Vec<f64> {
+    (0..32).map(|i| f64::from(1u32 << i.min(31))).collect()
+}
+
+fn labels_of(node_fields: &[(&str, &Node)], data: &[u8], skip: Option<&str>) -> Labels {
+    node_fields
+        .iter()
+        .filter(|(n, _)| Some(*n) != skip)
+        .map(|(n, node)| (sanitize(n), node.text(data, 0)))
+        .collect()
+}
+
+/// The runner's own series.
+#[derive(Clone)]
+pub struct RunnerMetrics {
+    pub events: Family<Labels, Counter>,
+    pub lost: Family<Labels, Counter>,
+    pub decode_errors: Family<Labels, Counter>,
+}
+
+impl RunnerMetrics {
+    pub fn register(reg: &mut Registry) -> RunnerMetrics {
+        let m = RunnerMetrics {
+            events: Family::default(),
+            lost: Family::default(),
+            decode_errors: Family::default(),
+        };
+        reg.register(
+            "ebpfctl_events",
+            "Records read from ring buffers and perf event arrays, per map",
+            m.events.clone(),
+        );
+        reg.register(
+            "ebpfctl_lost_events",
+            "Events lost (ring buffer full, perf lost samples), per map",
+            m.lost.clone(),
+        );
+        reg.register(
+            "ebpfctl_decode_errors",
+            "Records that could not be decoded (too short for their type), per map",
+            m.decode_errors.clone(),
+        );
+        m
+    }
+
+    pub fn map_labels(map: &MapOut) -> Labels {
+        vec![("map".to_string(), map.display.clone())]
+    }
+}
+
+/// Per-event metrics of one stream map (`counter` or `hist` keyword).
+pub struct StreamMetric {
+    kind: StreamKind,
+    /// The observed member for `hist`, its index in the value's fields.
+    observe: Option<(String, bool)>,
+}
+
+/// Makes histograms with fixed bucket bounds.
+#[derive(Clone)]
+pub struct Buckets(std::sync::Arc<Vec<f64>>);
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(self.0.iter().copied())
+    }
+}
+
+enum StreamKind {
+    Counter(Family<Labels, Counter>),
+    Hist(Family<Labels, Histogram, Buckets>),
+}
+
+impl StreamMetric {
+    /// Registers the metric for `map`; `hist_key` names the observed member (default: the
+    /// first `duration` member, else `value`). Returns an error naming the members when the
+    /// member is missing or not numeric.
+    pub fn register(
+        reg: &mut Registry,
+        map: &MapOut,
+        hist_key: Option<&str>,
+    ) -> Result<StreamMetric, String> {
+        let name = metric_name(map);
+        let fields = map.value.fields("value");
+        match map.keyword {
+            Keyword::Counter => {
+                let fam = Family::<Labels, Counter>::default();
+                reg.register(
+                    name,
+                    format!("Events of map {} by their members", map.name),
+                    fam.clone(),
+                );
+                Ok(StreamMetric {
+                    kind: StreamKind::Counter(fam),
+                    observe: None,
+                })
+            }
+            Keyword::Hist => {
+                let member = match hist_key {
+                    Some(k) => fields.iter().find(|(n, _)| *n == k),
+                    None => fields
+                        .iter()
+                        .find(|(_, n)| n.is_duration())
+                        .or_else(|| fields.iter().find(|(n, _)| *n == "value")),
+                };
+                let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+                let Some((mname, node)) = member else {
+                    return Err(format!(
+                        "map {}: hist needs a numeric member to observe (a `duration` member, one named `value`, or --hist-key); members: {}",
+                        map.name,
+                        names.join(", ")
+                    ));
+                };
+                let is_duration = node.is_duration();
+                let buckets = if is_duration {
+                    duration_buckets()
+                } else {
+                    number_buckets()
+                };
+                let fam = Family::new_with_constructor(Buckets(std::sync::Arc::new(buckets)));
+                let full = if is_duration {
+                    format!("{name}_seconds")
+                } else {
+                    name
+                };
+                reg.register(
+                    full,
+                    format!("Distribution of {mname} in events of map {}", map.name),
+                    fam.clone(),
+                );
+                Ok(StreamMetric {
+                    kind: StreamKind::Hist(fam),
+                    observe: Some((mname.to_string(), is_duration)),
+                })
+            }
+            _ => Err(format!(
+                "map {}: keyword {} does not make stream metrics",
+                map.name, map.keyword
+            )),
+        }
+    }
+
+    pub fn on_event(&self, map: &MapOut, data: &[u8]) {
+        let fields = map.value.fields("value");
+        match &self.kind {
+            StreamKind::Counter(fam) => {
+                fam.get_or_create(&labels_of(&fields, data, None)).inc();
+            }
+            StreamKind::Hist(fam) => {
+                let Some((member, is_duration)) = &self.observe else {
+                    return;
+                };
+                let Some((_, node)) = fields.iter().find(|(n, _)| n == member) else {
+                    return;
+                };
+                let Some(v) = node.number(data, 0) else {
+                    return;
+                };
+                let v = if *is_duration { v / 1e9 } else { v };
+                fam.get_or_create(&labels_of(&fields, data, Some(member)))
+                    .observe(v);
+            }
+        }
+    }
+}
+
+/// Reads a key/value map at scrape time and encodes it as counters, gauges or a histogram.
+#[derive(Debug)]
+pub struct MapCollector {
+    map: MapHandle,
+    out: MapOut,
+    /// For `hist`: linear slot width, or None for log2 slots.
+    linear_step: Option<f64>,
+}
+
+impl MapCollector {
+    /// `map` is an owned handle of the loaded map (`MapHandle::try_from(&map)`).
+    pub fn new(map: MapHandle, out: MapOut, linear_step: Option<f64>) -> MapCollector {
+        MapCollector {
+            map,
+            out,
+            linear_step,
+        }
+    }
+}
+
+/// Every entry of a key/value map, per-CPU values summed.
+pub fn read_entries(map: &MapHandle, out: &MapOut) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    for key in map.keys() {
+        if out.percpu {
+            if let Ok(Some(vals)) = map.lookup_percpu(&key, MapFlags::ANY) {
+                entries.push((key, sum_percpu(out, &vals)));
+            }
+        } else if let Ok(Some(v)) = map.lookup(&key, MapFlags::ANY) {
+            entries.push((key, v));
+        }
+    }
+    entries
+}
+
+/// Adds per-CPU copies of a value member by member (integers only; others from CPU 0).
+pub fn sum_percpu(out: &MapOut, vals: &[Vec<u8>]) -> Vec<u8> {
+    let Some(first) = vals.first() else {
+        return Vec::new();
+    };
+    let mut acc = first.clone();
+    let leaves: Vec<(usize, usize)> = match &out.value.root {
+        Node::Uint { off, size } | Node::Int { off, size } => vec![(*off as usize, *size as usize)],
+        Node::Special { off, size, .. } => vec![(*off as usize, *size as usize)],
+        Node::Struct { fields, .. } => fields
+            .iter()
+            .filter_map(|(_, n)| match n {
+                Node::Uint { off, size } | Node::Int { off, size } => {
+                    Some((*off as usize, *size as usize))
+                }
+                Node::Special { off, size, .. } => Some((*off as usize, *size as usize)),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    };
+    for (off, size) in leaves.into_iter().filter(|(_, s)| *s <= 8) {
+        let mut sum: u64 = 0;
+        for v in vals {
+            let mut b = [0u8; 8];
+            if let Some(s) = v.get(off..off + size) {
+                b[..size].copy_from_slice(s);
+            }
+            sum = sum.wrapping_add(u64::from_le_bytes(b));
+        }
+        if let Some(dst) = acc.get_mut(off..off + size) {
+            dst.copy_from_slice(&sum.to_le_bytes()[..size]);
+        }
+    }
+    acc
+}
+
+impl prometheus_client::collector::Collector for MapCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let entries = read_entries(&self.map, &self.out);
+        let name = metric_name(&self.out);
+        let key_fields = self
+            .out
+            .key
+            .as_ref()
+            .map(|k| k.fields("key"))
+            .unwrap_or_default();
+        let val_fields = self.out.value.fields("value");
+        match self.out.keyword {
+            Keyword::Counter | Keyword::Gauge => {
+                // One series per key per numeric value member.
+                let mut series: BTreeMap<String, Vec<(Labels, f64)>> = BTreeMap::new();
+                for (k, v) in &entries {
+                    let labels = labels_of(&key_fields, k, None);
+                    for (field, node) in &val_fields {
+                        let Some(x) = node.number(v, 0) else { continue };
+                        let n = if val_fields.len() == 1 {
+                            name.clone()
+                        } else {
+                            format!("{name}_{}", sanitize(field))
+                        };
+                        series.entry(n).or_default().push((labels.clone(), x));
+                    }
+                }
+                let is_counter = self.out.keyword == Keyword::Counter;
+                let (ty, help) = if is_counter {
+                    (MetricType::Counter, "Counter")
+                } else {
+                    (MetricType::Gauge, "Gauge")
+                };
+                for (n, samples) in series {
+                    let help = format!("{help} from map {}", self.out.name);
+                    let mut me = enc.encode_descriptor(&n, &help, None, ty)?;
+                    for (labels, x) in samples {
+                        let mut fam = me.encode_family(&labels)?;
+                        if is_counter {
+                            fam.encode_counter::<Labels, f64, f64>(&x, None)?;
+                        } else {
+                            fam.encode_gauge(&x)?;
+                        }
+                    }
+                }
+            }
+            Keyword::Hist => {
+                // Key: a slot (scalar key, or a member named `slot`) plus label members.
+                let slot_name = if key_fields.len() == 1 {
+                    key_fields[0].0
+                } else {
+                    "slot"
+                };
+                let mut hists: BTreeMap<Labels, BTreeMap<u64, u64>> = BTreeMap::new();
+                for (k, v) in &entries {
+                    let Some((_, slot_node)) = key_fields.iter().find(|(n, _)| *n == slot_name)
+                    else {
+                        continue;
+                    };
+                    let Some(slot) = slot_node.number(k, 0) else {
+                        continue;
+                    };
+                    let count = self.out.value.root.number(v, 0).unwrap_or(0.0) as u64;
+                    let labels = labels_of(&key_fields, k, Some(slot_name));
+                    *hists
+                        .entry(labels)
+                        .or_default()
+                        .entry(slot as u64)
+                        .or_default() += count;
+                }
+                let mut me = enc.encode_descriptor(
+                    &name,
+                    &format!("Histogram from map {} (slot-keyed)", self.out.name),
+                    None,
+                    MetricType::Histogram,
+                )?;
+                for (labels, slots) in hists {
+                    let upper = |s: u64| match self.linear_step {
+                        Some(step) => (s as f64 + 1.0) * step,
+                        None => 2f64.powi(s.min(1023) as i32 + 1) - 1.0,
+                    };
+                    let mut buckets: Vec<(f64, u64)> = Vec::new();
+                    let (mut count, mut sum) = (0u64, 0.0);
+                    let max = slots.keys().max().copied().unwrap_or(0);
+                    for s in 0..=max {
+                        let c = slots.get(&s).copied().unwrap_or(0);
+                        buckets.push((upper(s), c));
+                        count += c;
+                        // Midpoint estimate: slots keep no exact sum.
+                        let lo = if s == 0 { 0.0 } else { upper(s - 1) };
+                        sum += c as f64 * (lo + upper(s)) / 2.0;
+                    }
+                    buckets.push((f64::MAX, 0));
+                    me.encode_family(&labels)?
+                        .encode_histogram::<Labels>(sum, count, &buckets, None)?;
+                }
+            }
+            Keyword::Print => {}
+        }
+        Ok(())
+    }
+}
+
+/// Per-program run time and run count from the kernel (BPF statistics are switched on while
+/// the runner serves metrics).
+#[derive(Debug)]
+pub struct ProgramStats {
+    pub programs: Vec<(String, OwnedFd)>,
+}
+
+impl prometheus_client::collector::Collector for ProgramStats {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut stats = Vec::new();
+        for (name, fd) in &self.programs {
+            // SAFETY: bpf_prog_info is plain data; the kernel fills at most `len` bytes.
+            let mut info: libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libbpf_sys::bpf_prog_info>() as u32;
+            // SAFETY: fd is a valid program fd; info/len describe a writable buffer.
+            let rc = unsafe {
+                libbpf_sys::bpf_prog_get_info_by_fd(
+                    std::os::fd::AsRawFd::as_raw_fd(fd),
+                    &mut info,
+                    &mut len,
+                )
+            };
+            if rc == 0 {
+                stats.push((
+                    vec![("program".to_string(), name.clone())],
+                    info.run_time_ns as f64 / 1e9,
+                    info.run_cnt as f64,
+                ));
+            }
+        }
+        let mut me = enc.encode_descriptor(
+            "ebpfctl_program_run_time_seconds",
+            "Time spent running each BPF program (needs BPF statistics, enabled while serving)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (l, t, _) in &stats {
+            me.encode_family(l)?
+                .encode_counter::<Labels, f64, f64>(t, None)?;
+        }
+        let mut me = enc.encode_descriptor(
+            "ebpfctl_program_runs",
+            "Times each BPF program ran",
+            None,
+            MetricType::Counter,
+        )?;
+        for (l, _, c) in &stats {
+            me.encode_family(l)?
+                .encode_counter::<Labels, f64, f64>(c, None)?;
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the kernel's BPF run-time statistics on while alive (`BPF_ENABLE_STATS`).
+pub struct StatsGuard(#[allow(dead_code)] OwnedFd);
+
+impl StatsGuard {
+    pub fn enable() -> Option<StatsGuard> {
+        // SAFETY: bpf_enable_stats takes a plain enum and returns an fd or a negative errno.
+        let fd = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
+        // SAFETY: a non-negative return is a fresh fd we own.
+        (fd >= 0).then(|| StatsGuard(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }))
+    }
+}

@@ -1,0 +1,307 @@
+//! The runner: an object spec in, outputs out, until a stop signal or the duration ends.
+//! Wires load → consume → decode → print; adds nothing of its own to the data.
+use std::cell::RefCell;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use libbpf_rs::MapHandle;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+
+use crate::consume::{ConsumeError, ConsumerBuilder, LossSource};
+use crate::convention::{Keyword, MapFamily};
+use crate::decode::{DecodeError, Decoder};
+use crate::load::{LoadError, LoadOptions, Loaded};
+use crate::metrics::{MetricsError, MetricsServer};
+use crate::object::ObjectSpec;
+use crate::print::prometheus::{
+    read_entries, MapCollector, ProgramStats, RunnerMetrics, StatsGuard, StreamMetric,
+};
+use crate::print::{json::JsonPrinter, table::TablePrinter, MapOut, Printer};
+use crate::{convention, signals};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Consume(#[from] ConsumeError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error("map {map}: cannot decode its type: {source}")]
+    Decode { map: String, source: DecodeError },
+    #[error("{0}")]
+    Convention(String),
+    #[error("map {0} was not created by the kernel")]
+    MissingMap(String),
+}
+
+/// Output format on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Json,
+    Table,
+    /// Metrics only.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub load: LoadOptions,
+    pub output: Output,
+    /// Snapshot / redraw / loss-check period.
+    pub interval: Duration,
+    pub duration: Option<Duration>,
+    /// Where to serve metrics; `None` serves nothing.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Whether a bind failure on `metrics_addr` is fatal (an address the user chose).
+    pub metrics_addr_explicit: bool,
+    /// Member observed by `hist` on stream maps.
+    pub hist_key: Option<String>,
+    /// Linear slot width for slot-keyed `hist` maps (default: log2 slots).
+    pub hist_linear_step: Option<f64>,
+}
+
+/// Builds the output plan of each keyword map.
+pub fn plan(spec: &ObjectSpec) -> Result<Vec<MapOut>, RunError> {
+    let mut outs = Vec::new();
+    let Some(btf) = &spec.btf else {
+        return Ok(outs);
+    };
+    for m in spec.maps.iter().filter(|m| m.keyword.is_some()) {
+        let dec = |id: u32| {
+            Decoder::new(btf, id).map_err(|source| RunError::Decode {
+                map: m.name.clone(),
+                source,
+            })
+        };
+        let value = dec(m.value_type.expect("checked when the spec was parsed"))?;
+        let key = match (convention::family(m.map_type), m.key_type) {
+            (MapFamily::KeyValue, Some(k)) => Some(dec(k)?),
+            (MapFamily::KeyValue, None) => Some(Decoder::raw(m.key_size as usize)),
+            _ => None,
+        };
+        outs.push(MapOut::new(m, key, value));
+    }
+    Ok(outs)
+}
+
+/// Where user-visible notices go (stderr in the CLI).
+pub type Notify<'a> = &'a mut dyn FnMut(&str);
+
+struct StreamState {
+    out: MapOut,
+    printed: bool,
+    metric: Option<StreamMetric>,
+    events: Counter,
+    decode_errors: Counter,
+}
+
+/// Runs `spec` until SIGINT/SIGTERM or `opts.duration`. Stdout gets the records.
+pub fn run(
+    spec: &ObjectSpec,
+    opts: &RunOptions,
+    stdout: Box<dyn Write>,
+    notify: Notify<'_>,
+) -> Result<(), RunError> {
+    let outs = plan(spec)?;
+    signals::stop_flag();
+    let loaded = Loaded::load(spec, &opts.load)?;
+    for s in &loaded.skipped {
+        notify(&s.to_string());
+    }
+
+    // Metrics: registry, the runner's own series, one metric per keyword map.
+    let mut reg = Registry::default();
+    let runner = RunnerMetrics::register(&mut reg);
+    let mut streams: Vec<Rc<RefCell<StreamState>>> = Vec::new();
+    let mut kv: Vec<(MapOut, MapHandle)> = Vec::new();
+    for out in &outs {
+        let map = loaded
+            .map(&out.name)
+            .ok_or_else(|| RunError::MissingMap(out.name.clone()))?;
+        if out.is_stream() {
+            let metric = match out.keyword {
+                Keyword::Counter | Keyword::Hist => Some(
+                    StreamMetric::register(&mut reg, out, opts.hist_key.as_deref())
+                        .map_err(RunError::Convention)?,
+                ),
+                _ => None,
+            };
+            let labels = RunnerMetrics::map_labels(out);
+            streams.push(Rc::new(RefCell::new(StreamState {
+                out: out.clone(),
+                printed: out.keyword == Keyword::Print,
+                metric,
+                events: runner.events.get_or_create(&labels).clone(),
+                decode_errors: runner.decode_errors.get_or_create(&labels).clone(),
+            })));
+        } else {
+            let handle = MapHandle::try_from(&map)
+                .map_err(|e| RunError::Convention(format!("map {}: {e}", out.name)))?;
+            if out.keyword != Keyword::Print {
+                let h = MapHandle::try_from(&map)
+                    .map_err(|e| RunError::Convention(format!("map {}: {e}", out.name)))?;
+                reg.register_collector(Box::new(MapCollector::new(
+                    h,
+                    out.clone(),
+                    opts.hist_linear_step,
+                )));
+            }
+            kv.push((out.clone(), handle));
+        }
+    }
+    let mut prog_fds = Vec::new();
+    for p in loaded.object.progs() {
+        if let Ok(fd) = p.as_fd().try_clone_to_owned() {
+            prog_fds.push((p.name().to_string_lossy().into_owned(), fd));
+        }
+    }
+    reg.register_collector(Box::new(ProgramStats { programs: prog_fds }));
+
+    let printer: Rc<RefCell<Box<dyn Printer>>> = Rc::new(RefCell::new(match opts.output {
+        Output::Json | Output::None => Box::new(JsonPrinter::new(stdout)),
+        Output::Table => Box::new(TablePrinter::new(stdout, opts.interval)),
+    }));
+
+    // Consumers, and where each stream map's losses are counted.
+    let maps: Vec<_> = streams
+        .iter()
+        .map(|s| loaded.map(&s.borrow().out.name))
+        .collect();
+    let mut builder = ConsumerBuilder::new();
+    let mut losses: Vec<(usize, LossSource, u64)> = Vec::new();
+    for (i, (state, map)) in streams.iter().zip(maps.iter()).enumerate() {
+        let map = map.as_ref().expect("checked above");
+        let st = Rc::clone(state);
+        let pr = Rc::clone(&printer);
+        let quiet = opts.output == Output::None;
+        let on_event = move |data: &[u8]| {
+            let s = st.borrow();
+            s.events.inc();
+            if data.len() < s.out.value.size {
+                s.decode_errors.inc();
+                return;
+            }
+            if s.printed && !quiet {
+                pr.borrow_mut().event(&s.out, data);
+            }
+            if let Some(m) = &s.metric {
+                m.on_event(&s.out, data);
+            }
+        };
+        let family = convention::family(state.borrow().out.map_type);
+        let loss = if family == MapFamily::RingBuf {
+            builder.ring_buffer(map, on_event)?;
+            let spec_map = spec.map(&state.borrow().out.name);
+            match (spec_map.and_then(|m| m.lost_counter), loaded.bss()) {
+                (Some(offset), Some(bss)) => match MapHandle::try_from(&bss) {
+                    Ok(bss) => LossSource::BssCounter { bss, offset },
+                    Err(_) => LossSource::Unknown,
+                },
+                _ => {
+                    notify(&format!(
+                        "map {}: losses are not counted (reserve with ebpfctl_reserve and declare EBPFCTL_LOST_COUNTER({}) to count them)",
+                        state.borrow().out.name,
+                        state.borrow().out.name
+                    ));
+                    LossSource::Unknown
+                }
+            }
+        } else {
+            let cb = on_event;
+            LossSource::Counted(builder.perf_buffer(map, 64, move |_cpu, data| cb(data))?)
+        };
+        losses.push((i, loss, 0));
+    }
+    let consumer = builder.build()?;
+
+    // Serve metrics.
+    let reg = Arc::new(Mutex::new(reg));
+    let mut _server = None;
+    let mut _stats = None;
+    if let Some(addr) = opts.metrics_addr {
+        match MetricsServer::start(addr, Arc::clone(&reg)) {
+            Ok(s) => {
+                notify(&format!(
+                    "serving metrics on http://{}/metrics",
+                    s.local_addr()
+                ));
+                _server = Some(s);
+                _stats = StatsGuard::enable();
+            }
+            Err(e) if opts.metrics_addr_explicit => return Err(e.into()),
+            Err(e) => notify(&format!("metrics disabled: {e}")),
+        }
+    }
+    let attached: Vec<&str> = loaded.attachments.iter().map(|(n, _)| n.as_str()).collect();
+    notify(&format!(
+        "running: {} program(s) attached ({}); stop with Ctrl-C",
+        attached.len(),
+        attached.join(", ")
+    ));
+
+    let started = Instant::now();
+    let mut next_tick = Instant::now();
+    let lost_counters: Vec<Counter> = losses
+        .iter()
+        .map(|(i, _, _)| {
+            runner
+                .lost
+                .get_or_create(&RunnerMetrics::map_labels(&streams[*i].borrow().out))
+                .clone()
+        })
+        .collect();
+    let tick = |printer: &mut Box<dyn Printer>,
+                notify: Notify<'_>,
+                losses: &mut Vec<(usize, LossSource, u64)>| {
+        for (out, handle) in &kv {
+            if out.keyword == Keyword::Print || opts.output == Output::Table {
+                printer.snapshot(out, &read_entries(handle, out));
+            }
+        }
+        for (j, (i, src, seen)) in losses.iter_mut().enumerate() {
+            if let Some(total) = src.total() {
+                if total > *seen {
+                    let new = total - *seen;
+                    *seen = total;
+                    lost_counters[j].inc_by(new);
+                    let out = &streams[*i].borrow().out;
+                    printer.lost(out, new, total);
+                    notify(&format!(
+                        "map {}: lost {new} events ({total} in all)",
+                        out.name
+                    ));
+                }
+            }
+        }
+    };
+    loop {
+        let now = Instant::now();
+        let done = signals::stop_requested()
+            || opts
+                .duration
+                .is_some_and(|d| now.duration_since(started) >= d);
+        if done {
+            break;
+        }
+        let mut wait = next_tick.saturating_duration_since(now);
+        if let Some(d) = opts.duration {
+            wait = wait.min(d.saturating_sub(now.duration_since(started)));
+        }
+        consumer.poll(wait.min(Duration::from_millis(100)))?;
+        if Instant::now() >= next_tick {
+            tick(&mut printer.borrow_mut(), notify, &mut losses);
+            next_tick += opts.interval;
+        }
+        printer.borrow_mut().flush();
+    }
+    consumer.drain()?;
+    tick(&mut printer.borrow_mut(), notify, &mut losses);
+    printer.borrow_mut().finish();
+    Ok(())
+}
