@@ -83,7 +83,28 @@ pub fn render(registry: &Registry) -> String {
     let mut body = String::new();
     // Writing into a String cannot fail; a collector error leaves a partial body.
     let _ = prometheus_client::encoding::text::encode_registry(&mut body, registry);
-    body
+    counters_to_text_format(&body)
+}
+
+/// prometheus-client names counter families OpenMetrics-style (`# TYPE x counter` over samples
+/// `x_total`); the Prometheus text format wants the HELP and TYPE lines to name `x_total`.
+fn counters_to_text_format(body: &str) -> String {
+    let mut out: Vec<String> = Vec::with_capacity(body.lines().count());
+    for line in body.lines() {
+        if let Some(name) = line.strip_prefix("# TYPE ").and_then(|r| r.strip_suffix(" counter")) {
+            if !name.ends_with("_total") {
+                if let Some(help) = out.last_mut().filter(|l| l.starts_with(&format!("# HELP {name} "))) {
+                    *help = help.replacen(name, &format!("{name}_total"), 1);
+                }
+                out.push(format!("# TYPE {name}_total counter"));
+                continue;
+            }
+        }
+        out.push(line.to_string());
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    text
 }
 
 fn serve_one(conn: TcpStream, registry: &Mutex<Registry>) -> std::io::Result<()> {

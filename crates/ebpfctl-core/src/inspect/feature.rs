@@ -87,7 +87,7 @@ fn type_count(name: fn(u32) -> String) -> u32 {
 const NOOP: [u64; 2] = [0xb7, 0x95];
 
 /// Loads a no-op program; returns its fd or the kernel's refusal.
-fn load_noop(prog_type: u32, attach_type: u32, attach_btf_id: u32) -> io::Result<OwnedFd> {
+pub(crate) fn load_noop(prog_type: u32, attach_type: u32, attach_btf_id: u32) -> io::Result<OwnedFd> {
     // SAFETY: all-zero is a valid bpf_prog_load_opts; `sz` is set as libbpf requires.
     let mut opts: libbpf_sys::bpf_prog_load_opts = unsafe { std::mem::zeroed() };
     opts.sz = std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as _;
@@ -158,7 +158,7 @@ fn perf_open(pmu: u32, config: u64, config1: u64, config2: u64) -> io::Result<()
     Ok(())
 }
 
-fn pmu_type(name: &str) -> Option<u32> {
+pub(crate) fn pmu_type(name: &str) -> Option<u32> {
     std::fs::read_to_string(format!("/sys/bus/event_source/devices/{name}/type"))
         .ok()?
         .trim()
@@ -166,7 +166,7 @@ fn pmu_type(name: &str) -> Option<u32> {
         .ok()
 }
 
-fn vmlinux_btf() -> Option<Btf> {
+pub(crate) fn vmlinux_btf() -> Option<Btf> {
     Btf::parse(&std::fs::read(ebpfctl_build::VMLINUX_BTF).ok()?).ok()
 }
 
@@ -214,7 +214,7 @@ fn attach_checks(btf: Option<&Btf>) -> Vec<Check> {
             "raw_tracepoint",
             true,
             "attached a no-op to sys_enter",
-            "SEC(\"raw_tp/...\") and SEC(\"tp_btf/...\")-style probes attach",
+            "SEC(\"raw_tp/...\") probes attach",
             "",
         ),
         Err(e) => check(

@@ -48,7 +48,7 @@ pub enum InspectError {
         why: &'static str,
     },
     #[error(transparent)]
-    Object(#[from] object::ObjectViewError),
+    Object(#[from] crate::object::ObjectError),
     #[error(transparent)]
     Build(#[from] ebpfctl_build::BuildError),
     #[error("{0}")]

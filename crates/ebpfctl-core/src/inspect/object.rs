@@ -1,7 +1,373 @@
-//! `ebpfctl inspect OBJECT.o`: one view of a BPF object file.
+//! `ebpfctl inspect OBJECT.o`: one view of a BPF object — sections, programs (and whether
+//! this kernel can attach them), maps with their convention keywords and types, parameters,
+//! license, BTF, and the problems the runner would hit. Built on [`crate::object::ObjectSpec`].
+use std::io::{self, Write};
+use std::path::Path;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ObjectViewError {
-    #[error("{0}")]
-    Other(String),
+use serde::Serialize;
+
+use super::feature;
+use super::print::{self, Format, Table};
+use super::Result;
+use crate::btf::{Btf, Kind};
+use crate::load::attach::AttachPoint;
+use crate::object::{params, ObjectSpec, SectionInfo};
+
+/// One program of the object.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProgView {
+    pub name: String,
+    pub section: String,
+    /// Attach kind from the section name: tracepoint, uprobe, xdp, ...
+    pub kind: String,
+    pub attach: AttachPoint,
+    pub insns: usize,
+    pub bytes: usize,
+    /// Whether this kernel can attach it (probed), and why not.
+    pub attachable: bool,
+    pub attach_note: String,
+}
+
+/// One map of the object.
+#[derive(Debug, Clone, Serialize)]
+pub struct MapView {
+    pub name: String,
+    pub section: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub keyword: Option<String>,
+    pub keyword_source: Option<String>,
+    pub key_type: Option<String>,
+    pub value_type: Option<String>,
+    pub key_size: u32,
+    pub value_size: u32,
+    /// As declared; 0 means the runner's default.
+    pub max_entries: u32,
+}
+
+/// A `const volatile` parameter.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParamView {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub section: String,
+    pub offset: usize,
+    pub size: usize,
+    pub default: String,
+}
+
+/// BTF summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct BtfSummary {
+    pub types: usize,
+    pub functions: usize,
+    pub structs: usize,
+    pub has_line_info: bool,
+}
+
+/// The whole view.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectView {
+    pub path: String,
+    pub license: Option<String>,
+    pub sections: Vec<SectionInfo>,
+    pub programs: Vec<ProgView>,
+    pub maps: Vec<MapView>,
+    pub params: Vec<ParamView>,
+    pub btf: Option<BtfSummary>,
+    /// What the runner's normaliser rewrites before libbpf sees the object.
+    pub normalisation: Vec<String>,
+    /// What would go wrong loading or attaching this object here, one line each.
+    pub problems: Vec<String>,
+}
+
+/// Probed once per inspect: which attach families this kernel has.
+struct Kernel {
+    vmlinux: Option<Btf>,
+    kprobe: bool,
+    uprobe: bool,
+    tracefs: Option<&'static str>,
+    fentry: Option<std::result::Result<(), String>>,
+}
+
+impl Kernel {
+    fn probe() -> Kernel {
+        Kernel {
+            vmlinux: feature::vmlinux_btf(),
+            kprobe: feature::pmu_type("kprobe").is_some(),
+            uprobe: feature::pmu_type("uprobe").is_some(),
+            tracefs: ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+                .into_iter()
+                .find(|d| Path::new(d).join("events").is_dir()),
+            fentry: None,
+        }
+    }
+
+    fn func(&self, name: &str) -> Option<u32> {
+        self.vmlinux.as_ref()?.find(name, Kind::Func).next()
+    }
+
+    /// Loads a no-op program of `prog_type` bound to BTF function `func` (nothing attached).
+    fn try_btf_load(&self, prog_type: u32, attach_type: u32, func: &str) -> std::result::Result<(), String> {
+        let Some(id) = self.func(func) else {
+            return Err(format!("{func} is not in this kernel's BTF"));
+        };
+        feature::load_noop(prog_type, attach_type, id)
+            .map(drop)
+            .map_err(|e| format!("the kernel refuses to load it ({e})"))
+    }
+
+    fn can_attach(&mut self, a: &AttachPoint) -> (bool, String) {
+        match a {
+            AttachPoint::Tracepoint { category, name } => match self.tracefs {
+                None => (true, "tracefs is not mounted; ebpfctl run mounts it".into()),
+                Some(d) => {
+                    if Path::new(d).join("events").join(category).join(name).is_dir() {
+                        (true, format!("tracepoint {category}/{name} exists"))
+                    } else {
+                        (false, format!("no tracepoint {category}/{name} in this kernel ({d}/events)"))
+                    }
+                }
+            },
+            AttachPoint::RawTracepoint { name } | AttachPoint::TpBtf { name } => {
+                let found = self
+                    .vmlinux
+                    .as_ref()
+                    .is_some_and(|b| b.find(&format!("btf_trace_{name}"), Kind::Typedef).next().is_some());
+                match (found, a) {
+                    (false, _) => (false, format!("no raw tracepoint {name} in this kernel's BTF")),
+                    (true, AttachPoint::TpBtf { .. }) => {
+                        (true, format!("raw tracepoint {name} exists (tp_btf loads as a tracing program)"))
+                    }
+                    (true, _) => (true, format!("raw tracepoint {name} exists")),
+                }
+            }
+            AttachPoint::Kprobe { .. } => {
+                if self.kprobe {
+                    (true, "kprobes available".into())
+                } else {
+                    (false, format!("this kernel has no {}", a.needs()))
+                }
+            }
+            AttachPoint::Uprobe { target, .. } => match (self.uprobe, target) {
+                (false, _) => (false, format!("this kernel has no {}", a.needs())),
+                (true, None) => (false, "section names no target; write SEC(\"uprobe/PATH:FUNCTION\")".into()),
+                (true, Some(_)) => (true, "uprobes available".into()),
+            },
+            AttachPoint::Usdt { .. } => {
+                if self.uprobe {
+                    (true, "uprobes available".into())
+                } else {
+                    (false, format!("this kernel has no {}", a.needs()))
+                }
+            }
+            AttachPoint::Fentry { target } => {
+                let target = target.clone();
+                let r = match &self.fentry {
+                    Some(r) => r.clone(),
+                    None => {
+                        let r = self.try_btf_load(libbpf_sys::BPF_PROG_TYPE_TRACING, libbpf_sys::BPF_TRACE_FENTRY, "vfs_read");
+                        self.fentry = Some(r.clone());
+                        r
+                    }
+                };
+                match r {
+                    Err(e) => (false, format!("fentry/fexit: {e}; use a tracepoint or raw_tp")),
+                    Ok(()) if self.func(&target).is_none() => {
+                        (false, format!("{target} is not a function in this kernel's BTF"))
+                    }
+                    Ok(()) => (true, format!("{target} is traceable")),
+                }
+            }
+            AttachPoint::Lsm { hook } => {
+                match self.try_btf_load(libbpf_sys::BPF_PROG_TYPE_LSM, libbpf_sys::BPF_LSM_MAC, &format!("bpf_lsm_{hook}")) {
+                    Ok(()) => (true, format!("LSM hook {hook} loads (it runs only if `bpf` is an active LSM)")),
+                    Err(e) => (false, format!("LSM hook {hook}: {e}")),
+                }
+            }
+            AttachPoint::Xdp | AttachPoint::Tc { .. } | AttachPoint::Tcx { .. } => {
+                (true, "attaches with --iface IFACE".into())
+            }
+            AttachPoint::Cgroup { .. } => (true, "attaches with --cgroup PATH".into()),
+            AttachPoint::SocketFilter => (true, "attaches to a socket the runner opens".into()),
+            AttachPoint::PerfEvent => (true, "attaches to CPU clock events".into()),
+            AttachPoint::Iter { target } => {
+                if self.func(&format!("bpf_iter_{target}")).is_some() {
+                    (true, format!("iterator {target} exists"))
+                } else {
+                    (false, format!("no iterator {target} in this kernel"))
+                }
+            }
+            AttachPoint::Other { section } => (false, format!("the runner loads but does not attach section {section}")),
+        }
+    }
+}
+
+/// Inspects an object file.
+pub fn inspect(path: &Path) -> Result<ObjectView> {
+    let spec = ObjectSpec::from_path(path)?;
+    let mut kernel = Kernel::probe();
+    let mut problems = Vec::new();
+    let btf = spec.btf.as_ref();
+    let tn = |id: Option<u32>| -> Option<String> { Some(btf?.type_name(id?)) };
+    let programs: Vec<ProgView> = spec
+        .programs
+        .iter()
+        .map(|p| {
+            let (ok, note) = kernel.can_attach(&p.attach);
+            if !ok {
+                problems.push(format!("program {} ({}): {note}", p.name, p.section));
+            }
+            ProgView {
+                name: p.name.clone(),
+                section: p.section.clone(),
+                kind: p.attach.kind().to_string(),
+                attach: p.attach.clone(),
+                insns: p.insns,
+                bytes: p.insns * 8,
+                attachable: ok,
+                attach_note: note,
+            }
+        })
+        .collect();
+    let maps = spec
+        .maps
+        .iter()
+        .map(|m| MapView {
+            name: m.name.clone(),
+            section: m.section.clone(),
+            kind: m.type_name(),
+            keyword: m.keyword.map(|k| k.to_string()),
+            keyword_source: m.keyword_source.map(|s| format!("{s:?}").to_lowercase()),
+            key_type: tn(m.key_type),
+            value_type: tn(m.value_type),
+            key_size: m.key_size,
+            value_size: m.value_size,
+            max_entries: m.max_entries,
+        })
+        .collect();
+    let params = spec
+        .params
+        .iter()
+        .map(|p| ParamView {
+            name: p.name.clone(),
+            type_name: p.type_name.clone(),
+            section: p.section.clone(),
+            offset: p.offset,
+            size: p.size,
+            default: btf.map(|b| params::render(b, p, &p.default)).unwrap_or_default(),
+        })
+        .collect();
+    let btf_summary = btf.map(|b| BtfSummary {
+        types: b.len(),
+        functions: b.iter().filter(|(_, t)| t.kind == Kind::Func).count(),
+        structs: b.iter().filter(|(_, t)| t.kind == Kind::Struct).count(),
+        has_line_info: spec.sections.iter().any(|s| s.name == ".BTF.ext"),
+    });
+    match &spec.license {
+        None => problems.push("no license section: GPL-only helpers (bpf_probe_read*, ring buffers' output, ...) are refused; add char LICENSE[] SEC(\"license\") = \"GPL\";".into()),
+        Some(l) if !matches!(l.as_str(), "GPL" | "GPL v2" | "GPL and additional rights" | "Dual BSD/GPL" | "Dual MIT/GPL" | "Dual MPL/GPL") => {
+            problems.push(format!("license {l:?} is not GPL-compatible: GPL-only helpers are refused"))
+        }
+        _ => {}
+    }
+    if btf.is_none() {
+        problems.push("no .BTF section: map values cannot be decoded and CO-RE is off; compile with -g".into());
+    }
+    if spec.programs.is_empty() {
+        problems.push("no programs: nothing to load (programs need SEC(\"...\") on a global function)".into());
+    }
+    Ok(ObjectView {
+        path: path.display().to_string(),
+        license: spec.license.clone(),
+        sections: spec.sections.clone(),
+        programs,
+        maps,
+        params,
+        btf: btf_summary,
+        normalisation: spec.changes.clone(),
+        problems,
+    })
+}
+
+fn opt(s: &Option<String>) -> String {
+    s.clone().unwrap_or_else(|| "-".into())
+}
+
+pub fn print_view<W: Write>(w: &mut W, v: &ObjectView, format: Format) -> io::Result<()> {
+    if format == Format::Json {
+        return print::json(w, v);
+    }
+    writeln!(w, "{}", v.path)?;
+    writeln!(w, "license: {}", opt(&v.license))?;
+    match &v.btf {
+        Some(b) => writeln!(
+            w,
+            "BTF: {} types, {} functions, {} structs, line info {}",
+            b.types,
+            b.functions,
+            b.structs,
+            if b.has_line_info { "yes" } else { "no" }
+        )?,
+        None => writeln!(w, "BTF: none")?,
+    }
+    writeln!(w, "\nprograms ({})", v.programs.len())?;
+    let mut t = Table::new(&["NAME", "SECTION", "KIND", ">INSNS", "ATTACH HERE"]);
+    for p in &v.programs {
+        t.row(vec![
+            p.name.clone(),
+            p.section.clone(),
+            p.kind.clone(),
+            p.insns.to_string(),
+            format!("{}: {}", if p.attachable { "yes" } else { "no" }, p.attach_note),
+        ]);
+    }
+    t.write(w)?;
+    writeln!(w, "\nmaps ({})", v.maps.len())?;
+    let mut t = Table::new(&["NAME", "TYPE", "KEYWORD", "KEY", "VALUE", ">MAX_ENTRIES"]);
+    for m in &v.maps {
+        let side = |ty: &Option<String>, size: u32| match ty {
+            Some(t) => format!("{t} ({size}B)"),
+            None => format!("{size}B"),
+        };
+        t.row(vec![
+            m.name.clone(),
+            m.kind.clone(),
+            match (&m.keyword, &m.keyword_source) {
+                (Some(k), Some(s)) => format!("{k} ({s})"),
+                (Some(k), None) => k.clone(),
+                _ => "-".into(),
+            },
+            side(&m.key_type, m.key_size),
+            side(&m.value_type, m.value_size),
+            if m.max_entries == 0 { "default".into() } else { m.max_entries.to_string() },
+        ]);
+    }
+    t.write(w)?;
+    writeln!(w, "\nparameters ({})", v.params.len())?;
+    if !v.params.is_empty() {
+        let mut t = Table::new(&["NAME", "TYPE", "DEFAULT", "SECTION"]);
+        for p in &v.params {
+            t.row(vec![p.name.clone(), p.type_name.clone(), p.default.clone(), p.section.clone()]);
+        }
+        t.write(w)?;
+    }
+    writeln!(w, "\nsections ({})", v.sections.len())?;
+    let mut t = Table::new(&["NAME", ">SIZE", "EXEC"]);
+    for s in &v.sections {
+        t.row(vec![s.name.clone(), s.size.to_string(), if s.executable { "x" } else { "" }.into()]);
+    }
+    t.write(w)?;
+    if !v.normalisation.is_empty() {
+        writeln!(w, "\nnormalisation")?;
+        for c in &v.normalisation {
+            writeln!(w, "  {c}")?;
+        }
+    }
+    writeln!(w, "\nproblems ({})", v.problems.len())?;
+    for p in &v.problems {
+        writeln!(w, "  {p}")?;
+    }
+    Ok(())
 }

@@ -1,1 +1,317 @@
-//! `ebpfctl top`: per-program run time from BPF statistics.
+//! `ebpfctl top`: per-program run time, events/s and CPU share from BPF statistics.
+//!
+//! Statistics are turned on with `BPF_ENABLE_STATS` where the kernel has it: the kernel keeps
+//! them on only while our fd is open, so they switch back off however we exit (SIGINT, panic,
+//! SIGKILL) and `kernel.bpf_stats_enabled` reads as before. Without it we write the sysctl
+//! and restore the previous value on drop, on SIGINT/SIGTERM (the loop polls the stop flag)
+//! and from a panic hook.
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::print::{self, Table};
+use super::sys::{self, ObjKind};
+use super::{InspectError, Result};
+
+const SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+/// The previous sysctl value to write back, shared with the panic hook.
+static RESTORE: Mutex<Option<String>> = Mutex::new(None);
+
+fn restore_sysctl() {
+    let prev = RESTORE.lock().ok().and_then(|mut g| g.take());
+    if let Some(prev) = prev {
+        let _ = std::fs::write(SYSCTL, prev);
+    }
+}
+
+/// Holds BPF statistics on; restores the previous state when dropped.
+#[derive(Debug)]
+pub struct StatsGuard {
+    _fd: Option<OwnedFd>,
+    /// How statistics were turned on, for display.
+    pub how: &'static str,
+}
+
+impl StatsGuard {
+    pub fn enable() -> Result<StatsGuard> {
+        // SAFETY: plain syscall wrapper; a non-negative result is an fd we own.
+        let rc = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
+        if rc >= 0 {
+            return Ok(StatsGuard {
+                // SAFETY: fresh fd owned by nobody else.
+                _fd: Some(unsafe { OwnedFd::from_raw_fd(rc) }),
+                how: "BPF_ENABLE_STATS (off again when ebpfctl exits)",
+            });
+        }
+        let enable_err = sys::errno_of(rc);
+        let prev = std::fs::read_to_string(SYSCTL).map_err(|e| {
+            InspectError::Stats(format!(
+                "BPF statistics need kernel.bpf_stats_enabled, and {SYSCTL} is unreadable ({e}); BPF_ENABLE_STATS failed too ({enable_err})"
+            ))
+        })?;
+        let prev = prev.trim().to_string();
+        if prev == "1" {
+            return Ok(StatsGuard {
+                _fd: None,
+                how: "kernel.bpf_stats_enabled (already on)",
+            });
+        }
+        *RESTORE.lock().map_err(|_| InspectError::Stats("statistics state lock poisoned".into()))? = Some(prev);
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_sysctl();
+            hook(info);
+        }));
+        std::fs::write(SYSCTL, "1").map_err(|e| {
+            restore_sysctl();
+            InspectError::Stats(format!(
+                "BPF statistics need kernel.bpf_stats_enabled: writing {SYSCTL} failed ({e}) and BPF_ENABLE_STATS failed ({enable_err})"
+            ))
+        })?;
+        Ok(StatsGuard {
+            _fd: None,
+            how: "kernel.bpf_stats_enabled (restored on exit)",
+        })
+    }
+}
+
+impl Drop for StatsGuard {
+    fn drop(&mut self) {
+        restore_sysctl();
+    }
+}
+
+/// One program in one frame.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopRow {
+    pub id: u32,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    /// Totals since statistics were first on for this program.
+    pub run_cnt: u64,
+    pub run_time_ns: u64,
+    /// Over the last interval.
+    pub events: u64,
+    pub events_per_sec: f64,
+    pub avg_ns: Option<f64>,
+    /// Share of one CPU spent in this program (100 = one core).
+    pub cpu_percent: f64,
+}
+
+/// One sample of every (selected) program.
+#[derive(Debug, Clone, Serialize)]
+pub struct Frame {
+    pub time: String,
+    pub interval_s: f64,
+    pub programs: Vec<TopRow>,
+}
+
+/// Which programs to show.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub ids: Vec<u32>,
+    pub name: Option<String>,
+}
+
+/// Samples programs' statistics and turns two samples into rates.
+pub struct Sampler {
+    filter: Filter,
+    prev: HashMap<u32, (u64, u64)>,
+    names: HashMap<u32, (String, String)>,
+    last: Instant,
+}
+
+struct Stat {
+    id: u32,
+    run_time_ns: u64,
+    run_cnt: u64,
+}
+
+fn read_stats(ids: &[u32]) -> Result<Vec<Stat>> {
+    let ids = if ids.is_empty() {
+        sys::all_ids(ObjKind::Prog)?
+    } else {
+        ids.to_vec()
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let fd = match sys::fd_by_id(ObjKind::Prog, id) {
+            Ok(fd) => fd,
+            Err(InspectError::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        // SAFETY: all-zero is a valid bpf_prog_info with no buffers requested.
+        let mut info: libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+        sys::info_by_fd(std::os::fd::AsFd::as_fd(&fd), &mut info, &format!("program {id}"))?;
+        out.push(Stat {
+            id,
+            run_time_ns: info.run_time_ns,
+            run_cnt: info.run_cnt,
+        });
+    }
+    Ok(out)
+}
+
+impl Sampler {
+    /// Takes the baseline sample.
+    pub fn new(filter: Filter) -> Result<Sampler> {
+        let mut s = Sampler {
+            filter,
+            prev: HashMap::new(),
+            names: HashMap::new(),
+            last: Instant::now(),
+        };
+        for st in read_stats(&s.filter.ids)? {
+            s.prev.insert(st.id, (st.run_time_ns, st.run_cnt));
+        }
+        s.last = Instant::now();
+        Ok(s)
+    }
+
+    fn name_of(&mut self, id: u32) -> (String, String) {
+        self.names
+            .entry(id)
+            .or_insert_with(|| match super::prog::show(id) {
+                Ok(p) => (p.kind, p.name),
+                Err(_) => ("?".into(), "?".into()),
+            })
+            .clone()
+    }
+
+    /// Samples now; rates are over the time since the previous sample.
+    pub fn sample(&mut self) -> Result<Frame> {
+        let stats = read_stats(&self.filter.ids)?;
+        let now = Instant::now();
+        let dt = now.duration_since(self.last).as_secs_f64().max(1e-6);
+        self.last = now;
+        let mut rows = Vec::new();
+        let mut seen = HashMap::new();
+        for st in stats {
+            let (kind, name) = self.name_of(st.id);
+            seen.insert(st.id, (st.run_time_ns, st.run_cnt));
+            if let Some(want) = &self.filter.name {
+                if !name.contains(want.as_str()) {
+                    continue;
+                }
+            }
+            let (pt, pc) = self.prev.get(&st.id).copied().unwrap_or((0, 0));
+            let dcnt = st.run_cnt.saturating_sub(pc);
+            let dtime = st.run_time_ns.saturating_sub(pt);
+            rows.push(TopRow {
+                id: st.id,
+                kind,
+                name,
+                run_cnt: st.run_cnt,
+                run_time_ns: st.run_time_ns,
+                events: dcnt,
+                events_per_sec: dcnt as f64 / dt,
+                avg_ns: (dcnt > 0).then(|| dtime as f64 / dcnt as f64),
+                cpu_percent: dtime as f64 / (dt * 1e9) * 100.0,
+            });
+        }
+        self.names.retain(|id, _| seen.contains_key(id));
+        self.prev = seen;
+        rows.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent).then(a.id.cmp(&b.id)));
+        Ok(Frame {
+            time: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            interval_s: dt,
+            programs: rows,
+        })
+    }
+}
+
+/// Sleeps `d`, waking early when `stop` is raised. Returns false when stopped.
+fn nap(d: Duration, stop: &AtomicBool) -> bool {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(50)));
+    }
+    !stop.load(Ordering::Relaxed)
+}
+
+/// Headless: `count` JSON lines (0 = until stopped), one frame per interval.
+pub fn run_json<W: Write>(
+    w: &mut W,
+    filter: Filter,
+    interval: Duration,
+    count: u64,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let _stats = StatsGuard::enable()?;
+    let mut s = Sampler::new(filter)?;
+    let mut n = 0;
+    while (count == 0 || n < count) && nap(interval, stop) {
+        let f = s.sample()?;
+        serde_json::to_writer(&mut *w, &f).map_err(|e| InspectError::Output(io::Error::other(e)))?;
+        w.write_all(b"\n").and_then(|()| w.flush()).map_err(InspectError::Output)?;
+        n += 1;
+    }
+    Ok(())
+}
+
+/// Leaves the alternate screen however the view ends.
+struct Screen;
+impl Screen {
+    fn enter<W: Write>(w: &mut W) -> io::Result<Screen> {
+        w.write_all(b"\x1b[?1049h\x1b[?25l")?;
+        w.flush()?;
+        Ok(Screen)
+    }
+}
+impl Drop for Screen {
+    fn drop(&mut self) {
+        let mut o = io::stdout();
+        let _ = o.write_all(b"\x1b[?25h\x1b[?1049l");
+        let _ = o.flush();
+    }
+}
+
+/// The live view: redraws a table every interval until stopped (Ctrl-C) or `count` frames.
+pub fn run_tui(filter: Filter, interval: Duration, count: u64, stop: &AtomicBool) -> Result<()> {
+    let stats = StatsGuard::enable()?;
+    let mut s = Sampler::new(filter)?;
+    let mut out = io::stdout();
+    let _screen = Screen::enter(&mut out).map_err(InspectError::Output)?;
+    let mut n = 0;
+    while (count == 0 || n < count) && nap(interval, stop) {
+        let f = s.sample()?;
+        let mut buf = Vec::new();
+        let _ = write!(
+            buf,
+            "\x1b[H\x1b[2Jebpfctl top  {}  {} programs  every {:.1}s  statistics: {}  (Ctrl-C quits)\n\n",
+            f.time,
+            f.programs.len(),
+            interval.as_secs_f64(),
+            stats.how
+        );
+        let mut t = Table::new(&["ID", "TYPE", "NAME", ">EVENTS/S", ">AVG", ">CPU%", ">TOTAL RUNS", ">TOTAL TIME"]);
+        for r in &f.programs {
+            t.row(vec![
+                r.id.to_string(),
+                r.kind.clone(),
+                r.name.clone(),
+                format!("{:.0}", r.events_per_sec),
+                r.avg_ns.map_or("-".into(), print::nanos),
+                format!("{:.2}", r.cpu_percent),
+                r.run_cnt.to_string(),
+                print::nanos(r.run_time_ns as f64),
+            ]);
+        }
+        let _ = t.write(&mut buf);
+        out.write_all(&buf).and_then(|()| out.flush()).map_err(InspectError::Output)?;
+        n += 1;
+    }
+    Ok(())
+}

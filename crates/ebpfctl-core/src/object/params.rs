@@ -14,6 +14,13 @@ fn is_const_volatile(btf: &Btf, mut id: u32) -> bool {
             Kind::Const => c = true,
             Kind::Volatile => v = true,
             Kind::Typedef | Kind::TypeTag | Kind::Restrict => {}
+            // `const volatile char x[16]` qualifies the element type.
+            Kind::Array => {
+                if let Data::Array { elem, .. } = t.data {
+                    id = elem;
+                    continue;
+                }
+            }
             _ => break,
         }
         id = t.size_or_type;

@@ -307,10 +307,17 @@ impl prometheus_client::collector::Collector for MapCollector {
                     let labels = labels_of(&key_fields, k, None);
                     for (field, node) in &val_fields {
                         let Some(x) = node.number(v, 0) else { continue };
-                        let n = if val_fields.len() == 1 {
+                        let mut n = if val_fields.len() == 1 {
                             name.clone()
                         } else {
                             format!("{name}_{}", sanitize(field))
+                        };
+                        // Durations are exposed in seconds, as Prometheus names them.
+                        let x = if node.is_duration() {
+                            n.push_str("_seconds");
+                            x / 1e9
+                        } else {
+                            x
                         };
                         series.entry(n).or_default().push((labels.clone(), x));
                     }

@@ -29,8 +29,8 @@ pub fn attach(prog: &Program<'_>, point: &AttachPoint) -> Result<Attachment, Str
             target: Some(t), ..
         } => {
             let path = t.split(':').next().unwrap_or("");
-            if !path.is_empty() && !path.starts_with('/') && !Path::new(path).exists() {
-                // libbpf resolves bare library names itself; a missing relative path is an error here.
+            // A bare name is looked up by libbpf on $PATH (or the library path for .so files).
+            if path.contains('/') && !Path::new(path).exists() {
                 return Err(format!("uprobe target binary {path} not found"));
             }
         }
@@ -42,7 +42,11 @@ pub fn attach(prog: &Program<'_>, point: &AttachPoint) -> Result<Attachment, Str
             format!("{}: tracepoint {category}/{name} does not exist on this kernel or tracefs is unavailable", describe(&e))
         }
         AttachPoint::Uprobe { target, .. } => {
-            format!("{}: cannot place uprobe at {}", describe(&e), target.as_deref().unwrap_or("?"))
+            format!(
+                "{}: cannot place uprobe at {} (a bare binary name is looked up on $PATH)",
+                describe(&e),
+                target.as_deref().unwrap_or("?")
+            )
         }
         _ => describe(&e),
     })

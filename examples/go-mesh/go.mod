@@ -1,0 +1,3 @@
+module go-mesh
+
+go 1.17
