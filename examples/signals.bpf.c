@@ -35,13 +35,13 @@ int on_signal(struct trace_event_raw_signal_generate *ctx)
 	e.pid = ctx->pid;
 	e.sig = ctx->sig;
 	e.result = -ctx->result;
-	__builtin_memcpy(e.comm, ctx->comm, sizeof(e.comm));
+	bpf_probe_read_kernel(e.comm, sizeof(e.comm), ctx->comm);
 	bpf_perf_event_output(ctx, &signals, BPF_F_CURRENT_CPU, &e, sizeof(e));
 
 	struct sig_count *c = ebpfctl_reserve(signal_counts, struct sig_count);
 	if (c) {
 		c->sig = ctx->sig;
-		__builtin_memcpy(c->comm, ctx->comm, sizeof(c->comm));
+		bpf_probe_read_kernel(c->comm, sizeof(c->comm), ctx->comm);
 		bpf_ringbuf_submit(c, 0);
 	}
 	return 0;

@@ -2,7 +2,8 @@
 // different names and ports (see run-mesh.sh) and observe them with `ebpfctl observe`.
 //
 // Every request to a service calls each of its downstreams in turn, then answers 200 (or
-// 502 when a downstream failed). A service may also fail on its own (-fail-rate) and drive
+// 502 when a downstream failed or answered 5xx). A service may also fail on its own
+// (-fail-rate), call an optional dependency now and then (-sometimes), and drive
 // load into the mesh (-load, -every). Standard library only.
 package main
 
@@ -25,6 +26,8 @@ func main() {
 	failRate := flag.Float64("fail-rate", 0, "fraction of requests answered 500")
 	load := flag.String("load", "", "URL to call repeatedly (a load generator)")
 	every := flag.Duration("every", 500*time.Millisecond, "interval between load requests")
+	sometimes := flag.String("sometimes", "", "URL called on a fraction of requests (-sometimes-rate); its failures are ignored")
+	sometimesRate := flag.Float64("sometimes-rate", 0.2, "fraction of requests that call -sometimes")
 	flag.Parse()
 
 	var downstream []string
@@ -55,6 +58,12 @@ func main() {
 				status = http.StatusBadGateway
 			}
 			parts = append(parts, fmt.Sprintf("%q:%d", u, resp.StatusCode))
+		}
+		if *sometimes != "" && rand.Float64() < *sometimesRate {
+			if resp, err := client.Get(*sometimes); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)

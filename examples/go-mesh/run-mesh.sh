@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the demo mesh on loopback until Ctrl-C:
-#   loadgen → frontend :9090 → api :9091 → db :9092 (5% failures)
-#                             → auth :9093 → a dead port (connection refused, every call)
+#   loadgen → frontend :9090 → api :9091 → db :9092 (5% answered 500)
+#                                        → auth :9093 → 20% of calls: a dead port (connection refused)
 # Usage: run-mesh.sh [BINARY]   (default: builds /tmp/go-mesh/go-mesh with `go` from PATH)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,7 +14,7 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait' EXIT INT TERM
 start() { NAME=$1 "$bin" -listen "127.0.0.1:$2" "${@:3}" & pids+=($!); }
 start db 9092 -fail-rate 0.05
-start auth 9093 -calls http://127.0.0.1:9099/unreachable
+start auth 9093 -sometimes http://127.0.0.1:9099/unreachable
 start api 9091 -calls http://127.0.0.1:9092/query,http://127.0.0.1:9093/check
 start frontend 9090 -calls http://127.0.0.1:9091/api
 sleep 0.5

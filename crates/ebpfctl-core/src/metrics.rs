@@ -91,9 +91,15 @@ pub fn render(registry: &Registry) -> String {
 fn counters_to_text_format(body: &str) -> String {
     let mut out: Vec<String> = Vec::with_capacity(body.lines().count());
     for line in body.lines() {
-        if let Some(name) = line.strip_prefix("# TYPE ").and_then(|r| r.strip_suffix(" counter")) {
+        if let Some(name) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|r| r.strip_suffix(" counter"))
+        {
             if !name.ends_with("_total") {
-                if let Some(help) = out.last_mut().filter(|l| l.starts_with(&format!("# HELP {name} "))) {
+                if let Some(help) = out
+                    .last_mut()
+                    .filter(|l| l.starts_with(&format!("# HELP {name} ")))
+                {
                     *help = help.replacen(name, &format!("{name}_total"), 1);
                 }
                 out.push(format!("# TYPE {name}_total counter"));

@@ -135,7 +135,8 @@ pub fn run(
             let labels = RunnerMetrics::map_labels(out);
             streams.push(Rc::new(RefCell::new(StreamState {
                 out: out.clone(),
-                printed: out.keyword == Keyword::Print,
+                // Tables show every stream map's latest events; JSON only `print` maps.
+                printed: out.keyword == Keyword::Print || opts.output == Output::Table,
                 metric,
                 events: runner.events.get_or_create(&labels).clone(),
                 decode_errors: runner.decode_errors.get_or_create(&labels).clone(),

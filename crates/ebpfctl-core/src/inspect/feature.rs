@@ -87,7 +87,11 @@ fn type_count(name: fn(u32) -> String) -> u32 {
 const NOOP: [u64; 2] = [0xb7, 0x95];
 
 /// Loads a no-op program; returns its fd or the kernel's refusal.
-pub(crate) fn load_noop(prog_type: u32, attach_type: u32, attach_btf_id: u32) -> io::Result<OwnedFd> {
+pub(crate) fn load_noop(
+    prog_type: u32,
+    attach_type: u32,
+    attach_btf_id: u32,
+) -> io::Result<OwnedFd> {
     // SAFETY: all-zero is a valid bpf_prog_load_opts; `sz` is set as libbpf requires.
     let mut opts: libbpf_sys::bpf_prog_load_opts = unsafe { std::mem::zeroed() };
     opts.sz = std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as _;

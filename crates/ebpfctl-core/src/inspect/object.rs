@@ -109,7 +109,12 @@ impl Kernel {
     }
 
     /// Loads a no-op program of `prog_type` bound to BTF function `func` (nothing attached).
-    fn try_btf_load(&self, prog_type: u32, attach_type: u32, func: &str) -> std::result::Result<(), String> {
+    fn try_btf_load(
+        &self,
+        prog_type: u32,
+        attach_type: u32,
+        func: &str,
+    ) -> std::result::Result<(), String> {
         let Some(id) = self.func(func) else {
             return Err(format!("{func} is not in this kernel's BTF"));
         };
@@ -123,23 +128,36 @@ impl Kernel {
             AttachPoint::Tracepoint { category, name } => match self.tracefs {
                 None => (true, "tracefs is not mounted; ebpfctl run mounts it".into()),
                 Some(d) => {
-                    if Path::new(d).join("events").join(category).join(name).is_dir() {
+                    if Path::new(d)
+                        .join("events")
+                        .join(category)
+                        .join(name)
+                        .is_dir()
+                    {
                         (true, format!("tracepoint {category}/{name} exists"))
                     } else {
-                        (false, format!("no tracepoint {category}/{name} in this kernel ({d}/events)"))
+                        (
+                            false,
+                            format!("no tracepoint {category}/{name} in this kernel ({d}/events)"),
+                        )
                     }
                 }
             },
             AttachPoint::RawTracepoint { name } | AttachPoint::TpBtf { name } => {
-                let found = self
-                    .vmlinux
-                    .as_ref()
-                    .is_some_and(|b| b.find(&format!("btf_trace_{name}"), Kind::Typedef).next().is_some());
+                let found = self.vmlinux.as_ref().is_some_and(|b| {
+                    b.find(&format!("btf_trace_{name}"), Kind::Typedef)
+                        .next()
+                        .is_some()
+                });
                 match (found, a) {
-                    (false, _) => (false, format!("no raw tracepoint {name} in this kernel's BTF")),
-                    (true, AttachPoint::TpBtf { .. }) => {
-                        (true, format!("raw tracepoint {name} exists (tp_btf loads as a tracing program)"))
-                    }
+                    (false, _) => (
+                        false,
+                        format!("no raw tracepoint {name} in this kernel's BTF"),
+                    ),
+                    (true, AttachPoint::TpBtf { .. }) => (
+                        true,
+                        format!("raw tracepoint {name} exists (tp_btf loads as a tracing program)"),
+                    ),
                     (true, _) => (true, format!("raw tracepoint {name} exists")),
                 }
             }
@@ -152,7 +170,10 @@ impl Kernel {
             }
             AttachPoint::Uprobe { target, .. } => match (self.uprobe, target) {
                 (false, _) => (false, format!("this kernel has no {}", a.needs())),
-                (true, None) => (false, "section names no target; write SEC(\"uprobe/PATH:FUNCTION\")".into()),
+                (true, None) => (
+                    false,
+                    "section names no target; write SEC(\"uprobe/PATH:FUNCTION\")".into(),
+                ),
                 (true, Some(_)) => (true, "uprobes available".into()),
             },
             AttachPoint::Usdt { .. } => {
@@ -167,22 +188,37 @@ impl Kernel {
                 let r = match &self.fentry {
                     Some(r) => r.clone(),
                     None => {
-                        let r = self.try_btf_load(libbpf_sys::BPF_PROG_TYPE_TRACING, libbpf_sys::BPF_TRACE_FENTRY, "vfs_read");
+                        let r = self.try_btf_load(
+                            libbpf_sys::BPF_PROG_TYPE_TRACING,
+                            libbpf_sys::BPF_TRACE_FENTRY,
+                            "vfs_read",
+                        );
                         self.fentry = Some(r.clone());
                         r
                     }
                 };
                 match r {
-                    Err(e) => (false, format!("fentry/fexit: {e}; use a tracepoint or raw_tp")),
-                    Ok(()) if self.func(&target).is_none() => {
-                        (false, format!("{target} is not a function in this kernel's BTF"))
-                    }
+                    Err(e) => (
+                        false,
+                        format!("fentry/fexit: {e}; use a tracepoint or raw_tp"),
+                    ),
+                    Ok(()) if self.func(&target).is_none() => (
+                        false,
+                        format!("{target} is not a function in this kernel's BTF"),
+                    ),
                     Ok(()) => (true, format!("{target} is traceable")),
                 }
             }
             AttachPoint::Lsm { hook } => {
-                match self.try_btf_load(libbpf_sys::BPF_PROG_TYPE_LSM, libbpf_sys::BPF_LSM_MAC, &format!("bpf_lsm_{hook}")) {
-                    Ok(()) => (true, format!("LSM hook {hook} loads (it runs only if `bpf` is an active LSM)")),
+                match self.try_btf_load(
+                    libbpf_sys::BPF_PROG_TYPE_LSM,
+                    libbpf_sys::BPF_LSM_MAC,
+                    &format!("bpf_lsm_{hook}"),
+                ) {
+                    Ok(()) => (
+                        true,
+                        format!("LSM hook {hook} loads (it runs only if `bpf` is an active LSM)"),
+                    ),
                     Err(e) => (false, format!("LSM hook {hook}: {e}")),
                 }
             }
@@ -199,7 +235,10 @@ impl Kernel {
                     (false, format!("no iterator {target} in this kernel"))
                 }
             }
-            AttachPoint::Other { section } => (false, format!("the runner loads but does not attach section {section}")),
+            AttachPoint::Other { section } => (
+                false,
+                format!("the runner loads but does not attach section {section}"),
+            ),
         }
     }
 }
@@ -256,7 +295,9 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
             section: p.section.clone(),
             offset: p.offset,
             size: p.size,
-            default: btf.map(|b| params::render(b, p, &p.default)).unwrap_or_default(),
+            default: btf
+                .map(|b| params::render(b, p, &p.default))
+                .unwrap_or_default(),
         })
         .collect();
     let btf_summary = btf.map(|b| BtfSummary {
@@ -273,10 +314,15 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
         _ => {}
     }
     if btf.is_none() {
-        problems.push("no .BTF section: map values cannot be decoded and CO-RE is off; compile with -g".into());
+        problems.push(
+            "no .BTF section: map values cannot be decoded and CO-RE is off; compile with -g"
+                .into(),
+        );
     }
     if spec.programs.is_empty() {
-        problems.push("no programs: nothing to load (programs need SEC(\"...\") on a global function)".into());
+        problems.push(
+            "no programs: nothing to load (programs need SEC(\"...\") on a global function)".into(),
+        );
     }
     Ok(ObjectView {
         path: path.display().to_string(),
@@ -320,7 +366,11 @@ pub fn print_view<W: Write>(w: &mut W, v: &ObjectView, format: Format) -> io::Re
             p.section.clone(),
             p.kind.clone(),
             p.insns.to_string(),
-            format!("{}: {}", if p.attachable { "yes" } else { "no" }, p.attach_note),
+            format!(
+                "{}: {}",
+                if p.attachable { "yes" } else { "no" },
+                p.attach_note
+            ),
         ]);
     }
     t.write(w)?;
@@ -341,7 +391,11 @@ pub fn print_view<W: Write>(w: &mut W, v: &ObjectView, format: Format) -> io::Re
             },
             side(&m.key_type, m.key_size),
             side(&m.value_type, m.value_size),
-            if m.max_entries == 0 { "default".into() } else { m.max_entries.to_string() },
+            if m.max_entries == 0 {
+                "default".into()
+            } else {
+                m.max_entries.to_string()
+            },
         ]);
     }
     t.write(w)?;
@@ -349,14 +403,23 @@ pub fn print_view<W: Write>(w: &mut W, v: &ObjectView, format: Format) -> io::Re
     if !v.params.is_empty() {
         let mut t = Table::new(&["NAME", "TYPE", "DEFAULT", "SECTION"]);
         for p in &v.params {
-            t.row(vec![p.name.clone(), p.type_name.clone(), p.default.clone(), p.section.clone()]);
+            t.row(vec![
+                p.name.clone(),
+                p.type_name.clone(),
+                p.default.clone(),
+                p.section.clone(),
+            ]);
         }
         t.write(w)?;
     }
     writeln!(w, "\nsections ({})", v.sections.len())?;
     let mut t = Table::new(&["NAME", ">SIZE", "EXEC"]);
     for s in &v.sections {
-        t.row(vec![s.name.clone(), s.size.to_string(), if s.executable { "x" } else { "" }.into()]);
+        t.row(vec![
+            s.name.clone(),
+            s.size.to_string(),
+            if s.executable { "x" } else { "" }.into(),
+        ]);
     }
     t.write(w)?;
     if !v.normalisation.is_empty() {

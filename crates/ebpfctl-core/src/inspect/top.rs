@@ -62,7 +62,10 @@ impl StatsGuard {
                 how: "kernel.bpf_stats_enabled (already on)",
             });
         }
-        *RESTORE.lock().map_err(|_| InspectError::Stats("statistics state lock poisoned".into()))? = Some(prev);
+        *RESTORE
+            .lock()
+            .map_err(|_| InspectError::Stats("statistics state lock poisoned".into()))? =
+            Some(prev);
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             restore_sysctl();
@@ -149,7 +152,11 @@ fn read_stats(ids: &[u32]) -> Result<Vec<Stat>> {
         };
         // SAFETY: all-zero is a valid bpf_prog_info with no buffers requested.
         let mut info: libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
-        sys::info_by_fd(std::os::fd::AsFd::as_fd(&fd), &mut info, &format!("program {id}"))?;
+        sys::info_by_fd(
+            std::os::fd::AsFd::as_fd(&fd),
+            &mut info,
+            &format!("program {id}"),
+        )?;
         out.push(Stat {
             id,
             run_time_ns: info.run_time_ns,
@@ -218,7 +225,11 @@ impl Sampler {
         }
         self.names.retain(|id, _| seen.contains_key(id));
         self.prev = seen;
-        rows.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent).then(a.id.cmp(&b.id)));
+        rows.sort_by(|a, b| {
+            b.cpu_percent
+                .total_cmp(&a.cpu_percent)
+                .then(a.id.cmp(&b.id))
+        });
         Ok(Frame {
             time: time::OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
@@ -254,8 +265,11 @@ pub fn run_json<W: Write>(
     let mut n = 0;
     while (count == 0 || n < count) && nap(interval, stop) {
         let f = s.sample()?;
-        serde_json::to_writer(&mut *w, &f).map_err(|e| InspectError::Output(io::Error::other(e)))?;
-        w.write_all(b"\n").and_then(|()| w.flush()).map_err(InspectError::Output)?;
+        serde_json::to_writer(&mut *w, &f)
+            .map_err(|e| InspectError::Output(io::Error::other(e)))?;
+        w.write_all(b"\n")
+            .and_then(|()| w.flush())
+            .map_err(InspectError::Output)?;
         n += 1;
     }
     Ok(())
@@ -296,7 +310,16 @@ pub fn run_tui(filter: Filter, interval: Duration, count: u64, stop: &AtomicBool
             interval.as_secs_f64(),
             stats.how
         );
-        let mut t = Table::new(&["ID", "TYPE", "NAME", ">EVENTS/S", ">AVG", ">CPU%", ">TOTAL RUNS", ">TOTAL TIME"]);
+        let mut t = Table::new(&[
+            "ID",
+            "TYPE",
+            "NAME",
+            ">EVENTS/S",
+            ">AVG",
+            ">CPU%",
+            ">TOTAL RUNS",
+            ">TOTAL TIME",
+        ]);
         for r in &f.programs {
             t.row(vec![
                 r.id.to_string(),
@@ -310,7 +333,9 @@ pub fn run_tui(filter: Filter, interval: Duration, count: u64, stop: &AtomicBool
             ]);
         }
         let _ = t.write(&mut buf);
-        out.write_all(&buf).and_then(|()| out.flush()).map_err(InspectError::Output)?;
+        out.write_all(&buf)
+            .and_then(|()| out.flush())
+            .map_err(InspectError::Output)?;
         n += 1;
     }
     Ok(())

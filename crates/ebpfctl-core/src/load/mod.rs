@@ -203,6 +203,12 @@ impl Loaded {
                         }
                     }
                 }
+                // A perf array whose event type was stripped by normalisation: the kernel wants 4/4.
+                if m.map_type() as u32 == BPF_MAP_TYPE_PERF_EVENT_ARRAY && m.value_size() == 0 {
+                    m.set_key_size(4)
+                        .and_then(|_| m.set_value_size(4))
+                        .map_err(|e| LoadError::Open(format!("map {name}: {e}")))?;
+                }
                 if m.max_entries() == 0 {
                     let n = match m.map_type() as u32 {
                         BPF_MAP_TYPE_RINGBUF => opts.ringbuf_bytes.unwrap_or(DEFAULT_RINGBUF_BYTES),

@@ -58,6 +58,8 @@ const HINTS: &[(&str, &str)] = &[
     (r"invalid access to packet",
      "packet access without a bounds check: compare data + offset against data_end first"),
     (r"!read_ok", "a register is read before it is set"),
+    (r"dereference of modified ctx ptr",
+     "context fields cannot be read through a moved pointer: copy them with bpf_probe_read_kernel() or read each field directly"),
     (r"invalid indirect read from stack",
      "reading uninitialised stack memory: zero-initialise the struct (= {}) or __builtin_memset it"),
     (r"R\d+ (invalid mem access|min value is negative|unbounded memory access)",

@@ -189,16 +189,16 @@ impl ObjectSpec {
         // Keyword maps need BTF for their value types.
         for m in &maps {
             if let Some(kw) = m.keyword {
-                convention::check(kw, m.map_type).map_err(|msg| ObjectError::Map {
-                    map: m.name.clone(),
-                    msg,
-                })?;
                 if btf.is_none() {
                     return Err(ObjectError::NoBtf(format!(
                         "map {} (keyword {kw}) needs to decode its values",
                         m.name
                     )));
                 }
+                convention::check(kw, m.map_type).map_err(|msg| ObjectError::Map {
+                    map: m.name.clone(),
+                    msg,
+                })?;
                 let needs_value = m.value_type.is_none();
                 if needs_value {
                     return Err(ObjectError::Map {

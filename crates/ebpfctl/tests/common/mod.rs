@@ -1,0 +1,378 @@
+//! A tiny harness for CLI tests: build examples once, start `ebpfctl run` and wait until it
+//! runs, stop it with SIGINT, scrape its metrics, and check nothing was left in the kernel.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ebpfctl")
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+pub fn tmp() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ebpfctl-tests");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn once_per_key(key: &str, make: impl FnOnce() -> PathBuf) -> PathBuf {
+    static DONE: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut done = DONE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = done.get(key) {
+        return p.clone();
+    }
+    let p = make();
+    done.insert(key.to_string(), p.clone());
+    p
+}
+
+/// Compiles C source text into a BPF object with `ebpfctl build`.
+pub fn build_source(name: &str, source: &str) -> PathBuf {
+    let dir = tmp().join("src");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join(format!("{name}.bpf.c"));
+    std::fs::write(&src, source).unwrap();
+    let out = dir.join(format!("{name}.bpf.o"));
+    let o = Command::new(bin())
+        .args(["build"])
+        .arg(&src)
+        .args(["-I"])
+        .arg(repo().join("examples"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "ebpfctl build {name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// `examples/<name>.bpf.c` compiled once per test process.
+pub fn example(name: &str) -> PathBuf {
+    once_per_key(name, || {
+        let src =
+            std::fs::read_to_string(repo().join("examples").join(format!("{name}.bpf.c"))).unwrap();
+        build_source(name, &src)
+    })
+}
+
+/// `examples/target/target.c` compiled once, as `ebpfctl-example-target`; returns its directory.
+pub fn target_dir() -> PathBuf {
+    once_per_key("target", || {
+        let dir = tmp().join("bin");
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("ebpfctl-example-target");
+        let o = Command::new("gcc")
+            .args(["-O1", "-Wall", "-I"])
+            .arg(repo().join("include"))
+            .arg("-o")
+            .arg(&out)
+            .arg(repo().join("examples/target/target.c"))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "gcc target.c: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        dir
+    })
+}
+
+/// Runs the example target with arguments; returns its pid after it exited successfully.
+pub fn target(args: &[&str]) -> u32 {
+    let mut child = Command::new(target_dir().join("ebpfctl-example-target"))
+        .args(args)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let st = child.wait().unwrap();
+    assert!(st.success(), "target {args:?} failed: {st}");
+    pid
+}
+
+/// A running `ebpfctl run`.
+pub struct Run {
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Run {
+    /// Starts `ebpfctl ARGS` and waits for the "running:" notice (or fails with its stderr).
+    pub fn start(args: &[&str]) -> Run {
+        Self::start_with_env(args, &[])
+    }
+
+    pub fn start_with_env(args: &[&str], env: &[(&str, String)]) -> Run {
+        let mut cmd = Command::new(bin());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let (e2, o2) = (Arc::clone(&stderr), Arc::clone(&stdout));
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while err.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                e2.lock().unwrap().push(line.trim_end().to_string());
+                line.clear();
+            }
+        });
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                o2.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        let mut run = Run {
+            child,
+            stderr,
+            stdout,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if run.stderr().iter().any(|l| l.contains("running:")) {
+                return run;
+            }
+            if let Ok(Some(st)) = run.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "ebpfctl {args:?} exited ({st}) before running:\n{}",
+                    run.stderr().join("\n")
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ebpfctl {args:?} did not start:\n{}",
+                run.stderr().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The metrics URL announced on stderr.
+    pub fn metrics_addr(&self) -> String {
+        self.stderr()
+            .iter()
+            .find_map(|l| {
+                l.split("serving metrics on http://")
+                    .nth(1)
+                    .map(|r| r.trim_end_matches("/metrics").to_string())
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no metrics address announced:\n{}",
+                    self.stderr().join("\n")
+                )
+            })
+    }
+
+    pub fn scrape(&self) -> String {
+        scrape(&self.metrics_addr())
+    }
+
+    /// Stdout so far, as JSON values (one per line).
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        parse_lines(&self.stdout.lock().unwrap())
+    }
+
+    /// Waits until `pred` holds for the JSON lines so far (or panics after 10 s).
+    pub fn wait_json(
+        &self,
+        what: &str,
+        pred: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.json();
+            if pred(&v) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; got {} lines:\n{:?}\nstderr:\n{}",
+                v.len(),
+                v.iter().rev().take(5).collect::<Vec<_>>(),
+                self.stderr().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGINT, then wait; returns (exit status, stdout, stderr lines).
+    pub fn stop(mut self) -> (std::process::ExitStatus, Vec<u8>, Vec<String>) {
+        // SAFETY: kill on our own child's pid with a valid signal.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let st = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "ebpfctl did not stop on SIGINT:\n{}",
+                    self.stderr().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let out = self.stdout.lock().unwrap().clone();
+        (st, out, self.stderr())
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn parse_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+pub fn scrape(addr: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "scrape: {body}");
+    body.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// The value of the first sample whose line starts with `series` (name{labels}).
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// `promtool check metrics` must accept the exposition.
+pub fn promtool_ok(metrics: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install prometheus) is needed by this test");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- metrics:\n{metrics}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Fails if any BPF program with one of these names is still loaded. The kernel frees a
+/// program shortly after its last reference goes (RCU), so this waits up to 3 s.
+pub fn assert_unloaded(names: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let left = loaded_named(names);
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still loaded: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn loaded_named(names: &[&str]) -> Vec<String> {
+    let o = Command::new("bpftool")
+        .args(["prog", "list", "-j"])
+        .output()
+        .expect("bpftool (apt-get install bpftool) is needed");
+    let progs: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+    let shorts: Vec<String> = names.iter().map(|n| n.chars().take(15).collect()).collect();
+    progs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| shorts.iter().any(|s| p["name"].as_str() == Some(s)))
+        .map(|p| p.to_string())
+        .collect()
+}
+
+/// Runs ebpfctl to completion.
+pub fn ebpfctl(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Asserts a failure with exactly one stderr line starting "ebpfctl: error:" containing `want`.
+pub fn assert_one_line_error(o: &Output, want: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got:\n{err}");
+    assert!(lines[0].starts_with("ebpfctl: error:"), "{err}");
+    assert!(lines[0].contains(want), "expected {want:?} in: {err}");
+}

@@ -1,0 +1,591 @@
+//! `ebpfctl run` on the real kernel: each example probe, triggered by real events, with its
+//! decoded output and metrics checked; bad input; cleanup.
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn path_with_target() -> (&'static str, String) {
+    (
+        "PATH",
+        format!(
+            "{}:{}",
+            target_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    )
+}
+
+#[test]
+fn uprobe_on_our_program_decodes_every_member() {
+    let obj = example("uprobe_types");
+    let run = Run::start_with_env(
+        &["run", obj.to_str().unwrap(), "-o", "json", "--no-metrics"],
+        &[path_with_target()],
+    );
+    let pid = target(&["sample"]);
+    let lines = run.wait_json("the sample event", |v| v.iter().any(|e| e["pid"] == pid));
+    let e = lines.iter().find(|e| e["pid"] == pid).unwrap();
+    assert_eq!(e["_map"], "samples");
+    assert!(e["_time"].as_str().unwrap().ends_with('Z'));
+    let expect = serde_json::json!({
+        "u8": 250, "s8": -7, "u16": 65000, "s16": -300, "u32": 4000000000u32, "s32": -2000000000,
+        "u64": 18446744073709551615u64, "s64": -9000000000000000000i64, "flag": true, "color": "BLUE",
+        "bf_a": 5, "bf_b": 17, "bf_c": -3, "name": "ebpfctl", "arr": [1, 2, 3], "f32": 1.5, "f64": -2.25,
+        "ptr": "0xdeadbeef", "inner": {"port": 8080, "delta": -1}, "un": {"as_u32": 0x04030201, "as_bytes": [1, 2, 3, 4]},
+        "v4": "10.1.2.3", "v6": "2001:db8::1", "ep": "127.0.0.1:9091/tcp", "err": "-EACCES", "sig": "SIGKILL",
+        "sc": "openat", "took": 1500000, "who": "target",
+    });
+    for (k, v) in expect.as_object().unwrap() {
+        assert_eq!(&e[k], v, "member {k} in {e}");
+    }
+    // timestamp: monotonic ns from the target, printed as wall-clock time close to now.
+    let at = e["at"].as_str().unwrap();
+    let now = ebpfctl_core::decode::time::now_rfc3339();
+    assert_eq!(&at[..16], &now[..16], "timestamp {at} vs now {now}");
+    // u64 stays exact on the wire, not rounded through a float.
+    let (_, out, _) = run.stop();
+    assert!(String::from_utf8_lossy(&out).contains("\"u64\":18446744073709551615"));
+    assert_unloaded(&["on_sample"]);
+}
+
+#[test]
+fn section_convention_ring_buffer_with_value_type() {
+    let obj = example("exec_print");
+    let run = Run::start(&["run", obj.to_str().unwrap(), "-o", "json"]);
+    let pid = target(&["getppid", "1"]);
+    let lines = run.wait_json("the exec event", |v| v.iter().any(|e| e["pid"] == pid));
+    let e = lines.iter().find(|e| e["pid"] == pid).unwrap();
+    assert_eq!(e["_map"], "execs");
+    assert_eq!(e["ppid"], std::process::id());
+    assert_eq!(e["uid"], 0);
+    assert_eq!(e["comm"], "ebpfctl-example");
+    assert!(
+        e["filename"]
+            .as_str()
+            .unwrap()
+            .ends_with("/ebpfctl-example-target"),
+        "{e}"
+    );
+    assert!(e["at"].as_str().unwrap().starts_with("20"), "{e}");
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+    assert_unloaded(&["exec_print"]);
+}
+
+#[test]
+fn prefix_convention_params_percpu_counter_and_snapshot() {
+    let obj = example("syscall_counter");
+    let run = Run::start(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "json",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--interval",
+        "200ms",
+        "--param",
+        "target_comm=ebpfctl-example",
+    ]);
+    let pid = target(&["getppid", "1000"]);
+    let lines = run.wait_json("a snapshot of last_syscall", |v| {
+        v.iter()
+            .any(|e| e["_map"] == "last_syscall" && e["key"] == pid)
+    });
+    let snap = lines
+        .iter()
+        .find(|e| e["_map"] == "last_syscall" && e["key"] == pid)
+        .unwrap();
+    assert_eq!(snap["nr"], "exit_group", "{snap}");
+    let m = run.scrape();
+    promtool_ok(&m);
+    let n = sample(
+        &m,
+        "ebpfctl_syscalls_total{nr=\"getppid\",comm=\"ebpfctl-example\"}",
+    )
+    .expect(&m);
+    assert!(n >= 1000.0, "getppid count {n}");
+    // The comm parameter filtered in the kernel: no other command shows up.
+    for l in m
+        .lines()
+        .filter(|l| l.starts_with("ebpfctl_syscalls_total{"))
+    {
+        assert!(l.contains("comm=\"ebpfctl-example\""), "{l}");
+    }
+    assert!(
+        sample(&m, "ebpfctl_program_runs_total{program=\"count_syscalls\"}").unwrap() > 0.0,
+        "{m}"
+    );
+    run.stop();
+    assert_unloaded(&["count_syscalls"]);
+}
+
+#[test]
+fn histograms_from_ring_buffer_and_slot_map_and_a_duration_gauge() {
+    let obj = example("sleep_latency");
+    let run = Run::start(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "none",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    target(&["sleep", "5", "2000"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let m = run.scrape();
+    promtool_ok(&m);
+    let c = "{comm=\"ebpfctl-example\"}";
+    assert_eq!(
+        sample(&m, &format!("ebpfctl_sleeps_seconds_count{c}")),
+        Some(5.0),
+        "{m}"
+    );
+    let sum = sample(&m, &format!("ebpfctl_sleeps_seconds_sum{c}")).unwrap();
+    assert!((0.0099..1.0).contains(&sum), "sum {sum}");
+    assert_eq!(
+        sample(
+            &m,
+            "ebpfctl_sleeps_seconds_bucket{le=\"0.001024\",comm=\"ebpfctl-example\"}"
+        ),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "ebpfctl_sleeps_seconds_bucket{le=\"+Inf\",comm=\"ebpfctl-example\"}"
+        ),
+        Some(5.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, &format!("ebpfctl_sleep_slots_count{c}")),
+        Some(5.0),
+        "{m}"
+    );
+    // 2 ms sleeps land in log2(µs) slot 10 or 11 (1024..4095 µs).
+    assert_eq!(
+        sample(
+            &m,
+            "ebpfctl_sleep_slots_bucket{le=\"1023.0\",comm=\"ebpfctl-example\"}"
+        ),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, &format!("ebpfctl_last_request_seconds{c}")),
+        Some(0.002),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "ebpfctl_events_total{map=\"sleeps\"}"),
+        Some(5.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "ebpfctl_lost_events_total{map=\"sleeps\"}"),
+        Some(0.0),
+        "{m}"
+    );
+    run.stop();
+    assert_unloaded(&["sleep_enter", "sleep_exit"]);
+}
+
+#[test]
+fn perf_array_print_and_ring_buffer_counter() {
+    let obj = example("signals");
+    let run = Run::start(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "json",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    let pid = target(&["signal", "3"]);
+    let lines = run.wait_json("3 signal events", |v| {
+        v.iter().filter(|e| e["pid"] == pid).count() == 3
+    });
+    for e in lines.iter().filter(|e| e["pid"] == pid) {
+        assert_eq!(e["_map"], "signals");
+        assert_eq!(e["sig"], "SIGUSR1");
+        assert_eq!(e["comm"], "ebpfctl-example");
+        assert_eq!(e["result"], 0);
+    }
+    let m = run.scrape();
+    promtool_ok(&m);
+    assert_eq!(
+        sample(
+            &m,
+            "ebpfctl_signal_counts_total{sig=\"SIGUSR1\",comm=\"ebpfctl-example\"}"
+        ),
+        Some(3.0),
+        "{m}"
+    );
+    run.stop();
+    assert_unloaded(&["on_signal"]);
+}
+
+#[test]
+fn xdp_counter_on_loopback_with_endpoint_labels() {
+    let obj = example("xdp_udp");
+    let run = Run::start(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "none",
+        "--iface",
+        "lo",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    target(&["udp", "47123", "50"]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let m = run.scrape();
+    promtool_ok(&m);
+    assert_eq!(
+        sample(
+            &m,
+            "ebpfctl_udp_datagrams_total{dst=\"127.0.0.1:47123/udp\"}"
+        ),
+        Some(50.0),
+        "{m}"
+    );
+    run.stop();
+    assert_unloaded(&["count_udp"]);
+    // The XDP link is gone with the process: lo has no XDP program left.
+    let ip = std::process::Command::new("ip")
+        .args(["link", "show", "lo"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&ip.stdout).contains("xdp"),
+        "{}",
+        String::from_utf8_lossy(&ip.stdout)
+    );
+}
+
+#[test]
+fn table_output_shows_each_map() {
+    let obj = example("sleep_latency");
+    let run = Run::start(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "table",
+        "--no-metrics",
+        "--interval",
+        "100ms",
+    ]);
+    target(&["sleep", "2", "1000"]);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let (st, out, _) = run.stop();
+    assert!(st.success());
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("sleeps") && text.contains("LATENCY") && text.contains("ebpfctl-example"),
+        "{text}"
+    );
+    assert!(
+        text.contains("last_request") && text.contains("sleep_slots"),
+        "{text}"
+    );
+    // durations read as durations in tables
+    assert!(text.contains("ms"), "{text}");
+}
+
+const LOSSY: &str = r#"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "ebpfctl.h"
+struct ev { __u64 n; char pad[56]; };
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); __type(value, struct ev); } print_flood SEC(".maps");
+EBPFCTL_LOST_COUNTER(print_flood);
+const volatile char target_comm[16] = "ebpfctl-example";
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int flood(void *ctx) {
+    char c[16];
+    bpf_get_current_comm(c, sizeof(c));
+    for (int i = 0; i < 15; i++) { if (c[i] != target_comm[i]) return 0; if (!c[i]) break; }
+    for (int i = 0; i < 200; i++) {
+        struct ev *e = ebpfctl_reserve(print_flood, struct ev);
+        if (!e) continue;
+        e->n = i;
+        bpf_ringbuf_submit(e, 0);
+    }
+    return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"#;
+
+#[test]
+fn lost_events_are_counted_and_reported_in_every_output() {
+    let obj = build_source("lossy", LOSSY);
+    let run = Run::start(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "json",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--interval",
+        "100ms",
+    ]);
+    target(&["getppid", "1"]);
+    let lines = run.wait_json("a loss record", |v| {
+        v.iter().any(|e| e.get("_lost").is_some())
+    });
+    let got = lines.iter().filter(|e| e.get("n").is_some()).count() as u64;
+    let lost: u64 = lines
+        .iter()
+        .filter_map(|e| e.get("_lost").and_then(Value::as_u64))
+        .sum();
+    // 4 KiB holds fewer than 200 records of 72 bytes: the rest must be accounted as lost.
+    assert!(lost > 0 && got < 200, "got {got}, lost {lost}");
+    assert_eq!(
+        got + lost,
+        200,
+        "every event is either delivered or counted lost"
+    );
+    let m = run.scrape();
+    assert_eq!(
+        sample(&m, "ebpfctl_lost_events_total{map=\"flood\"}"),
+        Some(lost as f64),
+        "{m}"
+    );
+    let (_, _, err) = run.stop();
+    assert!(
+        err.iter().any(|l| l.contains("map print_flood: lost")),
+        "{err:?}"
+    );
+}
+
+const MIXED: &str = r#"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "ebpfctl.h"
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 16); __type(key, __u32); __type(value, __u64); } counter_hits SEC(".maps");
+static void hit(__u32 k) { __u64 one = 1, *n = bpf_map_lookup_elem(&counter_hits, &k); if (n) __sync_fetch_and_add(n, 1); else bpf_map_update_elem(&counter_hits, &k, &one, BPF_NOEXIST); }
+SEC("kprobe/do_nanosleep") int mixed_kprobe(void *ctx) { hit(1); return 0; }
+SEC("fentry/do_nanosleep") int BPF_PROG(mixed_fentry) { hit(2); return 0; }
+SEC("tracepoint/syscalls/sys_enter_getppid") int mixed_tp(void *ctx) { hit(3); return 0; }
+char LICENSE[] SEC("license") = "GPL";
+"#;
+
+#[test]
+fn programs_this_kernel_cannot_run_are_reported_and_the_rest_run() {
+    let obj = build_source("mixed", MIXED);
+    let run = Run::start(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "none",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    target(&["getppid", "3"]);
+    let m = run.scrape();
+    assert!(
+        sample(&m, "ebpfctl_hits_total{key=\"3\"}").unwrap() >= 3.0,
+        "{m}"
+    );
+    let (st, _, err) = run.stop();
+    assert!(st.success());
+    let skipped: Vec<&String> = err.iter().filter(|l| l.contains("skipped")).collect();
+    assert!(
+        skipped
+            .iter()
+            .any(|l| l.contains("mixed_kprobe") && l.contains("kprobes")),
+        "{err:?}"
+    );
+    assert!(
+        skipped
+            .iter()
+            .any(|l| l.contains("mixed_fentry") && l.contains("fentry")),
+        "{err:?}"
+    );
+    for l in &skipped {
+        assert_eq!(l.lines().count(), 1);
+    }
+    // --strict: the same object fails and leaves nothing.
+    let o = ebpfctl(&[
+        "run",
+        obj.to_str().unwrap(),
+        "--strict",
+        "--no-metrics",
+        "--duration",
+        "1",
+    ]);
+    assert!(!o.status.success());
+    assert_unloaded(&["mixed_kprobe", "mixed_fentry", "mixed_tp"]);
+}
+
+#[test]
+fn list_params_shows_types_and_defaults() {
+    let obj = example("syscall_counter");
+    let o = ebpfctl(&["run", obj.to_str().unwrap(), "--list-params"]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("target_comm") && text.contains("char[16]"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("min_nr")
+            && l.contains("long long")
+            && l.trim_end().ends_with('0')),
+        "{text}"
+    );
+}
+
+#[test]
+fn duration_ends_the_run_and_flushes() {
+    let obj = example("exec_print");
+    let o = ebpfctl(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "json",
+        "--duration",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_unloaded(&["exec_print"]);
+}
+
+// ---- bad input: one clear line, non-zero exit, no panic, nothing loaded ----
+
+fn write_tmp(name: &str, bytes: &[u8]) -> String {
+    let p = tmp().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn bad_input_not_elf() {
+    let p = write_tmp("not-elf.o", b"this is a text file\n");
+    assert_one_line_error(&ebpfctl(&["run", &p]), "not an ELF file");
+}
+
+#[test]
+fn bad_input_truncated_elf() {
+    let full = std::fs::read(example("exec_print")).unwrap();
+    let p = write_tmp("truncated.o", &full[..full.len() / 3]);
+    assert_one_line_error(&ebpfctl(&["run", &p]), "truncated");
+}
+
+#[test]
+fn bad_input_elf_of_another_machine() {
+    assert_one_line_error(&ebpfctl(&["run", "/bin/true"]), "is for x86-64, not BPF");
+}
+
+#[test]
+fn bad_input_missing_file() {
+    assert_one_line_error(&ebpfctl(&["run", "/nonexistent/probe.o"]), "No such file");
+}
+
+#[test]
+fn bad_input_keyword_without_btf() {
+    // Compiled without -g: no BTF, so the `print` keyword cannot decode anything.
+    let dir = tmp().join("nobtf");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("nobtf.bpf.c");
+    std::fs::write(
+        &src,
+        "struct { int (*type)[27]; int (*max_entries)[4096]; } print_events __attribute__((section(\".maps\"), used));\n\
+         __attribute__((section(\"tracepoint/syscalls/sys_enter_getppid\"), used)) int f(void *c) { return 0; }\n\
+         char LICENSE[] __attribute__((section(\"license\"), used)) = \"GPL\";\n",
+    )
+    .unwrap();
+    let out = dir.join("nobtf.o");
+    let clang = ebpfctl_build::find_clang().unwrap();
+    let st = std::process::Command::new(clang)
+        .args(["-O2", "-target", "bpf", "-c"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_one_line_error(&ebpfctl(&["run", out.to_str().unwrap()]), "no BTF");
+}
+
+#[test]
+fn bad_input_keyword_on_unsupported_map_kind() {
+    let obj = build_source(
+        "badkw",
+        r#"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); __type(value, __u64); } events SEC(".maps.gauge");
+SEC("tracepoint/syscalls/sys_enter_getppid") int badkw(void *c) { return 0; }
+char LICENSE[] SEC("license") = "GPL";
+"#,
+    );
+    assert_one_line_error(
+        &ebpfctl(&["run", obj.to_str().unwrap()]),
+        "keyword `gauge` is not supported on a ringbuf map",
+    );
+}
+
+#[test]
+fn bad_input_unknown_and_malformed_params() {
+    // A copy of the example with its own program name, so the check below sees only this test.
+    let src = std::fs::read_to_string(repo().join("examples/syscall_counter.bpf.c")).unwrap();
+    let obj = build_source("params", &src.replace("count_syscalls", "params_probe"));
+    let o = obj.to_str().unwrap();
+    assert_one_line_error(
+        &ebpfctl(&["run", o, "--param", "nope=1"]),
+        "unknown parameter nope; the object's parameters: target_comm, min_nr",
+    );
+    assert_one_line_error(
+        &ebpfctl(&["run", o, "--param", "min_nr=lots"]),
+        "parameter min_nr: expected an integer",
+    );
+    assert_one_line_error(
+        &ebpfctl(&["run", o, "--param", "target_comm=a-name-longer-than-15"]),
+        "longer than 15 bytes",
+    );
+    assert_unloaded(&["params_probe"]);
+}
+
+#[test]
+fn bad_input_verifier_rejection_is_explained() {
+    let obj = build_source(
+        "rejected",
+        r#"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 16); __type(key, __u32); __type(value, __u64); } counts SEC(".maps");
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int rejected(void *ctx)
+{
+	__u32 k = 0;
+	__u64 *v = bpf_map_lookup_elem(&counts, &k);
+	*v += 1;
+	return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"#,
+    );
+    let o = ebpfctl(&["run", obj.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"));
+    let first = err.lines().next().unwrap();
+    assert!(
+        first.starts_with("ebpfctl: error:")
+            && first.contains("the verifier rejected program rejected"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rejected.bpf.c:"),
+        "source line missing: {err}"
+    );
+    assert!(err.contains("*v += 1"), "C source text missing: {err}");
+    assert!(err.contains("hint: missing NULL check"), "{err}");
+    assert_unloaded(&["rejected"]);
+}
