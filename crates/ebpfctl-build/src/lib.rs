@@ -179,7 +179,10 @@ pub fn prepare_include_dir(dir: &Path) -> Result<PathBuf, BuildError> {
     let stamp = dir.join("vmlinux.h.key");
     let header = dir.join("vmlinux.h");
     if !header.exists() || fs::read_to_string(&stamp).ok().as_deref() != Some(key.as_str()) {
-        let tmp = dir.join(format!("vmlinux.h.{}", std::process::id()));
+        // Unique per call: builds may prepare the same directory concurrently.
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!("vmlinux.h.{}.{seq}", std::process::id()));
         dump_c_header(
             &BtfSource::File {
                 path: Path::new(VMLINUX_BTF),

@@ -1,0 +1,108 @@
+//! Object parsing and normalisation, without the kernel: examples compiled here, parsed, and
+//! the normalised bytes opened by libbpf.
+use std::path::{Path, PathBuf};
+
+use ebpfctl_core::btf::{Data, Kind};
+use ebpfctl_core::convention::{Keyword, KeywordSource};
+use ebpfctl_core::object::ObjectSpec;
+
+fn compile(name: &str) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("object-tests");
+    let inc = ebpfctl_build::prepare_include_dir(&dir.join("include")).unwrap();
+    let out = dir.join(format!("{name}.o"));
+    ebpfctl_build::Compile {
+        src: repo.join("examples").join(format!("{name}.bpf.c")),
+        out: out.clone(),
+        include_dir: inc,
+        extra_includes: vec![repo.join("examples")],
+        cflags: vec![],
+    }
+    .run()
+    .unwrap();
+    out
+}
+
+#[test]
+fn keyword_sections_merge_into_one_maps_section() {
+    let bytes = std::fs::read(compile("sleep_latency")).unwrap();
+    let spec = ObjectSpec::parse(&bytes).unwrap();
+    let kw = |n: &str| spec.map(n).unwrap_or_else(|| panic!("map {n}")).keyword;
+    assert_eq!(kw("hist_sleeps"), Some(Keyword::Hist));
+    assert_eq!(
+        spec.map("hist_sleeps").unwrap().keyword_source,
+        Some(KeywordSource::Prefix)
+    );
+    assert_eq!(kw("sleep_slots"), Some(Keyword::Hist));
+    assert_eq!(
+        spec.map("sleep_slots").unwrap().keyword_source,
+        Some(KeywordSource::Section)
+    );
+    assert_eq!(kw("last_request"), Some(Keyword::Gauge));
+    assert_eq!(kw("start"), None);
+    assert!(
+        spec.changes
+            .iter()
+            .any(|c| c.contains("merged map sections")),
+        "{:?}",
+        spec.changes
+    );
+    assert!(
+        spec.changes.iter().any(|c| c.contains("hist_sleeps")),
+        "{:?}",
+        spec.changes
+    );
+    assert!(spec.params.iter().any(|p| p.name == "target_comm"));
+    assert_eq!(
+        spec.map("hist_sleeps").unwrap().lost_counter.is_some(),
+        true
+    );
+
+    // One `.maps` DATASEC with all four maps; the ring buffer definition lost its value member.
+    let btf = spec.btf.as_ref().unwrap();
+    let ds: Vec<u32> = btf.find(".maps", Kind::Datasec).collect();
+    assert_eq!(ds.len(), 1);
+    let Data::Datasec(vars) = &btf.get(ds[0]).unwrap().data else {
+        panic!()
+    };
+    let names: Vec<&str> = vars.iter().map(|v| btf.name(v.type_id)).collect();
+    for m in ["hist_sleeps", "sleep_slots", "last_request", "start"] {
+        assert!(names.contains(&m), "{names:?}");
+    }
+    assert_eq!(btf.find(".maps.hist", Kind::Datasec).count(), 0);
+    let rb = spec.map("hist_sleeps").unwrap();
+    assert_eq!(btf.type_name(rb.value_type.unwrap()), "struct sleep_event");
+
+    // libbpf opens the normalised object and sees every map (no kernel needed to open).
+    let open = libbpf_rs::ObjectBuilder::default()
+        .open_memory(&spec.normalised)
+        .unwrap();
+    let mut got: Vec<String> = open
+        .maps()
+        .map(|m| m.name().to_string_lossy().into_owned())
+        .collect();
+    got.sort();
+    for m in ["hist_sleeps", "last_request", "sleep_slots", "start"] {
+        assert!(got.iter().any(|g| g == m), "{got:?}");
+    }
+}
+
+#[test]
+fn parsing_is_deterministic() {
+    let bytes = std::fs::read(compile("signals")).unwrap();
+    let a = ObjectSpec::parse(&bytes).unwrap();
+    let b = ObjectSpec::parse(&bytes).unwrap();
+    assert_eq!(a.normalised, b.normalised);
+    assert_eq!(a.programs.len(), 1);
+    assert_eq!(a.programs[0].attach.kind(), "tracepoint");
+    assert_eq!(a.license.as_deref(), Some("GPL"));
+}
+
+#[test]
+fn untouched_objects_stay_byte_identical() {
+    // Only `.maps` and no typed ring buffer: nothing to normalise.
+    let bytes = std::fs::read(compile("xdp_udp")).unwrap();
+    let spec = ObjectSpec::parse(&bytes).unwrap();
+    assert!(spec.changes.is_empty(), "{:?}", spec.changes);
+    assert_eq!(spec.normalised, bytes);
+}

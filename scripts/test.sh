@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine (as root: tests load real programs into the kernel).
+# Installs what the tests need, runs every test, and fails if any BPF program is left loaded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+
+progs() { bpftool prog list -j | python3 -c 'import json,sys; print("\n".join("%s %s %s" % (p["id"], p.get("name", ""), p["type"]) for p in json.load(sys.stdin) if p["type"] != "cgroup_device"))'; }
+before=$(progs | sort)
+
+status=0
+cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-4}" || status=$?
+
+sleep 1
+after=$(progs | sort)
+leaked=$(comm -13 <(echo "$before") <(echo "$after") || true)
+if [[ -n "$leaked" ]]; then
+  echo "test.sh: BPF programs left loaded by the tests:" >&2
+  echo "$leaked" >&2
+  status=1
+fi
+if [[ -n "$(ls -A /sys/fs/bpf 2>/dev/null)" ]]; then
+  echo "test.sh: pins left in /sys/fs/bpf: $(ls /sys/fs/bpf)" >&2
+  status=1
+fi
+exit $status
