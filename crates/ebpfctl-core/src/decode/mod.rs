@@ -479,7 +479,7 @@ fn render_special<S: Sink>(kind: Special, data: &[u8], at: usize, size: usize, s
         Special::Ipv6 => sink.str(&net::ipv6(bytes)),
         Special::L4Endpoint => sink.str(&net::l4_endpoint(bytes)),
         Special::Duration => sink.u64(read_uint(data, at, size)),
-        Special::Timestamp => sink.str(&time::ktime_to_rfc3339(read_uint(data, at, size))),
+        Special::Timestamp => sink.timestamp(time::ktime_to_unix_ns(read_uint(data, at, size))),
         Special::Errno => {
             let v = int(true);
             match sys::errno_name(v) {

@@ -8,6 +8,10 @@ pub trait Sink {
     fn f64(&mut self, v: f64);
     fn bool(&mut self, v: bool);
     fn str(&mut self, s: &str);
+    /// A wall-clock time (Unix ns), written as an RFC 3339 string.
+    fn timestamp(&mut self, unix_ns: i128) {
+        self.str(&super::time::rfc3339_ns(unix_ns));
+    }
     fn begin_object(&mut self);
     fn key(&mut self, k: &str);
     fn end_object(&mut self);
@@ -35,32 +39,48 @@ impl<'a> JsonSink<'a> {
     }
 }
 
+/// Bytes that need escaping inside a JSON string.
+const ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 /// Appends `s` as a JSON string literal.
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
     let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: Option<&[u8]> = match b {
-            b'"' => Some(b"\\\""),
-            b'\\' => Some(b"\\\\"),
-            b'\n' => Some(b"\\n"),
-            b'\r' => Some(b"\\r"),
-            b'\t' => Some(b"\\t"),
-            0..=0x1f => None,
-            _ => continue,
-        };
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !ESCAPE[b as usize] {
+            i += 1;
+            continue;
+        }
         out.extend_from_slice(&bytes[start..i]);
-        match esc {
-            Some(e) => out.extend_from_slice(e),
-            None => {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.extend_from_slice(b"\\u00");
                 out.push(HEX[(b >> 4) as usize]);
                 out.push(HEX[(b & 0xf) as usize]);
             }
         }
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
@@ -97,6 +117,11 @@ impl Sink for JsonSink<'_> {
     fn str(&mut self, s: &str) {
         self.sep();
         write_json_str(self.out, s);
+        self.need_comma = true;
+    }
+    fn timestamp(&mut self, unix_ns: i128) {
+        self.sep();
+        super::time::write_rfc3339_quoted(unix_ns, self.out);
         self.need_comma = true;
     }
     fn begin_object(&mut self) {

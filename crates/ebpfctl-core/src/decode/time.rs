@@ -33,6 +33,47 @@ pub fn rfc3339_ns(unix_ns: i128) -> String {
         .unwrap_or_else(|| unix_ns.to_string())
 }
 
+/// Appends `"YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ"` (quoted) for a Unix time in ns. The date part is
+/// cached per second: this runs per event.
+pub fn write_rfc3339_quoted(unix_ns: i128, out: &mut Vec<u8>) {
+    thread_local! {
+        static CACHE: std::cell::RefCell<(i128, Vec<u8>)> = const { std::cell::RefCell::new((i128::MIN, Vec::new())) };
+    }
+    let sec = unix_ns.div_euclid(1_000_000_000);
+    let nanos = unix_ns.rem_euclid(1_000_000_000) as u32;
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != sec {
+            let full = rfc3339_ns(sec * 1_000_000_000);
+            // "2026-11-22T03:10:35Z" → "2026-11-22T03:10:35"
+            c.1 = full
+                .trim_end_matches('Z')
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .as_bytes()
+                .to_vec();
+            c.0 = sec;
+        }
+        out.push(b'"');
+        out.extend_from_slice(&c.1);
+    });
+    let mut frac = [b'0'; 10];
+    frac[0] = b'.';
+    let mut n = nanos;
+    for i in (1..10).rev() {
+        frac[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&frac);
+    out.extend_from_slice(b"Z\"");
+}
+
+/// Appends the current wall-clock time, quoted RFC 3339 with ns.
+pub fn write_now_quoted(out: &mut Vec<u8>) {
+    write_rfc3339_quoted(clock_ns(libc::CLOCK_REALTIME), out);
+}
+
 /// RFC 3339 wall-clock time for a `bpf_ktime_get_ns()` value.
 pub fn ktime_to_rfc3339(ktime_ns: u64) -> String {
     rfc3339_ns(i128::from(ktime_ns) + monotonic_to_wall())
@@ -112,6 +153,13 @@ mod tests {
             std::time::Duration::from_secs(2)
         );
         assert!(parse_cli_duration("soon").is_err());
+        let mut out = Vec::new();
+        write_rfc3339_quoted(1_509_722_216_000_000_005, &mut out);
+        write_rfc3339_quoted(1_509_722_216_890_551_865, &mut out);
+        assert_eq!(
+            out,
+            b"\"2017-11-03T15:16:56.000000005Z\"\"2017-11-03T15:16:56.890551865Z\""
+        );
         assert_eq!(human_duration(850), "850ns");
         assert_eq!(human_duration(1_300_000), "1.3ms");
         assert_eq!(

@@ -272,33 +272,54 @@ pub fn type_text(btf: &Btf, id: u32) -> String {
         v["kind"].as_str().unwrap_or("?").to_uppercase(),
         v["name"].as_str().unwrap_or("")
     );
-    let mut sub = String::new();
-    if let Some(o) = v.as_object() {
-        for (k, val) in o {
-            match (k.as_str(), val) {
-                ("id" | "kind" | "name", _) => {}
-                ("members" | "values" | "params" | "vars", Value::Array(items)) => {
-                    s += &format!(" vlen={}", items.len());
-                    for it in items {
-                        sub.push_str("\n\t");
-                        if let Some(n) = it.get("name").and_then(Value::as_str) {
-                            sub += &format!("'{n}'");
-                        }
-                        if let Some(io) = it.as_object() {
-                            for (ik, iv) in io {
-                                if ik != "name" {
-                                    sub += &format!(" {ik}={iv}");
-                                }
-                            }
-                        }
-                    }
+    let scalar = |s: &mut String, k: &str| match &v[k] {
+        Value::Null => {}
+        Value::String(x) => *s += &format!(" {k}={x}"),
+        other => *s += &format!(" {k}={other}"),
+    };
+    for k in [
+        "size",
+        "type_id",
+        "ret_type_id",
+        "index_type_id",
+        "nr_elems",
+        "bits_offset",
+        "nr_bits",
+        "encoding",
+        "linkage",
+        "signed",
+        "fwd_kind",
+        "component_idx",
+    ] {
+        scalar(&mut s, k);
+    }
+    for list in ["members", "values", "params", "vars"] {
+        let Some(items) = v[list].as_array() else {
+            continue;
+        };
+        s += &format!(" vlen={}", items.len());
+        for it in items {
+            s.push_str("\n\t");
+            if let Some(n) = it.get("name").and_then(Value::as_str) {
+                s += &format!("'{n}'");
+            }
+            for k in [
+                "type_id",
+                "bits_offset",
+                "bitfield_size",
+                "val",
+                "offset",
+                "size",
+            ] {
+                match it.get(k) {
+                    Some(Value::String(x)) => s += &format!(" {k}={x}"),
+                    Some(x) => s += &format!(" {k}={x}"),
+                    None => {}
                 }
-                (_, Value::String(x)) => s += &format!(" {k}={x}"),
-                (_, other) => s += &format!(" {k}={other}"),
             }
         }
     }
-    s + &sub
+    s
 }
 
 /// Streams every type of `btf` to `w`: a JSON array (one record per line) or text lines.

@@ -56,6 +56,16 @@ const X: u8 = 0x08;
 pub trait Resolve {
     /// The name of the function a call instruction targets, if known.
     fn call_name(&self, insn: &Insn) -> Option<String>;
+    /// The relative target of a bpf-to-bpf call. In an object file it is `imm`; in a
+    /// JITed program's translated code the kernel moves it to `off` (`imm` is then the
+    /// subprogram index).
+    fn pseudo_call_offset(&self, insn: &Insn) -> i32 {
+        insn.imm
+    }
+    /// The name of the subprogram starting at `pc`, if known.
+    fn subprog_name(&self, _pc: i64) -> Option<String> {
+        None
+    }
 }
 
 /// Resolves nothing: calls print as `call #imm`.
@@ -71,6 +81,10 @@ impl Resolve for NoNames {
 #[derive(Debug, Default)]
 pub struct KallsymsResolver {
     names: HashMap<i32, String>,
+    /// Set for JITed programs: bpf-to-bpf call offsets are in `off`.
+    pub jited: bool,
+    /// Subprogram names by first instruction.
+    pub subprogs: HashMap<i64, String>,
 }
 
 impl KallsymsResolver {
@@ -83,7 +97,10 @@ impl KallsymsResolver {
             .collect();
         let mut names = HashMap::new();
         if wanted.is_empty() {
-            return KallsymsResolver { names };
+            return KallsymsResolver {
+                names,
+                ..Default::default()
+            };
         }
         let text = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
         let mut syms: HashMap<u64, &str> = HashMap::new();
@@ -111,13 +128,26 @@ impl KallsymsResolver {
                 }
             }
         }
-        KallsymsResolver { names }
+        KallsymsResolver {
+            names,
+            ..Default::default()
+        }
     }
 }
 
 impl Resolve for KallsymsResolver {
     fn call_name(&self, insn: &Insn) -> Option<String> {
         self.names.get(&insn.imm).cloned()
+    }
+    fn pseudo_call_offset(&self, insn: &Insn) -> i32 {
+        if self.jited {
+            i32::from(insn.off)
+        } else {
+            insn.imm
+        }
+    }
+    fn subprog_name(&self, pc: i64) -> Option<String> {
+        self.subprogs.get(&pc).cloned()
     }
 }
 
@@ -152,7 +182,7 @@ pub fn format(insns: &[Insn], pc: usize, names: &dyn Resolve) -> (String, usize)
     let class = i.code & 0x07;
     match class {
         ALU | ALU64 => (alu(&i, class == ALU64), 1),
-        JMP | JMP32 => (jmp(&i, class == JMP, names), 1),
+        JMP | JMP32 => (jmp(&i, class == JMP, names, pc), 1),
         LDX => {
             let mode = i.code & 0xe0;
             let signed = mode == MEMSX;
@@ -302,7 +332,7 @@ fn alu(i: &Insn, wide: bool) -> String {
     format!("{d} {sym} {s}")
 }
 
-fn jmp(i: &Insn, wide: bool, names: &dyn Resolve) -> String {
+fn jmp(i: &Insn, wide: bool, names: &dyn Resolve, pc: usize) -> String {
     let op = i.code & 0xf0;
     match op {
         0x00 if wide => return format!("goto pc{}", sgn(i.off)),
@@ -312,7 +342,14 @@ fn jmp(i: &Insn, wide: bool, names: &dyn Resolve) -> String {
         }
         0x80 => {
             return match i.src {
-                1 => format!("call pc{}{}", if i.imm < 0 { "" } else { "+" }, i.imm),
+                1 => {
+                    let rel = names.pseudo_call_offset(i);
+                    let sign = if rel < 0 { "" } else { "+" };
+                    match names.subprog_name(pc as i64 + i64::from(rel) + 1) {
+                        Some(n) => format!("call pc{sign}{rel} # {n}"),
+                        None => format!("call pc{sign}{rel}"),
+                    }
+                }
                 2 => match names.call_name(i) {
                     Some(n) => format!("call kfunc {n}#{}", i.imm),
                     None => format!("call kfunc#{}", i.imm),

@@ -377,9 +377,12 @@ pub fn print_view<W: Write>(w: &mut W, v: &ObjectView, format: Format) -> io::Re
     writeln!(w, "\nmaps ({})", v.maps.len())?;
     let mut t = Table::new(&["NAME", "TYPE", "KEYWORD", "KEY", "VALUE", ">MAX_ENTRIES"]);
     for m in &v.maps {
-        let side = |ty: &Option<String>, size: u32| match ty {
-            Some(t) => format!("{t} ({size}B)"),
-            None => format!("{size}B"),
+        // Ring buffers and perf arrays have no kernel-side key/value: show the event type.
+        let side = |ty: &Option<String>, size: u32| match (ty, size) {
+            (Some(t), 0) => format!("{t} (event)"),
+            (Some(t), _) => format!("{t} ({size}B)"),
+            (None, 0) => "-".to_string(),
+            (None, _) => format!("{size}B"),
         };
         t.row(vec![
             m.name.clone(),
@@ -406,7 +409,11 @@ pub fn print_view<W: Write>(w: &mut W, v: &ObjectView, format: Format) -> io::Re
             t.row(vec![
                 p.name.clone(),
                 p.type_name.clone(),
-                p.default.clone(),
+                if p.default.is_empty() {
+                    "\"\"".to_string()
+                } else {
+                    p.default.clone()
+                },
                 p.section.clone(),
             ]);
         }

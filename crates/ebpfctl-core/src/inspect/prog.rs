@@ -403,7 +403,14 @@ pub fn dump(id: u32) -> Result<ProgDump> {
             });
         }
     }
-    let resolver = disasm::KallsymsResolver::for_insns(&insns);
+    let mut resolver = disasm::KallsymsResolver::for_insns(&insns);
+    resolver.jited = raw.info.jited_prog_len > 0;
+    if let Some(b) = &btf {
+        resolver.subprogs = func_records(&raw)
+            .into_iter()
+            .map(|(off, tid)| (i64::from(off), b.name(tid).to_string()))
+            .collect();
+    }
     let mut out = Vec::with_capacity(insns.len());
     let mut pc = 0usize;
     while pc < insns.len() {

@@ -30,6 +30,18 @@ fn restore_sysctl() {
     }
 }
 
+/// Chains a panic hook (once per process) that writes the remembered sysctl value back.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_sysctl();
+            hook(info);
+        }));
+    });
+}
+
 /// Holds BPF statistics on; restores the previous state when dropped.
 #[derive(Debug)]
 pub struct StatsGuard {
@@ -39,7 +51,12 @@ pub struct StatsGuard {
 }
 
 impl StatsGuard {
+    /// Turns statistics on: with `BPF_ENABLE_STATS`, or through the sysctl when the kernel
+    /// lacks it or `EBPFCTL_STATS=sysctl` is set.
     pub fn enable() -> Result<StatsGuard> {
+        if std::env::var("EBPFCTL_STATS").as_deref() == Ok("sysctl") {
+            return Self::enable_sysctl(io::Error::other("skipped: EBPFCTL_STATS=sysctl"));
+        }
         // SAFETY: plain syscall wrapper; a non-negative result is an fd we own.
         let rc = unsafe { libbpf_sys::bpf_enable_stats(libbpf_sys::BPF_STATS_RUN_TIME) };
         if rc >= 0 {
@@ -49,7 +66,12 @@ impl StatsGuard {
                 how: "BPF_ENABLE_STATS (off again when ebpfctl exits)",
             });
         }
-        let enable_err = sys::errno_of(rc);
+        Self::enable_sysctl(sys::errno_of(rc))
+    }
+
+    /// Writes `kernel.bpf_stats_enabled = 1`, remembering the previous value for drop, the
+    /// panic hook and signal-driven exits (the loops poll the stop flag and drop the guard).
+    fn enable_sysctl(enable_err: io::Error) -> Result<StatsGuard> {
         let prev = std::fs::read_to_string(SYSCTL).map_err(|e| {
             InspectError::Stats(format!(
                 "BPF statistics need kernel.bpf_stats_enabled, and {SYSCTL} is unreadable ({e}); BPF_ENABLE_STATS failed too ({enable_err})"
@@ -66,11 +88,7 @@ impl StatsGuard {
             .lock()
             .map_err(|_| InspectError::Stats("statistics state lock poisoned".into()))? =
             Some(prev);
-        let hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            restore_sysctl();
-            hook(info);
-        }));
+        install_panic_hook();
         std::fs::write(SYSCTL, "1").map_err(|e| {
             restore_sysctl();
             InspectError::Stats(format!(
@@ -297,14 +315,21 @@ pub fn run_tui(filter: Filter, interval: Duration, count: u64, stop: &AtomicBool
     let stats = StatsGuard::enable()?;
     let mut s = Sampler::new(filter)?;
     let mut out = io::stdout();
-    let _screen = Screen::enter(&mut out).map_err(InspectError::Output)?;
+    // SAFETY: isatty only inspects the descriptor.
+    let tty = unsafe { libc::isatty(libc::STDOUT_FILENO) } == 1;
+    let _screen = if tty {
+        Some(Screen::enter(&mut out).map_err(InspectError::Output)?)
+    } else {
+        None
+    };
     let mut n = 0;
     while (count == 0 || n < count) && nap(interval, stop) {
         let f = s.sample()?;
         let mut buf = Vec::new();
         let _ = write!(
             buf,
-            "\x1b[H\x1b[2Jebpfctl top  {}  {} programs  every {:.1}s  statistics: {}  (Ctrl-C quits)\n\n",
+            "{}ebpfctl top  {}  {} programs  every {:.1}s  statistics: {}  (Ctrl-C quits)\n\n",
+            if tty { "\x1b[H\x1b[2J" } else { "\n" },
             f.time,
             f.programs.len(),
             interval.as_secs_f64(),
@@ -339,4 +364,37 @@ pub fn run_tui(filter: Filter, interval: Duration, count: u64, stop: &AtomicBool
         n += 1;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sysctl path restores the previous value from the panic hook (before any unwinding
+    /// reaches the guard) and on drop. Root only: it writes kernel.bpf_stats_enabled.
+    #[test]
+    fn sysctl_stats_are_restored_on_panic_and_drop() {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "this test writes {SYSCTL}: run as root"
+        );
+        let before = std::fs::read_to_string(SYSCTL).unwrap().trim().to_string();
+        let guard = StatsGuard::enable_sysctl(io::Error::other("test")).unwrap();
+        assert_eq!(std::fs::read_to_string(SYSCTL).unwrap().trim(), "1");
+        let r = std::panic::catch_unwind(|| panic!("boom (expected by this test)"));
+        assert!(r.is_err());
+        assert_eq!(
+            std::fs::read_to_string(SYSCTL).unwrap().trim(),
+            before,
+            "panic hook"
+        );
+        drop(guard);
+        assert_eq!(
+            std::fs::read_to_string(SYSCTL).unwrap().trim(),
+            before,
+            "drop"
+        );
+    }
 }

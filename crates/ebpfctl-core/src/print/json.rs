@@ -5,46 +5,10 @@ use std::io::Write;
 use super::{Entry, MapOut, Printer};
 use crate::decode::{sink::write_json_str, time, JsonSink, Sink};
 
-/// Caches the seconds part of RFC 3339 timestamps: formatting per event is too slow.
-struct Clock {
-    sec: i64,
-    prefix: String,
-}
-
-impl Clock {
-    fn write_now(&mut self, out: &mut Vec<u8>) {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes into the timespec we own.
-        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-        if ts.tv_sec != self.sec || self.prefix.is_empty() {
-            self.sec = ts.tv_sec;
-            let full = time::rfc3339_ns(i128::from(ts.tv_sec) * 1_000_000_000);
-            // "2026-11-22T03:10:35Z" → "2026-11-22T03:10:35"
-            self.prefix = full
-                .trim_end_matches('Z')
-                .split('.')
-                .next()
-                .unwrap_or("")
-                .to_string();
-        }
-        out.push(b'"');
-        out.extend_from_slice(self.prefix.as_bytes());
-        out.push(b'.');
-        let ns = itoa::Buffer::new().format(ts.tv_nsec).to_string();
-        out.extend(std::iter::repeat_n(b'0', 9 - ns.len()));
-        out.extend_from_slice(ns.as_bytes());
-        out.extend_from_slice(b"Z\"");
-    }
-}
-
 /// Writes one JSON object per event / snapshot entry / loss notice.
 pub struct JsonPrinter<W: Write> {
     out: W,
     buf: Vec<u8>,
-    clock: Clock,
 }
 
 impl<W: Write> JsonPrinter<W> {
@@ -52,10 +16,6 @@ impl<W: Write> JsonPrinter<W> {
         Self {
             out,
             buf: Vec::with_capacity(1 << 16),
-            clock: Clock {
-                sec: 0,
-                prefix: String::new(),
-            },
         }
     }
 
@@ -63,7 +23,7 @@ impl<W: Write> JsonPrinter<W> {
         self.buf.extend_from_slice(b"{\"_map\":");
         write_json_str(&mut self.buf, &map.display);
         self.buf.extend_from_slice(b",\"_time\":");
-        self.clock.write_now(&mut self.buf);
+        time::write_now_quoted(&mut self.buf);
     }
 
     fn end(&mut self) {
