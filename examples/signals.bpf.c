@@ -6,8 +6,8 @@
 
 struct sig_event {
 	pid pid;
-	signal_t sig;
-	errno_t result;
+	signal sig;   /* the bare typedef names; sig_count below uses the _t spellings */
+	errno result;
 	comm comm;
 };
 

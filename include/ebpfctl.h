@@ -48,6 +48,11 @@ typedef ebpfctl_timestamp timestamp;
 typedef ebpfctl_errno errno_t;
 typedef ebpfctl_signal signal_t;
 typedef ebpfctl_syscall syscall_t;
+#ifndef EBPFCTL_NO_BARE_NAMES /* the bare names clash with libc when shared with user space */
+typedef ebpfctl_errno errno;
+typedef ebpfctl_signal signal;
+typedef ebpfctl_syscall syscall;
+#endif
 typedef ebpfctl_uid uid;
 typedef ebpfctl_gid gid;
 typedef ebpfctl_pid pid;

@@ -21,6 +21,7 @@
 #define __always_inline inline __attribute__((always_inline))
 #endif
 #define SEC(x)
+#define EBPFCTL_NO_BARE_NAMES
 #include "ebpfctl.h"
 #include "../types.h"
 

@@ -589,3 +589,82 @@ char LICENSE[] SEC("license") = "GPL";
     assert!(err.contains("hint: missing NULL check"), "{err}");
     assert_unloaded(&["rejected"]);
 }
+
+const KINDS: &str = r#"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "ebpfctl.h"
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 16); __type(key, __u32); __type(value, __u64); } counter_kind_hits SEC(".maps");
+static void hit(__u32 k) { __u64 one = 1, *n = bpf_map_lookup_elem(&counter_kind_hits, &k); if (n) __sync_fetch_and_add(n, 1); else bpf_map_update_elem(&counter_kind_hits, &k, &one, BPF_NOEXIST); }
+SEC("tc/ingress") int kinds_tc(struct __sk_buff *s) { hit(1); return 0; /* TC_ACT_OK */ }
+SEC("tcx/egress") int kinds_tcx(struct __sk_buff *s) { hit(2); return 0; /* TCX_NEXT */ }
+SEC("socket") int kinds_socket(struct __sk_buff *s) { hit(3); return 0; }
+SEC("cgroup_skb/egress") int kinds_cgroup(struct __sk_buff *s) { hit(4); return 1; }
+SEC("perf_event") int kinds_perf(void *ctx) { hit(5); return 0; }
+SEC("tp_btf/sched_process_exec") int BPF_PROG(kinds_tp_btf, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) { hit(6); return 0; }
+char LICENSE[] SEC("license") = "GPL";
+"#;
+
+fn cgroup2_root() -> String {
+    std::fs::read_to_string("/proc/mounts")
+        .unwrap()
+        .lines()
+        .find(|l| l.split_whitespace().nth(2) == Some("cgroup2"))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .expect("cgroup v2 must be mounted for this test")
+}
+
+#[test]
+fn network_cgroup_perf_and_btf_tracepoint_kinds_attach() {
+    let obj = build_source("kinds", KINDS);
+    let cg = cgroup2_root();
+    let run = Run::start(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "none",
+        "--iface",
+        "lo",
+        "--cgroup",
+        &cg,
+        "--perf-freq",
+        "200",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--strict",
+    ]);
+    target(&["udp", "47124", "20"]);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let m = run.scrape();
+    for (k, what) in [
+        (1, "tc ingress"),
+        (2, "tcx egress"),
+        (3, "socket filter"),
+        (4, "cgroup_skb egress"),
+        (5, "perf_event"),
+        (6, "tp_btf"),
+    ] {
+        let n = sample(&m, &format!("ebpfctl_kind_hits_total{{key=\"{k}\"}}")).unwrap_or(0.0);
+        assert!(n > 0.0, "{what} never ran:\n{m}");
+    }
+    run.stop();
+    assert_unloaded(&[
+        "kinds_tc",
+        "kinds_tcx",
+        "kinds_socket",
+        "kinds_cgroup",
+        "kinds_perf",
+        "kinds_tp_btf",
+    ]);
+    // The tc filter and the clsact qdisc we created are gone.
+    let tc = std::process::Command::new("tc")
+        .args(["filter", "show", "dev", "lo", "ingress"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&tc.stdout).contains("kinds_tc"),
+        "{}",
+        String::from_utf8_lossy(&tc.stdout)
+    );
+}

@@ -114,8 +114,16 @@ pub fn load(target: &BtfTarget) -> Result<Btf> {
                         ),
                     )
                 })?
-            } else {
+            } else if data.starts_with(&[0x9f, 0xeb]) {
                 data
+            } else {
+                return Err(InspectError::sys(
+                    format!("reading {}", p.display()),
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "neither raw BTF (magic 0xeb9f) nor an ELF object with a .BTF section",
+                    ),
+                ));
             }
         }
         BtfTarget::Id(id) => {

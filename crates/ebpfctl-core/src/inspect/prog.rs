@@ -205,6 +205,21 @@ pub fn list() -> Result<Vec<ProgInfo>> {
     Ok(out)
 }
 
+/// A program's type and full name, without the holder and pin scans of [`show`].
+pub fn type_and_name(id: u32) -> Result<(String, String)> {
+    let (raw, _) = raw_info(id, false)?;
+    let short = sys::cname(&raw.info.name);
+    let btf = if raw.info.btf_id != 0 && short.len() >= 15 {
+        sys::kernel_btf(raw.info.btf_id).ok()
+    } else {
+        None
+    };
+    Ok((
+        sys::prog_type_name(raw.info.type_),
+        full_name(&raw, &short, btf.as_ref()),
+    ))
+}
+
 /// One program by id.
 pub fn show(id: u32) -> Result<ProgInfo> {
     let (raw, fdinfo) = raw_info(id, false)?;
@@ -370,7 +385,7 @@ pub fn dump(id: u32) -> Result<ProgDump> {
             format!("reading instructions of program {id}"),
             io::Error::new(
                 io::ErrorKind::PermissionDenied,
-                "the kernel returned none (kernel.bpf_dump_raw or missing CAP_SYS_ADMIN / CAP_PERFMON)",
+                "the kernel returned none (reading translated code needs CAP_SYS_ADMIN or CAP_PERFMON; device-offloaded programs have none)",
             ),
         ));
     }

@@ -203,9 +203,8 @@ impl Sampler {
     fn name_of(&mut self, id: u32) -> (String, String) {
         self.names
             .entry(id)
-            .or_insert_with(|| match super::prog::show(id) {
-                Ok(p) => (p.kind, p.name),
-                Err(_) => ("?".into(), "?".into()),
+            .or_insert_with(|| {
+                super::prog::type_and_name(id).unwrap_or_else(|_| ("?".into(), "?".into()))
             })
             .clone()
     }

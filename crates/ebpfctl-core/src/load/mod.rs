@@ -178,6 +178,9 @@ impl Loaded {
         if tracing && !opts.no_attach {
             mounts::ensure_tracing()?;
         }
+        if spec.maps.iter().any(|m| m.pinned) {
+            mounts::ensure(&mounts::BPFFS)?;
+        }
         capture_libbpf_output(opts.verbose);
 
         let mut skipped: Vec<Skipped> = Vec::new();

@@ -74,6 +74,8 @@ pub struct MapSpec {
     pub max_entries: u32,
     /// Offset of `ebpfctl_lost_<name>` in `.bss`, when the probe counts reserve failures.
     pub lost_counter: Option<usize>,
+    /// Pinned by name under /sys/fs/bpf (`__uint(pinning, LIBBPF_PIN_BY_NAME)`).
+    pub pinned: bool,
 }
 
 impl MapSpec {
@@ -237,6 +239,7 @@ pub(crate) struct MapDef {
     pub value_type: Option<u32>,
     pub key_size: u32,
     pub value_size: u32,
+    pub pinning: u32,
 }
 
 /// Reads a BTF map definition struct.
@@ -268,6 +271,7 @@ pub(crate) fn read_map_def(btf: &Btf, struct_id: u32) -> MapDef {
             "max_entries" => def.max_entries = uint(m.type_id),
             "key_size" => def.key_size = uint(m.type_id),
             "value_size" => def.value_size = uint(m.type_id),
+            "pinning" => def.pinning = uint(m.type_id),
             "key" => def.key_type = pointee(m.type_id),
             "value" => def.value_type = pointee(m.type_id),
             _ => {}

@@ -92,6 +92,7 @@ pub fn normalise(bytes: &[u8], elf: &Elf, mut btf: Option<Btf>) -> Result<Normal
             value_size: def.value_size,
             max_entries: def.max_entries,
             lost_counter: None,
+            pinned: def.pinning != 0,
         });
     }
 
