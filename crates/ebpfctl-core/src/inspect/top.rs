@@ -374,11 +374,8 @@ mod tests {
     #[test]
     fn sysctl_stats_are_restored_on_panic_and_drop() {
         // SAFETY: geteuid has no preconditions.
-        assert_eq!(
-            unsafe { libc::geteuid() },
-            0,
-            "this test writes {SYSCTL}: run as root"
-        );
+        let uid = unsafe { libc::geteuid() };
+        assert_eq!(uid, 0, "this test writes {SYSCTL}: run as root");
         let before = std::fs::read_to_string(SYSCTL).unwrap().trim().to_string();
         let guard = StatsGuard::enable_sysctl(io::Error::other("test")).unwrap();
         assert_eq!(std::fs::read_to_string(SYSCTL).unwrap().trim(), "1");

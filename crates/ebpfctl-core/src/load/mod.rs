@@ -34,6 +34,8 @@ pub enum LoadError {
     Mount(#[from] MountError),
     #[error(transparent)]
     Attach(#[from] AttachError),
+    #[error("program {} ({}) cannot run here (--strict): {}", .0.program, .0.section, .0.reason)]
+    Refused(Skipped),
     #[error("no program could be attached ({0} skipped); nothing to run")]
     NothingAttached(usize),
     #[error("loading BPF needs root (CAP_BPF and CAP_PERFMON or CAP_SYS_ADMIN); run with sudo")]
@@ -251,20 +253,20 @@ impl Loaded {
                     match ps {
                         Some(ps)
                             if kernel_may_lack(&ps.attach)
-                                && !opts.strict
                                 && !errno.contains("Permission denied (os error 13)") =>
                         {
-                            skipped.push(Skipped {
+                            let refused = Skipped {
                                 program: prog.clone(),
                                 section: ps.section.clone(),
                                 reason: format!(
                                     "the kernel refused to load it ({errno}); it lacks {}",
                                     ps.attach.needs()
                                 ),
-                            });
-                            if skipped.len() > spec.programs.len() {
-                                return Err(LoadError::Load(errno));
+                            };
+                            if opts.strict || skipped.len() >= spec.programs.len() {
+                                return Err(LoadError::Refused(refused));
                             }
+                            skipped.push(refused);
                         }
                         _ => {
                             let short = log
