@@ -13,6 +13,8 @@ mod map;
 mod observe;
 mod opensnoop;
 mod prog;
+mod pull;
+mod push;
 mod run;
 mod top;
 
@@ -35,6 +37,10 @@ enum Cmd {
     Build(build::Args),
     /// Write a starter probe to a new directory.
     Init(init::Args),
+    /// Package a compiled probe as an OCI artifact and push it to a registry.
+    Push(push::Args),
+    /// Pull a probe artifact from a registry.
+    Pull(pull::Args),
     /// Trace process execution: started / exited / error events.
     Execsnoop(execsnoop::Args),
     /// Trace open, openat and openat2.
@@ -71,6 +77,8 @@ pub fn run() -> i32 {
         Cmd::Run(a) => run::run(a),
         Cmd::Build(a) => build::run(a),
         Cmd::Init(a) => init::run(a),
+        Cmd::Push(a) => push::run(a),
+        Cmd::Pull(a) => pull::run(a),
         Cmd::Execsnoop(a) => execsnoop::run(a),
         Cmd::Opensnoop(a) => opensnoop::run(a),
         Cmd::Observe(a) => observe::run(a),

@@ -1,0 +1,8 @@
+//! `ebpfctl push` (not built yet).
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<i32> {
+    anyhow::bail!("`ebpfctl push` is not available in this build")
+}
