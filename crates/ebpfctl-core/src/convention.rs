@@ -137,11 +137,10 @@ pub fn map_type_name(map_type: u32) -> String {
 /// Checks that `kw` makes sense on a map of `map_type`; the error says what would.
 pub fn check(kw: Keyword, map_type: u32) -> Result<(), String> {
     let fam = family(map_type);
-    let ok = match (kw, fam) {
-        (_, MapFamily::Other) => false,
-        (Keyword::Gauge, MapFamily::RingBuf | MapFamily::PerfArray) => false,
-        _ => true,
-    };
+    let ok = !matches!(
+        (kw, fam),
+        (_, MapFamily::Other) | (Keyword::Gauge, MapFamily::RingBuf | MapFamily::PerfArray)
+    );
     if ok {
         return Ok(());
     }

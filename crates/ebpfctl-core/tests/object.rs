@@ -53,10 +53,7 @@ fn keyword_sections_merge_into_one_maps_section() {
         spec.changes
     );
     assert!(spec.params.iter().any(|p| p.name == "target_comm"));
-    assert_eq!(
-        spec.map("hist_sleeps").unwrap().lost_counter.is_some(),
-        true
-    );
+    assert!(spec.map("hist_sleeps").unwrap().lost_counter.is_some());
 
     // One `.maps` DATASEC with all four maps; the ring buffer definition lost its value member.
     let btf = spec.btf.as_ref().unwrap();

@@ -206,7 +206,7 @@ pub fn put_u64(b: &mut [u8], at: usize, v: u64) {
 
 /// Appends `data` at an 8-aligned offset and returns that offset.
 pub fn append(b: &mut Vec<u8>, data: &[u8]) -> u64 {
-    while b.len() % 8 != 0 {
+    while !b.len().is_multiple_of(8) {
         b.push(0);
     }
     let at = b.len() as u64;
