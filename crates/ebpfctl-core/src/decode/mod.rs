@@ -115,7 +115,24 @@ pub enum Node {
 
 const MAX_DEPTH: usize = 32;
 
+#[inline]
 fn read_uint(data: &[u8], off: usize, size: usize) -> u64 {
+    // Fixed-size reads for the common widths: a variable-length copy costs a libc call per value.
+    fn fixed<const N: usize>(data: &[u8], off: usize) -> Option<[u8; N]> {
+        data.get(off..off + N)
+            .map(|s| s.try_into().expect("slice of length N"))
+    }
+    let v = match size {
+        1 => data.get(off).map(|b| u64::from(*b)),
+        2 => fixed::<2>(data, off).map(|b| u64::from(u16::from_le_bytes(b))),
+        4 => fixed::<4>(data, off).map(|b| u64::from(u32::from_le_bytes(b))),
+        8 => fixed::<8>(data, off).map(u64::from_le_bytes),
+        _ => None,
+    };
+    if let Some(v) = v {
+        return v;
+    }
+    // Odd sizes, and reads running past the end (bitfields near the end of a record).
     let mut b = [0u8; 8];
     let end = (off + size.min(8)).min(data.len());
     if let Some(s) = data.get(off..end) {
