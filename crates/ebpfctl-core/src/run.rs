@@ -21,7 +21,7 @@ use crate::object::ObjectSpec;
 use crate::print::prometheus::{
     read_entries, MapCollector, ProgramStats, RunnerMetrics, StatsGuard, StreamMetric,
 };
-use crate::print::{json::JsonPrinter, table::TablePrinter, MapOut, Printer};
+use crate::print::{json::JsonPrinter, table::TablePrinter, MapOut, NullPrinter, Printer};
 use crate::{convention, signals};
 
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +165,8 @@ pub fn run(
     reg.register_collector(Box::new(ProgramStats { programs: prog_fds }));
 
     let printer: Rc<RefCell<Box<dyn Printer>>> = Rc::new(RefCell::new(match opts.output {
-        Output::Json | Output::None => Box::new(JsonPrinter::new(stdout)),
+        Output::Json => Box::new(JsonPrinter::new(stdout)),
+        Output::None => Box::new(NullPrinter),
         Output::Table => Box::new(TablePrinter::new(stdout, opts.interval)),
     }));
 
@@ -180,7 +181,6 @@ pub fn run(
         let map = map.as_ref().expect("checked above");
         let st = Rc::clone(state);
         let pr = Rc::clone(&printer);
-        let quiet = opts.output == Output::None;
         let on_event = move |data: &[u8]| {
             let s = st.borrow();
             s.events.inc();
@@ -188,7 +188,7 @@ pub fn run(
                 s.decode_errors.inc();
                 return;
             }
-            if s.printed && !quiet {
+            if s.printed {
                 pr.borrow_mut().event(&s.out, data);
             }
             if let Some(m) = &s.metric {
@@ -261,7 +261,9 @@ pub fn run(
                 notify: Notify<'_>,
                 losses: &mut Vec<(usize, LossSource, u64)>| {
         for (out, handle) in &kv {
-            if out.keyword == Keyword::Print || opts.output == Output::Table {
+            if out.keyword == Keyword::Print && opts.output == Output::Json
+                || opts.output == Output::Table
+            {
                 printer.snapshot(out, &read_entries(handle, out));
             }
         }
@@ -297,7 +299,11 @@ pub fn run(
         consumer.poll(wait.min(Duration::from_millis(100)))?;
         if Instant::now() >= next_tick {
             tick(&mut printer.borrow_mut(), notify, &mut losses);
+            // After a long poll, the next tick is one interval from now, not a burst of ticks.
             next_tick += opts.interval;
+            if next_tick < Instant::now() {
+                next_tick = Instant::now() + opts.interval;
+            }
         }
         printer.borrow_mut().flush();
     }

@@ -66,3 +66,13 @@ pub trait Printer {
         self.flush();
     }
 }
+
+/// Prints nothing (`-o none`: metrics only).
+pub struct NullPrinter;
+
+impl Printer for NullPrinter {
+    fn event(&mut self, _: &MapOut, _: &[u8]) {}
+    fn snapshot(&mut self, _: &MapOut, _: &[Entry]) {}
+    fn lost(&mut self, _: &MapOut, _: u64, _: u64) {}
+    fn flush(&mut self) {}
+}
