@@ -668,3 +668,93 @@ fn network_cgroup_perf_and_btf_tracepoint_kinds_attach() {
         String::from_utf8_lossy(&tc.stdout)
     );
 }
+
+const HIST_KEY: &str = r#"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "ebpfctl.h"
+struct sized { __u32 kind; __u64 bytes; };
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 16); __type(value, struct sized); } hist_sizes SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 8); __type(key, __u32); __type(value, __u64); } hist_linear SEC(".maps");
+const volatile char target_comm[16] = "ebpfctl-example";
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int histkey(void *ctx) {
+    char c[16];
+    bpf_get_current_comm(c, sizeof(c));
+    for (int i = 0; i < 15; i++) { if (c[i] != target_comm[i]) return 0; if (!c[i]) break; }
+    struct sized *e = bpf_ringbuf_reserve(&hist_sizes, sizeof(*e), 0);
+    if (e) { e->kind = 7; e->bytes = 300; bpf_ringbuf_submit(e, 0); }
+    __u32 slot = 300 / 100; /* linear slots of width 100 */
+    __u64 *n = bpf_map_lookup_elem(&hist_linear, &slot);
+    if (n) __sync_fetch_and_add(n, 1);
+    return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"#;
+
+#[test]
+fn hist_key_and_linear_slots_choose_what_is_observed() {
+    let obj = build_source("histkey", HIST_KEY);
+    let o = obj.to_str().unwrap();
+    // Without --hist-key there is no `duration` or `value` member: one clear line naming the members.
+    let bad = ebpfctl(&[
+        "run",
+        o,
+        "-o",
+        "none",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--duration",
+        "1",
+    ]);
+    assert_one_line_error(&bad, "members: kind, bytes");
+    let run = Run::start(&[
+        "run",
+        o,
+        "-o",
+        "none",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--hist-key",
+        "bytes",
+        "--hist-linear-step",
+        "100",
+    ]);
+    target(&["getppid", "4"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let m = run.scrape();
+    promtool_ok(&m);
+    assert_eq!(
+        sample(&m, "ebpfctl_sizes_count{kind=\"7\"}"),
+        Some(4.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "ebpfctl_sizes_sum{kind=\"7\"}"),
+        Some(1200.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "ebpfctl_sizes_bucket{le=\"256.0\",kind=\"7\"}"),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "ebpfctl_sizes_bucket{le=\"512.0\",kind=\"7\"}"),
+        Some(4.0),
+        "{m}"
+    );
+    // Array slot 3 of width 100 covers [300, 400): le="300" has 0, le="400" has 4.
+    assert_eq!(
+        sample(&m, "ebpfctl_linear_bucket{le=\"300.0\"}"),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "ebpfctl_linear_bucket{le=\"400.0\"}"),
+        Some(4.0),
+        "{m}"
+    );
+    run.stop();
+    assert_unloaded(&["histkey"]);
+}
