@@ -35,23 +35,18 @@ impl MetricsServer {
         let addr = listener
             .local_addr()
             .map_err(|source| MetricsError { addr, source })?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| MetricsError { addr, source })?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = Arc::clone(&stop);
+        // Blocking accept: no wake-ups while idle. Drop unblocks it with a connection of its own.
         let thread = std::thread::Builder::new()
             .name("metrics".into())
             .spawn(move || {
-                while !stop2.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((conn, _)) => {
-                            let _ = serve_one(conn, &registry);
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            std::thread::sleep(Duration::from_millis(20));
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                for conn in listener.incoming() {
+                    if stop2.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if let Ok(conn) = conn {
+                        let _ = serve_one(conn, &registry);
                     }
                 }
             })
@@ -72,6 +67,7 @@ impl MetricsServer {
 impl Drop for MetricsServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -114,7 +110,6 @@ fn counters_to_text_format(body: &str) -> String {
 }
 
 fn serve_one(conn: TcpStream, registry: &Mutex<Registry>) -> std::io::Result<()> {
-    conn.set_nonblocking(false)?;
     conn.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut request_line = String::new();
