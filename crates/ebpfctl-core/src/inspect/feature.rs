@@ -38,6 +38,8 @@ pub struct Check {
 #[derive(Debug, Clone, Serialize)]
 pub struct Features {
     pub kernel: String,
+    /// Caveats about the report itself (e.g. not running as root).
+    pub warnings: Vec<String>,
     pub program_types: Vec<TypeSupport>,
     pub map_types: Vec<TypeSupport>,
     pub attach: Vec<Check>,
@@ -57,7 +59,7 @@ fn check(name: &str, available: bool, detail: impl Into<String>, yes: &str, no: 
     }
 }
 
-fn errno_text(e: &io::Error) -> String {
+pub(crate) fn errno_text(e: &io::Error) -> String {
     let n = e.raw_os_error().unwrap_or(0);
     let name = crate::decode::sys::errno_name(i64::from(n)).unwrap_or_else(|| format!("errno {n}"));
     format!("{name} ({e})").replace(&format!(" (os error {n})"), "")
@@ -601,8 +603,16 @@ pub fn probe() -> Features {
         // SAFETY: as above.
         unsafe { libbpf_sys::libbpf_probe_bpf_map_type(t, std::ptr::null()) }
     });
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let warnings = if root {
+        Vec::new()
+    } else {
+        vec!["not running as root: most probes need CAP_BPF/CAP_SYS_ADMIN, so this report understates what the kernel supports; run as root".to_string()]
+    };
     Features {
         kernel,
+        warnings,
         program_types: progs,
         map_types: maps,
         attach: attach_checks(btf.as_ref()),
@@ -657,6 +667,9 @@ pub fn print_features<W: Write>(w: &mut W, f: &Features, format: Format) -> io::
         return print::json(w, f);
     }
     writeln!(w, "kernel {}", f.kernel)?;
+    for warning in &f.warnings {
+        writeln!(w, "warning: {warning}")?;
+    }
     writeln!(w)?;
     types_line(w, "program types", &f.program_types)?;
     types_line(w, "map types", &f.map_types)?;

@@ -20,6 +20,9 @@ pub struct ProgView {
     pub section: String,
     /// Attach kind from the section name: tracepoint, uprobe, xdp, ...
     pub kind: String,
+    /// The BPF program type libbpf gives the section (`kprobe` for uprobes, `tracing` for
+    /// fentry...), or null when libbpf does not know the section.
+    pub prog_type: Option<String>,
     pub attach: AttachPoint,
     pub insns: usize,
     pub bytes: usize,
@@ -120,7 +123,12 @@ impl Kernel {
         };
         feature::load_noop(prog_type, attach_type, id)
             .map(drop)
-            .map_err(|e| format!("the kernel refuses to load it ({e})"))
+            .map_err(|e| {
+                format!(
+                    "the kernel refuses to load it ({})",
+                    feature::errno_text(&e)
+                )
+            })
     }
 
     fn can_attach(&mut self, a: &AttachPoint) -> (bool, String) {
@@ -243,11 +251,45 @@ impl Kernel {
     }
 }
 
+/// libbpf's program type for a section name.
+fn prog_type_of(section: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(section).ok()?;
+    let (mut t, mut a) = (0u32, 0u32);
+    // SAFETY: `c` is NUL-terminated; `t` and `a` are valid out-pointers.
+    let rc = unsafe { libbpf_sys::libbpf_prog_type_by_name(c.as_ptr(), &mut t, &mut a) };
+    (rc == 0).then_some(t)
+}
+
+/// Whether this kernel supports a program or map type (libbpf's probes; cached).
+fn supported(cache: &mut std::collections::HashMap<(bool, u32), bool>, map: bool, t: u32) -> bool {
+    *cache.entry((map, t)).or_insert_with(|| {
+        // SAFETY: no pointers besides the null options.
+        let rc = unsafe {
+            if map {
+                libbpf_sys::libbpf_probe_bpf_map_type(t, std::ptr::null())
+            } else {
+                libbpf_sys::libbpf_probe_bpf_prog_type(t, std::ptr::null())
+            }
+        };
+        rc == 1
+    })
+}
+
 /// Inspects an object file.
 pub fn inspect(path: &Path) -> Result<ObjectView> {
     let spec = ObjectSpec::from_path(path)?;
     let mut kernel = Kernel::probe();
     let mut problems = Vec::new();
+    let mut probes = std::collections::HashMap::new();
+    for m in &spec.maps {
+        if !supported(&mut probes, true, m.map_type) {
+            problems.push(format!(
+                "map {}: this kernel does not support {} maps",
+                m.name,
+                m.type_name()
+            ));
+        }
+    }
     let btf = spec.btf.as_ref();
     let tn = |id: Option<u32>| -> Option<String> { Some(btf?.type_name(id?)) };
     let programs: Vec<ProgView> = spec
@@ -255,13 +297,38 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
         .iter()
         .map(|p| {
             let (ok, note) = kernel.can_attach(&p.attach);
+            let ptype = prog_type_of(&p.section);
             if !ok {
                 problems.push(format!("program {} ({}): {note}", p.name, p.section));
+            } else if let Some(t) = ptype.filter(|&t| {
+                // Tracing and LSM programs were load-probed against their real target above;
+                // libbpf's generic probe of those types gives false negatives.
+                !matches!(
+                    p.attach,
+                    AttachPoint::Iter { .. }
+                        | AttachPoint::Fentry { .. }
+                        | AttachPoint::Lsm { .. }
+                        | AttachPoint::TpBtf { .. }
+                ) && !supported(&mut probes, false, t)
+            }) {
+                problems.push(format!(
+                    "program {} ({}): this kernel does not load {} programs",
+                    p.name,
+                    p.section,
+                    super::sys::prog_type_name(t)
+                ));
+            }
+            if ptype.is_none() {
+                problems.push(format!(
+                    "program {} ({}): libbpf does not know this section name, so it cannot guess the program type",
+                    p.name, p.section
+                ));
             }
             ProgView {
                 name: p.name.clone(),
                 section: p.section.clone(),
                 kind: p.attach.kind().to_string(),
+                prog_type: ptype.map(super::sys::prog_type_name),
                 attach: p.attach.clone(),
                 insns: p.insns,
                 bytes: p.insns * 8,
@@ -307,7 +374,7 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
         has_line_info: spec.sections.iter().any(|s| s.name == ".BTF.ext"),
     });
     match &spec.license {
-        None => problems.push("no license section: GPL-only helpers (bpf_probe_read*, ring buffers' output, ...) are refused; add char LICENSE[] SEC(\"license\") = \"GPL\";".into()),
+        None => problems.push("no license section: GPL-only helpers (bpf_probe_read_kernel, bpf_trace_printk, ...) are refused; add char LICENSE[] SEC(\"license\") = \"GPL\";".into()),
         Some(l) if !matches!(l.as_str(), "GPL" | "GPL v2" | "GPL and additional rights" | "Dual BSD/GPL" | "Dual MIT/GPL" | "Dual MPL/GPL") => {
             problems.push(format!("license {l:?} is not GPL-compatible: GPL-only helpers are refused"))
         }

@@ -185,8 +185,11 @@ fn read_stats(ids: &[u32]) -> Result<Vec<Stat>> {
 }
 
 impl Sampler {
-    /// Takes the baseline sample.
+    /// Takes the baseline sample. Fails when a requested id is not loaded.
     pub fn new(filter: Filter) -> Result<Sampler> {
+        for &id in &filter.ids {
+            sys::fd_by_id(ObjKind::Prog, id)?;
+        }
         let mut s = Sampler {
             filter,
             prev: HashMap::new(),
@@ -309,7 +312,134 @@ impl Drop for Screen {
     }
 }
 
-/// The live view: redraws a table every interval until stopped (Ctrl-C) or `count` frames.
+/// Stdin without line buffering or echo while the view runs (for single-key commands);
+/// the previous mode comes back on drop, including when unwinding from a panic.
+struct Keys {
+    saved: Option<libc::termios>,
+}
+
+impl Keys {
+    fn new() -> Keys {
+        // SAFETY: isatty only inspects the descriptor.
+        if unsafe { libc::isatty(libc::STDIN_FILENO) } != 1 {
+            return Keys { saved: None };
+        }
+        // SAFETY: all-zero termios is valid storage for tcgetattr to fill.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: `t` is a valid termios we own.
+        if unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut t) } != 0 {
+            return Keys { saved: None };
+        }
+        let saved = t;
+        t.c_lflag &= !(libc::ICANON | libc::ECHO);
+        t.c_cc[libc::VMIN] = 0;
+        t.c_cc[libc::VTIME] = 0;
+        // SAFETY: `t` is a valid termios derived from the current one.
+        if unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &t) } != 0 {
+            return Keys { saved: None };
+        }
+        Keys { saved: Some(saved) }
+    }
+
+    /// A key pressed since the last call, if any (never blocks: VMIN = VTIME = 0).
+    fn poll(&self) -> Option<u8> {
+        self.saved?;
+        let mut b = [0u8; 1];
+        // SAFETY: reads at most one byte into `b`.
+        let n = unsafe { libc::read(libc::STDIN_FILENO, b.as_mut_ptr().cast(), 1) };
+        (n == 1).then_some(b[0])
+    }
+}
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        if let Some(t) = &self.saved {
+            // SAFETY: restoring the termios read in `new`.
+            unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, t) };
+        }
+    }
+}
+
+/// Row order of the live view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SortBy {
+    Cpu,
+    Events,
+    Avg,
+    Id,
+}
+
+impl SortBy {
+    fn from_key(k: u8) -> Option<SortBy> {
+        Some(match k {
+            b'c' => SortBy::Cpu,
+            b'e' => SortBy::Events,
+            b'a' => SortBy::Avg,
+            b'i' => SortBy::Id,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            SortBy::Cpu => "cpu",
+            SortBy::Events => "events/s",
+            SortBy::Avg => "avg",
+            SortBy::Id => "id",
+        }
+    }
+    fn sort(self, rows: &mut [TopRow]) {
+        let f = |r: &TopRow| match self {
+            SortBy::Cpu => r.cpu_percent,
+            SortBy::Events => r.events_per_sec,
+            SortBy::Avg => r.avg_ns.unwrap_or(0.0),
+            SortBy::Id => -f64::from(r.id),
+        };
+        rows.sort_by(|a, b| f(b).total_cmp(&f(a)).then(a.id.cmp(&b.id)));
+    }
+}
+
+fn render(f: &Frame, sort: SortBy, tty: bool, interval: Duration, how: &str) -> Vec<u8> {
+    let mut rows = f.programs.clone();
+    sort.sort(&mut rows);
+    let mut buf = Vec::new();
+    let _ = write!(
+        buf,
+        "{}ebpfctl top  {}  {} programs  every {:.1}s  sorted by {}  statistics: {}\n\
+         keys: c cpu  e events/s  a avg  i id  q quit (or Ctrl-C)\n\n",
+        if tty { "\x1b[H\x1b[2J" } else { "\n" },
+        f.time,
+        rows.len(),
+        interval.as_secs_f64(),
+        sort.name(),
+        how
+    );
+    let mut t = Table::new(&[
+        "ID",
+        "TYPE",
+        "NAME",
+        ">EVENTS/S",
+        ">AVG",
+        ">CPU%",
+        ">TOTAL RUNS",
+        ">TOTAL TIME",
+    ]);
+    for r in &rows {
+        t.row(vec![
+            r.id.to_string(),
+            r.kind.clone(),
+            r.name.clone(),
+            format!("{:.0}", r.events_per_sec),
+            r.avg_ns.map_or("-".into(), print::nanos),
+            format!("{:.2}", r.cpu_percent),
+            r.run_cnt.to_string(),
+            print::nanos(r.run_time_ns as f64),
+        ]);
+    }
+    let _ = t.write(&mut buf);
+    buf
+}
+
+/// The live view: redraws a table every interval until `q`, Ctrl-C or `count` frames.
 pub fn run_tui(filter: Filter, interval: Duration, count: u64, stop: &AtomicBool) -> Result<()> {
     let stats = StatsGuard::enable()?;
     let mut s = Sampler::new(filter)?;
@@ -321,45 +451,38 @@ pub fn run_tui(filter: Filter, interval: Duration, count: u64, stop: &AtomicBool
     } else {
         None
     };
+    let keys = Keys::new();
+    let mut sort = SortBy::Cpu;
+    let mut last: Option<Frame> = None;
     let mut n = 0;
-    while (count == 0 || n < count) && nap(interval, stop) {
-        let f = s.sample()?;
-        let mut buf = Vec::new();
-        let _ = write!(
-            buf,
-            "{}ebpfctl top  {}  {} programs  every {:.1}s  statistics: {}  (Ctrl-C quits)\n\n",
-            if tty { "\x1b[H\x1b[2J" } else { "\n" },
-            f.time,
-            f.programs.len(),
-            interval.as_secs_f64(),
-            stats.how
-        );
-        let mut t = Table::new(&[
-            "ID",
-            "TYPE",
-            "NAME",
-            ">EVENTS/S",
-            ">AVG",
-            ">CPU%",
-            ">TOTAL RUNS",
-            ">TOTAL TIME",
-        ]);
-        for r in &f.programs {
-            t.row(vec![
-                r.id.to_string(),
-                r.kind.clone(),
-                r.name.clone(),
-                format!("{:.0}", r.events_per_sec),
-                r.avg_ns.map_or("-".into(), print::nanos),
-                format!("{:.2}", r.cpu_percent),
-                r.run_cnt.to_string(),
-                print::nanos(r.run_time_ns as f64),
-            ]);
+    let mut next = Instant::now() + interval;
+    while count == 0 || n < count {
+        if stop.load(Ordering::Relaxed) {
+            break;
         }
-        let _ = t.write(&mut buf);
-        out.write_all(&buf)
+        if let Some(k) = keys.poll() {
+            if k == b'q' {
+                break;
+            }
+            if let (Some(by), Some(f)) = (SortBy::from_key(k), &last) {
+                sort = by;
+                out.write_all(&render(f, sort, tty, interval, stats.how))
+                    .and_then(|()| out.flush())
+                    .map_err(InspectError::Output)?;
+            }
+            continue;
+        }
+        let now = Instant::now();
+        if now < next {
+            std::thread::sleep((next - now).min(Duration::from_millis(50)));
+            continue;
+        }
+        next += interval;
+        let f = s.sample()?;
+        out.write_all(&render(&f, sort, tty, interval, stats.how))
             .and_then(|()| out.flush())
             .map_err(InspectError::Output)?;
+        last = Some(f);
         n += 1;
     }
     Ok(())

@@ -20,9 +20,11 @@
 #define OBS_NET_LEN 8
 #define OBS_HOST_LEN 64
 #define OBS_PATH_LEN 128
-#define OBS_REMOTE_LEN 48
+#define OBS_QUERY_LEN 64
+#define OBS_REMOTE_LEN 64
 #define OBS_ERR_LEN 64
 #define OBS_HDR_LEN 512
+#define OBS_ENV_LEN 8192
 
 /* Byte offsets of the Go struct fields the probes read; from DWARF or the built-in table.
  * A value of OBS_NO_OFFSET disables the read that needs it. */
@@ -37,6 +39,7 @@ struct obs_offsets {
 	__u32 url_scheme;      /* net/url.URL.Scheme */
 	__u32 url_host;        /* net/url.URL.Host */
 	__u32 url_path;        /* net/url.URL.Path */
+	__u32 url_raw_query;   /* net/url.URL.RawQuery (moved in Go 1.26) */
 	__u32 resp_status_code;    /* net/http.Response.StatusCode (int) */
 	__u32 resp_content_length; /* net/http.Response.ContentLength (int64) */
 	__u32 sresp_conn;      /* net/http.response.conn (*conn) */
@@ -45,7 +48,6 @@ struct obs_offsets {
 	__u32 conn_bufr;       /* net/http.conn.bufr (*bufio.Reader) */
 	__u32 bufio_buf;       /* bufio.Reader.buf ([]byte) */
 	__u32 bufio_r;         /* bufio.Reader.r (int) */
-	__u32 _pad;
 };
 
 struct obs_config {
@@ -77,9 +79,18 @@ struct obs_event {
 	char err_net[OBS_NET_LEN];
 	char host[OBS_HOST_LEN];
 	char path[OBS_PATH_LEN];
+	char query[OBS_QUERY_LEN];
 	char remote[OBS_REMOTE_LEN];
 	char err_msg[OBS_ERR_LEN];
 	char hdr[OBS_HDR_LEN];
+};
+
+/* Sent once per process, before its first event: its environment (NAME, SERVICE_NAME),
+ * read from the process itself, so short-lived processes are named too. */
+struct obs_proc {
+	__u32 pid;
+	__u32 len;
+	char env[OBS_ENV_LEN];
 };
 
 struct obs_key {

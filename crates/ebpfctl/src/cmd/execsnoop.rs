@@ -1,8 +1,109 @@
-//! `ebpfctl execsnoop` (not built yet).
+//! `ebpfctl execsnoop`: process execution as `started` / `exited` / `error` events.
+use std::path::PathBuf;
+
+use ebpfctl_tools::common::report::parse_metrics_addr;
+use ebpfctl_tools::common::users::parse_uid;
+use ebpfctl_tools::execsnoop::{self, Config, Filters, TableStyle};
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
 
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(
+    after_help = "JSON events: started (exec or already running), exited (once per process), \
+error (failed exec, error_code = -errno). See docs/execsnoop.md."
+)]
+pub struct Args {
+    /// Output: a table of execs, or JSON lines of started / exited / error events.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: Format,
+    /// Only processes of this user (a uid or a user name); in the kernel.
+    #[arg(short = 'u', long, value_name = "UID")]
+    uid: Option<String>,
+    /// Only commands whose name (comm) or executable file name matches this regex.
+    #[arg(short = 'n', long, value_name = "REGEX")]
+    name: Option<String>,
+    /// Only commands with an argument (after argv[0]) containing this text.
+    #[arg(short = 'l', long = "line", value_name = "ARG")]
+    line: Option<String>,
+    /// Only failed execs; in the kernel.
+    #[arg(short = 'x', long)]
+    fails: bool,
+    /// Only children of this parent process; in the kernel.
+    #[arg(short = 'p', long, value_name = "PPID")]
+    ppid: Option<u32>,
+    /// Only processes in this cgroup v2 directory or below it; in the kernel.
+    #[arg(long, value_name = "PATH")]
+    cgroup: Option<PathBuf>,
+    /// Table: a TIME column (local HH:MM:SS).
+    #[arg(short = 'T', long)]
+    time: bool,
+    /// Table: a TIME(s) column, seconds since tracing started.
+    #[arg(short = 't', long)]
+    timestamp: bool,
+    /// Table: a UID column.
+    #[arg(short = 'U', long)]
+    print_uid: bool,
+    /// Table: arguments in double quotes.
+    #[arg(short = 'q', long)]
+    quote: bool,
+    /// Arguments kept per exec (1-60).
+    #[arg(long, default_value_t = execsnoop::DEFAULT_MAX_ARGS, value_name = "N")]
+    max_args: u32,
+    /// Bytes kept per argument (1-4095); longer ones are cut and flagged.
+    #[arg(long, default_value_t = execsnoop::DEFAULT_ARG_LEN, value_name = "BYTES")]
+    arg_len: u32,
+    /// No `started` events for processes already running.
+    #[arg(long)]
+    no_snapshot: bool,
+    /// Stop after this many seconds.
+    #[arg(short = 'd', long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Serve Prometheus metrics (events, lost events) at this address, e.g. 127.0.0.1:9091.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<String>,
+    /// Ring buffer size in KiB (a power of two).
+    #[arg(long, default_value_t = 1024, value_name = "KIB")]
+    ring_kib: u32,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("`ebpfctl execsnoop` is not available in this build")
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let json = args.output == Format::Json;
+    let mut cfg = Config {
+        json,
+        table: TableStyle {
+            time: args.time,
+            timestamp: args.timestamp,
+            uid: args.print_uid,
+            quote: args.quote,
+        },
+        filters: Filters {
+            uid: args.uid.as_deref().map(parse_uid).transpose()?,
+            ppid: args.ppid,
+            cgroup: args.cgroup,
+            failed_only: args.fails,
+            name: args.name.as_deref().map(Filters::name_regex).transpose()?,
+            line: args.line,
+            ..Default::default()
+        },
+        max_args: args.max_args,
+        arg_len: args.arg_len,
+        snapshot: !args.no_snapshot,
+        duration: super::opensnoop::seconds(args.duration)?,
+        metrics_addr: args
+            .metrics_addr
+            .as_deref()
+            .map(parse_metrics_addr)
+            .transpose()?,
+        ring_bytes: execsnoop::ring_bytes_from_kib(args.ring_kib)?,
+        ..Default::default()
+    };
+    cfg.validate()?;
+    let stop = ebpfctl_core::signals::stop_flag();
+    let s = execsnoop::run(&cfg, stop, Box::new(std::io::stdout()))?;
+    eprintln!("execsnoop: stopped; {} events, {} lost", s.events, s.lost);
+    Ok(0)
 }

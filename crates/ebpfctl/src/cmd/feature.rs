@@ -1,8 +1,19 @@
-//! `ebpfctl feature` (not built yet).
+//! `ebpfctl feature`: what this kernel supports for BPF, each with its consequence.
+use std::io::Write;
 
-#[derive(clap::Args)]
-pub struct Args {}
+use clap::Args as ClapArgs;
+use ebpfctl_core::inspect::feature;
 
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("`ebpfctl feature` is not available in this build")
+use super::prog::{done, stdout, Output};
+
+#[derive(ClapArgs)]
+pub struct Args {
+    #[command(flatten)]
+    out: Output,
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let f = feature::probe();
+    let mut w = stdout();
+    done(feature::print_features(&mut w, &f, args.out.output).and_then(|()| w.flush()))
 }

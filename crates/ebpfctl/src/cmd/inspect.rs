@@ -1,8 +1,22 @@
-//! `ebpfctl inspect` (not built yet).
+//! `ebpfctl inspect OBJECT.o`: one view of a BPF object file.
+use std::io::Write;
+use std::path::PathBuf;
 
-#[derive(clap::Args)]
-pub struct Args {}
+use clap::Args as ClapArgs;
+use ebpfctl_core::inspect::object;
 
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("`ebpfctl inspect` is not available in this build")
+use super::prog::{done, stdout, Output};
+
+#[derive(ClapArgs)]
+pub struct Args {
+    /// A BPF object compiled with `clang -target bpf -g` (or `ebpfctl build`).
+    object: PathBuf,
+    #[command(flatten)]
+    out: Output,
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let v = object::inspect(&args.object)?;
+    let mut w = stdout();
+    done(object::print_view(&mut w, &v, args.out.output).and_then(|()| w.flush()))
 }

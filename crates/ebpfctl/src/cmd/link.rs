@@ -1,8 +1,34 @@
-//! `ebpfctl link` (not built yet).
+//! `ebpfctl link`: BPF links in the kernel (what each program is attached to).
+use std::io::Write;
 
-#[derive(clap::Args)]
-pub struct Args {}
+use clap::{Args as ClapArgs, Subcommand};
+use ebpfctl_core::inspect::link;
 
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("`ebpfctl link` is not available in this build")
+use super::prog::{done, stdout, Output};
+
+#[derive(ClapArgs)]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    out: Output,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Every link (the default).
+    #[command(alias = "ls")]
+    List,
+    /// One link by id.
+    Show { id: u32 },
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let f = args.out.output;
+    let mut w = stdout();
+    let links = match args.cmd.unwrap_or(Cmd::List) {
+        Cmd::List => link::list()?,
+        Cmd::Show { id } => vec![link::show(id)?],
+    };
+    done(link::print_list(&mut w, &links, f).and_then(|()| w.flush()))
 }

@@ -1,8 +1,88 @@
-//! `ebpfctl prog` (not built yet).
+//! `ebpfctl prog`: BPF programs loaded in the kernel.
+use std::io::{self, BufWriter, Write};
 
-#[derive(clap::Args)]
-pub struct Args {}
+use anyhow::Context;
+use clap::{Args as ClapArgs, Subcommand};
+use ebpfctl_core::inspect::print::Format;
+use ebpfctl_core::inspect::{prog, InspectError};
 
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("`ebpfctl prog` is not available in this build")
+/// `-o human|json`, shared by the introspection commands.
+#[derive(ClapArgs, Debug, Clone, Copy)]
+pub(crate) struct Output {
+    /// Output format: human or json.
+    #[arg(short = 'o', long = "output", global = true, default_value = "human", value_parser = parse_format)]
+    pub output: Format,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+}
+
+/// Buffered stdout.
+pub(crate) fn stdout() -> BufWriter<io::StdoutLock<'static>> {
+    BufWriter::with_capacity(64 * 1024, io::stdout().lock())
+}
+
+/// Turns a finished write into an exit code: a closed pipe (`| head`) is not an error.
+pub(crate) fn done(r: io::Result<()>) -> anyhow::Result<i32> {
+    match r {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(e).context("writing output"),
+    }
+}
+
+/// Like [`done`] for library calls that write as they go.
+pub(crate) fn done_lib<T>(r: Result<T, InspectError>) -> anyhow::Result<i32> {
+    match r {
+        Ok(_) => Ok(0),
+        Err(InspectError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(ClapArgs)]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    out: Output,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Every loaded program (the default).
+    #[command(alias = "ls")]
+    List,
+    /// One program by id.
+    Show { id: u32 },
+    /// A program's translated instructions, with the C source line above each group.
+    Dump {
+        id: u32,
+        /// Show file:line:column with each source line.
+        #[arg(long)]
+        linum: bool,
+        /// Show the raw bytes of each instruction.
+        #[arg(long)]
+        opcodes: bool,
+    },
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let f = args.out.output;
+    let mut w = stdout();
+    match args.cmd.unwrap_or(Cmd::List) {
+        Cmd::List => {
+            let progs = prog::list()?;
+            done(prog::print_list(&mut w, &progs, f).and_then(|()| w.flush()))
+        }
+        Cmd::Show { id } => {
+            let p = prog::show(id)?;
+            done(prog::print_list(&mut w, std::slice::from_ref(&p), f).and_then(|()| w.flush()))
+        }
+        Cmd::Dump { id, linum, opcodes } => {
+            let d = prog::dump(id)?;
+            done(prog::print_dump(&mut w, &d, f, linum, opcodes).and_then(|()| w.flush()))
+        }
+    }
 }

@@ -1,8 +1,45 @@
-//! `ebpfctl top` (not built yet).
+//! `ebpfctl top`: live per-program BPF run time (turns BPF statistics on while running).
+use std::time::Duration;
 
-#[derive(clap::Args)]
-pub struct Args {}
+use clap::Args as ClapArgs;
+use ebpfctl_core::inspect::top::{self, Filter};
+use ebpfctl_core::signals;
 
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("`ebpfctl top` is not available in this build")
+use super::prog::{done_lib, stdout};
+
+#[derive(ClapArgs)]
+pub struct Args {
+    /// Print one JSON line per interval instead of the live view.
+    #[arg(long)]
+    json: bool,
+    /// Seconds between samples.
+    #[arg(long, default_value = "1")]
+    interval: f64,
+    /// Stop after this many samples (0: until Ctrl-C).
+    #[arg(long, default_value = "0")]
+    count: u64,
+    /// Only these program ids (repeatable).
+    #[arg(long = "id")]
+    ids: Vec<u32>,
+    /// Only programs whose name contains this.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    if !(args.interval.is_finite() && args.interval >= 0.05) {
+        anyhow::bail!("--interval must be at least 0.05 seconds");
+    }
+    let stop = signals::stop_flag();
+    let filter = Filter {
+        ids: args.ids,
+        name: args.name,
+    };
+    let interval = Duration::from_secs_f64(args.interval);
+    if args.json {
+        let mut w = stdout();
+        done_lib(top::run_json(&mut w, filter, interval, args.count, &stop))
+    } else {
+        done_lib(top::run_tui(filter, interval, args.count, &stop))
+    }
 }

@@ -1,0 +1,3 @@
+module observe-bench
+
+go 1.17

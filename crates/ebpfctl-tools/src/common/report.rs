@@ -1,0 +1,219 @@
+//! The event loop shared by the snoop tools: poll the ring buffer without a wake-up per
+//! record, flush output per batch, notice lost records (stderr line, a JSON record, the
+//! metric), stop on a signal, a deadline or a closed output.
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ebpfctl_core::consume::{Consumer, LossSource};
+use ebpfctl_core::metrics::MetricsServer;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+use super::{fmt, ToolError};
+
+/// How long user space sleeps between looks at the ring buffer when the probe did not wake
+/// it (it wakes it early once a backlog builds up). Bounds the delay of a lone event.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Output sink: buffered, flushed once per batch; a closed pipe stops the tool quietly.
+pub struct Output {
+    w: io::BufWriter<Box<dyn Write>>,
+    pub closed: bool,
+    pub error: Option<io::Error>,
+}
+
+impl Output {
+    pub fn new(w: Box<dyn Write>) -> Self {
+        Self {
+            w: io::BufWriter::with_capacity(1 << 16, w),
+            closed: false,
+            error: None,
+        }
+    }
+
+    /// Writes one finished line (the caller includes the newline).
+    pub fn line(&mut self, b: &[u8]) {
+        if self.closed {
+            return;
+        }
+        if let Err(e) = self.w.write_all(b) {
+            self.fail(e);
+        }
+    }
+
+    pub fn flush(&mut self) {
+        if self.closed {
+            return;
+        }
+        if let Err(e) = self.w.flush() {
+            self.fail(e);
+        }
+    }
+
+    fn fail(&mut self, e: io::Error) {
+        self.closed = true;
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            self.error = Some(e);
+        }
+    }
+}
+
+/// Per-tool Prometheus series: events by kind and lost records.
+pub struct Metrics {
+    pub events: Family<Vec<(String, String)>, Counter>,
+    pub lost: Counter,
+    registry: Arc<Mutex<Registry>>,
+    server: Option<MetricsServer>,
+}
+
+impl Metrics {
+    /// Registers `ebpfctl_<tool>_events_total{<label>=...}` and
+    /// `ebpfctl_<tool>_lost_events_total`; serves them when `addr` is given.
+    pub fn new(tool: &str, addr: Option<SocketAddr>) -> Result<Self, ToolError> {
+        let mut reg = Registry::default();
+        let events = Family::<Vec<(String, String)>, Counter>::default();
+        let lost = Counter::default();
+        reg.register(
+            format!("ebpfctl_{tool}_events"),
+            format!("Events reported by {tool}, by kind"),
+            events.clone(),
+        );
+        reg.register(
+            format!("ebpfctl_{tool}_lost_events"),
+            format!("Events {tool} lost in the kernel (ring buffer full or in-flight map full)"),
+            lost.clone(),
+        );
+        let registry = Arc::new(Mutex::new(reg));
+        let server = match addr {
+            Some(a) => Some(MetricsServer::start(a, Arc::clone(&registry))?),
+            None => None,
+        };
+        if let Some(s) = &server {
+            eprintln!("{tool}: metrics on http://{}/metrics", s.local_addr());
+        }
+        Ok(Self {
+            events,
+            lost,
+            registry,
+            server,
+        })
+    }
+
+    /// Prometheus text of every series (for tests and summaries).
+    pub fn render(&self) -> String {
+        ebpfctl_core::metrics::render(&self.registry.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn serving(&self) -> Option<SocketAddr> {
+        self.server.as_ref().map(MetricsServer::local_addr)
+    }
+}
+
+/// Parses `--metrics-addr` ("127.0.0.1:9091", ":9091", "9091").
+pub fn parse_metrics_addr(text: &str) -> Result<SocketAddr, ToolError> {
+    let t = text.trim();
+    let full = if let Ok(port) = t.parse::<u16>() {
+        format!("127.0.0.1:{port}")
+    } else if let Some(port) = t.strip_prefix(':') {
+        format!("0.0.0.0:{port}")
+    } else {
+        t.to_string()
+    };
+    full.parse().map_err(|_| {
+        ToolError::BadInput(format!(
+            "--metrics-addr {text:?}: expected HOST:PORT like 127.0.0.1:9091"
+        ))
+    })
+}
+
+/// Loop settings.
+pub struct LoopConfig {
+    pub tool: &'static str,
+    pub duration: Option<Duration>,
+    pub stop: Arc<AtomicBool>,
+    /// Print `{"type":"lost",...}` records on stdout too.
+    pub json: bool,
+}
+
+/// What the loop saw, for the closing line.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LoopSummary {
+    pub lost: u64,
+    pub elapsed: Duration,
+}
+
+/// Runs until stopped: `consumer` dispatches records to the tool's callbacks, which write
+/// into `out`; after each batch `out` is flushed and losses are reported.
+pub fn run_loop(
+    cfg: &LoopConfig,
+    consumer: &Consumer<'_>,
+    loss: &LossSource,
+    metrics: &Metrics,
+    out: &std::cell::RefCell<Output>,
+) -> Result<LoopSummary, ToolError> {
+    let start = Instant::now();
+    let deadline = cfg.duration.map(|d| start + d);
+    let mut lost_seen = 0u64;
+    let mut check_loss = |out: &mut Output| {
+        let total = loss.total().unwrap_or(0);
+        if total > lost_seen {
+            let delta = total - lost_seen;
+            lost_seen = total;
+            metrics.lost.inc_by(delta);
+            eprintln!("{}: {delta} events lost ({total} in total)", cfg.tool);
+            if cfg.json {
+                let mut b = Vec::with_capacity(96);
+                b.extend_from_slice(b"{\"type\":\"lost\"");
+                fmt::time(
+                    &mut b,
+                    "time",
+                    ebpfctl_core::decode::time::ktime_to_unix_ns(
+                        ebpfctl_core::decode::time::monotonic_now_ns(),
+                    ),
+                );
+                fmt::uint(&mut b, "count", delta);
+                fmt::uint(&mut b, "total", total);
+                b.extend_from_slice(b"}\n");
+                out.line(&b);
+            }
+        }
+    };
+    loop {
+        let mut timeout = POLL_INTERVAL;
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            timeout = timeout.min(left);
+        }
+        consumer.poll(timeout)?;
+        {
+            let mut o = out.borrow_mut();
+            check_loss(&mut o);
+            o.flush();
+            if let Some(e) = o.error.take() {
+                return Err(ToolError::Output(e));
+            }
+            if o.closed {
+                break;
+            }
+        }
+        if cfg.stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+    }
+    // What is still queued belongs to the run.
+    consumer.drain()?;
+    let mut o = out.borrow_mut();
+    check_loss(&mut o);
+    o.flush();
+    if let Some(e) = o.error.take() {
+        return Err(ToolError::Output(e));
+    }
+    Ok(LoopSummary {
+        lost: lost_seen,
+        elapsed: start.elapsed(),
+    })
+}

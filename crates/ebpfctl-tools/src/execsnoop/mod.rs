@@ -1,0 +1,297 @@
+//! execsnoop: every execve/execveat (successful → `started`, failed → `error`) and the
+//! exit of every process (`exited`), plus one `started` per process already running.
+//!
+//! The probe (`execsnoop.bpf.c`) filters by uid, parent and cgroup in the kernel, and by
+//! result with `-x`; the command-name regex and the argument match run here, as the kernel
+//! cannot evaluate them. See docs/execsnoop.md for the event schema and table format.
+pub mod event;
+mod print;
+pub mod proc;
+mod track;
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ebpfctl_core::consume::ConsumerBuilder;
+use regex::Regex;
+
+pub use event::{DecodeError, MAX_ARGS_CAP};
+pub use print::TableStyle;
+pub use proc::{snapshot, ProcInfo};
+
+use crate::common::probe::{self, Probe};
+use crate::common::report::{self, LoopConfig, Metrics, Output};
+use crate::common::ToolError;
+use track::{Mode, Tracker};
+
+const OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/execsnoop.bpf.o"));
+const TOOL: &str = "execsnoop";
+
+/// Default and bounds of `--max-args` and `--arg-len`.
+pub const DEFAULT_MAX_ARGS: u32 = 20;
+pub const DEFAULT_ARG_LEN: u32 = 128;
+pub const MAX_ARG_LEN: u32 = event::ARG_LEN_CAP;
+
+/// Who is shown. uid, ppid, cgroup and failed-only run in the kernel.
+#[derive(Debug, Default)]
+pub struct Filters {
+    pub uid: Option<u32>,
+    pub ppid: Option<u32>,
+    /// A cgroup v2 directory: its processes and those of its descendants.
+    pub cgroup: Option<PathBuf>,
+    pub failed_only: bool,
+    /// Matched against the command name (comm) and the executable's file name.
+    pub name: Option<Regex>,
+    /// Matched (as a substring) against the arguments after argv[0].
+    pub line: Option<String>,
+    /// The cgroup's path inside the hierarchy, for the snapshot (set by `Config::validate`).
+    pub cgroup_rel: Option<String>,
+}
+
+impl Filters {
+    /// Compiles `-n`'s regex; the error names the flag.
+    pub fn name_regex(text: &str) -> Result<Regex, ToolError> {
+        Regex::new(text).map_err(|e| {
+            let msg = e.to_string();
+            let last = msg.lines().last().unwrap_or("").trim().to_string();
+            ToolError::BadInput(format!("--name {text:?}: not a valid regex: {last}"))
+        })
+    }
+
+    /// True when anything narrows the output.
+    pub fn any(&self) -> bool {
+        self.uid.is_some()
+            || self.ppid.is_some()
+            || self.cgroup.is_some()
+            || self.failed_only
+            || self.name.is_some()
+            || self.line.is_some()
+    }
+
+    /// The filters the kernel cannot apply.
+    fn user_passes(&self, p: &track::Proc) -> bool {
+        if let Some(re) = &self.name {
+            let file = p.exe.rsplit('/').next().unwrap_or("");
+            if !re.is_match(&p.comm) && !re.is_match(file) {
+                return false;
+            }
+        }
+        if let Some(l) = &self.line {
+            if !p.args.iter().skip(1).any(|a| a.contains(l.as_str())) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Every filter, for processes of the snapshot (the kernel did not see them).
+    fn snapshot_passes(&self, p: &track::Proc, cgroup: Option<&str>) -> bool {
+        if self.uid.is_some_and(|u| u != p.uid) || self.ppid.is_some_and(|pp| pp != p.ppid) {
+            return false;
+        }
+        if let Some(rel) = &self.cgroup_rel {
+            let Some(c) = cgroup else { return false };
+            let under = c == rel
+                || rel == "/"
+                || c.strip_prefix(rel.as_str())
+                    .is_some_and(|r| r.starts_with('/'));
+            if !under {
+                return false;
+            }
+        }
+        self.user_passes(p)
+    }
+}
+
+/// Everything `ebpfctl execsnoop` can be asked.
+#[derive(Debug)]
+pub struct Config {
+    pub json: bool,
+    pub table: TableStyle,
+    pub filters: Filters,
+    pub max_args: u32,
+    pub arg_len: u32,
+    pub snapshot: bool,
+    pub duration: Option<Duration>,
+    pub metrics_addr: Option<SocketAddr>,
+    /// Ring buffer size in bytes (a power of two, at least a page).
+    pub ring_bytes: u32,
+    /// The probe wakes user space once this many bytes are queued (0: every record); at
+    /// most a quarter of the ring buffer is used, whatever is asked.
+    pub wakeup_bytes: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            json: false,
+            table: TableStyle::default(),
+            filters: Filters::default(),
+            max_args: DEFAULT_MAX_ARGS,
+            arg_len: DEFAULT_ARG_LEN,
+            snapshot: true,
+            duration: None,
+            metrics_addr: None,
+            ring_bytes: 1 << 20,
+            wakeup_bytes: 64 << 10,
+        }
+    }
+}
+
+/// Checks `--ring-kib`: a power of two of at least 4 KiB.
+pub fn ring_bytes_from_kib(kib: u32) -> Result<u32, ToolError> {
+    match kib.checked_mul(1024) {
+        Some(b) if b.is_power_of_two() && b >= 4096 => Ok(b),
+        _ => Err(ToolError::BadInput(format!(
+            "--ring-kib {kib}: expected a power of two between 4 and 2097152"
+        ))),
+    }
+}
+
+impl Config {
+    /// Checks ranges and resolves the cgroup; fails before anything is loaded.
+    pub fn validate(&mut self) -> Result<(), ToolError> {
+        if self.max_args == 0 || self.max_args > MAX_ARGS_CAP {
+            return Err(ToolError::BadInput(format!(
+                "--max-args {}: expected 1 to {MAX_ARGS_CAP}",
+                self.max_args
+            )));
+        }
+        if self.arg_len == 0 || self.arg_len > MAX_ARG_LEN {
+            return Err(ToolError::BadInput(format!(
+                "--arg-len {}: expected 1 to {MAX_ARG_LEN} bytes",
+                self.arg_len
+            )));
+        }
+        if let Some(path) = &self.filters.cgroup {
+            probe::cgroup_id(path)?;
+            let canon = std::fs::canonicalize(path)
+                .map_err(|e| ToolError::BadInput(format!("--cgroup {}: {e}", path.display())))?;
+            let root = cgroup2_root().unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup"));
+            let rel = canon
+                .strip_prefix(&root)
+                .map(|r| format!("/{}", r.display()))
+                .map_err(|_| {
+                    ToolError::BadInput(format!(
+                        "--cgroup {}: not under the cgroup v2 hierarchy at {}",
+                        path.display(),
+                        root.display()
+                    ))
+                })?;
+            self.filters.cgroup_rel = Some(if rel == "/" {
+                rel
+            } else {
+                rel.trim_end_matches('/').to_string()
+            });
+        }
+        Ok(())
+    }
+
+    fn params(&self) -> Vec<(&'static str, u32)> {
+        let f = &self.filters;
+        let mut bits = 0;
+        if f.uid.is_some() {
+            bits |= event::FILTER_UID;
+        }
+        if f.ppid.is_some() {
+            bits |= event::FILTER_PPID;
+        }
+        if f.cgroup.is_some() {
+            bits |= event::FILTER_CGROUP;
+        }
+        if f.failed_only {
+            bits |= event::FILTER_FAILED;
+        }
+        // Exits matter only for JSON `exited` events.
+        let exits = self.json && !f.failed_only;
+        let p = |n: &'static str, v: u32| (n, v);
+        vec![
+            p("esnp_filters", bits),
+            p("esnp_uid", f.uid.unwrap_or(0)),
+            p("esnp_ppid", f.ppid.unwrap_or(0)),
+            p("esnp_max_args", self.max_args),
+            p("esnp_arg_len", self.arg_len),
+            p("esnp_wakeup_bytes", self.wakeup_bytes.min(self.ring_bytes / 4)),
+            p("esnp_exits", u32::from(exits)),
+        ]
+    }
+}
+
+/// Where cgroup v2 is mounted, from /proc/self/mountinfo.
+fn cgroup2_root() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        if right.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        left.split_whitespace().nth(4).map(PathBuf::from)
+    })
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Summary {
+    pub events: u64,
+    pub lost: u64,
+    pub decode_errors: u64,
+}
+
+/// Traces until `stop` is raised, the duration ends or the output closes.
+pub fn run(
+    cfg: &Config,
+    stop: Arc<AtomicBool>,
+    out: Box<dyn std::io::Write>,
+) -> Result<Summary, ToolError> {
+    let metrics = Metrics::new(TOOL, cfg.metrics_addr)?;
+    let probe = Probe::load(TOOL, OBJECT, &cfg.params(), cfg.ring_bytes)?;
+    if let Some(path) = &cfg.filters.cgroup {
+        probe.set_cgroup("cgroup_filter", path)?;
+    }
+    let events_map = probe.map(probe::EVENTS_MAP)?;
+    let loss = probe.loss_source()?;
+
+    let out = RefCell::new(Output::new(out));
+    let mode = if cfg.json {
+        Mode::Json
+    } else {
+        Mode::Table(cfg.table)
+    };
+    let tracker = RefCell::new(Tracker::new(mode, &cfg.filters, &out, &metrics));
+    let mut builder = ConsumerBuilder::new();
+    builder.ring_buffer(&events_map, |data| tracker.borrow_mut().on_record(data))?;
+    let consumer = builder.build()?;
+
+    if !cfg.json {
+        out.borrow_mut()
+            .line(print::table_header(&cfg.table).as_bytes());
+    }
+    // Attached first, then the snapshot: a process cannot fall between the two.
+    if cfg.json && cfg.snapshot && !cfg.filters.failed_only {
+        let list = proc::snapshot(cfg.max_args as usize, cfg.arg_len as usize);
+        tracker.borrow_mut().snapshot(list);
+    }
+    out.borrow_mut().flush();
+    eprintln!(
+        "{TOOL}: tracing ({} programs attached); Ctrl-C to stop",
+        probe.attached().len()
+    );
+
+    let lc = LoopConfig {
+        tool: TOOL,
+        duration: cfg.duration,
+        stop,
+        json: cfg.json,
+    };
+    let s = report::run_loop(&lc, &consumer, &loss, &metrics, &out)?;
+    let t = tracker.borrow();
+    Ok(Summary {
+        events: t.events,
+        lost: s.lost,
+        decode_errors: t.decode_errors,
+    })
+}

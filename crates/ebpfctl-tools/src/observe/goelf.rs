@@ -1,0 +1,467 @@
+//! What `observe` needs from a Go executable, read from the file alone: the Go version
+//! (build info), function addresses (symbol table, or `.gopclntab` when stripped), file
+//! offsets for uprobes (program headers; PIE works the same) and RET sites.
+use std::path::{Path, PathBuf};
+
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
+
+use super::pclntab;
+use super::ObserveError;
+
+/// Functions the probes attach to.
+pub const FN_ROUND_TRIP: &str = "net/http.(*Transport).roundTrip";
+pub const FN_SERVE_HTTP: &str = "net/http.serverHandler.ServeHTTP";
+pub const FN_WRITE_HEADER: &str = "net/http.(*response).WriteHeader";
+
+/// A Go version, e.g. 1.21.13 → (1, 21, 13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GoVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl std::fmt::Display for GoVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "go{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+impl GoVersion {
+    pub const MIN_SUPPORTED: GoVersion = GoVersion {
+        major: 1,
+        minor: 17,
+        patch: 0,
+    };
+
+    /// Parses `go1.21.13`, `go1.22rc1`, `go1.27.3 X:nocoverageredesign`; `None` for `devel`.
+    pub fn parse(s: &str) -> Option<GoVersion> {
+        let s = s.split_whitespace().next()?.strip_prefix("go")?;
+        let mut it = s.split('.');
+        let num = |p: Option<&str>| -> Option<u32> {
+            let p = p?;
+            let digits: String = p.chars().take_while(|c| c.is_ascii_digit()).collect();
+            digits.parse().ok()
+        };
+        let major = num(it.next())?;
+        let minor = num(it.next())?;
+        let patch = num(it.next()).unwrap_or(0);
+        Some(GoVersion {
+            major,
+            minor,
+            patch,
+        })
+    }
+}
+
+/// A function found in the binary.
+#[derive(Debug, Clone)]
+pub struct GoFunc {
+    pub name: String,
+    /// Virtual address of the entry.
+    pub addr: u64,
+    pub size: u64,
+    /// File offset of the entry probe (after an ENDBR64, if any).
+    pub entry_offset: u64,
+    /// File offsets of every RET instruction.
+    pub ret_offsets: Vec<u64>,
+}
+
+/// Where the function table came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SymbolSource {
+    Symtab,
+    Pclntab,
+}
+
+/// The analysis of one Go executable.
+#[derive(Debug, Clone)]
+pub struct GoBinary {
+    pub path: PathBuf,
+    pub version_string: String,
+    pub version: GoVersion,
+    pub arch: &'static str,
+    pub pie: bool,
+    pub stripped: bool,
+    pub symbols: SymbolSource,
+    pub round_trip: Option<GoFunc>,
+    pub serve_http: Option<GoFunc>,
+    pub write_header: Option<GoFunc>,
+}
+
+const BUILDINFO_MAGIC: &[u8] = b"\xff Go buildinf:";
+
+impl GoBinary {
+    /// Reads and analyses the executable at `path` (a file or `/proc/PID/exe`).
+    pub fn open(path: &Path) -> Result<GoBinary, ObserveError> {
+        let data = std::fs::read(path).map_err(|source| ObserveError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &data)
+    }
+
+    pub fn parse(path: &Path, data: &[u8]) -> Result<GoBinary, ObserveError> {
+        if data.len() < 4 || &data[..4] != b"\x7fELF" {
+            return Err(ObserveError::NotElf(path.to_owned()));
+        }
+        let file = object::File::parse(data).map_err(|e| ObserveError::Malformed {
+            path: path.to_owned(),
+            what: format!("cannot parse ELF: {e}"),
+        })?;
+        let arch = match file.architecture() {
+            object::Architecture::X86_64 => "amd64",
+            object::Architecture::Aarch64 => "arm64",
+            other => {
+                return Err(ObserveError::UnsupportedArch {
+                    path: path.to_owned(),
+                    arch: format!("{other:?}"),
+                });
+            }
+        };
+        let version_string = read_buildinfo_version(&file, data)
+            .ok_or_else(|| ObserveError::NotGo(path.to_owned()))?;
+        let version = GoVersion::parse(&version_string).unwrap_or(GoVersion {
+            major: 1,
+            minor: 99,
+            patch: 0,
+        });
+        if version < GoVersion::MIN_SUPPORTED {
+            return Err(ObserveError::GoTooOld {
+                path: path.to_owned(),
+                version: version_string,
+            });
+        }
+        // The probe is compiled for the machine ebpfctl runs on: its registers must match.
+        if arch != HOST_ARCH {
+            return Err(ObserveError::UnsupportedArch {
+                path: path.to_owned(),
+                arch: arch.into(),
+            });
+        }
+        let pie = file.kind() == object::ObjectKind::Dynamic;
+        let has_symtab = file.symbols().next().is_some();
+        let stripped = !has_symtab;
+        let wanted = [FN_ROUND_TRIP, FN_SERVE_HTTP, FN_WRITE_HEADER];
+        let (found, symbols) = if has_symtab {
+            let mut found: Vec<Option<(u64, u64)>> = vec![None; wanted.len()];
+            for sym in file.symbols() {
+                if let Ok(name) = sym.name() {
+                    if let Some(i) = wanted.iter().position(|w| *w == name) {
+                        found[i] = Some((sym.address(), sym.size()));
+                    }
+                }
+            }
+            (found, SymbolSource::Symtab)
+        } else {
+            let text_addr = file
+                .section_by_name(".text")
+                .map(|s| s.address())
+                .unwrap_or(0);
+            let tab = file
+                .section_by_name(".gopclntab")
+                .and_then(|s| s.data().ok())
+                .ok_or_else(|| ObserveError::Malformed {
+                    path: path.to_owned(),
+                    what: "stripped and without .gopclntab: cannot find functions".into(),
+                })?;
+            let found = pclntab::find_functions(tab, text_addr, &wanted).map_err(|what| {
+                ObserveError::Malformed {
+                    path: path.to_owned(),
+                    what: format!(".gopclntab: {what}"),
+                }
+            })?;
+            (found, SymbolSource::Pclntab)
+        };
+        let mut funcs = Vec::new();
+        for (name, f) in wanted.iter().zip(found) {
+            funcs.push(match f {
+                Some((addr, size)) => Some(analyse_func(path, &file, data, name, addr, size)?),
+                None => None,
+            });
+        }
+        let mut funcs = funcs.into_iter();
+        let round_trip = funcs.next().flatten();
+        let serve_http = funcs.next().flatten();
+        let write_header = funcs.next().flatten();
+        if round_trip.is_none() && serve_http.is_none() {
+            return Err(ObserveError::NoNetHttp(path.to_owned()));
+        }
+        Ok(GoBinary {
+            path: path.to_owned(),
+            version_string,
+            version,
+            arch,
+            pie,
+            stripped,
+            symbols,
+            round_trip,
+            serve_http,
+            write_header,
+        })
+    }
+}
+
+/// Virtual address → file offset through the PT_LOAD segments.
+pub fn vaddr_to_offset(file: &object::File<'_>, addr: u64) -> Option<u64> {
+    file.segments().find_map(|seg| {
+        let (off, fsize) = seg.file_range();
+        let va = seg.address();
+        (addr >= va && addr < va + fsize).then(|| addr - va + off)
+    })
+}
+
+fn analyse_func(
+    path: &Path,
+    file: &object::File<'_>,
+    data: &[u8],
+    name: &str,
+    addr: u64,
+    size: u64,
+) -> Result<GoFunc, ObserveError> {
+    let bad = |what: String| ObserveError::Malformed {
+        path: path.to_owned(),
+        what: format!("{name}: {what}"),
+    };
+    let off = vaddr_to_offset(file, addr)
+        .ok_or_else(|| bad(format!("address {addr:#x} is in no loaded segment")))?;
+    if size == 0 || size > 1 << 20 {
+        return Err(bad(format!("implausible size {size}")));
+    }
+    let code = data
+        .get(off as usize..(off + size) as usize)
+        .ok_or_else(|| bad("code extends past the end of the file".into()))?;
+    let (entry, rets) = if HOST_ARCH == "arm64" {
+        find_rets_arm64(code)
+    } else {
+        find_rets_amd64(code, addr)
+    };
+    if rets.is_empty() {
+        return Err(bad("no RET instruction found".into()));
+    }
+    Ok(GoFunc {
+        name: name.to_owned(),
+        addr,
+        size,
+        entry_offset: off + entry,
+        ret_offsets: rets.into_iter().map(|r| off + r).collect(),
+    })
+}
+
+/// The Go name of the architecture this ebpfctl (and its probe) was built for.
+pub const HOST_ARCH: &str = if cfg!(target_arch = "aarch64") {
+    "arm64"
+} else {
+    "amd64"
+};
+
+/// arm64: fixed 4-byte instructions; Go returns with `RET` (x30), 0xd65f03c0.
+pub fn find_rets_arm64(code: &[u8]) -> (u64, Vec<u64>) {
+    let rets = code
+        .chunks_exact(4)
+        .enumerate()
+        .filter(|(_, w)| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) == 0xd65f_03c0)
+        .map(|(i, _)| i as u64 * 4)
+        .collect();
+    (0, rets)
+}
+
+/// Decodes x86-64 `code` (loaded at `ip`) and returns (offset of the entry probe, offsets
+/// of every RET). Decoding is linear: Go puts no data inside functions, only INT3 padding
+/// after the last instruction.
+///
+/// The entry probe skips an ENDBR64 and, when the function opens with Go's stack check
+/// (`[lea r12, [rsp-N];] cmp rsp|r12, [r14+16]; jbe morestack`), sits on the conditional
+/// jump: the kernel emulates jumps, while any other probed instruction is single-stepped
+/// out of line (a second trap per hit). Arguments and R14 are unchanged at that point.
+pub fn find_rets_amd64(code: &[u8], ip: u64) -> (u64, Vec<u64>) {
+    use iced_x86::{Code, Decoder, DecoderOptions, Mnemonic, Register};
+    let mut dec = Decoder::with_ip(64, code, ip, DecoderOptions::NONE);
+    let mut rets = Vec::new();
+    let mut entry = 0;
+    let mut prologue = true;
+    let mut saw_stack_check = false;
+    let mut index = 0;
+    while dec.can_decode() {
+        let insn = dec.decode();
+        index += 1;
+        if insn.is_invalid() {
+            prologue = false;
+            continue;
+        }
+        if prologue && index <= 4 {
+            let off = insn.ip() - ip;
+            match insn.mnemonic() {
+                Mnemonic::Endbr64 if index == 1 => entry = off + insn.len() as u64,
+                Mnemonic::Lea if insn.op0_register() == Register::R12 => {}
+                Mnemonic::Cmp
+                    if insn.memory_base() == Register::R14
+                        && insn.memory_displacement64() == 16 =>
+                {
+                    saw_stack_check = true;
+                }
+                Mnemonic::Jbe
+                | Mnemonic::Jb
+                | Mnemonic::Ja
+                | Mnemonic::Jae
+                | Mnemonic::Jl
+                | Mnemonic::Jle
+                | Mnemonic::Jg
+                | Mnemonic::Jge
+                    if saw_stack_check =>
+                {
+                    entry = off;
+                    prologue = false;
+                }
+                _ => prologue = false,
+            }
+        }
+        if insn.code() == Code::Retnq
+            || insn.code() == Code::Retnq_imm16
+            || insn.mnemonic() == Mnemonic::Ret
+        {
+            rets.push(insn.ip() - ip);
+        }
+    }
+    (entry, rets)
+}
+
+fn read_buildinfo_version(file: &object::File<'_>, data: &[u8]) -> Option<String> {
+    // The section keeps its name in stripped binaries; fall back to scanning data segments.
+    let (start, bi) = match file.section_by_name(".go.buildinfo") {
+        Some(s) => {
+            let (off, len) = s.file_range()?;
+            (off as usize, data.get(off as usize..(off + len) as usize)?)
+        }
+        None => {
+            let pos = data
+                .windows(BUILDINFO_MAGIC.len())
+                .position(|w| w == BUILDINFO_MAGIC)?;
+            (pos, &data[pos..])
+        }
+    };
+    let _ = start;
+    if bi.len() < 32 || &bi[..14] != BUILDINFO_MAGIC {
+        return None;
+    }
+    let ptr_size = bi[14] as usize;
+    let flags = bi[15];
+    if flags & 2 != 0 {
+        // Go >= 1.18: inline varint-prefixed strings after the 32-byte header.
+        let (v, _) = read_varint_string(&bi[32..])?;
+        return Some(v);
+    }
+    // Go < 1.18: pointers to string headers.
+    let big = flags & 1 != 0;
+    let rd = |b: &[u8]| -> Option<u64> {
+        Some(match (ptr_size, big) {
+            (8, false) => u64::from_le_bytes(b.get(..8)?.try_into().ok()?),
+            (8, true) => u64::from_be_bytes(b.get(..8)?.try_into().ok()?),
+            (4, false) => u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as u64,
+            (4, true) => u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as u64,
+            _ => return None,
+        })
+    };
+    let hdr_addr = rd(&bi[16..])?;
+    let hdr_off = vaddr_to_offset(file, hdr_addr)? as usize;
+    let str_addr = rd(data.get(hdr_off..)?)?;
+    let str_len = rd(data.get(hdr_off + ptr_size..)?)? as usize;
+    let str_off = vaddr_to_offset(file, str_addr)? as usize;
+    let s = data.get(str_off..str_off + str_len)?;
+    Some(String::from_utf8_lossy(s).into_owned())
+}
+
+fn read_varint_string(b: &[u8]) -> Option<(String, usize)> {
+    let mut len: u64 = 0;
+    let mut shift = 0;
+    let mut i = 0;
+    loop {
+        let byte = *b.get(i)?;
+        len |= ((byte & 0x7f) as u64) << shift;
+        i += 1;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+    let s = b.get(i..i + len as usize)?;
+    Some((String::from_utf8_lossy(s).into_owned(), i + len as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            GoVersion::parse("go1.21.13"),
+            Some(GoVersion {
+                major: 1,
+                minor: 21,
+                patch: 13
+            })
+        );
+        assert_eq!(
+            GoVersion::parse("go1.22rc1"),
+            Some(GoVersion {
+                major: 1,
+                minor: 22,
+                patch: 0
+            })
+        );
+        assert_eq!(
+            GoVersion::parse("go1.27.3 X:foo"),
+            Some(GoVersion {
+                major: 1,
+                minor: 27,
+                patch: 3
+            })
+        );
+        assert_eq!(GoVersion::parse("devel +abc"), None);
+        assert!(GoVersion::parse("go1.16.15").unwrap() < GoVersion::MIN_SUPPORTED);
+    }
+
+    #[test]
+    fn rets_and_endbr() {
+        // endbr64; xor eax,eax; ret; nop; ret 8; int3
+        let code = [
+            0xf3, 0x0f, 0x1e, 0xfa, 0x31, 0xc0, 0xc3, 0x90, 0xc2, 0x08, 0x00, 0xcc,
+        ];
+        let (skip, rets) = find_rets_amd64(&code, 0x1000);
+        assert_eq!(skip, 4);
+        assert_eq!(rets, vec![6, 8]);
+        // lea r12,[rsp-0x120]; cmp r12,[r14+0x10]; jbe +0x10; push rbp; ret
+        let code = [
+            0x4c, 0x8d, 0xa4, 0x24, 0xe0, 0xfe, 0xff, 0xff, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86,
+            0x10, 0x00, 0x00, 0x00, 0x55, 0xc3,
+        ];
+        let (entry, rets) = find_rets_amd64(&code, 0x1000);
+        assert_eq!(entry, 12);
+        assert_eq!(rets, vec![19]);
+        // cmp rsp,[r14+0x10]; jbe; push rbp; ret
+        let code = [0x49, 0x3b, 0x66, 0x10, 0x76, 0x05, 0x55, 0xc3];
+        let (entry, _) = find_rets_amd64(&code, 0x1000);
+        assert_eq!(entry, 4);
+    }
+
+    #[test]
+    fn arm64_rets() {
+        // mov x0, x1; ret; nop; ret
+        let code = [
+            0xe0, 0x03, 0x01, 0xaa, 0xc0, 0x03, 0x5f, 0xd6, 0x1f, 0x20, 0x03, 0xd5, 0xc0, 0x03,
+            0x5f, 0xd6,
+        ];
+        assert_eq!(find_rets_arm64(&code), (0, vec![4, 12]));
+    }
+
+    #[test]
+    fn not_elf() {
+        let e = GoBinary::parse(Path::new("x"), b"#!/bin/sh\n").unwrap_err();
+        assert!(matches!(e, ObserveError::NotElf(_)));
+    }
+}

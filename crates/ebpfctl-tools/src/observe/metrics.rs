@@ -1,0 +1,224 @@
+//! Prometheus histograms named and labelled after the OpenTelemetry HTTP semantic
+//! conventions (`http.client.request.duration`, `http.server.request.duration`; attribute
+//! dots become underscores), plus the lost-event counter.
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use super::event::{Kind, Request};
+
+/// Bucket bounds in seconds: the semantic conventions' advice (5 ms … 10 s) with finer
+/// buckets below 5 ms, where loopback and in-cluster calls land.
+pub const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75,
+    1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClientLabels {
+    pub http_request_method: String,
+    /// Empty when the request failed.
+    pub http_response_status_code: String,
+    pub server_address: String,
+    pub server_port: String,
+    pub url_scheme: String,
+    pub network_protocol_version: String,
+    /// Set (the error message's kind) when the request failed or got a 5xx.
+    pub error_type: String,
+    /// The observed process (comm@NAME).
+    pub service_name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServerLabels {
+    pub http_request_method: String,
+    pub http_response_status_code: String,
+    pub server_address: String,
+    pub server_port: String,
+    pub url_scheme: String,
+    pub network_protocol_version: String,
+    pub error_type: String,
+    pub service_name: String,
+}
+
+fn new_histogram() -> Histogram {
+    Histogram::new(BUCKETS.iter().copied())
+}
+
+/// The metrics of one `observe` run.
+pub struct Metrics {
+    pub registry: Arc<Mutex<Registry>>,
+    client: Family<ClientLabels, Histogram, fn() -> Histogram>,
+    server: Family<ServerLabels, Histogram, fn() -> Histogram>,
+    lost: Counter,
+    lost_seen: u64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// "GET" stays; anything outside the well-known methods becomes "_OTHER" (bounded cardinality).
+fn method_label(m: &str) -> String {
+    const KNOWN: &[&str] = &[
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    if KNOWN.contains(&m) {
+        m.to_string()
+    } else {
+        "_OTHER".to_string()
+    }
+}
+
+pub fn split_host_port(host: &str, scheme: &str) -> (String, String) {
+    let default_port = if scheme == "https" { "443" } else { "80" };
+    if let Some(rest) = host.strip_prefix('[') {
+        if let Some((h, p)) = rest.split_once("]:") {
+            return (h.to_string(), p.to_string());
+        }
+        return (rest.trim_end_matches(']').to_string(), default_port.into());
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() => {
+            (h.to_string(), p.to_string())
+        }
+        _ => (host.to_string(), default_port.into()),
+    }
+}
+
+fn protocol_version(proto: &str) -> String {
+    proto.strip_prefix("HTTP/").unwrap_or("").to_string()
+}
+
+/// `error.type` for a failed request: the operation of the error ("dial", "read", ...),
+/// or "error"; for 5xx responses the status code.
+pub fn error_type(r: &Request) -> String {
+    if let Some(e) = &r.error {
+        let word = e.split([' ', ':']).next().unwrap_or("");
+        return if word.chars().all(|c| c.is_ascii_alphabetic()) && !word.is_empty() {
+            word.to_string()
+        } else {
+            "error".to_string()
+        };
+    }
+    if r.status >= 500 {
+        return r.status.to_string();
+    }
+    String::new()
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let client = Family::<ClientLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            new_histogram,
+        );
+        let server = Family::<ServerLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            new_histogram,
+        );
+        let lost = Counter::default();
+        registry.register_with_unit(
+            "http_client_request_duration",
+            "Duration of HTTP client requests (net/http.(*Transport).roundTrip) of observed Go programs",
+            Unit::Seconds,
+            client.clone(),
+        );
+        registry.register_with_unit(
+            "http_server_request_duration",
+            "Duration of HTTP server requests (net/http.serverHandler.ServeHTTP) of observed Go programs",
+            Unit::Seconds,
+            server.clone(),
+        );
+        registry.register(
+            "ebpfctl_observe_lost_events",
+            "Requests dropped because the ring buffer was full",
+            lost.clone(),
+        );
+        Metrics {
+            registry: Arc::new(Mutex::new(registry)),
+            client,
+            server,
+            lost,
+            lost_seen: 0,
+        }
+    }
+
+    pub fn observe(&self, r: &Request) {
+        let secs = r.duration_ns as f64 / 1e9;
+        let (addr, port) = split_host_port(&r.host, &r.scheme);
+        let status = if r.status == 0 {
+            String::new()
+        } else {
+            r.status.to_string()
+        };
+        match r.kind {
+            Kind::Client => {
+                let l = ClientLabels {
+                    http_request_method: method_label(&r.method),
+                    http_response_status_code: status,
+                    server_address: addr,
+                    server_port: port,
+                    url_scheme: r.scheme.clone(),
+                    network_protocol_version: protocol_version(&r.proto),
+                    error_type: error_type(r),
+                    service_name: r.service.clone(),
+                };
+                self.client.get_or_create(&l).observe(secs);
+            }
+            Kind::Server => {
+                let l = ServerLabels {
+                    http_request_method: method_label(&r.method),
+                    http_response_status_code: status,
+                    server_address: addr,
+                    server_port: port,
+                    url_scheme: r.scheme.clone(),
+                    network_protocol_version: protocol_version(&r.proto),
+                    error_type: error_type(r),
+                    service_name: r.service.clone(),
+                };
+                self.server.get_or_create(&l).observe(secs);
+            }
+        }
+    }
+
+    /// Brings the lost-event counter up to `total`.
+    pub fn set_lost(&mut self, total: u64) {
+        if total > self.lost_seen {
+            self.lost.inc_by(total - self.lost_seen);
+            self.lost_seen = total;
+        }
+    }
+
+    /// The registry in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        ebpfctl_core::metrics::render(&reg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port() {
+        assert_eq!(
+            split_host_port("localhost:9091", "http"),
+            ("localhost".into(), "9091".into())
+        );
+        assert_eq!(
+            split_host_port("example.com", "https"),
+            ("example.com".into(), "443".into())
+        );
+        assert_eq!(
+            split_host_port("[::1]:80", "http"),
+            ("::1".into(), "80".into())
+        );
+    }
+}

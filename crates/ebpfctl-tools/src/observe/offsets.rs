@@ -1,0 +1,237 @@
+//! Byte offsets of the Go struct fields the probe reads: from the binary's DWARF when it
+//! has some, else from a built-in table by Go version (fields move between releases).
+use std::borrow::Cow;
+
+use object::{Object, ObjectSection};
+
+use super::goelf::GoVersion;
+
+/// Mirror of `struct obs_offsets` in observe.h (u32 each, `NO_OFFSET` = not known).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Offsets {
+    pub req_method: u32,
+    pub req_url: u32,
+    pub req_proto: u32,
+    pub req_host: u32,
+    pub req_remote_addr: u32,
+    pub req_tls: u32,
+    pub url_scheme: u32,
+    pub url_host: u32,
+    pub url_path: u32,
+    pub url_raw_query: u32,
+    pub resp_status_code: u32,
+    pub resp_content_length: u32,
+    pub sresp_conn: u32,
+    pub sresp_status: u32,
+    pub sresp_written: u32,
+    pub conn_bufr: u32,
+    pub bufio_buf: u32,
+    pub bufio_r: u32,
+}
+
+pub const NO_OFFSET: u32 = u32::MAX;
+
+/// (struct, field, setter) for every field the probe reads.
+type Setter = fn(&mut Offsets) -> &mut u32;
+const FIELDS: &[(&str, &str, Setter)] = &[
+    ("net/http.Request", "Method", |o| &mut o.req_method),
+    ("net/http.Request", "URL", |o| &mut o.req_url),
+    ("net/http.Request", "Proto", |o| &mut o.req_proto),
+    ("net/http.Request", "Host", |o| &mut o.req_host),
+    ("net/http.Request", "RemoteAddr", |o| &mut o.req_remote_addr),
+    ("net/http.Request", "TLS", |o| &mut o.req_tls),
+    ("net/url.URL", "Scheme", |o| &mut o.url_scheme),
+    ("net/url.URL", "Host", |o| &mut o.url_host),
+    ("net/url.URL", "Path", |o| &mut o.url_path),
+    ("net/url.URL", "RawQuery", |o| &mut o.url_raw_query),
+    ("net/http.Response", "StatusCode", |o| {
+        &mut o.resp_status_code
+    }),
+    ("net/http.Response", "ContentLength", |o| {
+        &mut o.resp_content_length
+    }),
+    ("net/http.response", "conn", |o| &mut o.sresp_conn),
+    ("net/http.response", "status", |o| &mut o.sresp_status),
+    ("net/http.response", "written", |o| &mut o.sresp_written),
+    ("net/http.conn", "bufr", |o| &mut o.conn_bufr),
+    ("bufio.Reader", "buf", |o| &mut o.bufio_buf),
+    ("bufio.Reader", "r", |o| &mut o.bufio_r),
+];
+
+/// Where the offsets came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffsetSource {
+    Dwarf,
+    Table,
+}
+
+impl Offsets {
+    fn unknown() -> Offsets {
+        let mut o = Offsets::default();
+        for (_, _, set) in FIELDS {
+            *set(&mut o) = NO_OFFSET;
+        }
+        o
+    }
+
+    /// The fields still unknown, as `struct.field`.
+    pub fn missing(&self) -> Vec<String> {
+        let mut o = *self;
+        FIELDS
+            .iter()
+            .filter(|(_, _, set)| *set(&mut o) == NO_OFFSET)
+            .map(|(s, f, _)| format!("{s}.{f}"))
+            .collect()
+    }
+
+    /// The bytes of `struct obs_offsets`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut o = *self;
+        let mut out = Vec::with_capacity(FIELDS.len() * 4 + 4);
+        for (_, _, set) in FIELDS {
+            out.extend_from_slice(&set(&mut o).to_ne_bytes());
+        }
+        out
+    }
+}
+
+/// Offsets from DWARF; `None` when the binary has no DWARF or lacks some field.
+pub fn from_dwarf(file: &object::File<'_>) -> Option<Offsets> {
+    file.section_by_name(".debug_info")?;
+    let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, gimli::Error> {
+        Ok(file
+            .section_by_name(id.name())
+            .and_then(|s| s.uncompressed_data().ok())
+            .unwrap_or(Cow::Borrowed(&[])))
+    };
+    let owned = gimli::DwarfSections::load(load).ok()?;
+    let dwarf = owned.borrow(|s| gimli::EndianSlice::new(s, gimli::LittleEndian));
+    let mut out = Offsets::unknown();
+    let mut units = dwarf.units();
+    while let Ok(Some(header)) = units.next() {
+        let Ok(unit) = dwarf.unit(header) else {
+            continue;
+        };
+        let mut entries = unit.entries();
+        let mut depth: isize = 0;
+        let mut current: Option<(String, isize)> = None;
+        while let Ok(Some((delta, entry))) = entries.next_dfs() {
+            depth += delta;
+            if let Some((_, d)) = &current {
+                if depth <= *d {
+                    current = None;
+                }
+            }
+            let name = || -> Option<String> {
+                let attr = entry.attr_value(gimli::DW_AT_name).ok()??;
+                let s = dwarf.attr_string(&unit, attr).ok()?;
+                Some(s.to_string_lossy().into_owned())
+            };
+            if entry.tag() == gimli::DW_TAG_structure_type {
+                if let Some(n) = name() {
+                    if FIELDS.iter().any(|(s, _, _)| *s == n) {
+                        current = Some((n, depth));
+                    }
+                }
+            } else if entry.tag() == gimli::DW_TAG_member {
+                if let Some((sname, d)) = &current {
+                    if depth == d + 1 {
+                        if let Some(fname) = name() {
+                            let loc = entry
+                                .attr_value(gimli::DW_AT_data_member_location)
+                                .ok()
+                                .flatten();
+                            let off = loc.and_then(|v| v.udata_value());
+                            if let Some(off) = off {
+                                for (s, f, set) in FIELDS {
+                                    if s == sname && *f == fname {
+                                        *set(&mut out) = off as u32;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out.missing().is_empty().then_some(out)
+}
+
+/// Built-in offsets for binaries without DWARF, measured from the DWARF of binaries built
+/// with Go 1.19, 1.21, 1.22, 1.23, 1.24, 1.25, 1.26 and 1.27 (the integration tests compare
+/// this table with the DWARF of the toolchains they build with). Of the fields read here,
+/// 1.26 moved url.URL.RawQuery and 1.27 moved net/http.response.status and .written
+/// (Request.ctx moved in 1.23 but is not read). 1.17 and 1.18 are assumed to share 1.19's
+/// layout (no toolchain to measure them here). Newer releases get no entry (their stripped
+/// binaries are refused with a clear error) until measured.
+pub fn from_table(v: GoVersion) -> Option<Offsets> {
+    // Releases after the newest measured one may have moved fields: refuse rather than guess.
+    if v < GoVersion::MIN_SUPPORTED || v.major != 1 || v.minor > 27 {
+        return None;
+    }
+    let mut o = Offsets {
+        req_method: 0,
+        req_url: 16,
+        req_proto: 24,
+        req_host: 128,
+        req_remote_addr: 176,
+        req_tls: 208,
+        url_scheme: 0,
+        url_host: 40,
+        url_path: 56,
+        url_raw_query: 96,
+        resp_status_code: 16,
+        resp_content_length: 80,
+        sresp_conn: 0,
+        sresp_status: 120,
+        sresp_written: 104,
+        conn_bufr: 80,
+        bufio_buf: 0,
+        bufio_r: 40,
+    };
+    if v >= (GoVersion {
+        major: 1,
+        minor: 26,
+        patch: 0,
+    }) {
+        o.url_raw_query = 88;
+    }
+    if v >= (GoVersion {
+        major: 1,
+        minor: 27,
+        patch: 0,
+    }) {
+        o.sresp_written = 112;
+        o.sresp_status = 128;
+    }
+    Some(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(minor: u32) -> GoVersion {
+        GoVersion {
+            major: 1,
+            minor,
+            patch: 0,
+        }
+    }
+
+    #[test]
+    fn table_by_version() {
+        assert_eq!(from_table(v(16)), None);
+        assert_eq!(from_table(v(28)), None);
+        let o19 = from_table(v(19)).unwrap();
+        let o27 = from_table(v(27)).unwrap();
+        assert_eq!((o19.sresp_status, o19.sresp_written), (120, 104));
+        assert_eq!((o27.sresp_status, o27.sresp_written), (128, 112));
+        assert!(o19.missing().is_empty());
+        assert_eq!(o19.to_bytes().len(), 18 * 4);
+        assert_eq!(o19.url_raw_query, 96);
+        assert_eq!(from_table(v(26)).unwrap().url_raw_query, 88);
+    }
+}

@@ -1,0 +1,184 @@
+//! Printing requests: one log line each, or JSON lines; and naming processes.
+use std::collections::HashMap;
+use std::io::Write;
+
+use super::event::{Kind, Request};
+
+/// Output format of `observe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Log,
+    Json,
+    /// Nothing per request (metrics, traces or the graph only).
+    None,
+}
+
+/// Names processes `comm@NAME` (or `comm@SERVICE_NAME`) from their environment, cached per
+/// PID. The probe sends each process's environment before its first event (so processes that
+/// exit right away are named too); /proc/PID/environ is the fallback.
+#[derive(Default)]
+pub struct ServiceNames {
+    service: HashMap<u32, Option<String>>,
+}
+
+impl ServiceNames {
+    /// Records the environment of `pid` sent by the probe.
+    pub fn learn(&mut self, pid: u32, environ: &[u8]) {
+        self.forget_exited();
+        self.service.insert(pid, service_from_environ(environ));
+    }
+
+    pub fn name(&mut self, pid: u32, comm: &str) -> String {
+        let svc = match self.service.get(&pid) {
+            Some(s) => s.clone(),
+            None => {
+                self.forget_exited();
+                let s = std::fs::read(format!("/proc/{pid}/environ"))
+                    .ok()
+                    .and_then(|e| service_from_environ(&e));
+                self.service.insert(pid, s.clone());
+                s
+            }
+        };
+        match svc {
+            Some(s) => format!("{comm}@{s}"),
+            None => comm.to_string(),
+        }
+    }
+
+    /// Bounds the cache: PIDs of exited processes are forgotten (and may be reused).
+    fn forget_exited(&mut self) {
+        if self.service.len() > 4096 {
+            self.service
+                .retain(|p, _| std::path::Path::new(&format!("/proc/{p}")).exists());
+        }
+    }
+}
+
+/// The NAME or SERVICE_NAME variable (NAME first) of an environment block.
+fn service_from_environ(env: &[u8]) -> Option<String> {
+    let mut service_name = None;
+    for var in env.split(|&b| b == 0) {
+        if let Some(v) = var.strip_prefix(b"NAME=") {
+            if !v.is_empty() {
+                return Some(String::from_utf8_lossy(v).into_owned());
+            }
+        } else if let Some(v) = var.strip_prefix(b"SERVICE_NAME=") {
+            if !v.is_empty() {
+                service_name = Some(String::from_utf8_lossy(v).into_owned());
+            }
+        }
+    }
+    service_name
+}
+
+/// The reason phrase of common status codes.
+pub fn status_text(code: u16) -> &'static str {
+    match code {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        418 => "I'm a teapot",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "",
+    }
+}
+
+/// `1.3 ms`, `850 µs`, `2.04 s`.
+pub fn format_duration(ns: u64) -> String {
+    if ns < 1_000_000 {
+        format!("{} µs", (ns + 500) / 1000)
+    } else if ns < 1_000_000_000 {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.2} s", ns as f64 / 1e9)
+    }
+}
+
+/// One line, e.g. `frontend@web -[GET HTTP/1.1]-> http://localhost:9091/api [200 OK, 512 B, 1.3 ms]`.
+pub fn log_line(r: &Request) -> String {
+    let outcome = match &r.error {
+        Some(e) => format!("error: {e}, {}", format_duration(r.duration_ns)),
+        None => {
+            let text = status_text(r.status);
+            let status = if text.is_empty() {
+                r.status.to_string()
+            } else {
+                format!("{} {text}", r.status)
+            };
+            let size = if r.content_length < 0 {
+                "? B".to_string()
+            } else {
+                format!("{} B", r.content_length)
+            };
+            format!("{status}, {size}, {}", format_duration(r.duration_ns))
+        }
+    };
+    let proto = if r.proto.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", r.proto)
+    };
+    match r.kind {
+        Kind::Client => format!(
+            "{} -[{}{proto}]-> {} [{outcome}]",
+            r.service, r.method, r.url
+        ),
+        Kind::Server => {
+            let from = r.remote_addr.as_deref().unwrap_or("?");
+            format!(
+                "{from} -[{}{proto}]-> {} {} [{outcome}]",
+                r.method, r.service, r.url
+            )
+        }
+    }
+}
+
+/// Writes one request in `format`.
+pub fn write_request(
+    w: &mut (impl Write + ?Sized),
+    format: Format,
+    r: &Request,
+) -> std::io::Result<()> {
+    match format {
+        Format::Log => writeln!(w, "{}", log_line(r)),
+        Format::Json => {
+            serde_json::to_writer(&mut *w, r)?;
+            writeln!(w)
+        }
+        Format::None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(format_duration(1_300_000), "1.3 ms");
+        assert_eq!(format_duration(850_000), "850 µs");
+        assert_eq!(format_duration(2_040_000_000), "2.04 s");
+    }
+}

@@ -1,0 +1,232 @@
+//! Loading `observe.bpf.c` once per distinct Go executable (each has its own struct offsets
+//! in `.rodata`) and attaching its uprobes: function entries and every RET. All instances
+//! share one ring buffer and one PID filter map. Everything is detached and unloaded on drop.
+use std::collections::HashSet;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use ebpfctl_core::consume::LossSource;
+use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
+
+use super::event::EVENT_SIZE;
+use super::goelf::GoFunc;
+use super::{ObserveError, Target};
+
+static PROBE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/observe.bpf.o"));
+
+/// Size of `struct obs_config` in observe.h (the whole `.rodata`).
+const CONFIG_SIZE: usize = 88;
+
+/// How the probes behave.
+#[derive(Debug, Clone)]
+pub struct ObserverConfig {
+    /// Only these processes (empty: every process running an observed executable).
+    pub pids: Vec<u32>,
+    /// Copy the server's raw request head to read `traceparent`.
+    pub capture_headers: bool,
+    /// Wake user space early once this many bytes wait in the ring buffer.
+    pub wakeup_bytes: u64,
+}
+
+impl Default for ObserverConfig {
+    fn default() -> Self {
+        ObserverConfig {
+            pids: Vec::new(),
+            capture_headers: true,
+            wakeup_bytes: 1 << 20,
+        }
+    }
+}
+
+struct Instance {
+    // Field order is drop order: links go before the object they belong to.
+    _links: Vec<Link>,
+    bss: MapHandle,
+    _obj: Object,
+    target: Target,
+    attached: usize,
+}
+
+/// Probes loaded and attached; detached and unloaded when dropped.
+pub struct Observer {
+    instances: Vec<Instance>,
+    events: MapHandle,
+    _pids: MapHandle,
+}
+
+fn config_bytes(t: &Target, cfg: &ObserverConfig) -> Vec<u8> {
+    let mut b = t.offsets.to_bytes();
+    b.extend_from_slice(&u32::from(!cfg.pids.is_empty()).to_ne_bytes());
+    b.extend_from_slice(&u32::from(cfg.capture_headers).to_ne_bytes());
+    b.extend_from_slice(&cfg.wakeup_bytes.to_ne_bytes());
+    b
+}
+
+impl Observer {
+    /// Loads and attaches the probes for every target (one instance per distinct file).
+    pub fn start(targets: Vec<Target>, cfg: &ObserverConfig) -> Result<Observer, ObserveError> {
+        if targets.is_empty() {
+            return Err(ObserveError::NoTarget);
+        }
+        if !Path::new("/sys/bus/event_source/devices/uprobe").exists() {
+            // libbpf falls back to tracefs' uprobe_events without the uprobe PMU.
+            ebpfctl_core::mounts::ensure_tracing()?;
+        }
+        let mut seen = HashSet::new();
+        let mut instances: Vec<Instance> = Vec::new();
+        let mut shared: Option<(MapHandle, MapHandle)> = None;
+        for target in targets {
+            if !seen.insert(target.file_id) {
+                continue;
+            }
+            let inst = load_instance(target, cfg, shared.as_ref())?;
+            if shared.is_none() {
+                let find = |name: &str| -> Result<MapHandle, ObserveError> {
+                    let map = inst
+                        ._obj
+                        .maps()
+                        .find(|m| m.name() == name)
+                        .ok_or_else(|| ObserveError::Object(format!("map {name} missing")))?;
+                    MapHandle::try_from(&map).map_err(ObserveError::Load)
+                };
+                shared = Some((find("events")?, find("pids")?));
+            }
+            instances.push(inst);
+        }
+        let (events, pids) = shared.ok_or(ObserveError::NoTarget)?;
+        for pid in &cfg.pids {
+            pids.update(&pid.to_ne_bytes(), &[1u8], MapFlags::ANY)
+                .map_err(ObserveError::Load)?;
+        }
+        Ok(Observer {
+            instances,
+            events,
+            _pids: pids,
+        })
+    }
+
+    /// The ring buffer all instances write to.
+    pub fn events(&self) -> &MapHandle {
+        &self.events
+    }
+
+    /// Events lost because the ring buffer was full, over all instances.
+    pub fn lost(&self) -> u64 {
+        self.loss_sources().iter().filter_map(|l| l.total()).sum()
+    }
+
+    /// One lost-event counter per instance (the `.bss` global `ebpfctl_lost_events`).
+    pub fn loss_sources(&self) -> Vec<LossSource> {
+        self.instances
+            .iter()
+            .filter_map(|i| {
+                let bss = MapHandle::try_from(&i.bss).ok()?;
+                Some(LossSource::BssCounter { bss, offset: 0 })
+            })
+            .collect()
+    }
+
+    /// (target, number of uprobes attached) per instance.
+    pub fn attached(&self) -> impl Iterator<Item = (&Target, usize)> {
+        self.instances.iter().map(|i| (&i.target, i.attached))
+    }
+}
+
+fn load_instance(
+    target: Target,
+    cfg: &ObserverConfig,
+    shared: Option<&(MapHandle, MapHandle)>,
+) -> Result<Instance, ObserveError> {
+    let mut builder = ObjectBuilder::default();
+    builder.name("observe").map_err(ObserveError::Load)?;
+    let mut open = builder.open_memory(PROBE).map_err(ObserveError::Load)?;
+    let config = config_bytes(&target, cfg);
+    debug_assert_eq!(config.len(), CONFIG_SIZE);
+    let mut rodata_set = false;
+    for mut map in open.maps_mut() {
+        let name = map.name().to_string_lossy().into_owned();
+        if name.ends_with(".rodata") {
+            let v = map
+                .initial_value_mut()
+                .ok_or_else(|| ObserveError::Object(".rodata has no initial value".into()))?;
+            if v.len() != CONFIG_SIZE {
+                return Err(ObserveError::Object(format!(
+                    ".rodata is {} bytes, expected struct obs_config of {CONFIG_SIZE}",
+                    v.len()
+                )));
+            }
+            v.copy_from_slice(&config);
+            rodata_set = true;
+        } else if let Some((events, pids)) = shared {
+            let fd = match name.as_str() {
+                "events" => Some(events.as_fd()),
+                "pids" => Some(pids.as_fd()),
+                _ => None,
+            };
+            if let Some(fd) = fd {
+                map.reuse_fd(fd).map_err(ObserveError::Load)?;
+            }
+        }
+    }
+    if !rodata_set {
+        return Err(ObserveError::Object(
+            "no .rodata map (struct obs_config)".into(),
+        ));
+    }
+    let obj = open.load().map_err(ObserveError::Load)?;
+    let bss = obj
+        .maps()
+        .find(|m| m.name().to_string_lossy().ends_with(".bss"))
+        .ok_or_else(|| ObserveError::Object("no .bss map (lost-event counter)".into()))
+        .and_then(|m| MapHandle::try_from(&m).map_err(ObserveError::Load))?;
+    let scratch_size = obj
+        .maps()
+        .find(|m| m.name() == "scratch")
+        .map(|m| m.value_size() as usize)
+        .unwrap_or(0);
+    if scratch_size != EVENT_SIZE {
+        return Err(ObserveError::Object(format!(
+            "struct obs_event is {scratch_size} bytes, the decoder expects {EVENT_SIZE}"
+        )));
+    }
+    let mut links = Vec::new();
+    let path = target.binary.path.clone();
+    let mut attach = |prog_name: &str, offsets: &[u64]| -> Result<(), ObserveError> {
+        let prog = obj
+            .progs_mut()
+            .find(|p| p.name() == prog_name)
+            .ok_or_else(|| ObserveError::Object(format!("program {prog_name} missing")))?;
+        for &offset in offsets {
+            let link = prog
+                .attach_uprobe(false, -1, &path, offset as usize)
+                .map_err(|source| ObserveError::Attach {
+                    prog: prog_name.into(),
+                    path: path.clone(),
+                    offset,
+                    source,
+                })?;
+            links.push(link);
+        }
+        Ok(())
+    };
+    let entry = |f: &GoFunc| vec![f.entry_offset];
+    if let Some(f) = &target.binary.round_trip {
+        attach("client_enter", &entry(f))?;
+        attach("client_return", &f.ret_offsets)?;
+    }
+    if let Some(f) = &target.binary.serve_http {
+        attach("server_enter", &entry(f))?;
+        attach("server_return", &f.ret_offsets)?;
+        if let Some(w) = &target.binary.write_header {
+            attach("server_status", &entry(w))?;
+        }
+    }
+    let attached = links.len();
+    Ok(Instance {
+        _links: links,
+        bss,
+        _obj: obj,
+        target,
+        attached,
+    })
+}

@@ -1,0 +1,185 @@
+//! The `observe` main loop: analyse targets, attach, consume events, fan them out to the
+//! printer, metrics, OTLP and the graph; stop on a signal, a deadline or a request count.
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use ebpfctl_core::consume::ConsumerBuilder;
+
+use super::event::{decode_proc, realtime_offset_ns, Request};
+use super::graph::{Graph, GraphFormat};
+use super::metrics::Metrics;
+use super::otlp::OtlpExporter;
+use super::output::{write_request, Format, ServiceNames};
+use super::{analyse, pid_exe, ObserveError, Observer, ObserverConfig, Target};
+
+/// What to observe and where results go.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub paths: Vec<PathBuf>,
+    pub pids: Vec<u32>,
+    pub format: Format,
+    pub metrics_addr: Option<SocketAddr>,
+    pub otlp_endpoint: Option<String>,
+    pub graph: Option<GraphFormat>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Stop after this many requests.
+    pub count: Option<u64>,
+    /// How often user space collects events (the probes do not wake it per event).
+    pub poll_interval: Duration,
+}
+
+/// What a run saw.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub requests: u64,
+    pub lost: u64,
+}
+
+/// Resolves paths and PIDs into analysed targets (bad input fails here, before the kernel).
+pub fn resolve_targets(paths: &[PathBuf], pids: &[u32]) -> Result<Vec<Target>, ObserveError> {
+    let mut targets = Vec::new();
+    for p in paths {
+        if !p.exists() {
+            return Err(ObserveError::Read {
+                path: p.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            });
+        }
+        targets.push(analyse(p)?);
+    }
+    for &pid in pids {
+        let exe = pid_exe(pid)?;
+        let t = analyse(&exe)?;
+        if !targets.iter().any(|x: &Target| x.file_id == t.file_id) {
+            targets.push(t);
+        }
+    }
+    if targets.is_empty() {
+        return Err(ObserveError::NoTarget);
+    }
+    Ok(targets)
+}
+
+/// Runs until stopped; requests go to `out`, status lines to `diag`.
+pub fn run(
+    opts: &RunOptions,
+    out: &mut dyn Write,
+    diag: &mut dyn Write,
+) -> Result<RunSummary, ObserveError> {
+    let targets = resolve_targets(&opts.paths, &opts.pids)?;
+    let stop = ebpfctl_core::signals::stop_flag();
+    let mut metrics = Metrics::new();
+    let _server = match opts.metrics_addr {
+        Some(a) => Some(ebpfctl_core::metrics::MetricsServer::start(
+            a,
+            metrics.registry.clone(),
+        )?),
+        None => None,
+    };
+    if let Some(s) = &_server {
+        let _ = writeln!(
+            diag,
+            "observe: metrics on http://{}/metrics",
+            s.local_addr()
+        );
+    }
+    let otlp = match &opts.otlp_endpoint {
+        Some(e) => Some(OtlpExporter::new(e)?),
+        None => None,
+    };
+    let cfg = ObserverConfig {
+        pids: opts.pids.clone(),
+        capture_headers: opts.otlp_endpoint.is_some() || opts.format == Format::Json,
+        ..ObserverConfig::default()
+    };
+    let observer = Observer::start(targets, &cfg)?;
+    for (t, n) in observer.attached() {
+        let _ = writeln!(
+            diag,
+            "observe: {} uprobes on {} ({}, functions from {:?}, offsets from {:?}{})",
+            n,
+            t.binary.path.display(),
+            t.binary.version_string,
+            t.binary.symbols,
+            t.offset_source,
+            if t.binary.pie { ", PIE" } else { "" }
+        );
+    }
+    let _ = writeln!(diag, "observe: ready");
+    let _ = diag.flush();
+
+    let rt_offset = realtime_offset_ns();
+    let mut graph = Graph::default();
+    let mut requests: u64 = 0;
+    let mut write_failed = false;
+    let pending = std::cell::RefCell::new(Vec::<Request>::new());
+    let names = std::cell::RefCell::new(ServiceNames::default());
+    let mut builder = ConsumerBuilder::new();
+    builder.ring_buffer(observer.events(), |data: &[u8]| {
+        if let Some(r) = Request::decode(data, rt_offset) {
+            pending.borrow_mut().push(r);
+        } else if let Some((pid, env)) = decode_proc(data) {
+            names.borrow_mut().learn(pid, env);
+        }
+    })?;
+    let consumer = builder.build()?;
+    let started = Instant::now();
+    let mut lost_reported = 0u64;
+    loop {
+        consumer.poll(opts.poll_interval)?;
+        let batch: Vec<Request> = std::mem::take(&mut *pending.borrow_mut());
+        for mut r in batch {
+            r.service = names.borrow_mut().name(r.pid, &r.comm);
+            requests += 1;
+            if !write_failed && write_request(out, opts.format, &r).is_err() {
+                // Reader gone (e.g. `| head`): keep counting, stop printing.
+                write_failed = true;
+            }
+            metrics.observe(&r);
+            if let Some(o) = &otlp {
+                o.export(&r);
+            }
+            if opts.graph.is_some() {
+                graph.add(&r);
+            }
+            if opts.count.is_some_and(|c| requests >= c) {
+                break;
+            }
+        }
+        let _ = out.flush();
+        let lost_now = observer.lost();
+        if lost_now > lost_reported {
+            let _ = writeln!(
+                diag,
+                "observe: {} requests lost (ring buffer full; {lost_now} so far): lower the load or --poll-ms",
+                lost_now - lost_reported
+            );
+            lost_reported = lost_now;
+        }
+        metrics.set_lost(lost_now);
+        if stop.load(Ordering::Relaxed)
+            || opts.count.is_some_and(|c| requests >= c)
+            || opts.duration.is_some_and(|d| started.elapsed() >= d)
+            || write_failed
+        {
+            break;
+        }
+    }
+    consumer.drain()?;
+    drop(consumer);
+    let lost = observer.lost();
+    drop(observer);
+    if let Some(o) = otlp {
+        o.shutdown();
+    }
+    if let Some(f) = opts.graph {
+        let _ = write!(out, "{}", graph.render(f));
+        let _ = out.flush();
+    }
+    let _ = writeln!(diag, "observe: {requests} requests, {lost} lost events");
+    Ok(RunSummary { requests, lost })
+}

@@ -1,0 +1,211 @@
+//! opensnoop: open, openat and openat2 with their result and the path passed.
+//!
+//! The probe (`opensnoop.bpf.c`) keeps each call's arguments at entry and reads the path at
+//! exit, when the kernel has faulted it in; each record is as long as its path. pid, tid,
+//! uid and failed-only filter in the kernel; the command-name regex runs here.
+//! See docs/opensnoop.md.
+pub mod event;
+mod print;
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ebpfctl_core::consume::ConsumerBuilder;
+use ebpfctl_core::decode::time::{ktime_to_unix_ns, monotonic_now_ns};
+use prometheus_client::metrics::counter::Counter;
+use regex::Regex;
+
+pub use event::{flag_names, DecodeError, Open, Syscall};
+pub use print::TableStyle;
+
+use crate::common::probe::{self, Probe};
+use crate::common::report::{self, LoopConfig, Metrics, Output};
+use crate::common::ToolError;
+
+const OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/opensnoop.bpf.o"));
+const TOOL: &str = "opensnoop";
+
+/// Who is shown. pid, tid, uid and failed-only run in the kernel.
+#[derive(Debug, Default)]
+pub struct Filters {
+    pub pid: Option<u32>,
+    pub tid: Option<u32>,
+    pub uid: Option<u32>,
+    pub failed_only: bool,
+    /// Matched against the command name (comm).
+    pub name: Option<Regex>,
+}
+
+impl Filters {
+    /// Compiles `-n`'s regex; the error names the flag.
+    pub fn name_regex(text: &str) -> Result<Regex, ToolError> {
+        Regex::new(text).map_err(|e| {
+            let msg = e.to_string();
+            let last = msg.lines().last().unwrap_or("").trim().to_string();
+            ToolError::BadInput(format!("--name {text:?}: not a valid regex: {last}"))
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub json: bool,
+    pub table: TableStyle,
+    pub filters: Filters,
+    pub duration: Option<Duration>,
+    pub metrics_addr: Option<SocketAddr>,
+    /// Ring buffer size in bytes (a power of two, at least a page).
+    pub ring_bytes: u32,
+    /// The probe wakes user space once this many bytes are queued (0: every record); at
+    /// most a quarter of the ring buffer is used, whatever is asked.
+    pub wakeup_bytes: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            json: false,
+            table: TableStyle::default(),
+            filters: Filters::default(),
+            duration: None,
+            metrics_addr: None,
+            ring_bytes: 1 << 20,
+            wakeup_bytes: 128 << 10,
+        }
+    }
+}
+
+impl Config {
+    fn params(&self) -> Vec<(&'static str, u32)> {
+        let f = &self.filters;
+        let mut bits = 0;
+        if f.pid.is_some() {
+            bits |= event::FILTER_PID;
+        }
+        if f.tid.is_some() {
+            bits |= event::FILTER_TID;
+        }
+        if f.uid.is_some() {
+            bits |= event::FILTER_UID;
+        }
+        if f.failed_only {
+            bits |= event::FILTER_FAILED;
+        }
+        let p = |n: &'static str, v: u32| (n, v);
+        vec![
+            p("osnp_filters", bits),
+            p("osnp_pid", f.pid.unwrap_or(0)),
+            p("osnp_tid", f.tid.unwrap_or(0)),
+            p("osnp_uid", f.uid.unwrap_or(0)),
+            p("osnp_wakeup_bytes", self.wakeup_bytes.min(self.ring_bytes / 4)),
+        ]
+    }
+}
+
+/// Turns records into output lines.
+struct Printer<'a> {
+    cfg: &'a Config,
+    out: &'a RefCell<Output>,
+    buf: Vec<u8>,
+    ok: Counter,
+    failed: Counter,
+    start_unix_ns: i128,
+    events: u64,
+    decode_errors: u64,
+}
+
+impl Printer<'_> {
+    fn on_record(&mut self, data: &[u8]) {
+        let o = match Open::parse(data) {
+            Ok(o) => o,
+            Err(_) => {
+                self.decode_errors += 1;
+                return;
+            }
+        };
+        if let Some(re) = &self.cfg.filters.name {
+            if !re.is_match(&o.comm()) {
+                return;
+            }
+        }
+        if self.cfg.json {
+            print::json(&mut self.buf, &o);
+        } else {
+            let since = ktime_to_unix_ns(o.exit_ns) - self.start_unix_ns;
+            print::table_row(&mut self.buf, &self.cfg.table, &o, since);
+        }
+        self.out.borrow_mut().line(&self.buf);
+        self.buf.clear();
+        self.events += 1;
+        if o.ret < 0 {
+            self.failed.inc();
+        } else {
+            self.ok.inc();
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Summary {
+    pub events: u64,
+    pub lost: u64,
+    pub decode_errors: u64,
+}
+
+/// Traces until `stop` is raised, the duration ends or the output closes.
+pub fn run(
+    cfg: &Config,
+    stop: Arc<AtomicBool>,
+    out: Box<dyn std::io::Write>,
+) -> Result<Summary, ToolError> {
+    let metrics = Metrics::new(TOOL, cfg.metrics_addr)?;
+    let probe = Probe::load(TOOL, OBJECT, &cfg.params(), cfg.ring_bytes)?;
+    let events_map = probe.map(probe::EVENTS_MAP)?;
+    let loss = probe.loss_source()?;
+    let out = RefCell::new(Output::new(out));
+    let counter = |r: &str| {
+        metrics
+            .events
+            .get_or_create(&vec![("result".to_string(), r.to_string())])
+            .clone()
+    };
+    let printer = RefCell::new(Printer {
+        cfg,
+        out: &out,
+        buf: Vec::with_capacity(512),
+        ok: counter("ok"),
+        failed: counter("error"),
+        start_unix_ns: ktime_to_unix_ns(monotonic_now_ns()),
+        events: 0,
+        decode_errors: 0,
+    });
+    let mut builder = ConsumerBuilder::new();
+    builder.ring_buffer(&events_map, |data| printer.borrow_mut().on_record(data))?;
+    let consumer = builder.build()?;
+    if !cfg.json {
+        out.borrow_mut()
+            .line(print::table_header(&cfg.table).as_bytes());
+    }
+    out.borrow_mut().flush();
+    eprintln!(
+        "{TOOL}: tracing ({} programs attached); Ctrl-C to stop",
+        probe.attached().len()
+    );
+    let lc = LoopConfig {
+        tool: TOOL,
+        duration: cfg.duration,
+        stop,
+        json: cfg.json,
+    };
+    let s = report::run_loop(&lc, &consumer, &loss, &metrics, &out)?;
+    let p = printer.borrow();
+    Ok(Summary {
+        events: p.events,
+        lost: s.lost,
+        decode_errors: p.decode_errors,
+    })
+}

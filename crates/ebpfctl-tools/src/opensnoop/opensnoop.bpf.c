@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * opensnoop.bpf.c - open, openat and openat2.
+ *
+ *   osnp_enter_open / _openat / _openat2   keep the arguments per thread (filters first)
+ *   osnp_exit_open  / _openat / _openat2   read the path now (the kernel has faulted it in
+ *                                          by then, so a page-cold path is readable) and
+ *                                          send one record sized to the path
+ *
+ * Records go out with bpf_ringbuf_output() at their used length; user space is woken only
+ * once `wakeup_bytes` are queued and otherwise polls with a short timeout.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "ebpfctl.h"
+#include "opensnoop.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Settings, written into .rodata by user space before load. */
+const volatile __u32 osnp_filters = 0;  /* OSNP_FILTER_* */
+const volatile __u32 osnp_pid = 0;
+const volatile __u32 osnp_tid = 0;
+const volatile __u32 osnp_uid = 0;
+const volatile __u32 osnp_wakeup_bytes = 262144; /* wake the reader at this backlog; 0: always */
+
+/* Lost records: failed ring buffer writes and a full in-flight map
+ * (ebpfctl_core::consume::LossSource::BssCounter). */
+EBPFCTL_LOST_COUNTER(events);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 0); /* sized by user space */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, __u32);
+	__type(value, struct osnp_args);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct osnp_event);
+} scratch SEC(".maps");
+
+static __always_inline int enter_open(__u32 syscall, __s32 dfd, const char *path, __u64 flags,
+				      __u64 mode)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct osnp_args a;
+
+	if ((osnp_filters & OSNP_FILTER_PID) && (id >> 32) != osnp_pid)
+		return 0;
+	if ((osnp_filters & OSNP_FILTER_TID) && tid != osnp_tid)
+		return 0;
+	if ((osnp_filters & OSNP_FILTER_UID) &&
+	    (__u32)bpf_get_current_uid_gid() != osnp_uid)
+		return 0;
+	a.path = path;
+	a.enter_ns = bpf_ktime_get_ns();
+	a.flags = flags;
+	a.mode = mode;
+	a.dfd = dfd;
+	a.syscall = syscall;
+	if (bpf_map_update_elem(&inflight, &tid, &a, BPF_ANY))
+		__sync_fetch_and_add(&ebpfctl_lost_events, 1);
+	return 0;
+}
+
+static __always_inline int exit_open(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id, zero = 0, size;
+	struct osnp_args *a;
+	struct osnp_event *e;
+	__u64 wake = 0;
+	long n;
+
+	a = bpf_map_lookup_elem(&inflight, &tid);
+	if (!a)
+		return 0;
+	if ((osnp_filters & OSNP_FILTER_FAILED) && ret >= 0)
+		goto out;
+	e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		goto out;
+	e->syscall = a->syscall;
+	e->enter_ns = a->enter_ns;
+	e->exit_ns = bpf_ktime_get_ns();
+	e->flags = a->flags;
+	e->mode = a->mode;
+	e->ret = ret;
+	e->pid = id >> 32;
+	e->tid = tid;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->dfd = a->dfd;
+	e->path_trunc = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	n = bpf_probe_read_user_str(e->path, OSNP_PATH_CAP, a->path);
+	if (n <= 0) {
+		e->path[0] = 0;
+		n = 1;
+		e->path_trunc = 1;
+	} else if (n == OSNP_PATH_CAP) {
+		e->path_trunc = 1;
+	}
+	e->path_len = n;
+	size = offsetof(struct osnp_event, path) + (__u32)n;
+	if (size > sizeof(*e))
+		size = sizeof(*e);
+	e->size = size;
+	if (osnp_wakeup_bytes) {
+		wake = BPF_RB_NO_WAKEUP;
+		if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= osnp_wakeup_bytes)
+			wake = BPF_RB_FORCE_WAKEUP;
+	}
+	if (bpf_ringbuf_output(&events, e, size, wake))
+		__sync_fetch_and_add(&ebpfctl_lost_events, 1);
+out:
+	bpf_map_delete_elem(&inflight, &tid);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_open")
+int osnp_enter_open(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_open(OSNP_OPEN, -100, (const char *)ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int osnp_enter_openat(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_open(OSNP_OPENAT, (__s32)ctx->args[0], (const char *)ctx->args[1],
+			  ctx->args[2], ctx->args[3]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat2")
+int osnp_enter_openat2(struct trace_event_raw_sys_enter *ctx)
+{
+	struct open_how how = {};
+
+	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
+	return enter_open(OSNP_OPENAT2, (__s32)ctx->args[0], (const char *)ctx->args[1],
+			  how.flags, how.mode);
+}
+
+SEC("tracepoint/syscalls/sys_exit_open")
+int osnp_exit_open(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_open(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int osnp_exit_openat(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_open(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat2")
+int osnp_exit_openat2(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_open(ctx->ret);
+}

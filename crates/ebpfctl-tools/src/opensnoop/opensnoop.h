@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * opensnoop.h - records shared by opensnoop.bpf.c and opensnoop/event.rs.
+ *
+ * A record is a struct osnp_event header followed by the path (path_len bytes, NUL
+ * included); `size` covers both, so a short path costs a short record.
+ */
+#ifndef __OPENSNOOP_H__
+#define __OPENSNOOP_H__
+
+#define OSNP_PATH_CAP 4096 /* PATH_MAX */
+
+enum osnp_syscall {
+	OSNP_OPEN = 0,
+	OSNP_OPENAT = 1,
+	OSNP_OPENAT2 = 2,
+};
+
+/* osnp_filters */
+#define OSNP_FILTER_PID 0x01    /* thread group */
+#define OSNP_FILTER_TID 0x02
+#define OSNP_FILTER_UID 0x04
+#define OSNP_FILTER_FAILED 0x08 /* only failed opens */
+
+/* What sys_enter_* saw, kept per thread until sys_exit_*. */
+struct osnp_args {
+	const char *path;
+	__u64 enter_ns;
+	__u64 flags;
+	__u64 mode;
+	__s32 dfd;
+	__u32 syscall;
+};
+
+struct osnp_event {
+	__u32 size;       /* header + path */
+	__u32 syscall;    /* enum osnp_syscall */
+	__u64 enter_ns;   /* bpf_ktime_get_ns() at entry */
+	__u64 exit_ns;
+	__u64 flags;      /* open flags (O_*) */
+	__u64 mode;
+	__s64 ret;        /* fd, or -errno */
+	__u32 pid;
+	__u32 tid;
+	__u32 uid;
+	__s32 dfd;        /* directory fd for relative paths (AT_FDCWD = -100) */
+	__u16 path_len;   /* bytes, including the NUL */
+	__u8 path_trunc;  /* the path filled OSNP_PATH_CAP or could not be read */
+	__u8 pad[5];
+	char comm[16];
+	char path[OSNP_PATH_CAP];
+};
+
+#endif /* __OPENSNOOP_H__ */

