@@ -8,7 +8,7 @@ set -euo pipefail
 
 want=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config bpftool make)
 if [[ "${1:-}" == "--test" ]]; then
-  want+=(bpftrace golang-go prometheus iproute2 python3)
+  want+=(bpftrace golang-go prometheus iproute2 python3 docker-registry skopeo openssl)
 fi
 
 missing=()

@@ -21,8 +21,11 @@ pub enum Format {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The compiled BPF object (.o).
+    /// The compiled BPF object (.o), or a probe in a registry (host/repo:tag).
     object: PathBuf,
+    /// Pull OBJECT over plain HTTP or unverified HTTPS.
+    #[arg(long)]
+    insecure_registry: bool,
     /// Output on stdout [default: table on a terminal, json otherwise].
     #[arg(short, long, value_enum)]
     output: Option<Format>,
@@ -76,7 +79,8 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))
 }
 
-pub fn run(a: Args) -> anyhow::Result<i32> {
+pub fn run(mut a: Args) -> anyhow::Result<i32> {
+    a.object = ebpfctl_oci::resolve_object(&a.object, a.insecure_registry)?;
     let spec = ObjectSpec::from_path(&a.object).with_context(|| a.object.display().to_string())?;
     if a.list_params {
         print_params(&spec);

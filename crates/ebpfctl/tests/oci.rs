@@ -1,0 +1,659 @@
+//! `ebpfctl push` / `pull` / `run REF` against a real OCI registry (Debian's docker-registry
+//! on a loopback port), checked with skopeo; bad input. Needs root, docker-registry, skopeo.
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use ebpfctl_oci::format::sha256_digest;
+use serde_json::Value;
+
+/// A docker-registry serving a fresh storage directory on a free loopback port; killed (and
+/// its directory removed) on drop.
+struct Registry {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Registry {
+    fn start(name: &str) -> Registry {
+        Self::start_with(name, None, false)
+    }
+
+    /// With `(user, password)`: basic auth from an htpasswd file (bcrypt). With `tls`: HTTPS
+    /// with a fresh self-signed certificate for 127.0.0.1.
+    fn start_with(name: &str, user: Option<(&str, &str)>, tls: bool) -> Registry {
+        let dir = tmp().join(format!("oci-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let port = free_port();
+        let config = dir.join("config.yml");
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: 127.0.0.1:{port}\n",
+            dir.join("data").display()
+        );
+        if let Some((user, password)) = user {
+            let htpasswd = dir.join("htpasswd");
+            std::fs::write(&htpasswd, format!("{user}:{}\n", bcrypt(password))).unwrap();
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        if tls {
+            let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+            let o = Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                ])
+                .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+                .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .output()
+                .expect("openssl is needed by this test");
+            assert!(
+                o.status.success(),
+                "openssl: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            yaml.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+        }
+        std::fs::write(&config, yaml).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry (apt-get install docker-registry; scripts/setup.sh --test) is needed by this test");
+        let mut reg = Registry { child, dir, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(st)) = reg.child.try_wait() {
+                panic!("docker-registry exited ({st}) on port {port}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        reg
+    }
+
+    fn reference(&self, repo_tag: &str) -> String {
+        format!("127.0.0.1:{}/{repo_tag}", self.port)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A bcrypt hash (cost 4: the registry checks it on every request) from libxcrypt via python3.
+fn bcrypt(password: &str) -> String {
+    let o = Command::new("python3")
+        .args([
+            "-W",
+            "ignore",
+            "-c",
+            "import crypt, sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))",
+            password,
+        ])
+        .output()
+        .expect("python3 is needed by this test");
+    let hash = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(
+        o.status.success() && hash.starts_with("$2"),
+        "bcrypt via python3 crypt failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    hash
+}
+
+/// A loopback port nothing listens on (bound by the kernel's choice, then released).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn skopeo(args: &[&str]) -> Output {
+    Command::new("skopeo")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("skopeo (apt-get install skopeo; scripts/setup.sh --test) is needed by this test")
+}
+
+/// `skopeo inspect --raw [--config]`: the exact bytes the registry serves.
+fn inspect_raw(reference: &str, config: bool) -> Vec<u8> {
+    let url = format!("docker://{reference}");
+    let mut args = vec!["inspect", "--raw", "--tls-verify=false"];
+    if config {
+        args.push("--config");
+    }
+    args.push(&url);
+    let o = skopeo(&args);
+    assert!(
+        o.status.success(),
+        "skopeo inspect {reference}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+fn ok(o: &Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed ({}):\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn ebpfctl_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn push(reg: &Registry, obj: &Path, repo_tag: &str, extra: &[&str]) -> String {
+    let r = reg.reference(repo_tag);
+    let mut args = vec!["push", obj.to_str().unwrap(), &r, "--insecure"];
+    args.extend_from_slice(extra);
+    ok(&ebpfctl(&args), "ebpfctl push")
+}
+
+/// Copies a hand-made OCI image (one config, one layer) into the registry with skopeo.
+fn skopeo_push_image(
+    reg: &Registry,
+    repo_tag: &str,
+    artifact_type: Option<&str>,
+    config: (&str, &[u8]),
+    layer: (&str, &[u8]),
+) {
+    let layout = reg
+        .dir
+        .join(format!("layout-{}", repo_tag.replace([':', '/'], "-")));
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let blob = |data: &[u8]| -> Value {
+        let d = sha256_digest(data);
+        std::fs::write(blobs.join(&d[7..]), data).unwrap();
+        serde_json::json!({"digest": d, "size": data.len()})
+    };
+    let mut cfg = blob(config.1);
+    cfg["mediaType"] = config.0.into();
+    let mut lay = blob(layer.1);
+    lay["mediaType"] = layer.0.into();
+    let mut manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": cfg,
+        "layers": [lay],
+    });
+    if let Some(a) = artifact_type {
+        manifest["artifactType"] = a.into();
+    }
+    let mut m = blob(&serde_json::to_vec(&manifest).unwrap());
+    m["mediaType"] = "application/vnd.oci.image.manifest.v1+json".into();
+    m["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "v1"});
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [m]})).unwrap(),
+    )
+    .unwrap();
+    let src = format!("oci:{}:v1", layout.display());
+    let dst = format!("docker://{}", reg.reference(repo_tag));
+    let o = skopeo(&["copy", "--dest-tls-verify=false", &src, &dst]);
+    assert!(
+        o.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = tmp().join(format!("oci-scratch-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn push_inspect_pull_roundtrip() {
+    let reg = Registry::start("roundtrip");
+    let obj = example("exec_print");
+    let src = repo().join("examples/exec_print.bpf.c");
+    let digest = push(
+        &reg,
+        &obj,
+        "probes/exec:v1",
+        &["--source", src.to_str().unwrap()],
+    );
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "digest: {digest}"
+    );
+
+    // What the registry serves, as a third-party client sees it.
+    let r = reg.reference("probes/exec:v1");
+    let raw = inspect_raw(&r, false);
+    assert_eq!(
+        sha256_digest(&raw),
+        digest,
+        "printed digest is the manifest's"
+    );
+    let m: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(m["schemaVersion"], 2);
+    assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(m["artifactType"], "application/vnd.ebpfctl.probe.v1");
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.ebpfctl.probe.config.v1+json"
+    );
+    let layers = m["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2, "{m}");
+    assert_eq!(
+        layers[0]["mediaType"],
+        "application/vnd.ebpfctl.probe.object.v1+elf"
+    );
+    assert_eq!(
+        layers[0]["annotations"]["org.opencontainers.image.title"],
+        "exec_print.bpf.o"
+    );
+    assert_eq!(
+        layers[1]["mediaType"],
+        "application/vnd.ebpfctl.probe.source.v1+c"
+    );
+    let obj_bytes = std::fs::read(&obj).unwrap();
+    assert_eq!(layers[0]["digest"], sha256_digest(&obj_bytes).as_str());
+    assert_eq!(
+        layers[1]["digest"],
+        sha256_digest(&std::fs::read(&src).unwrap()).as_str()
+    );
+    let ann = &m["annotations"];
+    assert_eq!(ann["org.opencontainers.image.title"], "exec_print");
+    assert_eq!(ann["org.opencontainers.image.version"], "v1");
+    assert_eq!(ann["org.opencontainers.image.licenses"], "GPL");
+    assert!(ann["org.opencontainers.image.created"]
+        .as_str()
+        .unwrap()
+        .starts_with("20"));
+
+    // The config blob describes the probe.
+    let cfg: Value = serde_json::from_slice(&inspect_raw(&r, true)).unwrap();
+    assert_eq!(cfg["name"], "exec_print");
+    assert_eq!(cfg["ebpfctlVersion"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(cfg["license"], "GPL");
+    assert_eq!(
+        cfg["programs"][0],
+        serde_json::json!({"name": "exec_print", "section": "tracepoint/sched/sched_process_exec", "attach": "tracepoint"})
+    );
+    assert_eq!(
+        cfg["maps"][0],
+        serde_json::json!({"name": "execs", "type": "ringbuf", "keyword": "print"})
+    );
+    assert!(cfg["architecture"].as_str().unwrap().len() > 2, "{cfg}");
+
+    // Pull to a file: the same bytes.
+    let dir = scratch("roundtrip");
+    let out = dir.join("pulled.o");
+    let printed = ok(
+        &ebpfctl(&["pull", &r, "--insecure", "-o", out.to_str().unwrap()]),
+        "ebpfctl pull -o",
+    );
+    assert_eq!(printed, out.display().to_string());
+    assert_eq!(std::fs::read(&out).unwrap(), obj_bytes);
+
+    // Pull to the cache (by digest this time), twice: the second is served from the cache.
+    let cache = dir.join("cache");
+    let by_digest = reg.reference(&format!("probes/exec@{digest}"));
+    let env = [("XDG_CACHE_HOME", cache.as_path())];
+    let o = ebpfctl_env(&["pull", &by_digest, "--insecure"], &env);
+    let path = ok(&o, "ebpfctl pull (cache)");
+    let want = cache
+        .join("ebpfctl/oci")
+        .join(format!("{}.o", &sha256_digest(&obj_bytes)[7..]));
+    assert_eq!(path, want.display().to_string());
+    assert_eq!(std::fs::read(&want).unwrap(), obj_bytes);
+    let o = ebpfctl_env(&["pull", &by_digest, "--insecure"], &env);
+    assert_eq!(ok(&o, "ebpfctl pull (cached)"), path);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("from the cache"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // SOURCE_DATE_EPOCH makes pushes reproducible: same inputs, same digest.
+    let epoch = [("SOURCE_DATE_EPOCH", Path::new("1700000000"))];
+    let r2 = reg.reference("probes/exec:repro");
+    let twice: Vec<String> = (0..2)
+        .map(|_| {
+            ok(
+                &ebpfctl_env(&["push", obj.to_str().unwrap(), &r2, "--insecure"], &epoch),
+                "push with SOURCE_DATE_EPOCH",
+            )
+        })
+        .collect();
+    assert_eq!(twice[0], twice[1]);
+    let m: Value = serde_json::from_slice(&inspect_raw(&r2, false)).unwrap();
+    assert_eq!(
+        m["annotations"]["org.opencontainers.image.created"],
+        "2023-11-14T22:13:20Z"
+    );
+
+    // A corrupted cache entry is not trusted: pulled again.
+    std::fs::write(&want, b"garbage").unwrap();
+    ok(
+        &ebpfctl_env(&["pull", &by_digest, "--insecure"], &env),
+        "pull over a bad cache entry",
+    );
+    assert_eq!(std::fs::read(&want).unwrap(), obj_bytes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn run_straight_from_the_registry() {
+    let reg = Registry::start("run");
+    let obj = example("exec_print");
+    push(&reg, &obj, "probe:v1", &[]);
+    let r = reg.reference("probe:v1");
+    let dir = scratch("run");
+    let run = Run::start_with_env(
+        &[
+            "run",
+            &r,
+            "--insecure-registry",
+            "-o",
+            "json",
+            "--duration",
+            "2",
+        ],
+        &[("XDG_CACHE_HOME", dir.display().to_string())],
+    );
+    let pid = target(&["getppid", "1"]);
+    let lines = run.wait_json("the exec event", |v| v.iter().any(|e| e["pid"] == pid));
+    let e = lines.iter().find(|e| e["pid"] == pid).unwrap();
+    assert_eq!(e["_map"], "execs");
+    assert_eq!(e["comm"], "ebpfctl-example");
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+    assert_unloaded(&["exec_print"]);
+    // It ran the cached copy of the pushed object.
+    let cached = dir.join("ebpfctl/oci").join(format!(
+        "{}.o",
+        &sha256_digest(&std::fs::read(&obj).unwrap())[7..]
+    ));
+    assert!(cached.exists(), "{cached:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_input_gets_one_line() {
+    let reg = Registry::start("bad");
+
+    // Not a BPF object: refused before anything reaches the registry.
+    let readme = repo().join("README.md");
+    let r = reg.reference("bad:v1");
+    let o = ebpfctl(&["push", readme.to_str().unwrap(), &r, "--insecure"]);
+    assert_one_line_error(&o, "not a valid BPF object");
+    assert!(
+        !skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{r}")
+        ])
+        .status
+        .success(),
+        "a refused object reached the registry"
+    );
+    let o = ebpfctl(&["push", "/nonexistent/probe.o", &r, "--insecure"]);
+    assert_one_line_error(&o, "cannot read /nonexistent/probe.o");
+    let obj = example("exec_print");
+    let o = ebpfctl(&["push", obj.to_str().unwrap(), "Not A Ref", "--insecure"]);
+    assert_one_line_error(&o, "invalid image reference");
+    let by_digest = reg.reference(&format!("bad@{}", sha256_digest(b"x")));
+    let o = ebpfctl(&["push", obj.to_str().unwrap(), &by_digest, "--insecure"]);
+    assert_one_line_error(&o, "not a digest");
+
+    // A tag or repository that does not exist.
+    push(&reg, &obj, "probe:v1", &[]);
+    let o = ebpfctl(&["pull", &reg.reference("probe:nope"), "--insecure"]);
+    assert_one_line_error(&o, "not found in the registry");
+    let o = ebpfctl(&["pull", &reg.reference("nothing:v1"), "--insecure"]);
+    assert_one_line_error(&o, "not found in the registry");
+    let o = ebpfctl(&[
+        "run",
+        &reg.reference("probe:nope"),
+        "--insecure-registry",
+        "--duration",
+        "1",
+    ]);
+    assert_one_line_error(&o, "not found in the registry");
+
+    // A container image, not a probe: refused, naming what it is.
+    skopeo_push_image(
+        &reg,
+        "plain:v1",
+        None,
+        (
+            "application/vnd.oci.image.config.v1+json",
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+        ),
+        ("application/vnd.oci.image.layer.v1.tar", &[0u8; 1024]),
+    );
+    let o = ebpfctl(&["pull", &reg.reference("plain:v1"), "--insecure"]);
+    assert_one_line_error(
+        &o,
+        "is not an ebpfctl probe: config media type application/vnd.oci.image.config.v1+json",
+    );
+    // Another artifact type.
+    skopeo_push_image(
+        &reg,
+        "other:v1",
+        Some("application/vnd.example.thing.v1"),
+        ("application/vnd.oci.empty.v1+json", b"{}"),
+        ("application/octet-stream", b"hello"),
+    );
+    let o = ebpfctl(&["pull", &reg.reference("other:v1"), "--insecure"]);
+    assert_one_line_error(
+        &o,
+        "is not an ebpfctl probe: artifact type application/vnd.example.thing.v1",
+    );
+    // Our artifact type around something that is not a BPF object.
+    skopeo_push_image(
+        &reg,
+        "liar:v1",
+        Some("application/vnd.ebpfctl.probe.v1"),
+        (
+            "application/vnd.ebpfctl.probe.config.v1+json",
+            br#"{"name":"x"}"#,
+        ),
+        ("application/vnd.ebpfctl.probe.object.v1+elf", b"not an elf"),
+    );
+    let dir = scratch("bad");
+    let out = dir.join("liar.o");
+    let o = ebpfctl(&[
+        "pull",
+        &reg.reference("liar:v1"),
+        "--insecure",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_one_line_error(&o, "not a valid BPF object");
+    assert!(!out.exists(), "a bad object was written");
+
+    // Nothing listening; and HTTPS to a plain-HTTP registry (with the hint).
+    let dead = format!("127.0.0.1:{}/probe:v1", free_port());
+    let o = ebpfctl(&["pull", &dead, "--insecure"]);
+    assert_one_line_error(&o, "cannot connect to registry");
+    let o = ebpfctl(&["push", obj.to_str().unwrap(), &dead, "--insecure"]);
+    assert_one_line_error(&o, "cannot connect to registry");
+    let o = ebpfctl(&["pull", &reg.reference("probe:v1")]);
+    assert_one_line_error(&o, "use --insecure");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bumblebee_images_are_accepted() {
+    let reg = Registry::start("bee");
+    let obj = example("exec_print");
+    let bytes = std::fs::read(&obj).unwrap();
+    skopeo_push_image(
+        &reg,
+        "bee:v1",
+        None,
+        (
+            "application/ebpf.oci.image.config.v1+json",
+            br#"{"description":"a bee probe"}"#,
+        ),
+        ("application/ebpf.oci.image.program.v1+binary", &bytes),
+    );
+    let dir = scratch("bee");
+    let out = dir.join("bee.o");
+    ok(
+        &ebpfctl(&[
+            "pull",
+            &reg.reference("bee:v1"),
+            "--insecure",
+            "-o",
+            out.to_str().unwrap(),
+        ]),
+        "pull a bumblebee image",
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn credentials_from_flags_or_environment() {
+    let reg = Registry::start_with("auth", Some(("alice", "s3cret")), false);
+    let obj = example("exec_print");
+    let o = obj.to_str().unwrap();
+    let r = reg.reference("private:v1");
+    // No or wrong credentials: one line saying so.
+    let out = ebpfctl(&["push", o, &r, "--insecure"]);
+    assert_one_line_error(&out, "access denied by the registry");
+    let out = ebpfctl(&["push", o, &r, "--insecure", "-u", "alice", "-p", "wrong"]);
+    assert_one_line_error(&out, "access denied by the registry");
+    // Flags for push, environment for pull.
+    ok(
+        &ebpfctl(&[
+            "push",
+            o,
+            &r,
+            "--insecure",
+            "--username",
+            "alice",
+            "--password",
+            "s3cret",
+        ]),
+        "push with credentials",
+    );
+    let dir = scratch("auth");
+    let file = dir.join("p.o");
+    let f = file.to_str().unwrap();
+    let out = ebpfctl(&["pull", &r, "--insecure", "-o", f]);
+    assert_one_line_error(&out, "access denied by the registry");
+    let out = Command::new(bin())
+        .args(["pull", &r, "--insecure", "-o", f])
+        .env("EBPFCTL_REGISTRY_USER", "alice")
+        .env("EBPFCTL_REGISTRY_PASSWORD", "s3cret")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    ok(&out, "pull with credentials from the environment");
+    assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&obj).unwrap());
+    // A login saved by `skopeo login` (the auth.json of podman, docker's config.json format).
+    let authfile = dir.join("auth.json");
+    let registry = r.split('/').next().unwrap();
+    let o = skopeo(&[
+        "login",
+        "--tls-verify=false",
+        "--authfile",
+        authfile.to_str().unwrap(),
+        "-u",
+        "alice",
+        "-p",
+        "s3cret",
+        registry,
+    ]);
+    assert!(
+        o.status.success(),
+        "skopeo login: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::remove_file(&file).unwrap();
+    let out = ebpfctl_env(
+        &["pull", &r, "--insecure", "-o", f],
+        &[("REGISTRY_AUTH_FILE", authfile.as_path())],
+    );
+    ok(&out, "pull with a saved login");
+    assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&obj).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn self_signed_https_needs_insecure() {
+    let reg = Registry::start_with("tls", None, true);
+    let obj = example("exec_print");
+    let r = reg.reference("probe:v1");
+    // Verified HTTPS refuses the certificate, in one line with the way out.
+    let o = ebpfctl(&["push", obj.to_str().unwrap(), &r]);
+    assert_one_line_error(&o, "use --insecure");
+    // --insecure: HTTPS without certificate checks (no fallback to plain HTTP needed).
+    let digest = push(&reg, &obj, "probe:v1", &[]);
+    let dir = scratch("tls");
+    let out = dir.join("p.o");
+    let printed = ok(
+        &ebpfctl(&["pull", &r, "--insecure", "-o", out.to_str().unwrap()]),
+        "pull over self-signed HTTPS",
+    );
+    assert_eq!(printed, out.display().to_string());
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&obj).unwrap());
+    let o = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{r}"),
+    ]);
+    assert_eq!(sha256_digest(&o.stdout), digest);
+    let _ = std::fs::remove_dir_all(&dir);
+}
