@@ -181,7 +181,7 @@ fn true_with_args_is_started_then_exited() {
     assert_eq!(s["uid"], 0);
     assert_eq!(s["gid"], 0);
     assert!(s["exe"].as_str().unwrap().ends_with("/true"), "{s}");
-    assert!(s["parent_comm"].as_str().unwrap().len() > 0);
+    assert!(!s["parent_comm"].as_str().unwrap().is_empty());
     assert_eq!(s["args_truncated"], false);
     // RFC 3339 with nanoseconds, UTC.
     let st = s["start_time"].as_str().unwrap();
@@ -235,8 +235,23 @@ fn exec_of_a_non_executable_file_is_an_error_13() {
 #[test]
 fn snapshot_contains_this_test() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    // Running before the tracer starts: in the snapshot, and `exited` when it ends.
+    let mut sleeper = Command::new("/bin/sleep").arg("30").spawn().unwrap();
     let t = Tracer::start(&["-o", "json"]);
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
     let (events, _) = t.stop();
+    let sp = sleeper.id();
+    let s: Vec<&Value> = events.iter().filter(|e| e["pid"] == sp).collect();
+    assert_eq!(s.len(), 2, "{s:?}");
+    assert_eq!(
+        (&s[0]["type"], &s[1]["type"]),
+        (&"started".into(), &"exited".into())
+    );
+    assert_eq!(s[1]["source"], "snapshot");
+    assert_eq!(s[1]["args"], serde_json::json!(["/bin/sleep", "30"]));
+    assert_eq!(s[1]["exit_signal"], "SIGKILL");
+    assert_eq!(s[1]["start_time"], s[0]["start_time"]);
     let me = std::process::id();
     let mine: Vec<&Value> = events
         .iter()
@@ -319,6 +334,26 @@ fn long_argument_lists_are_truncated_and_flagged() {
     assert_eq!(got[2].len(), 128, "default argument length is 128");
     assert_eq!(s[0]["args_truncated"], true);
 
+    // Exactly --max-args arguments, each exactly --arg-len bytes: nothing is cut.
+    let exact: Vec<String> = (0..4).map(|i| format!("{i}{}", "x".repeat(31))).collect();
+    let mut args2: Vec<&str> = vec![&m];
+    args2.extend(exact.iter().map(String::as_str));
+    let t = Tracer::start(&[
+        "-o",
+        "json",
+        "--no-snapshot",
+        "--max-args",
+        "6",
+        "--arg-len",
+        "32",
+    ]);
+    run_true(&args2);
+    let (events, _) = t.stop();
+    let s = with_arg(&events, "started", &m);
+    assert_eq!(args_of(s[0]).len(), 6);
+    assert_eq!(args_of(s[0])[5], exact[3]);
+    assert_eq!(s[0]["args_truncated"], false, "{:?}", s[0]);
+
     let t = Tracer::start(&[
         "-o",
         "json",
@@ -384,17 +419,29 @@ fn filters_include_and_exclude() {
     assert!(with_arg(&ev, "started", &b).is_empty());
 
     // -p: children of this process only, not grandchildren.
+    // A child running before the tracer: in the filtered snapshot, and its exit is shown.
     let me = std::process::id().to_string();
+    let mut sleeper = Command::new("/bin/sleep").arg("30").spawn().unwrap();
     let t = Tracer::start(&["-o", "json", "-p", &me]);
     run_true(&[&a]);
     Command::new("/bin/sh")
         .args(["-c", &format!("/bin/true {b}; :")])
         .status()
         .unwrap();
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
     let (ev, _) = t.stop();
     assert_eq!(with_arg(&ev, "started", &a).len(), 1);
+    assert_eq!(with_arg(&ev, "exited", &a).len(), 1, "{ev:?}");
     assert!(with_arg(&ev, "started", &b).is_empty());
     assert!(ev.iter().all(|e| e["ppid"] == std::process::id()), "{ev:?}");
+    let sp = sleeper.id();
+    let kinds: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["pid"] == sp)
+        .map(|e| &e["type"])
+        .collect();
+    assert_eq!(kinds, ["started", "exited"], "{ev:?}");
 
     // -x: failed execs only, no started/exited.
     let t = Tracer::start(&["-o", "json", "-x"]);
@@ -603,5 +650,88 @@ fn arguments_in_file_backed_pages_of_a_fresh_fork_are_read() {
             "ebpfctl-rodata-arg",
             "second"
         ]
+    );
+}
+
+#[test]
+fn execveat_is_traced() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let m = std::ffi::CString::new(marker("execveat")).unwrap();
+    let path = std::ffi::CString::new("/bin/true").unwrap();
+    let argv = [path.as_ptr(), m.as_ptr(), std::ptr::null()];
+    let envp = [std::ptr::null::<libc::c_char>()];
+    let t = Tracer::start(&["-o", "json", "--no-snapshot"]);
+    // SAFETY: the child only calls execveat and _exit on data prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: NUL-terminated strings and NULL-terminated arrays that live in the child.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                0,
+            );
+            libc::_exit(127);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the child we forked.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let (ev, _) = t.stop();
+    let s = with_arg(&ev, "started", m.to_str().unwrap());
+    assert_eq!(s.len(), 1, "{ev:?}");
+    assert_eq!(s[0]["source"], "execveat");
+    assert_eq!(s[0]["pid"], pid);
+    assert!(s[0]["exe"].as_str().unwrap().ends_with("/true"));
+}
+
+#[test]
+fn losses_are_counted_and_reported() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let t = Tracer::start(&[
+        "-o",
+        "json",
+        "--no-snapshot",
+        "--ring-kib",
+        "4",
+        "-p",
+        &std::process::id().to_string(),
+    ]);
+    // The reader is stopped while 100 execs fill the 4 KiB ring.
+    let tracer = t.child.id() as i32;
+    // SAFETY: kill(2) on the tracer we spawned.
+    unsafe { libc::kill(tracer, libc::SIGSTOP) };
+    let m = marker("loss");
+    for _ in 0..100 {
+        run_true(&[&m]);
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(tracer, libc::SIGCONT) };
+    let (ev, err) = t.stop();
+    let started = ev
+        .iter()
+        .filter(|e| e["type"] == "started" && args_of(e).contains(&m.as_str()))
+        .count() as u64;
+    let lost: u64 = ev
+        .iter()
+        .filter(|e| e["type"] == "lost")
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum();
+    assert!(lost > 0, "{err:?}");
+    // Each of the 100 execs was either shown or counted lost (the count also covers other
+    // processes' exit records, which -p filters only in user space).
+    assert!(
+        started + lost >= 100,
+        "started {started} lost {lost}: {err:?}"
+    );
+    assert!(started < 100);
+    assert!(err.iter().any(|l| l.contains("events lost")), "{err:?}");
+    assert!(
+        err.iter().any(|l| l.ends_with(&format!(" {lost} lost"))),
+        "{err:?}"
     );
 }

@@ -433,3 +433,30 @@ fn bad_input_is_one_line_and_nonzero() {
         }
     }
 }
+
+#[test]
+fn a_path_in_a_page_not_yet_mapped_is_read() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    // A literal of this binary: after fork, the child has no page-table entry for it until
+    // the kernel's own copy of the path faults it in, so it is unreadable at syscall entry.
+    static PATH: &[u8] = b"/nonexistent/ebpfctl-opensnoop-cold-path\0";
+    let t = Tracer::start(&["-o", "json"]);
+    // SAFETY: the child only calls open and _exit (async-signal-safe).
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: a NUL-terminated static path.
+        unsafe {
+            libc::open(PATH.as_ptr().cast(), libc::O_RDONLY);
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the child we forked.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let (ev, _) = t.stop();
+    let e: Vec<&Value> = ev.iter().filter(|e| e["pid"] == pid).collect();
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0]["path"], "/nonexistent/ebpfctl-opensnoop-cold-path");
+    assert_eq!(e[0]["errno"], 2);
+}

@@ -25,6 +25,29 @@ pub fn push_rfc3339(out: &mut Vec<u8>, unix_ns: i128) {
     out.push(b'Z');
 }
 
+/// [`push_rfc3339`] for a stream of close timestamps: the date and time of day are formatted
+/// once per second.
+#[derive(Debug, Default)]
+pub struct Rfc3339Cache {
+    sec: Option<i64>,
+    prefix: Vec<u8>,
+}
+
+impl Rfc3339Cache {
+    pub fn push(&mut self, out: &mut Vec<u8>, unix_ns: i128) {
+        let sec = unix_ns.div_euclid(1_000_000_000) as i64;
+        if self.sec != Some(sec) {
+            self.prefix.clear();
+            push_rfc3339(&mut self.prefix, i128::from(sec) * 1_000_000_000);
+            self.prefix.truncate(20); // "YYYY-MM-DDTHH:MM:SS."
+            self.sec = Some(sec);
+        }
+        out.extend_from_slice(&self.prefix);
+        push_num(out, (unix_ns - i128::from(sec) * 1_000_000_000) as u64, 9);
+        out.push(b'Z');
+    }
+}
+
 /// RFC 3339 text of `unix_ns` (see [`push_rfc3339`]).
 pub fn rfc3339(unix_ns: i128) -> String {
     let mut v = Vec::with_capacity(30);
@@ -127,7 +150,10 @@ pub fn str_array<'a>(out: &mut Vec<u8>, k: &str, items: impl IntoIterator<Item =
 /// A NUL-terminated (or full) C char array as text, invalid UTF-8 replaced.
 pub fn cstr(b: &[u8]) -> std::borrow::Cow<'_, str> {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end])
+    match std::str::from_utf8(&b[..end]) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(&b[..end]),
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +181,12 @@ mod tests {
                 t.nanosecond()
             );
             assert_eq!(ours, want);
+            let mut cache = Rfc3339Cache::default();
+            for delta in [0, 1, 999_999_999, 1_000_000_000, 86_400_000_000_000] {
+                let mut v = Vec::new();
+                cache.push(&mut v, ns + delta);
+                assert_eq!(String::from_utf8(v).unwrap(), rfc3339(ns + delta));
+            }
             assert_eq!(ours.len(), 30, "{ours}");
         }
         assert_eq!(

@@ -19,45 +19,57 @@ use super::{fmt, ToolError};
 /// it (it wakes it early once a backlog builds up). Bounds the delay of a lone event.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
-/// Output sink: buffered, flushed once per batch; a closed pipe stops the tool quietly.
+/// Output sink: printers append to its buffer directly (no second copy per event); written
+/// out when it passes 64 KiB and once per batch; a closed pipe stops the tool quietly.
 pub struct Output {
-    w: io::BufWriter<Box<dyn Write>>,
+    w: Box<dyn Write>,
+    buf: Vec<u8>,
     pub closed: bool,
     pub error: Option<io::Error>,
 }
 
+const OUTPUT_CHUNK: usize = 64 << 10;
+
 impl Output {
     pub fn new(w: Box<dyn Write>) -> Self {
         Self {
-            w: io::BufWriter::with_capacity(1 << 16, w),
+            w,
+            buf: Vec::with_capacity(OUTPUT_CHUNK + 8192),
             closed: false,
             error: None,
         }
     }
 
-    /// Writes one finished line (the caller includes the newline).
+    /// The buffer to append finished lines to; call [`Output::written`] after.
+    pub fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Writes the buffer out once it is large.
+    pub fn written(&mut self) {
+        if self.buf.len() >= OUTPUT_CHUNK {
+            self.flush();
+        }
+    }
+
+    /// Appends one finished line (the caller includes the newline).
     pub fn line(&mut self, b: &[u8]) {
-        if self.closed {
-            return;
-        }
-        if let Err(e) = self.w.write_all(b) {
-            self.fail(e);
-        }
+        self.buf.extend_from_slice(b);
+        self.written();
     }
 
     pub fn flush(&mut self) {
         if self.closed {
+            self.buf.clear();
             return;
         }
-        if let Err(e) = self.w.flush() {
-            self.fail(e);
-        }
-    }
-
-    fn fail(&mut self, e: io::Error) {
-        self.closed = true;
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            self.error = Some(e);
+        let r = self.w.write_all(&self.buf).and_then(|()| self.w.flush());
+        self.buf.clear();
+        if let Err(e) = r {
+            self.closed = true;
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                self.error = Some(e);
+            }
         }
     }
 }
@@ -148,12 +160,14 @@ pub struct LoopSummary {
 
 /// Runs until stopped: `consumer` dispatches records to the tool's callbacks, which write
 /// into `out`; after each batch `out` is flushed and losses are reported.
+/// `on_loss` runs after records were found lost (e.g. to drop state their loss made stale).
 pub fn run_loop(
     cfg: &LoopConfig,
     consumer: &Consumer<'_>,
     loss: &LossSource,
     metrics: &Metrics,
     out: &std::cell::RefCell<Output>,
+    on_loss: &dyn Fn(),
 ) -> Result<LoopSummary, ToolError> {
     let start = Instant::now();
     let deadline = cfg.duration.map(|d| start + d);
@@ -161,6 +175,7 @@ pub fn run_loop(
     let mut check_loss = |out: &mut Output| {
         let total = loss.total().unwrap_or(0);
         if total > lost_seen {
+            on_loss();
             let delta = total - lost_seen;
             lost_seen = total;
             metrics.lost.inc_by(delta);

@@ -20,11 +20,13 @@
  *                                         by the kernel's copy) are read now. A failed exec
  *                                         thus never leaves state for a later one.
  *   esnp_proc_exit                        sched_process_exit of the thread that ends the
- *                                         thread group: one record per process.
+ *                                         thread group: one record per process (with uid,
+ *                                         parent or cgroup filters, only for processes in
+ *                                         `tracked`: shown by an exec or the snapshot).
  *
  * Records are built in a per-CPU scratch and written with bpf_ringbuf_output() at their
- * used length. User space is not woken per record: only once `wakeup_bytes` are queued; it
- * polls with a short timeout.
+ * used length. User space is not woken per record: only once a CPU has sent `wakeup_bytes`
+ * since its last wake-up; otherwise it polls with a short timeout.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -76,6 +78,17 @@ struct {
 	__type(value, struct esnp_exec);
 } scratch SEC(".maps");
 
+/* With uid, parent or cgroup filters: the processes shown (by exec here, by the snapshot from
+ * user space), so that only their exits are sent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} tracked SEC(".maps");
+
+#define ESNP_KERNEL_FILTERS (ESNP_FILTER_UID | ESNP_FILTER_PPID | ESNP_FILTER_CGROUP)
+
 /* --cgroup: slot 0 holds the cgroup; tasks in it or below pass. */
 struct {
 	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
@@ -84,13 +97,32 @@ struct {
 	__type(value, __u32);
 } cgroup_filter SEC(".maps");
 
-static __always_inline __u64 wake_flags(void)
+/* Bytes sent by this CPU since it last woke the reader. Kept per CPU rather than asking the
+ * ring buffer (bpf_ringbuf_query), which reads the reader's position: a cache line the
+ * reader writes after every record. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} unwoken SEC(".maps");
+
+/* Wake the reader only once `esnp_wakeup_bytes` went out from this CPU without a wake-up. */
+static __always_inline __u64 wake_flags(__u32 size)
 {
+	__u32 zero = 0;
+	__u64 *n;
+
 	if (!esnp_wakeup_bytes)
 		return 0;
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= esnp_wakeup_bytes)
-		return BPF_RB_FORCE_WAKEUP;
-	return BPF_RB_NO_WAKEUP;
+	n = bpf_map_lookup_elem(&unwoken, &zero);
+	if (!n)
+		return 0;
+	*n += size;
+	if (*n < esnp_wakeup_bytes)
+		return BPF_RB_NO_WAKEUP;
+	*n = 0;
+	return BPF_RB_FORCE_WAKEUP;
 }
 
 static __always_inline bool cgroup_passes(void)
@@ -115,7 +147,7 @@ static long arg_step(__u64 index, void *ctx)
 	struct args_walk *w = ctx;
 	struct esnp_exec *e = w->e;
 	const char *arg = NULL;
-	__u32 pos;
+	__u32 pos, len;
 	long n;
 
 	if (!e)
@@ -133,8 +165,13 @@ static long arg_step(__u64 index, void *ctx)
 	 * has ESNP_ARG_LEN_CAP bytes of room past it. */
 	pos = w->off;
 	asm volatile("%0 &= 0x3fff" : "+r"(pos));
-	n = bpf_probe_read_user_str(&e->data[pos], w->len & (ESNP_ARG_LEN_CAP * 2 - 1), arg);
+	len = w->len;
+	if (len > ESNP_ARG_LEN_CAP)
+		len = ESNP_ARG_LEN_CAP;
+	n = bpf_probe_read_user_str(&e->data[pos], len, arg);
 	if (n <= 0) {
+		/* Unreadable: what was read is kept, the list is flagged incomplete. */
+		e->flags |= ESNP_F_ARGS_TRUNC;
 		w->end = true;
 		return 1;
 	}
@@ -230,7 +267,7 @@ static __always_inline void send_record(struct esnp_exec *e)
 	if (size > sizeof(*e))
 		size = sizeof(*e);
 	e->head.size = size;
-	if (bpf_ringbuf_output(&events, e, size, wake_flags()))
+	if (bpf_ringbuf_output(&events, e, size, wake_flags(size)))
 		__sync_fetch_and_add(&ebpfctl_lost_events, 1);
 }
 
@@ -370,6 +407,12 @@ int esnp_exec(struct trace_event_raw_sched_process_exec *ctx)
 		e->flags |= ESNP_F_FILENAME_TRUNC;
 	resolve_exe(e, task, (__u32)e->filename_len + e->args_len);
 	send_record(e);
+	if (esnp_filters & ESNP_KERNEL_FILTERS) {
+		__u8 one = 1;
+
+		if (bpf_map_update_elem(&tracked, &tgid, &one, BPF_ANY))
+			__sync_fetch_and_add(&ebpfctl_lost_events, 1);
+	}
 out:
 	bpf_map_delete_elem(&inflight, &tgid);
 	return 0;
@@ -422,10 +465,11 @@ int esnp_proc_exit(struct trace_event_raw_sched_process_exit *ctx)
 
 	if (!esnp_exits)
 		return 0;
-	if ((esnp_filters & ESNP_FILTER_UID) && (__u32)ugid != esnp_uid)
-		return 0;
-	if (!cgroup_passes())
-		return 0;
+	if (esnp_filters & ESNP_KERNEL_FILTERS) {
+		/* Filtered: only processes that were shown. */
+		if (bpf_map_delete_elem(&tracked, &tgid))
+			return 0;
+	}
 
 	x = ebpfctl_reserve(events, struct esnp_exit);
 	if (!x)
@@ -445,6 +489,6 @@ int esnp_proc_exit(struct trace_event_raw_sched_process_exit *ctx)
 	x->pad = 0;
 	bpf_get_current_comm(x->comm, sizeof(x->comm));
 	BPF_CORE_READ_STR_INTO(&x->parent_comm, task, real_parent, comm);
-	bpf_ringbuf_submit(x, wake_flags());
+	bpf_ringbuf_submit(x, wake_flags(sizeof(*x)));
 	return 0;
 }

@@ -24,7 +24,8 @@ enum esnp_kind {
 
 /* esnp_exec.flags */
 #define ESNP_F_EXECVEAT 0x01      /* execveat, not execve */
-#define ESNP_F_ARGS_TRUNC 0x02    /* more arguments than max_args, or the args region filled */
+#define ESNP_F_ARGS_TRUNC 0x02    /* more arguments than max_args, the args region filled, or
+                                   * an argument could not be read */
 #define ESNP_F_ARG_TRUNC 0x04     /* at least one argument longer than arg_len */
 #define ESNP_F_FILENAME_TRUNC 0x08
 #define ESNP_F_EXE_TRUNC 0x10     /* deeper than ESNP_EXE_DEPTH or longer than ESNP_EXE_CAP */

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ebpfctl_core::consume::ConsumerBuilder;
+use libbpf_rs::MapCore;
 use regex::Regex;
 
 pub use event::{DecodeError, MAX_ARGS_CAP};
@@ -136,7 +137,7 @@ impl Default for Config {
             snapshot: true,
             duration: None,
             metrics_addr: None,
-            ring_bytes: 1 << 20,
+            ring_bytes: 256 << 10,
             wakeup_bytes: 64 << 10,
         }
     }
@@ -215,7 +216,10 @@ impl Config {
             p("esnp_ppid", f.ppid.unwrap_or(0)),
             p("esnp_max_args", self.max_args),
             p("esnp_arg_len", self.arg_len),
-            p("esnp_wakeup_bytes", self.wakeup_bytes.min(self.ring_bytes / 4)),
+            p(
+                "esnp_wakeup_bytes",
+                self.wakeup_bytes.min(self.ring_bytes / 4),
+            ),
             p("esnp_exits", u32::from(exits)),
         ]
     }
@@ -273,7 +277,16 @@ pub fn run(
     // Attached first, then the snapshot: a process cannot fall between the two.
     if cfg.json && cfg.snapshot && !cfg.filters.failed_only {
         let list = proc::snapshot(cfg.max_args as usize, cfg.arg_len as usize);
-        tracker.borrow_mut().snapshot(list);
+        let shown = tracker.borrow_mut().snapshot(list);
+        let f = &cfg.filters;
+        if f.uid.is_some() || f.ppid.is_some() || f.cgroup.is_some() {
+            // The probe sends exits of shown processes only: tell it about these.
+            let tracked = probe.map("tracked")?;
+            for pid in shown {
+                // A process gone meanwhile costs nothing; a full map only its `exited`.
+                let _ = tracked.update(&pid.to_ne_bytes(), &[1u8], libbpf_rs::MapFlags::ANY);
+            }
+        }
     }
     out.borrow_mut().flush();
     eprintln!(
@@ -287,7 +300,10 @@ pub fn run(
         stop,
         json: cfg.json,
     };
-    let s = report::run_loop(&lc, &consumer, &loss, &metrics, &out)?;
+    // A lost exit would leave its process in the table for good (and a reused pid would
+    // inherit it): after losses, drop the entries of processes that are gone.
+    let prune = || tracker.borrow_mut().prune();
+    let s = report::run_loop(&lc, &consumer, &loss, &metrics, &out, &prune)?;
     let t = tracker.borrow();
     Ok(Summary {
         events: t.events,

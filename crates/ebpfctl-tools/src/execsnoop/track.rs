@@ -88,14 +88,21 @@ impl<'a> Tracker<'a> {
         }
     }
 
+    /// Forgets processes that no longer exist (their exit record was lost).
+    pub fn prune(&mut self) {
+        self.procs
+            .retain(|pid, _| std::path::Path::new(&format!("/proc/{pid}")).exists());
+    }
+
     fn emit(&mut self) {
         self.out.borrow_mut().line(&self.buf);
         self.buf.clear();
         self.events += 1;
     }
 
-    /// One `started` per running process that passes the filters.
-    pub fn snapshot(&mut self, list: Vec<ProcInfo>) {
+    /// One `started` per running process that passes the filters; returns their pids.
+    pub fn snapshot(&mut self, list: Vec<ProcInfo>) -> Vec<u32> {
+        let mut shown = Vec::new();
         let comms: HashMap<u32, String> = list.iter().map(|p| (p.pid, p.comm.clone())).collect();
         for pi in list {
             let p = Proc {
@@ -121,8 +128,10 @@ impl<'a> Tracker<'a> {
                 self.emit();
                 self.started.inc();
             }
+            shown.push(p.pid);
             self.procs.insert(p.pid, p);
         }
+        shown
     }
 
     /// A ring buffer record.

@@ -2,7 +2,7 @@
 use crate::common::fmt::cstr;
 
 /// `offsetof(struct osnp_event, path)`.
-pub const HEAD: usize = 88;
+pub const HEAD: usize = 80;
 
 pub const FILTER_PID: u32 = 0x01;
 pub const FILTER_TID: u32 = 0x02;
@@ -38,8 +38,8 @@ impl Syscall {
 #[derive(Debug, Clone)]
 pub struct Open<'a> {
     pub syscall: Syscall,
-    pub enter_ns: u64,
-    pub exit_ns: u64,
+    /// `bpf_ktime_get_ns()` when the call returned.
+    pub time_ns: u64,
     pub flags: u64,
     pub mode: u64,
     /// The fd, or -errno.
@@ -65,7 +65,7 @@ impl<'a> Open<'a> {
         if b.len() < HEAD {
             return Err(DecodeError::Short(b.len()));
         }
-        let path_len = usize::from(u16::from_ne_bytes([b[64], b[65]]));
+        let path_len = usize::from(u16::from_ne_bytes([b[56], b[57]]));
         if HEAD + path_len > b.len() {
             return Err(DecodeError::Length(b.len()));
         }
@@ -75,17 +75,16 @@ impl<'a> Open<'a> {
                 2 => Syscall::Openat2,
                 _ => Syscall::Openat,
             },
-            enter_ns: u64_at(b, 8),
-            exit_ns: u64_at(b, 16),
-            flags: u64_at(b, 24),
-            mode: u64_at(b, 32),
-            ret: u64_at(b, 40) as i64,
-            pid: u32_at(b, 48),
-            tid: u32_at(b, 52),
-            uid: u32_at(b, 56),
-            dfd: u32_at(b, 60) as i32,
-            path_truncated: b[66] != 0,
-            comm: &b[72..88],
+            time_ns: u64_at(b, 8),
+            flags: u64_at(b, 16),
+            mode: u64_at(b, 24),
+            ret: u64_at(b, 32) as i64,
+            pid: u32_at(b, 40),
+            tid: u32_at(b, 44),
+            uid: u32_at(b, 48),
+            dfd: u32_at(b, 52) as i32,
+            path_truncated: b[58] != 0,
+            comm: &b[64..80],
             path: &b[HEAD..HEAD + path_len],
         })
     }
@@ -164,18 +163,17 @@ mod tests {
         let want = [
             ("size", 0),
             ("syscall", 4),
-            ("enter_ns", 8),
-            ("exit_ns", 16),
-            ("flags", 24),
-            ("mode", 32),
-            ("ret", 40),
-            ("pid", 48),
-            ("tid", 52),
-            ("uid", 56),
-            ("dfd", 60),
-            ("path_len", 64),
-            ("path_trunc", 66),
-            ("comm", 72),
+            ("time_ns", 8),
+            ("flags", 16),
+            ("mode", 24),
+            ("ret", 32),
+            ("pid", 40),
+            ("tid", 44),
+            ("uid", 48),
+            ("dfd", 52),
+            ("path_len", 56),
+            ("path_trunc", 58),
+            ("comm", 64),
             ("path", HEAD),
         ];
         for (name, off) in want {
@@ -187,12 +185,12 @@ mod tests {
     fn record() {
         let mut b = vec![0u8; HEAD];
         b[4..8].copy_from_slice(&2u32.to_ne_bytes());
-        b[24..32].copy_from_slice(&0o2000101u64.to_ne_bytes());
-        b[40..48].copy_from_slice(&(-2i64).to_ne_bytes());
-        b[48..52].copy_from_slice(&7u32.to_ne_bytes());
-        b[60..64].copy_from_slice(&(-100i32).to_ne_bytes());
-        b[64..66].copy_from_slice(&5u16.to_ne_bytes());
-        b[72..76].copy_from_slice(b"cat\0");
+        b[16..24].copy_from_slice(&0o2000101u64.to_ne_bytes());
+        b[32..40].copy_from_slice(&(-2i64).to_ne_bytes());
+        b[40..44].copy_from_slice(&7u32.to_ne_bytes());
+        b[52..56].copy_from_slice(&(-100i32).to_ne_bytes());
+        b[56..58].copy_from_slice(&5u16.to_ne_bytes());
+        b[64..68].copy_from_slice(b"cat\0");
         b.extend_from_slice(b"/etc\0");
         let o = Open::parse(&b).unwrap();
         assert_eq!(o.syscall, Syscall::Openat2);
@@ -201,7 +199,7 @@ mod tests {
         assert_eq!((o.fd(), o.errno()), (-1, 2));
         assert_eq!(o.dfd, -100);
         assert_eq!(flag_names(o.flags), "O_WRONLY|O_CREAT|O_CLOEXEC");
-        b[64..66].copy_from_slice(&50u16.to_ne_bytes());
+        b[56..58].copy_from_slice(&50u16.to_ne_bytes());
         assert!(Open::parse(&b).is_err());
     }
 }

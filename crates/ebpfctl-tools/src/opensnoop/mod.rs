@@ -21,6 +21,7 @@ use regex::Regex;
 pub use event::{flag_names, DecodeError, Open, Syscall};
 pub use print::TableStyle;
 
+use crate::common::fmt;
 use crate::common::probe::{self, Probe};
 use crate::common::report::{self, LoopConfig, Metrics, Output};
 use crate::common::ToolError;
@@ -72,7 +73,7 @@ impl Default for Config {
             filters: Filters::default(),
             duration: None,
             metrics_addr: None,
-            ring_bytes: 1 << 20,
+            ring_bytes: 2 << 20,
             wakeup_bytes: 128 << 10,
         }
     }
@@ -100,7 +101,10 @@ impl Config {
             p("osnp_pid", f.pid.unwrap_or(0)),
             p("osnp_tid", f.tid.unwrap_or(0)),
             p("osnp_uid", f.uid.unwrap_or(0)),
-            p("osnp_wakeup_bytes", self.wakeup_bytes.min(self.ring_bytes / 4)),
+            p(
+                "osnp_wakeup_bytes",
+                self.wakeup_bytes.min(self.ring_bytes / 4),
+            ),
         ]
     }
 }
@@ -109,7 +113,7 @@ impl Config {
 struct Printer<'a> {
     cfg: &'a Config,
     out: &'a RefCell<Output>,
-    buf: Vec<u8>,
+    clock: fmt::Rfc3339Cache,
     ok: Counter,
     failed: Counter,
     start_unix_ns: i128,
@@ -131,14 +135,14 @@ impl Printer<'_> {
                 return;
             }
         }
+        let mut out = self.out.borrow_mut();
         if self.cfg.json {
-            print::json(&mut self.buf, &o);
+            print::json(out.buf(), &o, &mut self.clock);
         } else {
-            let since = ktime_to_unix_ns(o.exit_ns) - self.start_unix_ns;
-            print::table_row(&mut self.buf, &self.cfg.table, &o, since);
+            let since = ktime_to_unix_ns(o.time_ns) - self.start_unix_ns;
+            print::table_row(out.buf(), &self.cfg.table, &o, since);
         }
-        self.out.borrow_mut().line(&self.buf);
-        self.buf.clear();
+        out.written();
         self.events += 1;
         if o.ret < 0 {
             self.failed.inc();
@@ -176,7 +180,7 @@ pub fn run(
     let printer = RefCell::new(Printer {
         cfg,
         out: &out,
-        buf: Vec::with_capacity(512),
+        clock: fmt::Rfc3339Cache::default(),
         ok: counter("ok"),
         failed: counter("error"),
         start_unix_ns: ktime_to_unix_ns(monotonic_now_ns()),
@@ -201,7 +205,7 @@ pub fn run(
         stop,
         json: cfg.json,
     };
-    let s = report::run_loop(&lc, &consumer, &loss, &metrics, &out)?;
+    let s = report::run_loop(&lc, &consumer, &loss, &metrics, &out, &|| {})?;
     let p = printer.borrow();
     Ok(Summary {
         events: p.events,

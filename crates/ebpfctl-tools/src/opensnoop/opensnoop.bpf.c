@@ -2,13 +2,15 @@
 /*
  * opensnoop.bpf.c - open, openat and openat2.
  *
- *   osnp_enter_open / _openat / _openat2   keep the arguments per thread (filters first)
+ *   osnp_enter_open / _openat / _openat2   keep the arguments in the thread's slot of
+ *                                          `inflight` (filters first)
  *   osnp_exit_open  / _openat / _openat2   read the path now (the kernel has faulted it in
  *                                          by then, so a page-cold path is readable) and
  *                                          send one record sized to the path
  *
  * Records go out with bpf_ringbuf_output() at their used length; user space is woken only
- * once `wakeup_bytes` are queued and otherwise polls with a short timeout.
+ * once a CPU has sent `wakeup_bytes` since its last wake-up, and otherwise polls with a short
+ * timeout. One clock read per call: the record's time is the call's return.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -35,12 +37,25 @@ struct {
 	__uint(max_entries, 0); /* sized by user space */
 } events SEC(".maps");
 
+/* The call in flight, per thread. A thread's slot stays and is rewritten in place by its next
+ * call, so a busy thread costs no element allocation or free per call; idle threads' slots
+ * are evicted (LRU). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 10240);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, struct osnp_args);
 } inflight SEC(".maps");
+
+/* Bytes sent by this CPU since it last woke the reader. Kept per CPU rather than asking the
+ * ring buffer (bpf_ringbuf_query), which reads the reader's position: a cache line the
+ * reader writes after every record. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} unwoken SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -54,7 +69,7 @@ static __always_inline int enter_open(__u32 syscall, __s32 dfd, const char *path
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
-	struct osnp_args a;
+	struct osnp_args *a;
 
 	if ((osnp_filters & OSNP_FILTER_PID) && (id >> 32) != osnp_pid)
 		return 0;
@@ -63,15 +78,46 @@ static __always_inline int enter_open(__u32 syscall, __s32 dfd, const char *path
 	if ((osnp_filters & OSNP_FILTER_UID) &&
 	    (__u32)bpf_get_current_uid_gid() != osnp_uid)
 		return 0;
-	a.path = path;
-	a.enter_ns = bpf_ktime_get_ns();
-	a.flags = flags;
-	a.mode = mode;
-	a.dfd = dfd;
-	a.syscall = syscall;
-	if (bpf_map_update_elem(&inflight, &tid, &a, BPF_ANY))
-		__sync_fetch_and_add(&ebpfctl_lost_events, 1);
+	a = bpf_map_lookup_elem(&inflight, &tid);
+	if (!a) {
+		struct osnp_args fresh = {};
+
+		if (bpf_map_update_elem(&inflight, &tid, &fresh, BPF_NOEXIST) &&
+		    bpf_map_update_elem(&inflight, &tid, &fresh, BPF_ANY)) {
+			__sync_fetch_and_add(&ebpfctl_lost_events, 1);
+			return 0;
+		}
+		a = bpf_map_lookup_elem(&inflight, &tid);
+		if (!a) {
+			__sync_fetch_and_add(&ebpfctl_lost_events, 1);
+			return 0;
+		}
+	}
+	a->path = path;
+	a->flags = flags;
+	a->mode = mode;
+	a->dfd = dfd;
+	a->syscall = syscall;
+	a->active = 1;
 	return 0;
+}
+
+/* Wake the reader only once `osnp_wakeup_bytes` went out from this CPU without a wake-up. */
+static __always_inline __u64 wake_flags(__u32 size)
+{
+	__u32 zero = 0;
+	__u64 *n;
+
+	if (!osnp_wakeup_bytes)
+		return 0;
+	n = bpf_map_lookup_elem(&unwoken, &zero);
+	if (!n)
+		return 0;
+	*n += size;
+	if (*n < osnp_wakeup_bytes)
+		return BPF_RB_NO_WAKEUP;
+	*n = 0;
+	return BPF_RB_FORCE_WAKEUP;
 }
 
 static __always_inline int exit_open(long ret)
@@ -80,20 +126,19 @@ static __always_inline int exit_open(long ret)
 	__u32 tid = (__u32)id, zero = 0, size;
 	struct osnp_args *a;
 	struct osnp_event *e;
-	__u64 wake = 0;
 	long n;
 
 	a = bpf_map_lookup_elem(&inflight, &tid);
-	if (!a)
+	if (!a || !a->active)
 		return 0;
+	a->active = 0;
 	if ((osnp_filters & OSNP_FILTER_FAILED) && ret >= 0)
-		goto out;
+		return 0;
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
-		goto out;
+		return 0;
 	e->syscall = a->syscall;
-	e->enter_ns = a->enter_ns;
-	e->exit_ns = bpf_ktime_get_ns();
+	e->time_ns = bpf_ktime_get_ns();
 	e->flags = a->flags;
 	e->mode = a->mode;
 	e->ret = ret;
@@ -116,15 +161,8 @@ static __always_inline int exit_open(long ret)
 	if (size > sizeof(*e))
 		size = sizeof(*e);
 	e->size = size;
-	if (osnp_wakeup_bytes) {
-		wake = BPF_RB_NO_WAKEUP;
-		if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= osnp_wakeup_bytes)
-			wake = BPF_RB_FORCE_WAKEUP;
-	}
-	if (bpf_ringbuf_output(&events, e, size, wake))
+	if (bpf_ringbuf_output(&events, e, size, wake_flags(size)))
 		__sync_fetch_and_add(&ebpfctl_lost_events, 1);
-out:
-	bpf_map_delete_elem(&inflight, &tid);
 	return 0;
 }
 

@@ -25,18 +25,17 @@ enum osnp_syscall {
 /* What sys_enter_* saw, kept per thread until sys_exit_*. */
 struct osnp_args {
 	const char *path;
-	__u64 enter_ns;
 	__u64 flags;
 	__u64 mode;
 	__s32 dfd;
-	__u32 syscall;
+	__u16 syscall;
+	__u16 active;     /* set at entry, cleared at exit */
 };
 
 struct osnp_event {
 	__u32 size;       /* header + path */
 	__u32 syscall;    /* enum osnp_syscall */
-	__u64 enter_ns;   /* bpf_ktime_get_ns() at entry */
-	__u64 exit_ns;
+	__u64 time_ns;    /* bpf_ktime_get_ns() at the call's return */
 	__u64 flags;      /* open flags (O_*) */
 	__u64 mode;
 	__s64 ret;        /* fd, or -errno */

@@ -17,9 +17,12 @@ pub struct TableStyle {
 }
 
 /// Appends one JSON line.
-pub fn json(out: &mut Vec<u8>, o: &Open<'_>) {
+pub fn json(out: &mut Vec<u8>, o: &Open<'_>, clock: &mut fmt::Rfc3339Cache) {
     out.extend_from_slice(b"{\"type\":\"open\"");
-    fmt::time(out, "time", ktime_to_unix_ns(o.exit_ns));
+    fmt::key(out, "time", false);
+    out.push(b'"');
+    clock.push(out, ktime_to_unix_ns(o.time_ns));
+    out.push(b'"');
     fmt::uint(out, "pid", u64::from(o.pid));
     fmt::uint(out, "tid", u64::from(o.tid));
     fmt::string(out, "comm", &o.comm());
@@ -39,7 +42,6 @@ pub fn json(out: &mut Vec<u8>, o: &Open<'_>) {
     }
     fmt::string(out, "syscall", o.syscall.name());
     fmt::int(out, "dfd", i64::from(o.dfd));
-    fmt::uint(out, "latency_ns", o.exit_ns.saturating_sub(o.enter_ns));
     out.extend_from_slice(b"}\n");
 }
 

@@ -65,8 +65,8 @@ pub struct Args {
     /// Serve Prometheus metrics (events, lost events) at this address, e.g. 127.0.0.1:9091.
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<String>,
-    /// Ring buffer size in KiB (a power of two).
-    #[arg(long, default_value_t = 1024, value_name = "KIB")]
+    /// Ring buffer size in KiB (a power of two); raise it if events are reported lost.
+    #[arg(long, default_value_t = 256, value_name = "KIB")]
     ring_kib: u32,
 }
 
@@ -105,5 +105,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let stop = ebpfctl_core::signals::stop_flag();
     let s = execsnoop::run(&cfg, stop, Box::new(std::io::stdout()))?;
     eprintln!("execsnoop: stopped; {} events, {} lost", s.events, s.lost);
+    if s.decode_errors > 0 {
+        eprintln!(
+            "execsnoop: {} records could not be decoded",
+            s.decode_errors
+        );
+    }
     Ok(0)
 }

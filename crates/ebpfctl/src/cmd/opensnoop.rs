@@ -15,7 +15,7 @@ pub enum Format {
 #[derive(clap::Args)]
 #[command(
     after_help = "JSON fields: type, time, pid, tid, comm, uid, fd, errno, flags, mode, path, \
-syscall, dfd, latency_ns. See docs/opensnoop.md."
+syscall, dfd. See docs/opensnoop.md."
 )]
 pub struct Args {
     /// Output: a table, or JSON lines.
@@ -51,8 +51,8 @@ pub struct Args {
     /// Serve Prometheus metrics (events, lost events) at this address, e.g. 127.0.0.1:9091.
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<String>,
-    /// Ring buffer size in KiB (a power of two).
-    #[arg(long, default_value_t = 1024, value_name = "KIB")]
+    /// Ring buffer size in KiB (a power of two); raise it if events are reported lost.
+    #[arg(long, default_value_t = 2048, value_name = "KIB")]
     ring_kib: u32,
 }
 
@@ -92,5 +92,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let stop = ebpfctl_core::signals::stop_flag();
     let s = opensnoop::run(&cfg, stop, Box::new(std::io::stdout()))?;
     eprintln!("opensnoop: stopped; {} events, {} lost", s.events, s.lost);
+    if s.decode_errors > 0 {
+        eprintln!(
+            "opensnoop: {} records could not be decoded",
+            s.decode_errors
+        );
+    }
     Ok(0)
 }
