@@ -121,6 +121,12 @@ pub fn is_percpu(map_type: u32) -> bool {
     )
 }
 
+/// Map kinds whose `max_entries` must stay 0: cgroup storage (19, 21), socket/inode/task/cgroup
+/// local storage (24, 28, 29, 32) and struct_ops (26). The runner's default size skips them.
+pub fn sized_by_kernel(map_type: u32) -> bool {
+    matches!(map_type, 19 | 21 | 24 | 26 | 28 | 29 | 32)
+}
+
 /// The kernel's name of a map type ("ringbuf", "hash"...), as libbpf spells it.
 pub fn map_type_name(map_type: u32) -> String {
     // SAFETY: libbpf_bpf_map_type_str only indexes a static table and returns NULL when out of range.

@@ -103,3 +103,75 @@ fn untouched_objects_stay_byte_identical() {
     assert!(spec.changes.is_empty(), "{:?}", spec.changes);
     assert_eq!(spec.normalised, bytes);
 }
+
+#[test]
+fn parameters_and_counters_sit_at_their_symbol_offsets() {
+    // clang leaves .rodata/.bss variable offsets at 0 in BTF; the parser must use the symbols.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("object-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("offsets.bpf.c");
+    std::fs::write(
+        &src,
+        r#"#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "ebpfctl.h"
+const volatile __u32 first = 11;
+const volatile __u64 second = 22;
+const volatile char third[8] = "abc";
+__u64 other_counter;
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); __type(value, __u64); } print_ev SEC(".maps");
+EBPFCTL_LOST_COUNTER(print_ev);
+SEC("tracepoint/syscalls/sys_enter_getppid") int offsets(void *c) {
+    other_counter += first + second + third[0];
+    __u64 *e = ebpfctl_reserve(print_ev, __u64);
+    if (e) { *e = 1; bpf_ringbuf_submit(e, 0); }
+    return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"#,
+    )
+    .unwrap();
+    let out = dir.join("offsets.o");
+    let inc = ebpfctl_build::prepare_include_dir(&dir.join("include")).unwrap();
+    ebpfctl_build::Compile {
+        src,
+        out: out.clone(),
+        include_dir: inc,
+        extra_includes: vec![],
+        cflags: vec![],
+    }
+    .run()
+    .unwrap();
+    let spec = ObjectSpec::parse(&std::fs::read(&out).unwrap()).unwrap();
+    let btf = spec.btf.as_ref().unwrap();
+    let shown: Vec<(String, String)> = spec
+        .params
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone(),
+                ebpfctl_core::object::params::render(btf, p, &p.default),
+            )
+        })
+        .collect();
+    for (name, want) in [("first", "11"), ("second", "22"), ("third", "abc")] {
+        assert!(
+            shown.iter().any(|(n, v)| n == name && v == want),
+            "{name}={want} in {shown:?}"
+        );
+    }
+    let offsets: std::collections::HashSet<usize> = spec.params.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets.len(), 3, "distinct offsets: {:?}", spec.params);
+    // Two .bss variables: the lost counter is wherever its symbol is, not blindly at 0.
+    let raw = std::fs::read(&out).unwrap();
+    let elf = object::read::File::parse(&*raw).unwrap();
+    use object::{Object, ObjectSymbol};
+    let sym = elf
+        .symbols()
+        .find(|s| s.name() == Ok("ebpfctl_lost_print_ev"))
+        .unwrap();
+    assert_eq!(
+        spec.map("print_ev").unwrap().lost_counter,
+        Some(sym.address() as usize)
+    );
+}

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use libbpf_rs::{Map, MapCore, Object, ObjectBuilder, PrintLevel};
 
-use crate::convention::{BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF};
+use crate::convention::{self, BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF};
 use crate::mounts::{self, MountError};
 use crate::object::{params, ObjectSpec, DEFAULT_MAX_ENTRIES, DEFAULT_RINGBUF_BYTES};
 use attach::{AttachError, AttachOptions, AttachPoint, Attachment};
@@ -214,7 +214,7 @@ impl Loaded {
                         .and_then(|_| m.set_value_size(4))
                         .map_err(|e| LoadError::Open(format!("map {name}: {e}")))?;
                 }
-                if m.max_entries() == 0 {
+                if m.max_entries() == 0 && !convention::sized_by_kernel(m.map_type() as u32) {
                     let n = match m.map_type() as u32 {
                         BPF_MAP_TYPE_RINGBUF => opts.ringbuf_bytes.unwrap_or(DEFAULT_RINGBUF_BYTES),
                         BPF_MAP_TYPE_PERF_EVENT_ARRAY => continue, // libbpf sizes it to the CPU count

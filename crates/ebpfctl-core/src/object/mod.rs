@@ -139,7 +139,11 @@ impl ObjectSpec {
     pub fn parse(bytes: &[u8]) -> Result<ObjectSpec, ObjectError> {
         let elf = elf::Elf::parse(bytes)?;
         let btf = match elf.section(".BTF") {
-            Some(s) => Some(Btf::parse(elf.data(bytes, s))?),
+            Some(s) => {
+                let mut btf = Btf::parse(elf.data(bytes, s))?;
+                fixup_datasecs(&mut btf, &elf);
+                Some(btf)
+            }
             None => None,
         };
 
@@ -227,6 +231,50 @@ impl ObjectSpec {
 
     pub fn map(&self, name: &str) -> Option<&MapSpec> {
         self.maps.iter().find(|m| m.name == name)
+    }
+}
+
+/// clang leaves data-section sizes and variable offsets at 0 in BTF (the linker or libbpf fills
+/// them in): take them from the ELF section headers and symbols, as libbpf does, so parameters
+/// and counters are found where they really are.
+fn fixup_datasecs(btf: &mut Btf, elf: &elf::Elf) {
+    let ids: Vec<u32> = btf
+        .iter()
+        .filter(|(_, t)| t.kind == Kind::Datasec)
+        .map(|(id, _)| id)
+        .collect();
+    for id in ids {
+        let (name, vars) = match btf.get(id) {
+            Ok(t) => match &t.data {
+                Data::Datasec(v) => (btf.str(t.name_off).to_string(), v.clone()),
+                _ => continue,
+            },
+            Err(_) => continue,
+        };
+        // Extern sections (.kconfig, .ksyms) have no ELF section: libbpf lays them out.
+        let Some(sec) = elf.section(&name) else {
+            continue;
+        };
+        let fixed: Vec<_> = vars
+            .iter()
+            .map(|v| {
+                let var_name = btf.name(v.type_id);
+                let sym = elf
+                    .symbols
+                    .iter()
+                    .find(|y| y.name == var_name && y.shndx as usize == sec.index);
+                crate::btf::VarSecInfo {
+                    offset: sym.map_or(v.offset, |y| y.value as u32),
+                    ..v.clone()
+                }
+            })
+            .collect();
+        if let Ok(t) = btf.get_mut(id) {
+            if t.size_or_type == 0 {
+                t.size_or_type = sec.size as u32;
+            }
+            t.data = Data::Datasec(fixed);
+        }
     }
 }
 

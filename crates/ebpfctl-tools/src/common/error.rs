@@ -15,8 +15,6 @@ pub enum ToolError {
         tool: &'static str,
         source: ObjectError,
     },
-    #[error("the bundled {tool} probe cannot take its settings: {msg}")]
-    Settings { tool: &'static str, msg: String },
     #[error("loading the {tool} probe: {source}")]
     Load {
         tool: &'static str,

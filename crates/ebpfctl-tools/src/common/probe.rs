@@ -31,13 +31,15 @@ impl Probe {
         params: &[(&str, u32)],
         ring_bytes: u32,
     ) -> Result<Probe, ToolError> {
-        // The settings go into the object's .rodata image itself (see `set_rodata_u32`).
-        let object =
-            set_rodata_u32(object, params).map_err(|msg| ToolError::Settings { tool, msg })?;
         let spec =
-            ObjectSpec::parse(&object).map_err(|source| ToolError::Object { tool, source })?;
+            ObjectSpec::parse(object).map_err(|source| ToolError::Object { tool, source })?;
         let lost_offset = spec.map(EVENTS_MAP).and_then(|m| m.lost_counter);
+        // Settings travel as `--param` does: typed through BTF into `.rodata` before load.
         let opts = LoadOptions {
+            params: params
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
             ringbuf_bytes: Some(ring_bytes),
             ..Default::default()
         };
@@ -96,44 +98,6 @@ impl Probe {
                 source,
             })
     }
-}
-
-/// A copy of the ELF object `object` whose `.rodata` holds `values` for the named `u32`
-/// globals.
-///
-/// Offsets come from the ELF symbol table: clang leaves the offsets of a `.rodata`
-/// DATASEC's variables at 0 in BTF (libbpf fixes them up only when it opens the object), so
-/// `ebpfctl_core::load`'s `--param` path, which reads BTF, would write every setting at
-/// offset 0. Patching the initial image needs no offsets from BTF at all.
-pub fn set_rodata_u32(object: &[u8], values: &[(&str, u32)]) -> Result<Vec<u8>, String> {
-    use object::{Object, ObjectSection, ObjectSymbol};
-    let file = object::File::parse(object).map_err(|e| format!("not an ELF object: {e}"))?;
-    let mut out = object.to_vec();
-    for (name, value) in values {
-        let sym = file
-            .symbols()
-            .find(|s| s.name() == Ok(*name))
-            .ok_or_else(|| format!("no setting {name} in the object"))?;
-        let idx = sym
-            .section_index()
-            .ok_or_else(|| format!("{name} is not in a section"))?;
-        let sec = file
-            .section_by_index(idx)
-            .map_err(|e| format!("{name}: {e}"))?;
-        if !sec.name().is_ok_and(|n| n.starts_with(".rodata")) || sym.size() != 4 {
-            return Err(format!("{name} is not a 4-byte .rodata global"));
-        }
-        let (start, len) = sec
-            .file_range()
-            .ok_or_else(|| format!("{name}: .rodata has no file data"))?;
-        let off = sym.address() - sec.address();
-        if off + 4 > len {
-            return Err(format!("{name} lies outside .rodata"));
-        }
-        let at = usize::try_from(start + off).map_err(|e| e.to_string())?;
-        out[at..at + 4].copy_from_slice(&value.to_ne_bytes());
-    }
-    Ok(out)
 }
 
 /// Checks that `path` is a directory of the cgroup v2 hierarchy; returns its cgroup id
