@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 
 progs() { bpftool prog list -j | python3 -c 'import json,sys; print("\n".join("%s %s %s" % (p["id"], p.get("name", ""), p["type"]) for p in json.load(sys.stdin) if p["type"] != "cgroup_device"))'; }
+# bpffs holds maps.debug / progs.debug of the kernel's bpf_preload from the moment it is mounted.
+pins() { ls -A /sys/fs/bpf 2>/dev/null | grep -vxE 'maps\.debug|progs\.debug' || true; }
 before=$(progs | sort)
+pins_before=$(pins)
 
 status=0
 cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-4}" || status=$?
@@ -19,8 +22,9 @@ if [[ -n "$leaked" ]]; then
   echo "$leaked" >&2
   status=1
 fi
-if [[ -n "$(ls -A /sys/fs/bpf 2>/dev/null)" ]]; then
-  echo "test.sh: pins left in /sys/fs/bpf: $(ls /sys/fs/bpf)" >&2
+pins_left=$(comm -13 <(echo "$pins_before" | sort) <(pins | sort) || true)
+if [[ -n "$pins_left" ]]; then
+  echo "test.sh: pins left in /sys/fs/bpf: $pins_left" >&2
   status=1
 fi
 exit $status

@@ -1,9 +1,9 @@
 //! `ebpfctl opensnoop` on the real kernel (run as root): real opens, asserted on output.
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+mod common;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -11,130 +11,13 @@ use serde_json::Value;
 /// test's tracer running.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-const BIN: &str = env!("CARGO_BIN_EXE_ebpfctl");
-
-struct Tracer {
-    child: Child,
-    stderr: mpsc::Receiver<String>,
-    stderr_lines: Vec<String>,
-}
+/// `ebpfctl opensnoop` under the shared harness; its programs are named `osnp_*`.
+struct Tracer;
 
 impl Tracer {
-    /// Starts `ebpfctl opensnoop ARGS` and waits until it is attached.
-    fn start(args: &[&str]) -> Tracer {
-        assert!(is_root(), "these tests load BPF programs: run them as root");
-        let mut child = Command::new(BIN)
-            .arg("opensnoop")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ebpfctl");
-        let (tx, rx) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut t = Tracer {
-            child,
-            stderr: rx,
-            stderr_lines: Vec::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match t.stderr.recv_timeout(left) {
-                Ok(l) => {
-                    let ready = l.contains("tracing (");
-                    t.stderr_lines.push(l);
-                    if ready {
-                        break;
-                    }
-                }
-                Err(_) => panic!(
-                    "opensnoop did not start: stderr: {:?}, status {:?}",
-                    t.stderr_lines,
-                    t.child.try_wait()
-                ),
-            }
-        }
-        t
+    fn start(args: &[&str]) -> common::Tool {
+        common::Tool::start("opensnoop", "osnp_", args)
     }
-
-    /// Stops the tracer (SIGINT) and returns its JSON events and stderr.
-    fn stop(mut self) -> (Vec<Value>, Vec<String>) {
-        // Let the last events reach the ring buffer and the 10 ms poll.
-        std::thread::sleep(Duration::from_millis(150));
-        let pid = self.child.id() as i32;
-        // SAFETY: kill(2) with a pid we spawned and a valid signal number.
-        unsafe { libc::kill(pid, libc::SIGINT) };
-        let mut out = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        while let Ok(l) = self.stderr.recv_timeout(Duration::from_secs(5)) {
-            self.stderr_lines.push(l);
-        }
-        assert!(
-            status.success(),
-            "opensnoop exited with {status}: {:?}",
-            self.stderr_lines
-        );
-        assert_nothing_loaded();
-        let events = out
-            .lines()
-            .filter(|l| l.starts_with('{'))
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}")))
-            .collect();
-        (events, self.stderr_lines)
-    }
-
-    fn stop_raw(mut self) -> String {
-        std::thread::sleep(Duration::from_millis(150));
-        // SAFETY: kill(2) with a pid we spawned and a valid signal number.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let mut out = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        assert!(self.child.wait().unwrap().success());
-        assert_nothing_loaded();
-        out
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-}
-
-/// No program of opensnoop's (osnp_*) is loaded any more.
-fn assert_nothing_loaded() {
-    let out = Command::new("bpftool")
-        .args(["-j", "prog", "show"])
-        .output()
-        .expect("bpftool is needed to check that nothing stays loaded");
-    let progs: Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
-    let ours: Vec<&Value> = progs
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with("osnp_")))
-        .collect();
-    assert!(ours.is_empty(), "opensnoop programs still loaded: {ours:?}");
 }
 
 fn marker(tag: &str) -> String {
@@ -315,7 +198,7 @@ fn table_output_extended() {
     let t = Tracer::start(&["-e", "-U", "-p", &me()]);
     let (path, f, fd) = open_temp("table");
     drop(f);
-    let out = t.stop_raw();
+    let out = t.stop_raw().0;
     std::fs::remove_file(&path).unwrap();
     let header = out.lines().next().unwrap();
     let cols: Vec<&str> = header.split_whitespace().collect();
@@ -365,13 +248,13 @@ fn a_burst_loses_nothing_and_losses_are_reported_when_forced() {
         "127.0.0.1:0",
     ]);
     let addr = t
-        .stderr_lines
+        .stderr()
         .iter()
         .find_map(|l| l.split("http://").nth(1))
         .map(|s| s.trim_end_matches("/metrics").to_string())
         .unwrap();
     // The reader is stopped during the burst: the 4 KiB ring fills and the rest is lost.
-    let tracer_pid = t.child.id() as i32;
+    let tracer_pid = t.pid() as i32;
     // SAFETY: kill(2) on the tracer we spawned.
     unsafe { libc::kill(tracer_pid, libc::SIGSTOP) };
     burst(20_000);
@@ -415,7 +298,7 @@ fn bad_input_is_one_line_and_nonzero() {
         &["--duration=0"],
         &["--metrics-addr", "nope"],
     ] {
-        let out = Command::new(BIN)
+        let out = Command::new(common::bin())
             .arg("opensnoop")
             .args(args)
             .output()

@@ -269,7 +269,9 @@ fn xdp_counter_on_loopback_with_endpoint_labels() {
 
 #[test]
 fn table_output_shows_each_map() {
-    let obj = example("sleep_latency");
+    // A copy with its own program names: the histogram test runs the same example meanwhile.
+    let src = std::fs::read_to_string(repo().join("examples/sleep_latency.bpf.c")).unwrap();
+    let obj = build_source("sleep_table", &src.replace("int sleep_e", "int table_e"));
     let run = Run::start(&[
         "run",
         obj.to_str().unwrap(),
@@ -278,14 +280,16 @@ fn table_output_shows_each_map() {
         "--no-metrics",
         "--interval",
         "100ms",
+        "--param",
+        "target_comm=ebpfctl-table",
     ]);
-    target(&["sleep", "2", "1000"]);
+    target_as("ebpfctl-table", &["sleep", "2", "1000"]);
     std::thread::sleep(std::time::Duration::from_millis(400));
     let (st, out, _) = run.stop();
     assert!(st.success());
     let text = String::from_utf8_lossy(&out);
     assert!(
-        text.contains("sleeps") && text.contains("LATENCY") && text.contains("ebpfctl-example"),
+        text.contains("sleeps") && text.contains("LATENCY") && text.contains("ebpfctl-table"),
         "{text}"
     );
     assert!(
@@ -303,7 +307,7 @@ const LOSSY: &str = r#"
 struct ev { __u64 n; char pad[56]; };
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); __type(value, struct ev); } print_flood SEC(".maps");
 EBPFCTL_LOST_COUNTER(print_flood);
-const volatile char target_comm[16] = "ebpfctl-example";
+const volatile char target_comm[16] = "ebpfctl-lossy";
 SEC("tracepoint/syscalls/sys_enter_getppid")
 int flood(void *ctx) {
     char c[16];
@@ -333,7 +337,7 @@ fn lost_events_are_counted_and_reported_in_every_output() {
         "--interval",
         "100ms",
     ]);
-    target(&["getppid", "1"]);
+    target_as("ebpfctl-lossy", &["getppid", "1"]);
     let lines = run.wait_json("a loss record", |v| {
         v.iter().any(|e| e.get("_lost").is_some())
     });
@@ -676,7 +680,7 @@ const HIST_KEY: &str = r#"
 struct sized { __u32 kind; __u64 bytes; };
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 1 << 16); __type(value, struct sized); } hist_sizes SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 8); __type(key, __u32); __type(value, __u64); } hist_linear SEC(".maps");
-const volatile char target_comm[16] = "ebpfctl-example";
+const volatile char target_comm[16] = "ebpfctl-histkey";
 SEC("tracepoint/syscalls/sys_enter_getppid")
 int histkey(void *ctx) {
     char c[16];
@@ -720,7 +724,7 @@ fn hist_key_and_linear_slots_choose_what_is_observed() {
         "--hist-linear-step",
         "100",
     ]);
-    target(&["getppid", "4"]);
+    target_as("ebpfctl-histkey", &["getppid", "4"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let m = run.scrape();
     promtool_ok(&m);

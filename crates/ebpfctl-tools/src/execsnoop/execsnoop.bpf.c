@@ -152,7 +152,13 @@ static long arg_step(__u64 index, void *ctx)
 
 	if (!e)
 		return 1;
-	if (bpf_probe_read_user(&arg, sizeof(arg), &w->argv[index]) || !arg) {
+	if (bpf_probe_read_user(&arg, sizeof(arg), &w->argv[index])) {
+		/* The argv array itself is not readable (a page not faulted in yet): flag it. */
+		e->flags |= ESNP_F_ARGS_TRUNC;
+		w->end = true;
+		return 1;
+	}
+	if (!arg) {
 		w->end = true;
 		return 1;
 	}

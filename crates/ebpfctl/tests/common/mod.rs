@@ -26,6 +26,8 @@ pub fn tmp() -> PathBuf {
     d
 }
 
+/// Runs `make` once per key in this test process. `make` must not call `once_per_key` itself
+/// (the lock is held while it runs, so concurrent callers wait for the first).
 fn once_per_key(key: &str, make: impl FnOnce() -> PathBuf) -> PathBuf {
     static DONE: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let mut done = DONE
@@ -78,7 +80,7 @@ pub fn target_dir() -> PathBuf {
     once_per_key("target", || {
         let dir = tmp().join("bin");
         std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("ebpfctl-example-target");
+        let out = dir.join(TARGET);
         let o = Command::new("gcc")
             .args(["-O1", "-Wall", "-I"])
             .arg(repo().join("include"))
@@ -98,10 +100,23 @@ pub fn target_dir() -> PathBuf {
 
 /// Runs the example target with arguments; returns its pid after it exited successfully.
 pub fn target(args: &[&str]) -> u32 {
-    let mut child = Command::new(target_dir().join("ebpfctl-example-target"))
-        .args(args)
-        .spawn()
-        .unwrap();
+    target_as(TARGET, args)
+}
+
+const TARGET: &str = "ebpfctl-example-target";
+
+/// Runs the example target under another file name, so its command name (the first 15
+/// bytes) tells its events apart from other tests running at the same time.
+pub fn target_as(name: &str, args: &[&str]) -> u32 {
+    let dir = target_dir();
+    let path = dir.join(name);
+    if name != TARGET {
+        once_per_key(&format!("target-as-{name}"), || {
+            std::fs::copy(dir.join(TARGET), &path).unwrap();
+            path.clone()
+        });
+    }
+    let mut child = Command::new(&path).args(args).spawn().unwrap();
     let pid = child.id();
     let st = child.wait().unwrap();
     assert!(st.success(), "target {args:?} failed: {st}");
@@ -122,11 +137,28 @@ impl Run {
     }
 
     pub fn start_with_env(args: &[&str], env: &[(&str, String)]) -> Run {
+        Self::start_until(args, env, "running:")
+    }
+
+    /// Starts `ebpfctl ARGS` and waits until a stderr line contains `ready`.
+    pub fn start_until(args: &[&str], env: &[(&str, String)], ready: &str) -> Run {
+        // SAFETY: geteuid has no arguments and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        assert!(euid == 0, "these tests load BPF programs: run them as root");
         let mut cmd = Command::new(bin());
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // If the test process dies (killed, timed out), take ebpfctl with it: an orphan would
+        // keep its programs loaded and confuse later tests.
+        // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -159,13 +191,13 @@ impl Run {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if run.stderr().iter().any(|l| l.contains("running:")) {
+            if run.stderr().iter().any(|l| l.contains(ready)) {
                 return run;
             }
             if let Ok(Some(st)) = run.child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
                 panic!(
-                    "ebpfctl {args:?} exited ({st}) before running:\n{}",
+                    "ebpfctl {args:?} exited ({st}) before {ready:?}:\n{}",
                     run.stderr().join("\n")
                 );
             }
@@ -375,4 +407,81 @@ pub fn assert_one_line_error(o: &Output, want: &str) {
     assert_eq!(lines.len(), 1, "expected one line, got:\n{err}");
     assert!(lines[0].starts_with("ebpfctl: error:"), "{err}");
     assert!(lines[0].contains(want), "expected {want:?} in: {err}");
+}
+
+/// A running tool (`ebpfctl execsnoop|opensnoop ...`) whose programs share a name prefix.
+pub struct Tool {
+    run: Run,
+    name: &'static str,
+    prefix: &'static str,
+}
+
+impl Tool {
+    /// Starts `ebpfctl TOOL ARGS` and waits for its "tracing (" notice.
+    pub fn start(tool: &'static str, prefix: &'static str, args: &[&str]) -> Tool {
+        let mut all = vec![tool];
+        all.extend_from_slice(args);
+        Tool {
+            run: Run::start_until(&all, &[], "tracing ("),
+            name: tool,
+            prefix,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.run.pid()
+    }
+
+    pub fn stderr(&self) -> Vec<String> {
+        self.run.stderr()
+    }
+
+    /// Stops the tool (SIGINT) after letting the last events through; checks it exited 0
+    /// and left none of its programs; returns stdout and stderr.
+    pub fn stop_raw(self) -> (String, Vec<String>) {
+        std::thread::sleep(Duration::from_millis(150));
+        let (name, prefix) = (self.name, self.prefix);
+        let (status, out, err) = self.run.stop();
+        assert!(status.success(), "{name} exited with {status}: {err:?}");
+        assert_unloaded_prefix(prefix);
+        (String::from_utf8_lossy(&out).into_owned(), err)
+    }
+
+    /// As [`Tool::stop_raw`], with stdout's JSON lines parsed.
+    pub fn stop(self) -> (Vec<serde_json::Value>, Vec<String>) {
+        let (out, err) = self.stop_raw();
+        let events = out
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}")))
+            .collect();
+        (events, err)
+    }
+}
+
+/// Fails if any program whose name starts with `prefix` is still loaded (after up to 3 s).
+pub fn assert_unloaded_prefix(prefix: &str) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let o = Command::new("bpftool")
+            .args(["-j", "prog", "show"])
+            .output()
+            .expect("bpftool is needed to check that nothing stays loaded");
+        let progs: serde_json::Value = serde_json::from_slice(&o.stdout).expect("bpftool JSON");
+        let left: Vec<String> = progs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+            .map(|p| p.to_string())
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "programs {prefix}* still loaded: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
