@@ -30,6 +30,15 @@ fn datasec_id(btf: &Btf, name: &str) -> Option<u32> {
     btf.find(name, Kind::Datasec).next()
 }
 
+/// The map definition struct of map `name` in section `section`: DATASEC → VAR → struct.
+fn map_def_struct(btf: &Btf, section: &str, name: &str) -> Option<u32> {
+    let Data::Datasec(vars) = &btf.get(datasec_id(btf, section)?).ok()?.data else {
+        return None;
+    };
+    let var = vars.iter().find(|v| btf.name(v.type_id) == name)?;
+    btf.resolve(btf.get(var.type_id).ok()?.size_or_type).ok()
+}
+
 pub fn normalise(bytes: &[u8], elf: &Elf, mut btf: Option<Btf>) -> Result<Normalised, ObjectError> {
     let mut out = bytes.to_vec();
     let mut changes = Vec::new();
@@ -66,19 +75,9 @@ pub fn normalise(bytes: &[u8], elf: &Elf, mut btf: Option<Btf>) -> Result<Normal
             (None, Some(k)) => (Some(k), Some(KeywordSource::Prefix)),
             (None, None) => (None, None),
         };
-        let def = btf.as_ref().and_then(|b| {
-            let ds = datasec_id(b, &sec.name)?;
-            let Ok(crate::btf::Type {
-                data: Data::Datasec(vars),
-                ..
-            }) = b.get(ds)
-            else {
-                return None;
-            };
-            let var = vars.iter().find(|v| b.name(v.type_id) == sym.name)?;
-            let var_t = b.get(var.type_id).ok()?;
-            Some(read_map_def(b, b.resolve(var_t.size_or_type).ok()?))
-        });
+        let def = btf
+            .as_ref()
+            .and_then(|b| Some(read_map_def(b, map_def_struct(b, &sec.name, &sym.name)?)));
         let def = def.unwrap_or_default();
         maps.push(MapSpec {
             name: sym.name.clone(),
@@ -115,22 +114,7 @@ pub fn normalise(bytes: &[u8], elf: &Elf, mut btf: Option<Btf>) -> Result<Normal
             }
             _ => continue,
         };
-        let def_id = datasec_id(b, &m.section).and_then(|ds| match b.get(ds) {
-            Ok(crate::btf::Type {
-                data: Data::Datasec(vars),
-                ..
-            }) => vars
-                .iter()
-                .find(|v| b.name(v.type_id) == m.name)
-                .map(|v| v.type_id),
-            _ => None,
-        });
-        let Some(var_id) = def_id else { continue };
-        let Ok(struct_id) = b
-            .get(var_id)
-            .map(|t| t.size_or_type)
-            .and_then(|t| b.resolve(t))
-        else {
+        let Some(struct_id) = map_def_struct(b, &m.section, &m.name) else {
             continue;
         };
         let names: Vec<u32> = strip.iter().map(|n| b.add_string(n)).collect();
