@@ -73,8 +73,8 @@ impl Default for Config {
             filters: Filters::default(),
             duration: None,
             metrics_addr: None,
-            ring_bytes: 2 << 20,
-            wakeup_bytes: 128 << 10,
+            ring_bytes: 512 << 10,
+            wakeup_bytes: 64 << 10,
         }
     }
 }

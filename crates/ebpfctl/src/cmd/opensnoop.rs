@@ -52,7 +52,7 @@ pub struct Args {
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<String>,
     /// Ring buffer size in KiB (a power of two); raise it if events are reported lost.
-    #[arg(long, default_value_t = 2048, value_name = "KIB")]
+    #[arg(long, default_value_t = 512, value_name = "KIB")]
     ring_kib: u32,
 }
 
