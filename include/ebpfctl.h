@@ -93,6 +93,41 @@ typedef ebpfctl_l4_endpoint l4_endpoint;
 		__ebpfctl_r;                                                  \
 	})
 
+/* ---- batched wake-ups ----------------------------------------------------------- *
+ * Waking user space for every ring-buffer record costs more than most probes do. Declare
+ * a counter with EBPFCTL_BATCHED_WAKEUPS(name) and submit with
+ *   bpf_ringbuf_submit(e, ebpfctl_wakeup_flags(&name, threshold, size));
+ * the reader is woken once `threshold` bytes went out from this CPU since its last
+ * wake-up (0: the kernel's default wake-ups); in between it finds records when it polls.
+ * The count is kept per CPU, not read from the ring (bpf_ringbuf_query reads the reader's
+ * position, a cache line the reader rewrites after every record). */
+#define EBPFCTL_BATCHED_WAKEUPS(name)                                         \
+	struct {                                                              \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                      \
+		__uint(max_entries, 1);                                       \
+		__type(key, __u32);                                           \
+		__type(value, __u64);                                         \
+	} name SEC(".maps")
+
+#ifdef __bpf__ /* BPF-side only: the header is shared with user space for its typedefs */
+static __always_inline __u64 ebpfctl_wakeup_flags(void *counter, __u64 threshold, __u32 size)
+{
+	__u32 zero = 0;
+	__u64 *n;
+
+	if (!threshold)
+		return 0;
+	n = bpf_map_lookup_elem(counter, &zero);
+	if (!n)
+		return 0;
+	*n += size;
+	if (*n < threshold)
+		return BPF_RB_NO_WAKEUP;
+	*n = 0;
+	return BPF_RB_FORCE_WAKEUP;
+}
+#endif
+
 /* ---- histogram slots ---------------------------------------------------------- */
 
 /* floor(log2(v)) for v > 0, 0 for 0: the slot of a log2 histogram map. */

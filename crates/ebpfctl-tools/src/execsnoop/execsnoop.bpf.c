@@ -100,30 +100,10 @@ struct {
 /* Bytes sent by this CPU since it last woke the reader. Kept per CPU rather than asking the
  * ring buffer (bpf_ringbuf_query), which reads the reader's position: a cache line the
  * reader writes after every record. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} unwoken SEC(".maps");
+EBPFCTL_BATCHED_WAKEUPS(unwoken);
 
 /* Wake the reader only once `esnp_wakeup_bytes` went out from this CPU without a wake-up. */
-static __always_inline __u64 wake_flags(__u32 size)
-{
-	__u32 zero = 0;
-	__u64 *n;
-
-	if (!esnp_wakeup_bytes)
-		return 0;
-	n = bpf_map_lookup_elem(&unwoken, &zero);
-	if (!n)
-		return 0;
-	*n += size;
-	if (*n < esnp_wakeup_bytes)
-		return BPF_RB_NO_WAKEUP;
-	*n = 0;
-	return BPF_RB_FORCE_WAKEUP;
-}
+#define wake_flags(size) ebpfctl_wakeup_flags(&unwoken, esnp_wakeup_bytes, size)
 
 static __always_inline bool cgroup_passes(void)
 {
