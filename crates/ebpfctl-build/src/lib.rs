@@ -300,5 +300,41 @@ pub fn compile_for_build_script(
         cflags: vec![],
     }
     .run()?;
+    strip_dwarf(&out)?;
     Ok(out)
+}
+
+/// Removes DWARF from an object, keeping `.BTF` and `.BTF.ext` (types, line info): what a
+/// shipped probe needs. Embedded in the binary, the DWARF of vmlinux types would be 20× the
+/// probe and be paged in at every load.
+pub fn strip_dwarf(obj: &Path) -> Result<(), BuildError> {
+    let clang = find_clang()?;
+    // llvm-strip sits beside clang with the same version suffix (clang-19 → llvm-strip-19).
+    let name = clang
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("clang");
+    let strip = clang.with_file_name(name.replacen("clang", "llvm-strip", 1));
+    let strip = if strip.is_file() {
+        strip
+    } else {
+        PathBuf::from("llvm-strip")
+    };
+    let output = Command::new(&strip)
+        .arg("--strip-debug")
+        .arg(obj)
+        .output()
+        .map_err(io_err(format!(
+            "run {} (apt-get install llvm-19)",
+            strip.display()
+        )))?;
+    if !output.status.success() {
+        return Err(BuildError::CompileFailed {
+            src: obj.to_path_buf(),
+            stderr: String::from_utf8_lossy(&output.stderr)
+                .trim_end()
+                .to_string(),
+        });
+    }
+    Ok(())
 }
