@@ -19,7 +19,7 @@ pub const BUCKETS: &[f64] = &[
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ClientLabels {
+pub struct HttpLabels {
     pub http_request_method: String,
     /// Empty when the request failed.
     pub http_response_status_code: String,
@@ -33,18 +33,6 @@ pub struct ClientLabels {
     pub service_name: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ServerLabels {
-    pub http_request_method: String,
-    pub http_response_status_code: String,
-    pub server_address: String,
-    pub server_port: String,
-    pub url_scheme: String,
-    pub network_protocol_version: String,
-    pub error_type: String,
-    pub service_name: String,
-}
-
 fn new_histogram() -> Histogram {
     Histogram::new(BUCKETS.iter().copied())
 }
@@ -52,8 +40,8 @@ fn new_histogram() -> Histogram {
 /// The metrics of one `observe` run.
 pub struct Metrics {
     pub registry: Arc<Mutex<Registry>>,
-    client: Family<ClientLabels, Histogram, fn() -> Histogram>,
-    server: Family<ServerLabels, Histogram, fn() -> Histogram>,
+    client: Family<HttpLabels, Histogram, fn() -> Histogram>,
+    server: Family<HttpLabels, Histogram, fn() -> Histogram>,
     lost: Counter,
     lost_seen: u64,
 }
@@ -116,12 +104,10 @@ pub fn error_type(r: &Request) -> String {
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
-        let client = Family::<ClientLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-            new_histogram,
-        );
-        let server = Family::<ServerLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-            new_histogram,
-        );
+        let client =
+            Family::<HttpLabels, Histogram, fn() -> Histogram>::new_with_constructor(new_histogram);
+        let server =
+            Family::<HttpLabels, Histogram, fn() -> Histogram>::new_with_constructor(new_histogram);
         let lost = Counter::default();
         registry.register_with_unit(
             "http_client_request_duration",
@@ -157,34 +143,21 @@ impl Metrics {
         } else {
             r.status.to_string()
         };
-        match r.kind {
-            Kind::Client => {
-                let l = ClientLabels {
-                    http_request_method: method_label(&r.method),
-                    http_response_status_code: status,
-                    server_address: addr,
-                    server_port: port,
-                    url_scheme: r.scheme.clone(),
-                    network_protocol_version: protocol_version(&r.proto),
-                    error_type: error_type(r),
-                    service_name: r.service.clone(),
-                };
-                self.client.get_or_create(&l).observe(secs);
-            }
-            Kind::Server => {
-                let l = ServerLabels {
-                    http_request_method: method_label(&r.method),
-                    http_response_status_code: status,
-                    server_address: addr,
-                    server_port: port,
-                    url_scheme: r.scheme.clone(),
-                    network_protocol_version: protocol_version(&r.proto),
-                    error_type: error_type(r),
-                    service_name: r.service.clone(),
-                };
-                self.server.get_or_create(&l).observe(secs);
-            }
-        }
+        let labels = HttpLabels {
+            http_request_method: method_label(&r.method),
+            http_response_status_code: status,
+            server_address: addr,
+            server_port: port,
+            url_scheme: r.scheme.clone(),
+            network_protocol_version: protocol_version(&r.proto),
+            error_type: error_type(r),
+            service_name: r.service.clone(),
+        };
+        let family = match r.kind {
+            Kind::Client => &self.client,
+            Kind::Server => &self.server,
+        };
+        family.get_or_create(&labels).observe(secs);
     }
 
     /// Brings the lost-event counter up to `total`.

@@ -21,7 +21,6 @@ use regex::Regex;
 pub use event::{flag_names, DecodeError, Open, Syscall};
 pub use print::TableStyle;
 
-use crate::common::fmt;
 use crate::common::probe::{self, Probe};
 use crate::common::report::{self, LoopConfig, Metrics, Output};
 use crate::common::ToolError;
@@ -113,7 +112,6 @@ impl Config {
 struct Printer<'a> {
     cfg: &'a Config,
     out: &'a RefCell<Output>,
-    clock: fmt::Rfc3339Cache,
     ok: Counter,
     failed: Counter,
     start_unix_ns: i128,
@@ -137,7 +135,7 @@ impl Printer<'_> {
         }
         let mut out = self.out.borrow_mut();
         if self.cfg.json {
-            print::json(out.buf(), &o, &mut self.clock);
+            print::json(out.buf(), &o);
         } else {
             let since = ktime_to_unix_ns(o.time_ns) - self.start_unix_ns;
             print::table_row(out.buf(), &self.cfg.table, &o, since);
@@ -180,7 +178,6 @@ pub fn run(
     let printer = RefCell::new(Printer {
         cfg,
         out: &out,
-        clock: fmt::Rfc3339Cache::default(),
         ok: counter("ok"),
         failed: counter("error"),
         start_unix_ns: ktime_to_unix_ns(monotonic_now_ns()),

@@ -17,12 +17,9 @@ pub struct TableStyle {
 }
 
 /// Appends one JSON line.
-pub fn json(out: &mut Vec<u8>, o: &Open<'_>, clock: &mut fmt::Rfc3339Cache) {
+pub fn json(out: &mut Vec<u8>, o: &Open<'_>) {
     out.extend_from_slice(b"{\"type\":\"open\"");
-    fmt::key(out, "time", false);
-    out.push(b'"');
-    clock.push(out, ktime_to_unix_ns(o.time_ns));
-    out.push(b'"');
+    fmt::time(out, "time", ktime_to_unix_ns(o.time_ns));
     fmt::uint(out, "pid", u64::from(o.pid));
     fmt::uint(out, "tid", u64::from(o.tid));
     fmt::string(out, "comm", &o.comm());
