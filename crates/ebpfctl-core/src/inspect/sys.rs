@@ -318,13 +318,7 @@ pub(crate) fn boottime_to_rfc3339(ns: u64) -> String {
         ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
     };
     let wall = now(libc::CLOCK_REALTIME) - now(libc::CLOCK_BOOTTIME) + ns as i128;
-    time::OffsetDateTime::from_unix_timestamp_nanos(wall)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| format!("boot+{ns}ns"))
+    crate::decode::time::rfc3339_ns(wall)
 }
 
 /// Information about one kernel BTF object.

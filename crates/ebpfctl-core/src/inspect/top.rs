@@ -251,9 +251,7 @@ impl Sampler {
                 .then(a.id.cmp(&b.id))
         });
         Ok(Frame {
-            time: time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            time: crate::decode::time::now_rfc3339(),
             interval_s: dt,
             programs: rows,
         })
