@@ -4,7 +4,7 @@
 //! Ring buffers: the kernel counts nothing when `bpf_ringbuf_reserve` fails, so probes count
 //! their own failures in a `.bss` global `ebpfctl_lost_<map>` (see `include/ebpfctl.h`);
 //! [`LossSource::BssCounter`] reads it. Perf buffers: libbpf reports lost samples per CPU.
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -208,10 +208,5 @@ impl Consumer<'_> {
             p.consume().map_err(ConsumeError::Buffer)?;
         }
         Ok(())
-    }
-
-    /// The epoll descriptor covering every buffer, for callers with their own event loop.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.epoll.as_fd()
     }
 }

@@ -448,15 +448,28 @@ fn list_params_shows_types_and_defaults() {
 #[test]
 fn duration_ends_the_run_and_flushes() {
     let obj = example("exec_print");
+    // An exec during the run must be in stdout when the process ends by itself.
+    target_dir();
+    let trigger = std::thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        target_as("ebpfctl-flush", &["getppid", "1"])
+    });
     let o = ebpfctl(&[
         "run",
         obj.to_str().unwrap(),
         "-o",
         "json",
         "--duration",
-        "1",
+        "2",
     ]);
+    let pid = trigger.join().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines = parse_lines(&o.stdout);
+    assert!(
+        lines.iter().any(|e| e["pid"] == pid),
+        "exec of {pid} not flushed: {} lines",
+        lines.len()
+    );
     assert_unloaded(&["exec_print"]);
 }
 

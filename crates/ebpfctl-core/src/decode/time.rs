@@ -74,11 +74,6 @@ pub fn write_now_quoted(out: &mut Vec<u8>) {
     write_rfc3339_quoted(clock_ns(libc::CLOCK_REALTIME), out);
 }
 
-/// RFC 3339 wall-clock time for a `bpf_ktime_get_ns()` value.
-pub fn ktime_to_rfc3339(ktime_ns: u64) -> String {
-    rfc3339_ns(i128::from(ktime_ns) + monotonic_to_wall())
-}
-
 /// Wall-clock Unix ns for a `bpf_ktime_get_ns()` value.
 pub fn ktime_to_unix_ns(ktime_ns: u64) -> i128 {
     i128::from(ktime_ns) + monotonic_to_wall()
