@@ -39,6 +39,15 @@ func main() {
 		mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) })
 		mux.HandleFunc("/missing", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(404); w.Write([]byte("nope")) })
 		mux.HandleFunc("/empty", func(w http.ResponseWriter, r *http.Request) {})
+		mux.HandleFunc("/hijack", func(w http.ResponseWriter, r *http.Request) {
+			c, buf, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				panic(err)
+			}
+			buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nraw")
+			buf.Flush()
+			c.Close()
+		})
 		mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 			time.Sleep(50 * time.Millisecond)
 			w.WriteHeader(201)
@@ -222,9 +231,11 @@ fn free_port() -> u16 {
 const PROBE_NAMES: &[&str] = &[
     "client_enter",
     "client_return",
+    "client_deferred",
     "server_enter",
+    "server_finish",
+    "server_hijack",
     "server_return",
-    "server_status",
 ];
 
 /// Names of observe's programs still loaded in the kernel.
@@ -427,8 +438,8 @@ fn check_fields(go: Go, build: Build) {
     let name = format!("obs-{:?}-{:?}", go, build).to_lowercase();
     let bin = private_copy(&built, &name);
     let bin_s = bin.to_str().unwrap();
-    // 5 client requests (one fails) + 4 server requests.
-    let obs = Observer::start(&[bin_s, "-o", "json", "--count", "9", "--poll-ms", "50"]);
+    // 6 client requests (one fails) + 5 server requests (one hijacked).
+    let obs = Observer::start(&[bin_s, "-o", "json", "--count", "11", "--poll-ms", "50"]);
     let server = Server::start(&bin, &[("NAME", "backend")]);
     let port = server.port;
     let base = format!("http://127.0.0.1:{port}");
@@ -438,6 +449,7 @@ fn check_fields(go: Go, build: Build) {
         format!("{base}/missing"),
         format!("{base}/empty"),
         format!("{base}/slow"),
+        format!("{base}/hijack"),
         format!("http://127.0.0.1:{dead}/refused"),
     ];
     let (client_pid, said) = client(
@@ -446,18 +458,19 @@ fn check_fields(go: Go, build: Build) {
         &[("SERVICE_NAME", "frontend"), ("TRACEPARENT", TRACEPARENT)],
     );
     assert_eq!(
-        &said[..4],
-        &["200 5", "404 4", "200 0", "201 6"],
+        &said[..5],
+        &["200 5", "404 4", "200 0", "201 6", "200 3"],
         "client output {said:?}"
     );
-    assert!(said[4].contains("connection refused"), "{said:?}");
+    assert!(said[5].contains("connection refused"), "{said:?}");
     let (out, diag) = obs.finish(false, Duration::from_secs(20));
     assert!(
-        diag.iter().any(|l| l.contains("9 requests, 0 lost events")),
+        diag.iter()
+            .any(|l| l.contains("11 requests, 0 lost events")),
         "{diag:#?}"
     );
     let events = parse_events(&out);
-    assert_eq!(events.len(), 9, "{out}");
+    assert_eq!(events.len(), 11, "{out}");
     let comm: String = name.chars().take(15).collect();
     let expect = [
         ("/ok", 200, 5),
@@ -487,6 +500,7 @@ fn check_fields(go: Go, build: Build) {
             assert_eq!(n(e, "content_length"), len, "{e}");
             assert_eq!(s(e, "comm"), comm);
             assert!(e["error"].is_null(), "{e}");
+            assert!(e.get("hijacked").is_none(), "{e}");
             assert!(n(e, "goroutine") > 0);
             assert!(n(e, "tid") > 0);
             let now_ns = std::time::SystemTime::now()
@@ -522,6 +536,19 @@ fn check_fields(go: Go, build: Build) {
             }
         }
     }
+    // A hijacked connection: the client got the handler's raw response; the server event
+    // says so, with no status (the handler wrote none through the ResponseWriter).
+    let hijack = |kind: &str| {
+        events
+            .iter()
+            .find(|e| s(e, "kind") == kind && s(e, "path") == "/hijack")
+            .unwrap_or_else(|| panic!("no {kind} event for /hijack in {out}"))
+    };
+    assert_eq!(n(hijack("client"), "status"), 200);
+    assert_eq!(n(hijack("client"), "content_length"), 3);
+    assert_eq!(hijack("server")["hijacked"], true, "{}", hijack("server"));
+    assert_eq!(n(hijack("server"), "status"), 0);
+    assert!(s(hijack("server"), "remote_addr").starts_with("127.0.0.1:"));
     // The client's span covers the server's.
     let dur = |kind: &str| {
         n(
@@ -599,12 +626,30 @@ fn inspect_reports_symbol_and_offset_sources() {
         assert_eq!(v["offsets_from"], if stripped { "table" } else { "dwarf" });
         let want = if go == Go::Old { "go1.19" } else { "go1.27.3" };
         assert!(s(&v, "go_version").starts_with(want), "{v}");
-        for f in ["client", "server", "write_header"] {
+        for f in ["client", "server", "finish_request", "hijack"] {
             assert!(
                 v[f]["ret_offsets"]
                     .as_array()
                     .is_some_and(|a| !a.is_empty()),
                 "{f}: {v}"
+            );
+            // Every entry probe sits on the stack check's jump, which the kernel emulates.
+            assert_eq!(v[f]["entry_emulated"], true, "{f}: {v}");
+        }
+        // Go >= 1.23: roundTrip's returns through its deferred closure need no RET probe.
+        let exit = &v["client_exit"];
+        if go == Go::Old {
+            assert!(exit.is_null(), "{v}");
+        } else {
+            assert_eq!(exit["closure"]["entry_emulated"], true, "{v}");
+            let covered = exit["covered_rets"].as_array().unwrap();
+            assert!(!covered.is_empty(), "{v}");
+            assert_eq!(covered.len(), exit["returns"].as_array().unwrap().len());
+            let rets = v["client"]["ret_offsets"].as_array().unwrap();
+            assert!(covered.iter().all(|c| rets.contains(c)), "{v}");
+            assert!(
+                covered.len() < rets.len(),
+                "early returns keep RET probes: {v}"
             );
         }
     }
@@ -631,7 +676,8 @@ fn table_and_pclntab_agree_with_dwarf_and_symtab() {
         for (a, b) in [
             (&t.binary.round_trip, &st.binary.round_trip),
             (&t.binary.serve_http, &st.binary.serve_http),
-            (&t.binary.write_header, &st.binary.write_header),
+            (&t.binary.finish_request, &st.binary.finish_request),
+            (&t.binary.hijack, &st.binary.hijack),
         ] {
             let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
             assert_eq!(a.name, b.name);
@@ -644,6 +690,15 @@ fn table_and_pclntab_agree_with_dwarf_and_symtab() {
             );
             assert_eq!(a.ret_offsets.len(), b.ret_offsets.len(), "{}", a.name);
         }
+        // The deferred-closure analysis does not depend on the symbol table.
+        let exit = |t: &ebpfctl_tools::observe::Target| {
+            t.binary
+                .client_exit
+                .as_ref()
+                .map(|x| (x.closure.name.clone(), x.returns.len()))
+        };
+        assert_eq!(exit(&t), exit(&st), "{go:?}");
+        assert_eq!(exit(&t).is_some(), go == Go::New, "{go:?}");
     }
 }
 
@@ -1009,4 +1064,52 @@ fn otlp_export_links_traceparent() {
         Vec::<String>::new(),
         "probes left loaded"
     );
+}
+
+/// Run counts of observe's loaded programs by name (BPF statistics must be on).
+fn probe_run_counts() -> std::collections::HashMap<String, u64> {
+    let out = Command::new("bpftool")
+        .args(["-j", "prog", "show"])
+        .output()
+        .expect("bpftool prog show");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(vec![]));
+    let mut counts = std::collections::HashMap::new();
+    for p in v.as_array().into_iter().flatten() {
+        if let Some(name) = p["name"].as_str().filter(|n| PROBE_NAMES.contains(n)) {
+            *counts.entry(name.to_owned()).or_default() += p["run_cnt"].as_u64().unwrap_or(0);
+        }
+    }
+    counts
+}
+
+/// Go >= 1.23: successful requests end at roundTrip's deferred closure (an emulated probe)
+/// and the server's at finishRequest: no RET probe runs on that path.
+#[test]
+fn success_path_takes_no_ret_probe() {
+    let _live = live_lock();
+    let _stats = ebpfctl_core::inspect::top::StatsGuard::enable().expect("BPF statistics");
+    let bin = private_copy(&go_build(Go::New, Build::Normal, false), "obs-noret");
+    let obs = Observer::start(&[bin.to_str().unwrap(), "-o", "json", "--poll-ms", "50"]);
+    let server = Server::start(&bin, &[]);
+    let url = format!("http://127.0.0.1:{}/ok", server.port);
+    let (_, said) = client(&bin, &[url.clone(), url.clone(), url], &[]);
+    assert_eq!(said, ["200 5", "200 5", "200 5"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let counts = loop {
+        let c = probe_run_counts();
+        if c.get("client_deferred").copied().unwrap_or(0) >= 3 || Instant::now() > deadline {
+            break c;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (out, diag) = obs.finish(true, Duration::from_secs(20));
+    assert_eq!(parse_events(&out).len(), 6, "{out} {diag:?} {counts:?}");
+    let get = |k: &str| counts.get(k).copied().unwrap_or(0);
+    assert_eq!(get("client_enter"), 3, "{counts:?}");
+    assert!(get("client_deferred") >= 3, "{counts:?}");
+    assert_eq!(get("client_return"), 0, "{counts:?}");
+    assert_eq!(get("server_finish"), 3, "{counts:?}");
+    assert_eq!(get("server_return"), 0, "{counts:?}");
+    drop(server);
+    assert_eq!(observe_programs_loaded(), Vec::<String>::new());
 }

@@ -775,3 +775,67 @@ fn hist_key_and_linear_slots_choose_what_is_observed() {
     run.stop();
     assert_unloaded(&["histkey"]);
 }
+
+/// File offset of `symbol` in the ELF executable at `path` (through its PT_LOAD segments).
+fn file_offset(path: &std::path::Path, symbol: &str) -> u64 {
+    use object::{Object, ObjectSegment, ObjectSymbol};
+    let data = std::fs::read(path).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let addr = file
+        .symbols()
+        .find(|s| s.name() == Ok(symbol))
+        .unwrap_or_else(|| panic!("{symbol} not in {}", path.display()))
+        .address();
+    file.segments()
+        .find_map(|seg| {
+            let (off, size) = seg.file_range();
+            (addr >= seg.address() && addr < seg.address() + size)
+                .then(|| addr - seg.address() + off)
+        })
+        .unwrap()
+}
+
+#[test]
+fn uprobe_at_a_file_offset() {
+    let bin = target_dir().join("ebpfctl-example-target");
+    let off = file_offset(&bin, "ebpfctl_example_probe");
+    let src = format!(
+        r#"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+struct {{ __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); }} counter_offset_hits SEC(".maps");
+SEC("uprobe/{}:{off:#x}") int at_offset(void *ctx) {{ __u32 k = 0; __u64 *n = bpf_map_lookup_elem(&counter_offset_hits, &k); if (n) __sync_fetch_and_add(n, 1); return 0; }}
+char LICENSE[] SEC("license") = "GPL";
+"#,
+        bin.display()
+    );
+    let obj = build_source("uprobe_offset", &src);
+    let run = Run::start(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "none",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    target(&["sample"]);
+    target(&["sample"]);
+    let m = run.scrape();
+    assert_eq!(sample(&m, "ebpfctl_offset_hits_total"), Some(2.0), "{m}");
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+    assert_unloaded(&["at_offset"]);
+    // An offset past the end of the file: one line naming the target, nothing left loaded.
+    let bad = src.replace(&format!("{off:#x}"), "0x7fffffff");
+    let obj = build_source("uprobe_bad_offset", &bad);
+    let o = ebpfctl(&[
+        "run",
+        obj.to_str().unwrap(),
+        "--strict",
+        "-o",
+        "none",
+        "--no-metrics",
+    ]);
+    assert_one_line_error(&o, "is past the end of");
+    assert_unloaded(&["at_offset"]);
+}

@@ -10,6 +10,7 @@ const HDR_OFFSET: usize = 520;
 pub const PROC_SIZE: usize = 8 + 8192;
 
 const F_ERROR: u8 = 1;
+const F_HIJACKED: u8 = 2;
 const F_TLS: u8 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -60,6 +61,10 @@ pub struct Request {
     pub remote_addr: Option<String>,
     /// Client: why roundTrip failed.
     pub error: Option<String>,
+    /// Server: the handler took over the connection (`Hijack`); `status` is what it set
+    /// through the ResponseWriter, 0 when nothing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hijacked: bool,
     /// Server: the incoming W3C traceparent header, when present.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
@@ -154,8 +159,9 @@ impl Request {
                 if scheme.is_empty() {
                     scheme = if flags & F_TLS != 0 { "https" } else { "http" }.into();
                 }
-                // A handler that writes nothing gets its 200 from finishRequest, after return.
-                if status == 0 {
+                // A handler that writes nothing gets its 200 from finishRequest (the probe
+                // reads the status at its entry), unless it hijacked the connection.
+                if status == 0 && flags & F_HIJACKED == 0 {
                     status = 200;
                 }
                 if !remote.is_empty() {
@@ -198,6 +204,7 @@ impl Request {
             status,
             content_length,
             remote_addr,
+            hijacked: kind == Kind::Server && flags & F_HIJACKED != 0,
             error,
             traceparent,
             goroutine,

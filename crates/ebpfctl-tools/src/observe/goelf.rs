@@ -5,13 +5,23 @@ use std::path::{Path, PathBuf};
 
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 
+use super::deferred::{self, DeferredReturn};
 use super::pclntab;
 use super::ObserveError;
 
 /// Functions the probes attach to.
 pub const FN_ROUND_TRIP: &str = "net/http.(*Transport).roundTrip";
 pub const FN_SERVE_HTTP: &str = "net/http.serverHandler.ServeHTTP";
-pub const FN_WRITE_HEADER: &str = "net/http.(*response).WriteHeader";
+/// Called by the connection's goroutine right after ServeHTTP returns (HTTP/1).
+pub const FN_FINISH_REQUEST: &str = "net/http.(*response).finishRequest";
+/// Closures of roundTrip; the deferred one is told apart by analysis (see `deferred.rs`).
+const FN_ROUND_TRIP_CLOSURES: [&str; 3] = [
+    "net/http.(*Transport).roundTrip.func1",
+    "net/http.(*Transport).roundTrip.func2",
+    "net/http.(*Transport).roundTrip.func3",
+];
+/// Called when a handler takes over the connection (`Hijacker.Hijack`).
+pub const FN_HIJACK: &str = "net/http.(*conn).hijackLocked";
 
 /// A Go version, e.g. 1.21.13 → (1, 21, 13).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -65,6 +75,9 @@ pub struct GoFunc {
     pub entry_offset: u64,
     /// File offsets of every RET instruction.
     pub ret_offsets: Vec<u64>,
+    /// The entry probe sits on an instruction the kernel emulates (a jump): one trap per
+    /// hit instead of two (see [`find_rets_amd64`]).
+    pub entry_emulated: bool,
 }
 
 /// Where the function table came from.
@@ -87,7 +100,19 @@ pub struct GoBinary {
     pub symbols: SymbolSource,
     pub round_trip: Option<GoFunc>,
     pub serve_http: Option<GoFunc>,
-    pub write_header: Option<GoFunc>,
+    pub finish_request: Option<GoFunc>,
+    pub hijack: Option<GoFunc>,
+    /// roundTrip's deferred closure, when its returns can be seen from there.
+    pub client_exit: Option<DeferredExit>,
+}
+
+/// roundTrip's returns seen at the entry of its deferred closure (see `deferred.rs`).
+#[derive(Debug, Clone)]
+pub struct DeferredExit {
+    pub closure: GoFunc,
+    pub returns: Vec<DeferredReturn>,
+    /// File offsets of the RETs these returns cover: they need no RET probe.
+    pub covered_rets: Vec<u64>,
 }
 
 const BUILDINFO_MAGIC: &[u8] = b"\xff Go buildinf:";
@@ -143,7 +168,8 @@ impl GoBinary {
         let pie = file.kind() == object::ObjectKind::Dynamic;
         let has_symtab = file.symbols().next().is_some();
         let stripped = !has_symtab;
-        let wanted = [FN_ROUND_TRIP, FN_SERVE_HTTP, FN_WRITE_HEADER];
+        let mut wanted = vec![FN_ROUND_TRIP, FN_SERVE_HTTP, FN_FINISH_REQUEST, FN_HIJACK];
+        wanted.extend(FN_ROUND_TRIP_CLOSURES);
         let (found, symbols) = if has_symtab {
             let mut found: Vec<Option<(u64, u64)>> = vec![None; wanted.len()];
             for sym in file.symbols() {
@@ -177,6 +203,10 @@ impl GoBinary {
         let mut funcs = Vec::new();
         for (name, f) in wanted.iter().zip(found) {
             funcs.push(match f {
+                // A closure that cannot be analysed only disables the deferred-exit probe.
+                Some((addr, size)) if FN_ROUND_TRIP_CLOSURES.contains(name) => {
+                    analyse_func(path, &file, data, name, addr, size).ok()
+                }
                 Some((addr, size)) => Some(analyse_func(path, &file, data, name, addr, size)?),
                 None => None,
             });
@@ -184,7 +214,13 @@ impl GoBinary {
         let mut funcs = funcs.into_iter();
         let round_trip = funcs.next().flatten();
         let serve_http = funcs.next().flatten();
-        let write_header = funcs.next().flatten();
+        let finish_request = funcs.next().flatten();
+        let hijack = funcs.next().flatten();
+        let closures: Vec<GoFunc> = funcs.flatten().collect();
+        let client_exit = match &round_trip {
+            Some(rt) if arch == "amd64" => deferred_exit(&file, data, rt, closures),
+            _ => None,
+        };
         if round_trip.is_none() && serve_http.is_none() {
             return Err(ObserveError::NoNetHttp(path.to_owned()));
         }
@@ -198,7 +234,9 @@ impl GoBinary {
             symbols,
             round_trip,
             serve_http,
-            write_header,
+            finish_request,
+            hijack,
+            client_exit,
         })
     }
 }
@@ -209,6 +247,36 @@ pub fn vaddr_to_offset(file: &object::File<'_>, addr: u64) -> Option<u64> {
         let (off, fsize) = seg.file_range();
         let va = seg.address();
         (addr >= va && addr < va + fsize).then(|| addr - va + off)
+    })
+}
+
+/// The deferred closure of `rt` (the only closure whose funcval `rt` builds) and the returns
+/// it covers; `None` when there is no such closure or no return has the deferred shape.
+fn deferred_exit(
+    file: &object::File<'_>,
+    data: &[u8],
+    rt: &GoFunc,
+    closures: Vec<GoFunc>,
+) -> Option<DeferredExit> {
+    let start = vaddr_to_offset(file, rt.addr)?;
+    let code = data.get(start as usize..(start + rt.size) as usize)?;
+    let referenced = deferred::rip_lea_targets(code, rt.addr);
+    let mut used = closures
+        .into_iter()
+        .filter(|c| referenced.contains(&c.addr));
+    let closure = used.next()?;
+    if used.next().is_some() || !closure.entry_emulated {
+        return None;
+    }
+    let returns = deferred::deferred_returns_amd64(code, rt.addr);
+    if returns.is_empty() {
+        return None;
+    }
+    let covered_rets = returns.iter().map(|r| start + r.ret).collect();
+    Some(DeferredExit {
+        closure,
+        returns,
+        covered_rets,
     })
 }
 
@@ -232,10 +300,12 @@ fn analyse_func(
     let code = data
         .get(off as usize..(off + size) as usize)
         .ok_or_else(|| bad("code extends past the end of the file".into()))?;
-    let (entry, rets) = if HOST_ARCH == "arm64" {
-        find_rets_arm64(code)
+    let (entry, rets, entry_emulated) = if HOST_ARCH == "arm64" {
+        let (entry, rets) = find_rets_arm64(code);
+        (entry, rets, false)
     } else {
-        find_rets_amd64(code, addr)
+        let (entry, rets) = find_rets_amd64(code, addr);
+        (entry, rets, emulated_amd64(&code[entry as usize..]))
     };
     if rets.is_empty() {
         return Err(bad("no RET instruction found".into()));
@@ -246,6 +316,7 @@ fn analyse_func(
         size,
         entry_offset: off + entry,
         ret_offsets: rets.into_iter().map(|r| off + r).collect(),
+        entry_emulated,
     })
 }
 
@@ -325,6 +396,27 @@ pub fn find_rets_amd64(code: &[u8], ip: u64) -> (u64, Vec<u64>) {
         }
     }
     (entry, rets)
+}
+
+/// Whether the kernel's x86 uprobe code emulates the first instruction of `code` instead of
+/// single-stepping it: relative jumps and calls, `push reg` and `nop` (not multi-byte nops).
+pub fn emulated_amd64(code: &[u8]) -> bool {
+    use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind};
+    let insn = Decoder::new(64, code, DecoderOptions::NONE).decode();
+    match insn.mnemonic() {
+        // The kernel does not emulate these relative branches.
+        Mnemonic::Loop
+        | Mnemonic::Loope
+        | Mnemonic::Loopne
+        | Mnemonic::Jrcxz
+        | Mnemonic::Jecxz
+        | Mnemonic::Xbegin => false,
+        // jmp/jcc/call rel8/rel32
+        _ if insn.op0_kind() == OpKind::NearBranch64 => true,
+        Mnemonic::Push => insn.op0_kind() == OpKind::Register,
+        Mnemonic::Nop => insn.len() == 1,
+        _ => false,
+    }
 }
 
 fn read_buildinfo_version(file: &object::File<'_>, data: &[u8]) -> Option<String> {
@@ -447,6 +539,32 @@ mod tests {
         let code = [0x49, 0x3b, 0x66, 0x10, 0x76, 0x05, 0x55, 0xc3];
         let (entry, _) = find_rets_amd64(&code, 0x1000);
         assert_eq!(entry, 4);
+    }
+
+    #[test]
+    fn emulated_instructions() {
+        let yes: &[&[u8]] = &[
+            &[0x76, 0x05],                         // jbe rel8
+            &[0x0f, 0x86, 0x10, 0x00, 0x00, 0x00], // jbe rel32
+            &[0xeb, 0x00],                         // jmp rel8
+            &[0xe8, 0x00, 0x00, 0x00, 0x00],       // call rel32
+            &[0x55],                               // push rbp
+            &[0x90],                               // nop
+        ];
+        let no: &[&[u8]] = &[
+            &[0xc3],                         // ret
+            &[0x5d],                         // pop rbp
+            &[0x49, 0x3b, 0x66, 0x10],       // cmp rsp,[r14+0x10]
+            &[0x0f, 0x1f, 0x44, 0x00, 0x00], // nopl 0x0(%rax,%rax,1)
+            &[0xff, 0xd0],                   // call rax
+            &[0x48, 0x83, 0xc4, 0x10],       // add rsp,0x10
+        ];
+        for c in yes {
+            assert!(emulated_amd64(c), "{c:02x?}");
+        }
+        for c in no {
+            assert!(!emulated_amd64(c), "{c:02x?}");
+        }
     }
 
     #[test]

@@ -203,6 +203,7 @@ mod tests {
             status,
             content_length: 0,
             remote_addr: None,
+            hijacked: false,
             error: error.then(|| "dial tcp: connection refused".into()),
             traceparent: None,
             goroutine: 1,

@@ -7,6 +7,7 @@
 //! graph ([`graph`]).
 use std::path::{Path, PathBuf};
 
+mod deferred;
 pub mod event;
 pub mod goelf;
 pub mod graph;
@@ -136,13 +137,14 @@ pub fn pid_exe(pid: u32) -> Result<PathBuf, ObserveError> {
 
 /// What `observe --inspect` prints for one target: the analysis, no kernel involved.
 pub fn inspect_json(t: &Target) -> serde_json::Value {
-    let f = |g: &Option<goelf::GoFunc>| {
-        g.as_ref().map(|g| {
+    let f = |g: Option<&goelf::GoFunc>| {
+        g.map(|g| {
             serde_json::json!({
                 "name": g.name,
                 "address": format!("{:#x}", g.addr),
                 "size": g.size,
                 "entry_offset": format!("{:#x}", g.entry_offset),
+                "entry_emulated": g.entry_emulated,
                 "ret_offsets": g.ret_offsets.iter().map(|o| format!("{o:#x}")).collect::<Vec<_>>(),
             })
         })
@@ -156,8 +158,18 @@ pub fn inspect_json(t: &Target) -> serde_json::Value {
         "functions_from": t.binary.symbols,
         "offsets_from": t.offset_source,
         "offsets": t.offsets,
-        "client": f(&t.binary.round_trip),
-        "server": f(&t.binary.serve_http),
-        "write_header": f(&t.binary.write_header),
+        "client": f(t.binary.round_trip.as_ref()),
+        "client_exit": t.binary.client_exit.as_ref().map(|x| serde_json::json!({
+            "closure": f(Some(&x.closure)),
+            "returns": x.returns.iter().map(|r| serde_json::json!({
+                "ret": format!("{:#x}", r.ret),
+                "return_site": format!("{:#x}", r.return_site),
+                "results": r.results,
+            })).collect::<Vec<_>>(),
+            "covered_rets": x.covered_rets.iter().map(|o| format!("{o:#x}")).collect::<Vec<_>>(),
+        })),
+        "server": f(t.binary.serve_http.as_ref()),
+        "finish_request": f(t.binary.finish_request.as_ref()),
+        "hijack": f(t.binary.hijack.as_ref()),
     })
 }

@@ -5,10 +5,21 @@
  * Probes (attached by observe/probe.rs, one uprobe per site, never uretprobes: Go moves
  * goroutine stacks, which breaks the return-address trick uretprobes rely on):
  *   client_enter   entry of net/http.(*Transport).roundTrip(t, req)
- *   client_return  every RET of roundTrip: (resp, err) in RAX, (RBX, RCX)
+ *   client_return  every RET of roundTrip: (resp, err) in RAX, (RBX, RCX); when roundTrip
+ *                  defers a closure (Go >= 1.23), only the RETs client_deferred cannot see
+ *   client_deferred entry of roundTrip's deferred closure, called by its returns with the
+ *                  results in roundTrip's frame (amd64; see observe/deferred.rs)
  *   server_enter   entry of net/http.serverHandler.ServeHTTP(sh, rw, req)
- *   server_return  every RET of ServeHTTP
- *   server_status  entry of net/http.(*response).WriteHeader(w, code)
+ *   server_finish  entry of net/http.(*response).finishRequest(w), which conn.serve calls
+ *                  right after ServeHTTP returns: status and bytes written are final there
+ *   server_hijack  entry of net/http.(*conn).hijackLocked(c): the handler took the
+ *                  connection, finishRequest will not come
+ *   server_return  every RET of ServeHTTP, only when finishRequest is not in the binary
+ *
+ * Why finishRequest and not ServeHTTP's RETs: a probe on a jump is emulated by the kernel,
+ * any other instruction (RET included) is single-stepped out of line, a second trap that
+ * costs 30 times more than the first under some hypervisors (bench/observe/run.sh measures
+ * both). Entry probes sit on the jump of Go's stack check.
  *
  * Go register ABI (Go >= 1.17): integer arguments and results in RAX, RBX, RCX, RDI,
  * RSI, R8-R11 on amd64 (R0-R15 on arm64); the current goroutine (runtime.g) in R14 (R28).
@@ -79,6 +90,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct obs_event);
 } scratch SEC(".maps");
+
+/* roundTrip's returns seen from its deferred closure, filled by user space (deferred.rs):
+ * key: return address − closure entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, OBS_MAX_SITES);
+	__type(key, __s64);
+	__type(value, struct obs_site);
+} client_sites SEC(".maps");
 
 /* Processes already announced with an obs_proc record. */
 struct {
@@ -232,16 +252,11 @@ int client_enter(struct pt_regs *ctx)
 	return 0;
 }
 
-SEC("uprobe")
-int client_return(struct pt_regs *ctx)
+/* Ends the client request `e` (key `key`) with roundTrip's results (*Response, error). */
+static __always_inline void client_done(struct obs_event *e, struct obs_key *key, __u64 resp,
+					__u64 itab, __u64 data)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
-	struct obs_event *e = bpf_map_lookup_elem(&client_inflight, &key);
-	if (!e)
-		return 0;
 	e->end_ns = bpf_ktime_get_ns();
-	__u64 resp = GO_ARG1(ctx), itab = GO_ARG2(ctx), data = GO_ARG3(ctx); /* (*Response, error) */
 	if (resp) {
 		e->status = (__u16)read_field(resp, cfg.off.resp_status_code);
 		e->content_length = (__s64)read_field(resp, cfg.off.resp_content_length);
@@ -259,9 +274,50 @@ int client_return(struct pt_regs *ctx)
 		e->err_errno = (__s64)read_u64(errno_ptr);
 	}
 	submit(e);
-	bpf_map_delete_elem(&client_inflight, &key);
+	bpf_map_delete_elem(&client_inflight, key);
+}
+
+SEC("uprobe")
+int client_return(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
+	struct obs_event *e = bpf_map_lookup_elem(&client_inflight, &key);
+	if (!e)
+		return 0;
+	/* (*Response, error) in RAX, (RBX, RCX) */
+	client_done(e, &key, GO_ARG1(ctx), GO_ARG2(ctx), GO_ARG3(ctx));
 	return 0;
 }
+
+#if !defined(__TARGET_ARCH_arm64)
+/* The result of roundTrip's register `slot` when its frame starts at `frame`. */
+static __always_inline __u64 frame_result(__u64 frame, __s32 slot)
+{
+	return slot == OBS_SLOT_ZERO ? 0 : read_u64(frame + slot);
+}
+
+SEC("uprobe")
+int client_deferred(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
+	struct obs_event *e = bpf_map_lookup_elem(&client_inflight, &key);
+	if (!e)
+		return 0;
+	/* Which return of roundTrip called the closure: its return address, relative to the
+	 * closure's entry (funcval.fn, the first word of the closure context in RDX). */
+	__u64 ret_addr = read_u64(ctx->sp);
+	__s64 site = (__s64)(ret_addr - read_u64(ctx->dx));
+	struct obs_site *where = bpf_map_lookup_elem(&client_sites, &site);
+	if (!where)
+		return 0;
+	__u64 frame = ctx->sp + 8; /* roundTrip's RSP: above the return address */
+	client_done(e, &key, frame_result(frame, where->results[0]),
+		    frame_result(frame, where->results[1]), frame_result(frame, where->results[2]));
+	return 0;
+}
+#endif
 
 SEC("uprobe")
 int server_enter(struct pt_regs *ctx)
@@ -298,20 +354,42 @@ int server_enter(struct pt_regs *ctx)
 	return 0;
 }
 
+/* Ends the server request `e` (key `key`): status and bytes written from the *response. */
+static __always_inline void server_done(struct obs_event *e, struct obs_key *key)
+{
+	e->end_ns = bpf_ktime_get_ns();
+	__u64 st = read_field(e->resp_ptr, cfg.off.sresp_status);
+	if (st >= 100 && st <= 999)
+		e->status = (__u16)st;
+	e->content_length = (__s64)read_field(e->resp_ptr, cfg.off.sresp_written);
+	submit(e);
+	bpf_map_delete_elem(&server_inflight, key);
+}
+
 SEC("uprobe")
-int server_status(struct pt_regs *ctx)
+int server_finish(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
 	struct obs_event *e = bpf_map_lookup_elem(&server_inflight, &key);
-	if (!e || e->resp_ptr != GO_ARG1(ctx)) /* WriteHeader(w *response [RAX], code int [RBX]) */
+	/* finishRequest(w *response [RAX]); also called without ServeHTTP (Expect failures). */
+	if (!e || e->resp_ptr != GO_ARG1(ctx))
 		return 0;
-	__u64 code = GO_ARG2(ctx);
-	/* The first final status wins; 1xx are informational. */
-	if (!(e->flags & OBS_F_WRITEHEADER) && code >= 200 && code <= 999) {
-		e->status = (__u16)code;
-		e->flags |= OBS_F_WRITEHEADER;
-	}
+	server_done(e, &key);
+	return 0;
+}
+
+SEC("uprobe")
+int server_hijack(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
+	struct obs_event *e = bpf_map_lookup_elem(&server_inflight, &key);
+	/* hijackLocked(c *conn [RAX]): only the connection of the request in flight. */
+	if (!e || read_field(e->resp_ptr, cfg.off.sresp_conn) != GO_ARG1(ctx))
+		return 0;
+	e->flags |= OBS_F_HIJACKED;
+	server_done(e, &key);
 	return 0;
 }
 
@@ -321,16 +399,7 @@ int server_return(struct pt_regs *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
 	struct obs_event *e = bpf_map_lookup_elem(&server_inflight, &key);
-	if (!e)
-		return 0;
-	e->end_ns = bpf_ktime_get_ns();
-	if (!e->status) {
-		__u64 st = read_field(e->resp_ptr, cfg.off.sresp_status);
-		if (st >= 100 && st <= 999)
-			e->status = (__u16)st;
-	}
-	e->content_length = (__s64)read_field(e->resp_ptr, cfg.off.sresp_written);
-	submit(e);
-	bpf_map_delete_elem(&server_inflight, &key);
+	if (e)
+		server_done(e, &key);
 	return 0;
 }

@@ -11,7 +11,7 @@
 
 /* flags */
 #define OBS_F_ERROR 1        /* client: roundTrip returned a non-nil error */
-#define OBS_F_WRITEHEADER 2  /* server: status seen by (*response).WriteHeader */
+#define OBS_F_HIJACKED 2     /* server: the handler hijacked the connection */
 #define OBS_F_TLS 4          /* request carried TLS connection state */
 
 #define OBS_METHOD_LEN 16
@@ -59,7 +59,7 @@ struct obs_config {
 
 struct obs_event {
 	__u64 start_ns;        /* bpf_ktime_get_ns() at entry */
-	__u64 end_ns;          /* at the RET */
+	__u64 end_ns;          /* at the RET (client) or finishRequest (server) */
 	__u64 goroutine;       /* runtime.g pointer (R14) */
 	__s64 content_length;  /* client: Response.ContentLength; server: bytes written */
 	__s64 err_errno;       /* client error: errno inside *net.OpError → *os.SyscallError, best effort */
@@ -91,6 +91,15 @@ struct obs_proc {
 	__u32 pid;
 	__u32 len;
 	char env[OBS_ENV_LEN];
+};
+
+/* Where roundTrip's results RAX, RBX, RCX are when its deferred closure is entered: byte
+ * offsets from roundTrip's RSP, or OBS_SLOT_ZERO for a register zeroed after the call. */
+#define OBS_MAX_SITES 32
+#define OBS_SLOT_ZERO ((__s32)0x80000000)
+struct obs_site {
+	__s32 results[3];
+	__u32 _pad;
 };
 
 struct obs_key {

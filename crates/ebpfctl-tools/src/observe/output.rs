@@ -122,11 +122,17 @@ pub fn log_line(r: &Request) -> String {
         Some(e) => format!("error: {e}, {}", format_duration(r.duration_ns)),
         None => {
             let text = status_text(r.status);
-            let status = if text.is_empty() {
+            let mut status = if text.is_empty() {
                 r.status.to_string()
             } else {
                 format!("{} {text}", r.status)
             };
+            if r.hijacked {
+                status = match r.status {
+                    0 => "hijacked".to_string(),
+                    _ => format!("{status}, hijacked"),
+                };
+            }
             let size = if r.content_length < 0 {
                 "? B".to_string()
             } else {

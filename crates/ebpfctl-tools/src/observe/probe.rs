@@ -1,6 +1,7 @@
 //! Loading `observe.bpf.c` once per distinct Go executable (each has its own struct offsets
-//! in `.rodata`) and attaching its uprobes: function entries and every RET. All instances
-//! share one ring buffer and one PID filter map. Everything is detached and unloaded on drop.
+//! in `.rodata`) and attaching its uprobes: function entries and the RETs of roundTrip. All
+//! instances share one ring buffer and one PID filter map. Everything is detached and
+//! unloaded on drop.
 use std::collections::HashSet;
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -8,8 +9,9 @@ use std::path::Path;
 use ebpfctl_core::consume::LossSource;
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
 
+use super::deferred::ResultSlot;
 use super::event::EVENT_SIZE;
-use super::goelf::GoFunc;
+use super::goelf::{DeferredExit, GoFunc};
 use super::{ObserveError, Target};
 
 static PROBE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/observe.bpf.o"));
@@ -132,6 +134,37 @@ impl Observer {
     }
 }
 
+/// `struct obs_site` (observe.h) for each return of roundTrip its deferred closure sees.
+fn fill_client_sites(obj: &Object, exit: &DeferredExit) -> Result<(), ObserveError> {
+    const SLOT_ZERO: i32 = i32::MIN; // OBS_SLOT_ZERO
+    const MAX_SITES: usize = 32; // OBS_MAX_SITES
+    if exit.returns.len() > MAX_SITES {
+        return Err(ObserveError::Object(format!(
+            "{} deferred returns, the probe has room for {MAX_SITES}",
+            exit.returns.len()
+        )));
+    }
+    let map = obj
+        .maps()
+        .find(|m| m.name() == "client_sites")
+        .ok_or_else(|| ObserveError::Object("map client_sites missing".into()))?;
+    for r in &exit.returns {
+        let key = (r.return_site as i64).wrapping_sub(exit.closure.addr as i64);
+        let mut value = Vec::with_capacity(16);
+        for slot in r.results {
+            let v = match slot {
+                ResultSlot::Frame(d) => d,
+                ResultSlot::Zero => SLOT_ZERO,
+            };
+            value.extend_from_slice(&v.to_ne_bytes());
+        }
+        value.extend_from_slice(&0u32.to_ne_bytes());
+        map.update(&key.to_ne_bytes(), &value, MapFlags::ANY)
+            .map_err(ObserveError::Load)?;
+    }
+    Ok(())
+}
+
 fn load_instance(
     target: Target,
     cfg: &ObserverConfig,
@@ -212,13 +245,24 @@ fn load_instance(
     let entry = |f: &GoFunc| vec![f.entry_offset];
     if let Some(f) = &target.binary.round_trip {
         attach("client_enter", &entry(f))?;
-        attach("client_return", &f.ret_offsets)?;
+        let mut rets = f.ret_offsets.clone();
+        if let Some(exit) = &target.binary.client_exit {
+            fill_client_sites(&obj, exit)?;
+            attach("client_deferred", &entry(&exit.closure))?;
+            rets.retain(|r| !exit.covered_rets.contains(r));
+        }
+        attach("client_return", &rets)?;
     }
     if let Some(f) = &target.binary.serve_http {
         attach("server_enter", &entry(f))?;
-        attach("server_return", &f.ret_offsets)?;
-        if let Some(w) = &target.binary.write_header {
-            attach("server_status", &entry(w))?;
+        // The end of a request: finishRequest's entry (an emulated probe) when the binary has
+        // it, else every RET of ServeHTTP (single-stepped, much slower on some hypervisors).
+        match &target.binary.finish_request {
+            Some(fin) => attach("server_finish", &entry(fin))?,
+            None => attach("server_return", &f.ret_offsets)?,
+        }
+        if let Some(h) = &target.binary.hijack {
+            attach("server_hijack", &entry(h))?;
         }
     }
     let attached = links.len();

@@ -114,8 +114,6 @@ pub fn run(
 
     let rt_offset = realtime_offset_ns();
     let mut graph = Graph::default();
-    let mut requests: u64 = 0;
-    let mut write_failed = false;
     let pending = std::cell::RefCell::new(Vec::<Request>::new());
     let names = std::cell::RefCell::new(ServiceNames::default());
     let mut builder = ConsumerBuilder::new();
@@ -129,28 +127,23 @@ pub fn run(
     let consumer = builder.build()?;
     let started = Instant::now();
     let mut lost_reported = 0u64;
+    let mut fan = Fanout {
+        out,
+        format: opts.format,
+        metrics: &mut metrics,
+        otlp: otlp.as_ref(),
+        graph: opts.graph.is_some().then_some(&mut graph),
+        count: opts.count,
+        requests: 0,
+        write_failed: false,
+    };
     loop {
         consumer.poll(opts.poll_interval)?;
-        let batch: Vec<Request> = std::mem::take(&mut *pending.borrow_mut());
-        for mut r in batch {
+        for mut r in std::mem::take(&mut *pending.borrow_mut()) {
             r.service = names.borrow_mut().name(r.pid, &r.comm);
-            requests += 1;
-            if !write_failed && write_request(out, opts.format, &r).is_err() {
-                // Reader gone (e.g. `| head`): keep counting, stop printing.
-                write_failed = true;
-            }
-            metrics.observe(&r);
-            if let Some(o) = &otlp {
-                o.export(&r);
-            }
-            if opts.graph.is_some() {
-                graph.add(&r);
-            }
-            if opts.count.is_some_and(|c| requests >= c) {
-                break;
-            }
+            fan.handle(&r);
         }
-        let _ = out.flush();
+        let _ = fan.out.flush();
         let lost_now = observer.lost();
         if lost_now > lost_reported {
             let _ = writeln!(
@@ -160,17 +153,22 @@ pub fn run(
             );
             lost_reported = lost_now;
         }
-        metrics.set_lost(lost_now);
+        fan.metrics.set_lost(lost_now);
         if stop.load(Ordering::Relaxed)
-            || opts.count.is_some_and(|c| requests >= c)
+            || fan.done()
             || opts.duration.is_some_and(|d| started.elapsed() >= d)
-            || write_failed
         {
             break;
         }
     }
+    // What arrived since the last poll (e.g. right before Ctrl-C) is not dropped.
     consumer.drain()?;
     drop(consumer);
+    for mut r in std::mem::take(&mut *pending.borrow_mut()) {
+        r.service = names.borrow_mut().name(r.pid, &r.comm);
+        fan.handle(&r);
+    }
+    let requests = fan.requests;
     let lost = observer.lost();
     drop(observer);
     if let Some(o) = otlp {
@@ -178,8 +176,46 @@ pub fn run(
     }
     if let Some(f) = opts.graph {
         let _ = write!(out, "{}", graph.render(f));
-        let _ = out.flush();
     }
+    let _ = out.flush();
     let _ = writeln!(diag, "observe: {requests} requests, {lost} lost events");
     Ok(RunSummary { requests, lost })
+}
+
+/// Where each request goes: the printer, metrics, OTLP and the graph; stops counting at
+/// `count`.
+struct Fanout<'a> {
+    out: &'a mut dyn Write,
+    format: Format,
+    metrics: &'a mut Metrics,
+    otlp: Option<&'a OtlpExporter>,
+    graph: Option<&'a mut Graph>,
+    count: Option<u64>,
+    requests: u64,
+    write_failed: bool,
+}
+
+impl Fanout<'_> {
+    fn handle(&mut self, r: &Request) {
+        if self.count.is_some_and(|c| self.requests >= c) {
+            return;
+        }
+        self.requests += 1;
+        if !self.write_failed && write_request(self.out, self.format, r).is_err() {
+            // Reader gone (e.g. `| head`): stop printing, and stop.
+            self.write_failed = true;
+        }
+        self.metrics.observe(r);
+        if let Some(o) = self.otlp {
+            o.export(r);
+        }
+        if let Some(g) = self.graph.as_deref_mut() {
+            g.add(r);
+        }
+    }
+
+    /// The request count is reached, or nobody reads the output any more.
+    fn done(&self) -> bool {
+        self.write_failed || self.count.is_some_and(|c| self.requests >= c)
+    }
 }

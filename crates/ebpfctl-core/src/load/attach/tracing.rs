@@ -26,12 +26,30 @@ pub fn attach(prog: &Program<'_>, point: &AttachPoint) -> Result<Attachment, Str
             );
         }
         AttachPoint::Uprobe {
-            target: Some(t), ..
+            target: Some(t),
+            ret,
         } => {
-            let path = t.split(':').next().unwrap_or("");
+            let (path, func) = t.split_once(':').unwrap_or((t, ""));
             // A bare name is looked up by libbpf on $PATH (or the library path for .so files).
             if path.contains('/') && !Path::new(path).exists() {
                 return Err(format!("uprobe target binary {path} not found"));
+            }
+            // `PATH:0xOFFSET`: a file offset, e.g. an instruction inside a function (libbpf's
+            // section parser only knows symbols).
+            if let Some(offset) = func
+                .strip_prefix("0x")
+                .and_then(|h| usize::from_str_radix(h, 16).ok())
+            {
+                let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX);
+                if offset as u64 >= size {
+                    return Err(format!(
+                        "uprobe offset {offset:#x} is past the end of {path} ({size} bytes)"
+                    ));
+                }
+                return prog
+                    .attach_uprobe(*ret, -1, path, offset)
+                    .map(Attachment::Link)
+                    .map_err(|e| format!("{}: cannot place uprobe at {t}", describe(&e)));
             }
         }
         _ => {}
