@@ -61,22 +61,62 @@ run_round() { # $1 = off|on; prints "ns_per_req [cpu_ns_per_req events lost rss_
   echo "$line"
 }
 
-# Calibration: the same run with one empty bpftrace uprobe on main.get (once per request),
-# i.e. what a single uprobe hit costs on this machine, whatever the probe does.
-calibrate() {
-  command -v bpftrace >/dev/null || { echo "n/a (no bpftrace)"; return; }
-  local srv bt
+# Calibration, the floor of any uprobe-based observer on this machine: the same run with
+# empty BPF programs (`ebpfctl run`, `uprobe/PATH:0xOFFSET`) at exactly observe's probe
+# points (from `observe --inspect`): what the traps cost, whatever the programs do.
+# Also one empty program on the single-stepped first instruction of main.get (once per
+# request): what a probe the kernel cannot emulate (e.g. a RET) costs here.
+floor_probe() { # $@ = file offsets; writes $work/floor.bpf.c
+  {
+    echo '#include "vmlinux.h"'
+    echo '#include <bpf/bpf_helpers.h>'
+    echo 'char LICENSE[] SEC("license") = "GPL";'
+    local i=0
+    for o in "$@"; do
+      i=$((i + 1))
+      echo "SEC(\"uprobe/$bin:$o\") int floor$i(void *ctx) { return 0; }"
+    done
+  } > "$work/floor.bpf.c"
+  "$EBPFCTL" build "$work/floor.bpf.c" -o "$work/floor.bpf.o" > "$work/floor.build" 2>&1 ||
+    { cat "$work/floor.build" >&2; exit 1; }
+}
+calibrate() { # $@ = file offsets; prints ns/request with empty programs there
+  local srv r
+  floor_probe "$@"
   : > "$work/srv.out"
   "$bin" serve "127.0.0.1:$port" > "$work/srv.out" & srv=$!
   until grep -q listening "$work/srv.out" 2>/dev/null; do sleep 0.05; done
-  : > "$work/bt.out"
-  bpftrace -e "uprobe:$bin:main.get { @n = count(); }" > "$work/bt.out" 2>&1 & bt=$!
-  until grep -q "Attaching" "$work/bt.out" 2>/dev/null; do sleep 0.05; done
-  sleep 1
+  : > "$work/floor.err"
+  "$EBPFCTL" run "$work/floor.bpf.o" -o none --no-metrics 2> "$work/floor.err" & r=$!
+  until grep -q "running:" "$work/floor.err" 2>/dev/null; do
+    kill -0 $r 2>/dev/null || { cat "$work/floor.err" >&2; exit 1; }
+    sleep 0.05
+  done
   local total; total=$("$bin" client "$url" "$N")
-  kill -INT $bt; wait $bt 2>/dev/null || true
+  kill -INT $r; wait $r 2>/dev/null || true
   kill $srv; wait $srv 2>/dev/null || true
   echo "$(( total / N ))"
+}
+probe_points() { # observe's entry probes: client, client_exit closure, server, finish_request
+  "$EBPFCTL" observe --inspect "$bin" | python3 -c '
+import json, sys
+v = json.load(sys.stdin)
+fs = [v["client"], (v["client_exit"] or {}).get("closure"), v["server"], v["finish_request"]]
+print(" ".join(f["entry_offset"] for f in fs if f))'
+}
+single_step_point() { # main.get's first instruction (a CMP: single-stepped)
+  python3 - "$bin" <<'PY'
+import subprocess, sys
+out = subprocess.run(["readelf", "-sW", sys.argv[1]], capture_output=True, text=True).stdout
+addr = next(int(l.split()[1], 16) for l in out.splitlines() if l.split()[-1:] == ["main.get"])
+hdrs = subprocess.run(["readelf", "-lW", sys.argv[1]], capture_output=True, text=True).stdout
+for l in hdrs.splitlines():
+    f = l.split()
+    if f[:1] == ["LOAD"]:
+        off, va, fsz = int(f[1], 16), int(f[2], 16), int(f[4], 16)
+        if va <= addr < va + fsz:
+            print(hex(addr - va + off)); break
+PY
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
@@ -89,7 +129,18 @@ for r in $(seq "$ROUNDS"); do
   echo "round $r: off ${a} ns/req, on ${b} ns/req, observer cpu ${c} ns/req, events $e, lost $l, rss ${m} kB" >&2
   off+=("$a"); on+=("$b"); cpu+=("$c"); ev+=("$e"); lostv+=("$l"); rss+=("$m")
 done
-cal=$(calibrate)
+points=$(probe_points)
+floors=() steps=()
+for r in $(seq "$ROUNDS"); do
+  base=$(run_round off)
+  # shellcheck disable=SC2086
+  f=$(calibrate $points)
+  s1=$(calibrate "$(single_step_point)")
+  echo "calibration $r: off ${base} ns/req, empty programs at observe's $(wc -w <<< "$points") points ${f} ns/req, one single-stepped probe ${s1} ns/req" >&2
+  floors+=("$(( f - base ))"); steps+=("$(( s1 - base ))")
+done
+mf=$(printf '%s\n' "${floors[@]}" | median)
+ms=$(printf '%s\n' "${steps[@]}" | median)
 mo=$(printf '%s\n' "${off[@]}" | median)
 mn=$(printf '%s\n' "${on[@]}" | median)
 mc=$(printf '%s\n' "${cpu[@]}" | median)
@@ -103,6 +154,7 @@ observer CPU per request (user space, median): ${mc} ns
 events captured / expected (client + server events incl. 100 warm-up requests, median round): ${me} / $(( 2 * (N + 100) )) = $(awk -v e="$me" -v n="$((N + 100))" 'BEGIN {printf "%.2f%%", 100 * e / (2 * n)}')
 lost events (all rounds): ${lost_total}
 peak RSS of ebpfctl: ${peak} kB
-calibration: one empty bpftrace uprobe per request (main.get entry): ${cal} ns/req, i.e. $(( ${cal:-0} - mo )) ns per uprobe hit on this machine
-  (observe takes 5 uprobe hits per request: client entry + RET, server entry + RET, WriteHeader)
+floor (empty programs at observe's $(wc -w <<< "$points") probe points, median): ${mf} ns added per request
+  observe above the floor: $(( mn - mo - mf )) ns; all of observe's probes are emulated by the kernel
+one single-stepped uprobe (a probe on a RET or most instructions), median: ${ms} ns added per hit
 REPORT

@@ -74,22 +74,43 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);
 	__type(key, struct obs_key);
-	__type(value, struct obs_event);
+	__type(value, struct obs_start);
 } client_inflight SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);
 	__type(key, struct obs_key);
-	__type(value, struct obs_event);
+	__type(value, struct obs_start);
 } server_inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct obs_key);
+	__type(value, struct obs_head);
+} server_heads SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct obs_event);
-} scratch SEC(".maps");
+	__type(value, struct obs_head);
+} head_scratch SEC(".maps");
+
+/* Copies of the first bytes of an http.Request and its url.URL (see read_request). */
+#define OBS_REQ_CHUNK 224
+#define OBS_URL_CHUNK 112
+struct obs_chunks {
+	char req[OBS_REQ_CHUNK];
+	char url[OBS_URL_CHUNK];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct obs_chunks);
+} chunks SEC(".maps");
 
 /* roundTrip's returns seen from its deferred closure, filled by user space (deferred.rs):
  * key: return address − closure entry. */
@@ -160,23 +181,6 @@ static __always_inline bool pid_wanted(__u32 pid)
 	return bpf_map_lookup_elem(&pids, &pid) != NULL;
 }
 
-static __always_inline struct obs_event *new_event(__u8 kind, __u64 pid_tgid, __u64 g)
-{
-	__u32 zero = 0;
-	struct obs_event *e = bpf_map_lookup_elem(&scratch, &zero);
-	if (!e)
-		return NULL;
-	/* hdr is not cleared: only its first hdr_len bytes are meaningful. */
-	__builtin_memset(e, 0, __builtin_offsetof(struct obs_event, hdr));
-	e->kind = kind;
-	e->pid = pid_tgid >> 32;
-	e->tid = (__u32)pid_tgid;
-	e->goroutine = g;
-	e->start_ns = bpf_ktime_get_ns();
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	return e;
-}
-
 static __always_inline void submit_bytes(void *data, __u64 size)
 {
 	__u64 flags = BPF_RB_NO_WAKEUP;
@@ -186,11 +190,53 @@ static __always_inline void submit_bytes(void *data, __u64 size)
 		__sync_fetch_and_add(&ebpfctl_lost_events, 1);
 }
 
-/* Sends the event without the unused tail of hdr. */
-static __always_inline void submit(struct obs_event *e)
+/* Reserves an event in the ring buffer, with room for the request head or without (the
+ * constant `with_hdr` picks one of two fixed sizes), zeroed up to hdr; NULL (counted as
+ * lost) when the ring is full. The in-flight entry `st` fills the common fields. */
+static __always_inline struct obs_event *reserve_event(bool with_hdr, __u8 kind,
+						       struct obs_key *key, struct obs_start *st)
 {
-	__u64 used = e->hdr_len & (OBS_HDR_LEN - 1);
-	submit_bytes(e, __builtin_offsetof(struct obs_event, hdr) + used);
+	struct obs_event *e;
+	if (with_hdr)
+		e = bpf_ringbuf_reserve(&events, sizeof(struct obs_event), 0);
+	else
+		e = bpf_ringbuf_reserve(&events, __builtin_offsetof(struct obs_event, hdr), 0);
+	if (!e) {
+		__sync_fetch_and_add(&ebpfctl_lost_events, 1);
+		return NULL;
+	}
+	__builtin_memset(e, 0, __builtin_offsetof(struct obs_event, hdr));
+	e->kind = kind;
+	e->pid = key->pid;
+	e->tid = st->tid;
+	e->goroutine = key->goroutine;
+	e->start_ns = st->start_ns;
+	e->end_ns = bpf_ktime_get_ns();
+	e->resp_ptr = st->resp;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return e;
+}
+
+/* Submits a reserved event, waking user space only when `wakeup_bytes` are waiting. */
+static __always_inline void commit(struct obs_event *e)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
+}
+
+/* Records the start of a request in `map` under {pid, goroutine}. */
+static __always_inline void start_request(void *map, struct obs_key *key, __u64 pid_tgid,
+					  __u64 req, __u64 resp)
+{
+	struct obs_start st = {
+		.start_ns = bpf_ktime_get_ns(),
+		.req = req,
+		.resp = resp,
+		.tid = (__u32)pid_tgid,
+	};
+	bpf_map_update_elem(map, key, &st, BPF_ANY);
 }
 
 /* First event of a process: send its environment once (see struct obs_proc). */
@@ -219,21 +265,53 @@ static __always_inline void announce_process(__u32 pid)
 }
 
 /* Method, proto, URL pieces and Host of an *http.Request. */
+/* Copies the Go string whose header is at `off` in the chunk `base` (CHUNK bytes, copied
+ * from the Go object) into dst, like READ_GO_STR but reading only the string's bytes. */
+#define CHUNK_GO_STR(dst, base, CHUNK, off)                                           \
+	do {                                                                          \
+		__u32 __off = (off);                                                  \
+		if (__off > (CHUNK) - sizeof(struct go_str))                          \
+			break;                                                        \
+		const struct go_str *__s = (const void *)((base) + __off);            \
+		__u64 __n = __s->len;                                                 \
+		if (!__s->ptr || __s->len <= 0)                                       \
+			break;                                                        \
+		if (__n > sizeof(dst) - 1)                                            \
+			__n = sizeof(dst) - 1;                                        \
+		bpf_probe_read_user((dst), __n & (sizeof(dst) - 1), __s->ptr);       \
+	} while (0)
+
+static __always_inline __u64 chunk_u64(const char *base, __u32 chunk, __u32 off)
+{
+	if (off > chunk - sizeof(__u64))
+		return 0;
+	return *(const __u64 *)(base + off);
+}
+
+/* Method, proto, URL pieces and Host of an *http.Request. The fields read lie in the first
+ * OBS_REQ_CHUNK bytes of http.Request and OBS_URL_CHUNK of url.URL (smaller than either
+ * struct in every Go version), each copied with one read: two reads instead of ten. */
 static __always_inline void read_request(struct obs_event *e, __u64 req)
 {
-	READ_GO_STR(e->method, req, cfg.off.req_method);
-	READ_GO_STR(e->proto, req, cfg.off.req_proto);
-	__u64 url = read_field(req, cfg.off.req_url);
-	if (url) {
-		READ_GO_STR(e->scheme, url, cfg.off.url_scheme);
-		READ_GO_STR(e->host, url, cfg.off.url_host);
-		READ_GO_STR(e->path, url, cfg.off.url_path);
-		READ_GO_STR(e->query, url, cfg.off.url_raw_query);
+	__u32 zero = 0;
+	struct obs_chunks *c = bpf_map_lookup_elem(&chunks, &zero);
+	if (!c || !req || bpf_probe_read_user(c->req, sizeof(c->req), (const void *)req))
+		return;
+	CHUNK_GO_STR(e->method, c->req, OBS_REQ_CHUNK, cfg.off.req_method);
+	CHUNK_GO_STR(e->proto, c->req, OBS_REQ_CHUNK, cfg.off.req_proto);
+	__u64 url = chunk_u64(c->req, OBS_REQ_CHUNK, cfg.off.req_url);
+	if (url && !bpf_probe_read_user(c->url, sizeof(c->url), (const void *)url)) {
+		CHUNK_GO_STR(e->scheme, c->url, OBS_URL_CHUNK, cfg.off.url_scheme);
+		CHUNK_GO_STR(e->host, c->url, OBS_URL_CHUNK, cfg.off.url_host);
+		CHUNK_GO_STR(e->path, c->url, OBS_URL_CHUNK, cfg.off.url_path);
+		CHUNK_GO_STR(e->query, c->url, OBS_URL_CHUNK, cfg.off.url_raw_query);
 	}
 	if (!e->host[0])
-		READ_GO_STR(e->host, req, cfg.off.req_host);
-	if (read_field(req, cfg.off.req_tls))
+		CHUNK_GO_STR(e->host, c->req, OBS_REQ_CHUNK, cfg.off.req_host);
+	if (chunk_u64(c->req, OBS_REQ_CHUNK, cfg.off.req_tls))
 		e->flags |= OBS_F_TLS;
+	if (e->kind == OBS_KIND_SERVER)
+		CHUNK_GO_STR(e->remote, c->req, OBS_REQ_CHUNK, cfg.off.req_remote_addr);
 }
 
 SEC("uprobe")
@@ -243,27 +321,27 @@ int client_enter(struct pt_regs *ctx)
 	if (!pid_wanted(pid_tgid >> 32))
 		return 0;
 	announce_process(pid_tgid >> 32);
-	struct obs_event *e = new_event(OBS_KIND_CLIENT, pid_tgid, GO_G(ctx));
-	if (!e)
-		return 0;
-	read_request(e, GO_ARG2(ctx)); /* roundTrip(t *Transport [RAX], req *Request [RBX]) */
 	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
-	bpf_map_update_elem(&client_inflight, &key, e, BPF_ANY);
+	/* roundTrip(t *Transport [RAX], req *Request [RBX]) */
+	start_request(&client_inflight, &key, pid_tgid, GO_ARG2(ctx), 0);
 	return 0;
 }
 
-/* Ends the client request `e` (key `key`) with roundTrip's results (*Response, error). */
-static __always_inline void client_done(struct obs_event *e, struct obs_key *key, __u64 resp,
+/* Ends the client request `st` (key `key`) with roundTrip's results (*Response, error).
+ * The request is read now: roundTrip leaves the caller's *Request as it was. */
+static __always_inline void client_done(struct obs_start *st, struct obs_key *key, __u64 resp,
 					__u64 itab, __u64 data)
 {
-	e->end_ns = bpf_ktime_get_ns();
+	struct obs_event *e = reserve_event(false, OBS_KIND_CLIENT, key, st);
+	if (!e)
+		goto out;
+	read_request(e, st->req);
 	if (resp) {
 		e->status = (__u16)read_field(resp, cfg.off.resp_status_code);
 		e->content_length = (__s64)read_field(resp, cfg.off.resp_content_length);
 	} else if (itab) {
 		e->flags |= OBS_F_ERROR;
 		e->err_itab = itab;
-		e->status = 0;
 		/* Best effort, decoded by user space: the first string field of the error value
 		 * (errors.errorString.s, fmt.wrapError.msg, net.OpError.Op), the second
 		 * (net.OpError.Net), and the errno in net.OpError.Err → os.SyscallError.Err. */
@@ -273,7 +351,8 @@ static __always_inline void client_done(struct obs_event *e, struct obs_key *key
 		__u64 errno_ptr = read_u64(syscall_err ? syscall_err + 24 : 0);
 		e->err_errno = (__s64)read_u64(errno_ptr);
 	}
-	submit(e);
+	commit(e);
+out:
 	bpf_map_delete_elem(&client_inflight, key);
 }
 
@@ -282,11 +361,11 @@ int client_return(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
-	struct obs_event *e = bpf_map_lookup_elem(&client_inflight, &key);
-	if (!e)
+	struct obs_start *st = bpf_map_lookup_elem(&client_inflight, &key);
+	if (!st)
 		return 0;
 	/* (*Response, error) in RAX, (RBX, RCX) */
-	client_done(e, &key, GO_ARG1(ctx), GO_ARG2(ctx), GO_ARG3(ctx));
+	client_done(st, &key, GO_ARG1(ctx), GO_ARG2(ctx), GO_ARG3(ctx));
 	return 0;
 }
 
@@ -302,8 +381,8 @@ int client_deferred(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
-	struct obs_event *e = bpf_map_lookup_elem(&client_inflight, &key);
-	if (!e)
+	struct obs_start *st = bpf_map_lookup_elem(&client_inflight, &key);
+	if (!st)
 		return 0;
 	/* Which return of roundTrip called the closure: its return address, relative to the
 	 * closure's entry (funcval.fn, the first word of the closure context in RDX). */
@@ -313,7 +392,7 @@ int client_deferred(struct pt_regs *ctx)
 	if (!where)
 		return 0;
 	__u64 frame = ctx->sp + 8; /* roundTrip's RSP: above the return address */
-	client_done(e, &key, frame_result(frame, where->results[0]),
+	client_done(st, &key, frame_result(frame, where->results[0]),
 		    frame_result(frame, where->results[1]), frame_result(frame, where->results[2]));
 	return 0;
 }
@@ -326,43 +405,67 @@ int server_enter(struct pt_regs *ctx)
 	if (!pid_wanted(pid_tgid >> 32))
 		return 0;
 	announce_process(pid_tgid >> 32);
-	struct obs_event *e = new_event(OBS_KIND_SERVER, pid_tgid, GO_G(ctx));
-	if (!e)
-		return 0;
+	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
 	/* ServeHTTP(sh serverHandler{srv} [RAX], rw ResponseWriter [RBX itab, RCX data],
 	 *           req *Request [RDI]) */
-	__u64 rw = GO_ARG3(ctx), req = GO_ARG4(ctx);
-	read_request(e, req);
-	READ_GO_STR(e->remote, req, cfg.off.req_remote_addr);
-	e->resp_ptr = rw;
-	if (cfg.capture_headers) {
-		/* The raw request head is still in the connection's bufio.Reader: buf[0:r]. */
-		__u64 conn = read_field(rw, cfg.off.sresp_conn);
-		__u64 bufr = read_field(conn, cfg.off.conn_bufr);
-		__u64 buf = read_field(bufr, cfg.off.bufio_buf);
-		__u64 r = read_field(bufr, cfg.off.bufio_r);
-		if (buf && r > 0) {
-			if (r > OBS_HDR_LEN - 1)
-				r = OBS_HDR_LEN - 1;
-			r &= OBS_HDR_LEN - 1;
-			if (!bpf_probe_read_user(e->hdr, r, (const void *)buf))
-				e->hdr_len = r;
-		}
+	__u64 rw = GO_ARG3(ctx);
+	start_request(&server_inflight, &key, pid_tgid, GO_ARG4(ctx), rw);
+	if (!cfg.capture_headers)
+		return 0;
+	/* The raw request head is still in the connection's bufio.Reader: buf[0:r]. */
+	__u32 zero = 0;
+	struct obs_head *h = bpf_map_lookup_elem(&head_scratch, &zero);
+	if (!h)
+		return 0;
+	h->len = 0;
+	__u64 conn = read_field(rw, cfg.off.sresp_conn);
+	__u64 bufr = read_field(conn, cfg.off.conn_bufr);
+	__u64 buf = read_field(bufr, cfg.off.bufio_buf);
+	__u64 r = read_field(bufr, cfg.off.bufio_r);
+	if (buf && r > 0) {
+		if (r > OBS_HDR_LEN - 1)
+			r = OBS_HDR_LEN - 1;
+		r &= OBS_HDR_LEN - 1;
+		if (!bpf_probe_read_user(h->buf, r, (const void *)buf))
+			h->len = r;
 	}
-	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
-	bpf_map_update_elem(&server_inflight, &key, e, BPF_ANY);
+	bpf_map_update_elem(&server_heads, &key, h, BPF_ANY);
 	return 0;
 }
 
-/* Ends the server request `e` (key `key`): status and bytes written from the *response. */
-static __always_inline void server_done(struct obs_event *e, struct obs_key *key)
+/* Builds and sends the server event of `st`, with the head when `with_hdr`. */
+static __always_inline void server_event(bool with_hdr, struct obs_start *st,
+					 struct obs_key *key, struct obs_head *h, __u8 flags)
 {
-	e->end_ns = bpf_ktime_get_ns();
-	__u64 st = read_field(e->resp_ptr, cfg.off.sresp_status);
-	if (st >= 100 && st <= 999)
-		e->status = (__u16)st;
-	e->content_length = (__s64)read_field(e->resp_ptr, cfg.off.sresp_written);
-	submit(e);
+	struct obs_event *e = reserve_event(with_hdr, OBS_KIND_SERVER, key, st);
+	if (!e)
+		return;
+	e->flags = flags;
+	read_request(e, st->req);
+	__u64 status = read_field(st->resp, cfg.off.sresp_status);
+	if (status >= 100 && status <= 999)
+		e->status = (__u16)status;
+	e->content_length = (__s64)read_field(st->resp, cfg.off.sresp_written);
+	if (with_hdr && h) {
+		__u32 len = h->len & (OBS_HDR_LEN - 1);
+		if (len && !bpf_probe_read_kernel(e->hdr, len, h->buf))
+			e->hdr_len = len;
+	}
+	commit(e);
+}
+
+/* Ends the server request `st` (key `key`): status and bytes written from the *response. */
+static __always_inline void server_done(struct obs_start *st, struct obs_key *key, __u8 flags)
+{
+	struct obs_head *h = NULL;
+	if (cfg.capture_headers)
+		h = bpf_map_lookup_elem(&server_heads, key);
+	if (h && h->len)
+		server_event(true, st, key, h, flags);
+	else
+		server_event(false, st, key, NULL, flags);
+	if (h)
+		bpf_map_delete_elem(&server_heads, key);
 	bpf_map_delete_elem(&server_inflight, key);
 }
 
@@ -371,11 +474,11 @@ int server_finish(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
-	struct obs_event *e = bpf_map_lookup_elem(&server_inflight, &key);
+	struct obs_start *st = bpf_map_lookup_elem(&server_inflight, &key);
 	/* finishRequest(w *response [RAX]); also called without ServeHTTP (Expect failures). */
-	if (!e || e->resp_ptr != GO_ARG1(ctx))
+	if (!st || st->resp != GO_ARG1(ctx))
 		return 0;
-	server_done(e, &key);
+	server_done(st, &key, 0);
 	return 0;
 }
 
@@ -384,12 +487,11 @@ int server_hijack(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
-	struct obs_event *e = bpf_map_lookup_elem(&server_inflight, &key);
+	struct obs_start *st = bpf_map_lookup_elem(&server_inflight, &key);
 	/* hijackLocked(c *conn [RAX]): only the connection of the request in flight. */
-	if (!e || read_field(e->resp_ptr, cfg.off.sresp_conn) != GO_ARG1(ctx))
+	if (!st || read_field(st->resp, cfg.off.sresp_conn) != GO_ARG1(ctx))
 		return 0;
-	e->flags |= OBS_F_HIJACKED;
-	server_done(e, &key);
+	server_done(st, &key, OBS_F_HIJACKED);
 	return 0;
 }
 
@@ -398,8 +500,8 @@ int server_return(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
-	struct obs_event *e = bpf_map_lookup_elem(&server_inflight, &key);
-	if (e)
-		server_done(e, &key);
+	struct obs_start *st = bpf_map_lookup_elem(&server_inflight, &key);
+	if (st)
+		server_done(st, &key, 0);
 	return 0;
 }

@@ -85,6 +85,28 @@ struct obs_event {
 	char hdr[OBS_HDR_LEN];
 };
 
+/* The event is 1032 bytes (event.rs EVENT_SIZE), hdr starts at 520 (HDR_OFFSET). */
+_Static_assert(sizeof(struct obs_event) == 1032, "struct obs_event size: update event.rs");
+_Static_assert(__builtin_offsetof(struct obs_event, hdr) == 520, "hdr offset: update event.rs");
+
+/* What an entry probe keeps for the end probe, which builds the event in place in the ring
+ * buffer (a small in-flight value: no 1 KiB copies per request). */
+struct obs_start {
+	__u64 start_ns;
+	__u64 req;   /* *http.Request */
+	__u64 resp;  /* server: the *response (the ResponseWriter's data) */
+	__u32 tid;   /* thread at entry */
+	__u32 _pad;
+};
+
+/* Server, when headers are captured: the raw request head, read at entry (the connection's
+ * buffer may be reused by the time the handler is done). */
+struct obs_head {
+	__u32 len;
+	__u32 _pad;
+	char buf[OBS_HDR_LEN];
+};
+
 /* Sent once per process, before its first event: its environment (NAME, SERVICE_NAME),
  * read from the process itself, so short-lived processes are named too. */
 struct obs_proc {

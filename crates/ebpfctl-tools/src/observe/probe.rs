@@ -10,7 +10,6 @@ use ebpfctl_core::consume::LossSource;
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
 
 use super::deferred::ResultSlot;
-use super::event::EVENT_SIZE;
 use super::goelf::{DeferredExit, GoFunc};
 use super::{ObserveError, Target};
 
@@ -212,16 +211,6 @@ fn load_instance(
         .find(|m| m.name().to_string_lossy().ends_with(".bss"))
         .ok_or_else(|| ObserveError::Object("no .bss map (lost-event counter)".into()))
         .and_then(|m| MapHandle::try_from(&m).map_err(ObserveError::Load))?;
-    let scratch_size = obj
-        .maps()
-        .find(|m| m.name() == "scratch")
-        .map(|m| m.value_size() as usize)
-        .unwrap_or(0);
-    if scratch_size != EVENT_SIZE {
-        return Err(ObserveError::Object(format!(
-            "struct obs_event is {scratch_size} bytes, the decoder expects {EVENT_SIZE}"
-        )));
-    }
     let mut links = Vec::new();
     let path = target.binary.path.clone();
     let mut attach = |prog_name: &str, offsets: &[u64]| -> Result<(), ObserveError> {
