@@ -16,10 +16,10 @@
  *                  connection, finishRequest will not come
  *   server_return  every RET of ServeHTTP, only when finishRequest is not in the binary
  *
- * Why finishRequest and not ServeHTTP's RETs: a probe on a jump is emulated by the kernel,
- * any other instruction (RET included) is single-stepped out of line, a second trap that
- * costs 30 times more than the first under some hypervisors (bench/observe/run.sh measures
- * both). Entry probes sit on the jump of Go's stack check.
+ * Why finishRequest and the deferred closure rather than RETs: the kernel emulates a probed
+ * jump, while a RET (like most instructions) is single-stepped out of line, a second trap
+ * that costs about 25 times more than the first on our test VM (bench/observe/run.sh
+ * measures both). Entry probes sit on the jump of Go's stack check.
  *
  * Go register ABI (Go >= 1.17): integer arguments and results in RAX, RBX, RCX, RDI,
  * RSI, R8-R11 on amd64 (R0-R15 on arm64); the current goroutine (runtime.g) in R14 (R28).
@@ -181,12 +181,17 @@ static __always_inline bool pid_wanted(__u32 pid)
 	return bpf_map_lookup_elem(&pids, &pid) != NULL;
 }
 
+/* Wake user space only when `wakeup_bytes` are waiting (it polls on a timer otherwise). */
+static __always_inline __u64 wakeup_flags(void)
+{
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void submit_bytes(void *data, __u64 size)
 {
-	__u64 flags = BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wakeup_bytes)
-		flags = BPF_RB_FORCE_WAKEUP;
-	if (bpf_ringbuf_output(&events, data, size, flags))
+	if (bpf_ringbuf_output(&events, data, size, wakeup_flags()))
 		__sync_fetch_and_add(&ebpfctl_lost_events, 1);
 }
 
@@ -217,13 +222,9 @@ static __always_inline struct obs_event *reserve_event(bool with_hdr, __u8 kind,
 	return e;
 }
 
-/* Submits a reserved event, waking user space only when `wakeup_bytes` are waiting. */
 static __always_inline void commit(struct obs_event *e)
 {
-	__u64 flags = BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wakeup_bytes)
-		flags = BPF_RB_FORCE_WAKEUP;
-	bpf_ringbuf_submit(e, flags);
+	bpf_ringbuf_submit(e, wakeup_flags());
 }
 
 /* Records the start of a request in `map` under {pid, goroutine}. */
