@@ -797,7 +797,11 @@ fn file_offset(path: &std::path::Path, symbol: &str) -> u64 {
 
 #[test]
 fn uprobe_at_a_file_offset() {
-    let bin = target_dir().join("ebpfctl-example-target");
+    // A copy of its own: a probe on a file fires for every process running that file,
+    // including the targets of tests running at the same time.
+    const COPY: &str = "ebpfctl-offset";
+    target_as(COPY, &["sample"]);
+    let bin = target_dir().join(COPY);
     let off = file_offset(&bin, "ebpfctl_example_probe");
     let src = format!(
         r#"
@@ -818,8 +822,8 @@ char LICENSE[] SEC("license") = "GPL";
         "--metrics-addr",
         "127.0.0.1:0",
     ]);
-    target(&["sample"]);
-    target(&["sample"]);
+    target_as(COPY, &["sample"]);
+    target_as(COPY, &["sample"]);
     let m = run.scrape();
     assert_eq!(sample(&m, "ebpfctl_offset_hits_total"), Some(2.0), "{m}");
     let (st, _, err) = run.stop();
