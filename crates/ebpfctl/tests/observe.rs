@@ -232,6 +232,7 @@ const PROBE_NAMES: &[&str] = &[
     "client_enter",
     "client_return",
     "client_deferred",
+    "client_success",
     "server_enter",
     "server_finish",
     "server_hijack",
@@ -636,16 +637,21 @@ fn inspect_reports_symbol_and_offset_sources() {
             // Every entry probe sits on the stack check's jump, which the kernel emulates.
             assert_eq!(v[f]["entry_emulated"], true, "{f}: {v}");
         }
-        // Go >= 1.23: roundTrip's returns through its deferred closure need no RET probe.
+        // Go >= 1.23: roundTrip's returns through its deferred closure need no RET probe;
+        // before, its success is seen at its error check and that RET needs none.
         let exit = &v["client_exit"];
+        let rets = v["client"]["ret_offsets"].as_array().unwrap();
+        let success = &v["client_success"];
         if go == Go::Old {
             assert!(exit.is_null(), "{v}");
+            assert!(rets.contains(&success["covered_ret"]), "{v}");
+            assert!(s(success, "probe_offset").starts_with("0x"), "{v}");
         } else {
+            assert!(success.is_null(), "{v}");
             assert_eq!(exit["closure"]["entry_emulated"], true, "{v}");
             let covered = exit["covered_rets"].as_array().unwrap();
             assert!(!covered.is_empty(), "{v}");
             assert_eq!(covered.len(), exit["returns"].as_array().unwrap().len());
-            let rets = v["client"]["ret_offsets"].as_array().unwrap();
             assert!(covered.iter().all(|c| rets.contains(c)), "{v}");
             assert!(
                 covered.len() < rets.len(),
@@ -699,6 +705,18 @@ fn table_and_pclntab_agree_with_dwarf_and_symtab() {
         };
         assert_eq!(exit(&t), exit(&st), "{go:?}");
         assert_eq!(exit(&t).is_some(), go == Go::New, "{go:?}");
+        // Nor does the success check (Go < 1.23).
+        let success = |t: &ebpfctl_tools::observe::Target| {
+            let rt = t.binary.round_trip.as_ref().unwrap();
+            t.binary.client_success.as_ref().map(|x| {
+                (
+                    x.probe_offset - rt.entry_offset,
+                    x.covered_ret - rt.entry_offset,
+                )
+            })
+        };
+        assert_eq!(success(&t), success(&st), "{go:?}");
+        assert_eq!(success(&t).is_some(), go != Go::New, "{go:?}");
     }
 }
 
@@ -1082,13 +1100,25 @@ fn probe_run_counts() -> std::collections::HashMap<String, u64> {
     counts
 }
 
-/// Go >= 1.23: successful requests end at roundTrip's deferred closure (an emulated probe)
-/// and the server's at finishRequest: no RET probe runs on that path.
+/// Successful requests end at emulated probes: the client's at roundTrip's deferred
+/// closure (Go >= 1.23) or its error check (before), the server's at finishRequest. No RET
+/// probe runs on that path.
 #[test]
 fn success_path_takes_no_ret_probe() {
     let _live = live_lock();
     let _stats = ebpfctl_core::inspect::top::StatsGuard::enable().expect("BPF statistics");
-    let bin = private_copy(&go_build(Go::New, Build::Normal, false), "obs-noret");
+    for go in [Go::Old, Go::New] {
+        success_path_on(go);
+    }
+}
+
+fn success_path_on(go: Go) {
+    let end = if go == Go::New {
+        "client_deferred"
+    } else {
+        "client_success"
+    };
+    let bin = private_copy(&go_build(go, Build::Normal, false), "obs-noret");
     let obs = Observer::start(&[bin.to_str().unwrap(), "-o", "json", "--poll-ms", "50"]);
     let server = Server::start(&bin, &[]);
     let url = format!("http://127.0.0.1:{}/ok", server.port);
@@ -1097,17 +1127,22 @@ fn success_path_takes_no_ret_probe() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let counts = loop {
         let c = probe_run_counts();
-        if c.get("client_deferred").copied().unwrap_or(0) >= 3 || Instant::now() > deadline {
+        if c.get(end).copied().unwrap_or(0) >= 3 || Instant::now() > deadline {
             break c;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     let (out, diag) = obs.finish(true, Duration::from_secs(20));
-    assert_eq!(parse_events(&out).len(), 6, "{out} {diag:?} {counts:?}");
+    let events = parse_events(&out);
+    assert_eq!(events.len(), 6, "{go:?} {out} {diag:?} {counts:?}");
+    for e in &events {
+        assert_eq!(e["status"], 200, "{e}");
+    }
     let get = |k: &str| counts.get(k).copied().unwrap_or(0);
-    assert_eq!(get("client_enter"), 3, "{counts:?}");
-    assert!(get("client_deferred") >= 3, "{counts:?}");
-    assert_eq!(get("client_return"), 0, "{counts:?}");
+    assert_eq!(get("client_enter"), 3, "{go:?} {counts:?}");
+    // The deferred closure also runs for roundTrip's other returns; the check once per call.
+    assert!(get(end) >= 3, "{go:?} {counts:?}");
+    assert_eq!(get("client_return"), 0, "{go:?} {counts:?}");
     assert_eq!(get("server_finish"), 3, "{counts:?}");
     assert_eq!(get("server_return"), 0, "{counts:?}");
     drop(server);

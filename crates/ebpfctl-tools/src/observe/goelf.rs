@@ -7,6 +7,7 @@ use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 
 use super::deferred::{self, DeferredReturn};
 use super::pclntab;
+use super::success;
 use super::ObserveError;
 
 /// Functions the probes attach to.
@@ -22,6 +23,9 @@ const FN_ROUND_TRIP_CLOSURES: [&str; 3] = [
 ];
 /// Called when a handler takes over the connection (`Hijacker.Hijack`).
 pub const FN_HIJACK: &str = "net/http.(*conn).hijackLocked";
+/// What roundTrip calls for an HTTP/1 request; its error is tested right after (see
+/// `success.rs`).
+const FN_PERSIST_ROUND_TRIP: &str = "net/http.(*persistConn).roundTrip";
 
 /// A Go version, e.g. 1.21.13 → (1, 21, 13).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -104,6 +108,17 @@ pub struct GoBinary {
     pub hijack: Option<GoFunc>,
     /// roundTrip's deferred closure, when its returns can be seen from there.
     pub client_exit: Option<DeferredExit>,
+    /// Without such a closure (Go < 1.23): roundTrip's test of a nil error.
+    pub client_success: Option<SuccessExit>,
+}
+
+/// roundTrip's success seen at its error check (see `success.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuccessExit {
+    /// File offset of the conditional jump on the error (emulated).
+    pub probe_offset: u64,
+    /// File offset of the RET of `return resp, nil`: it needs no RET probe.
+    pub covered_ret: u64,
 }
 
 /// roundTrip's returns seen at the entry of its deferred closure (see `deferred.rs`).
@@ -170,6 +185,7 @@ impl GoBinary {
         let stripped = !has_symtab;
         let mut wanted = vec![FN_ROUND_TRIP, FN_SERVE_HTTP, FN_FINISH_REQUEST, FN_HIJACK];
         wanted.extend(FN_ROUND_TRIP_CLOSURES);
+        wanted.push(FN_PERSIST_ROUND_TRIP);
         let (found, symbols) = if has_symtab {
             let mut found: Vec<Option<(u64, u64)>> = vec![None; wanted.len()];
             for sym in file.symbols() {
@@ -203,8 +219,10 @@ impl GoBinary {
         let mut funcs = Vec::new();
         for (name, f) in wanted.iter().zip(found) {
             funcs.push(match f {
-                // A closure that cannot be analysed only disables the deferred-exit probe.
-                Some((addr, size)) if FN_ROUND_TRIP_CLOSURES.contains(name) => {
+                // A helper that cannot be analysed only disables the exit probe it serves.
+                Some((addr, size))
+                    if FN_ROUND_TRIP_CLOSURES.contains(name) || *name == FN_PERSIST_ROUND_TRIP =>
+                {
                     analyse_func(path, &file, data, name, addr, size).ok()
                 }
                 Some((addr, size)) => Some(analyse_func(path, &file, data, name, addr, size)?),
@@ -216,9 +234,16 @@ impl GoBinary {
         let serve_http = funcs.next().flatten();
         let finish_request = funcs.next().flatten();
         let hijack = funcs.next().flatten();
-        let closures: Vec<GoFunc> = funcs.flatten().collect();
+        let closures: Vec<GoFunc> = funcs.by_ref().take(3).flatten().collect();
+        let persist_round_trip = funcs.next().flatten();
         let client_exit = match &round_trip {
             Some(rt) if arch == "amd64" => deferred_exit(&file, data, rt, closures),
+            _ => None,
+        };
+        let client_success = match (&round_trip, &persist_round_trip) {
+            (Some(rt), Some(callee)) if arch == "amd64" && client_exit.is_none() => {
+                success_exit(&file, data, rt, callee.addr)
+            }
             _ => None,
         };
         if round_trip.is_none() && serve_http.is_none() {
@@ -237,6 +262,7 @@ impl GoBinary {
             finish_request,
             hijack,
             client_exit,
+            client_success,
         })
     }
 }
@@ -277,6 +303,22 @@ fn deferred_exit(
         closure,
         returns,
         covered_rets,
+    })
+}
+
+/// roundTrip's error check after its call of `callee` and the RET it covers.
+fn success_exit(
+    file: &object::File<'_>,
+    data: &[u8],
+    rt: &GoFunc,
+    callee: u64,
+) -> Option<SuccessExit> {
+    let start = vaddr_to_offset(file, rt.addr)?;
+    let code = data.get(start as usize..(start + rt.size) as usize)?;
+    let check = success::success_check_amd64(code, rt.addr, callee)?;
+    Some(SuccessExit {
+        probe_offset: start + check.probe,
+        covered_ret: start + check.ret,
     })
 }
 

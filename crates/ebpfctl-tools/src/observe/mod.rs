@@ -18,6 +18,7 @@ pub mod output;
 mod pclntab;
 pub mod probe;
 pub mod run;
+mod success;
 
 pub use event::{Kind, Request};
 pub use goelf::{GoBinary, GoVersion};
@@ -167,6 +168,10 @@ pub fn inspect_json(t: &Target) -> serde_json::Value {
                 "results": r.results,
             })).collect::<Vec<_>>(),
             "covered_rets": x.covered_rets.iter().map(|o| format!("{o:#x}")).collect::<Vec<_>>(),
+        })),
+        "client_success": t.binary.client_success.as_ref().map(|x| serde_json::json!({
+            "probe_offset": format!("{:#x}", x.probe_offset),
+            "covered_ret": format!("{:#x}", x.covered_ret),
         })),
         "server": f(t.binary.serve_http.as_ref()),
         "finish_request": f(t.binary.finish_request.as_ref()),

@@ -371,6 +371,23 @@ int client_return(struct pt_regs *ctx)
 }
 
 #if !defined(__TARGET_ARCH_arm64)
+/* Go < 1.23: roundTrip's `test rbx, rbx; je` right after it called persistConn.roundTrip
+ * (success.rs): (*Response, error) still in RAX, (RBX, RCX). A nil error ends the request;
+ * otherwise roundTrip may retry, and a RET probe sees the end. */
+SEC("uprobe")
+int client_success(struct pt_regs *ctx)
+{
+	if (GO_ARG2(ctx))
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
+	struct obs_start *st = bpf_map_lookup_elem(&client_inflight, &key);
+	if (!st)
+		return 0;
+	client_done(st, &key, GO_ARG1(ctx), 0, 0);
+	return 0;
+}
+
 /* The result of roundTrip's register `slot` when its frame starts at `frame`. */
 static __always_inline __u64 frame_result(__u64 frame, __s32 slot)
 {

@@ -240,6 +240,10 @@ fn load_instance(
             attach("client_deferred", &entry(&exit.closure))?;
             rets.retain(|r| !exit.covered_rets.contains(r));
         }
+        if let Some(ok) = &target.binary.client_success {
+            attach("client_success", &[ok.probe_offset])?;
+            rets.retain(|r| *r != ok.covered_ret);
+        }
         attach("client_return", &rets)?;
     }
     if let Some(f) = &target.binary.serve_http {
