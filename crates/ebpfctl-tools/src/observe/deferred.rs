@@ -15,7 +15,7 @@
 //!
 //! For such a RET the results are already in the frame when the closure is entered, so a
 //! probe at the closure's entry (emulated) replaces the probe on the RET. The probe checks
-//! the return address (relative to the closure's entry, so PIE and ASLR do not matter) to
+//! the return address (relative to the probe's address, so PIE and ASLR do not matter) to
 //! know which return it is and where the results are: RAX, RBX, RCX at `[RSP + 8 + slot]`.
 //! RETs that do not have this exact shape keep their RET probe.
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};

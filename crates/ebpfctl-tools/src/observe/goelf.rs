@@ -77,6 +77,8 @@ pub struct GoFunc {
     pub size: u64,
     /// File offset of the entry probe (after an ENDBR64, if any).
     pub entry_offset: u64,
+    /// Virtual address of the entry probe.
+    pub entry_addr: u64,
     /// File offsets of every RET instruction.
     pub ret_offsets: Vec<u64>,
     /// The entry probe sits on an instruction the kernel emulates (a jump): one trap per
@@ -357,6 +359,7 @@ fn analyse_func(
         addr,
         size,
         entry_offset: off + entry,
+        entry_addr: addr + entry,
         ret_offsets: rets.into_iter().map(|r| off + r).collect(),
         entry_emulated,
     })

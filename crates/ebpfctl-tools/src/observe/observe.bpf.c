@@ -402,10 +402,10 @@ int client_deferred(struct pt_regs *ctx)
 	struct obs_start *st = bpf_map_lookup_elem(&client_inflight, &key);
 	if (!st)
 		return 0;
-	/* Which return of roundTrip called the closure: its return address, relative to the
-	 * closure's entry (funcval.fn, the first word of the closure context in RDX). */
+	/* Which return of roundTrip called the closure: its return address, relative to this
+	 * probe's address (the uprobe handler sets IP to the probed instruction). */
 	__u64 ret_addr = read_u64(ctx->sp);
-	__s64 site = (__s64)(ret_addr - read_u64(ctx->dx));
+	__s64 site = (__s64)(ret_addr - ctx->ip);
 	struct obs_site *where = bpf_map_lookup_elem(&client_sites, &site);
 	if (!where)
 		return 0;

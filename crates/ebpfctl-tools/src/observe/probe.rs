@@ -148,7 +148,8 @@ fn fill_client_sites(obj: &Object, exit: &DeferredExit) -> Result<(), ObserveErr
         .find(|m| m.name() == "client_sites")
         .ok_or_else(|| ObserveError::Object("map client_sites missing".into()))?;
     for r in &exit.returns {
-        let key = (r.return_site as i64).wrapping_sub(exit.closure.addr as i64);
+        // The return address relative to the closure's probe (its IP when the probe runs).
+        let key = (r.return_site as i64).wrapping_sub(exit.closure.entry_addr as i64);
         let mut value = Vec::with_capacity(16);
         for slot in r.results {
             let v = match slot {
