@@ -142,6 +142,56 @@ pub fn parse_metrics_addr(text: &str) -> Result<SocketAddr, ToolError> {
     })
 }
 
+/// What a snoop tool is asked about its output, whatever it traces.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// JSON lines instead of a table.
+    pub json: bool,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    pub metrics_addr: Option<SocketAddr>,
+    /// Ring buffer size in bytes (a power of two, at least a page).
+    pub ring_bytes: u32,
+    /// The probe wakes user space once this many bytes are queued (0: every record); at
+    /// most a quarter of the ring buffer is used, whatever is asked.
+    pub wakeup_bytes: u32,
+}
+
+impl StreamConfig {
+    /// A table on stdout, no deadline, no metrics, a ring of `ring_bytes`.
+    pub fn with_ring(ring_bytes: u32) -> Self {
+        Self {
+            json: false,
+            duration: None,
+            metrics_addr: None,
+            ring_bytes,
+            wakeup_bytes: 64 << 10,
+        }
+    }
+
+    /// The wake-up threshold handed to the probe.
+    pub fn wakeup_param(&self) -> u32 {
+        self.wakeup_bytes.min(self.ring_bytes / 4)
+    }
+
+    pub fn loop_config(&self, tool: &'static str, stop: Arc<AtomicBool>) -> LoopConfig {
+        LoopConfig {
+            tool,
+            duration: self.duration,
+            stop,
+            json: self.json,
+        }
+    }
+}
+
+/// What a snoop run did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Summary {
+    pub events: u64,
+    pub lost: u64,
+    pub decode_errors: u64,
+}
+
 /// Loop settings.
 pub struct LoopConfig {
     pub tool: &'static str,

@@ -10,11 +10,9 @@ pub mod proc;
 mod track;
 
 use std::cell::RefCell;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ebpfctl_core::consume::ConsumerBuilder;
 use libbpf_rs::MapCore;
@@ -25,7 +23,8 @@ pub use print::TableStyle;
 pub use proc::{snapshot, ProcInfo};
 
 use crate::common::probe::{self, Probe};
-use crate::common::report::{self, LoopConfig, Metrics, Output};
+pub use crate::common::report::Summary;
+use crate::common::report::{self, Metrics, Output, StreamConfig};
 use crate::common::ToolError;
 use track::{Mode, Tracker};
 
@@ -111,34 +110,23 @@ impl Filters {
 /// Everything `ebpfctl execsnoop` can be asked.
 #[derive(Debug)]
 pub struct Config {
-    pub json: bool,
+    pub stream: StreamConfig,
     pub table: TableStyle,
     pub filters: Filters,
     pub max_args: u32,
     pub arg_len: u32,
     pub snapshot: bool,
-    pub duration: Option<Duration>,
-    pub metrics_addr: Option<SocketAddr>,
-    /// Ring buffer size in bytes (a power of two, at least a page).
-    pub ring_bytes: u32,
-    /// The probe wakes user space once this many bytes are queued (0: every record); at
-    /// most a quarter of the ring buffer is used, whatever is asked.
-    pub wakeup_bytes: u32,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
-            json: false,
+            stream: StreamConfig::with_ring(256 << 10),
             table: TableStyle::default(),
             filters: Filters::default(),
             max_args: DEFAULT_MAX_ARGS,
             arg_len: DEFAULT_ARG_LEN,
             snapshot: true,
-            duration: None,
-            metrics_addr: None,
-            ring_bytes: 256 << 10,
-            wakeup_bytes: 64 << 10,
         }
     }
 }
@@ -208,7 +196,7 @@ impl Config {
             bits |= event::FILTER_FAILED;
         }
         // Exits matter only for JSON `exited` events.
-        let exits = self.json && !f.failed_only;
+        let exits = self.stream.json && !f.failed_only;
         let p = |n: &'static str, v: u32| (n, v);
         vec![
             p("esnp_filters", bits),
@@ -216,10 +204,7 @@ impl Config {
             p("esnp_ppid", f.ppid.unwrap_or(0)),
             p("esnp_max_args", self.max_args),
             p("esnp_arg_len", self.arg_len),
-            p(
-                "esnp_wakeup_bytes",
-                self.wakeup_bytes.min(self.ring_bytes / 4),
-            ),
+            p("esnp_wakeup_bytes", self.stream.wakeup_param()),
             p("esnp_exits", u32::from(exits)),
         ]
     }
@@ -237,22 +222,14 @@ fn cgroup2_root() -> Option<PathBuf> {
     })
 }
 
-/// What a run did.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Summary {
-    pub events: u64,
-    pub lost: u64,
-    pub decode_errors: u64,
-}
-
 /// Traces until `stop` is raised, the duration ends or the output closes.
 pub fn run(
     cfg: &Config,
     stop: Arc<AtomicBool>,
     out: Box<dyn std::io::Write>,
 ) -> Result<Summary, ToolError> {
-    let metrics = Metrics::new(TOOL, cfg.metrics_addr)?;
-    let probe = Probe::load(TOOL, OBJECT, &cfg.params(), cfg.ring_bytes)?;
+    let metrics = Metrics::new(TOOL, cfg.stream.metrics_addr)?;
+    let probe = Probe::load(TOOL, OBJECT, &cfg.params(), cfg.stream.ring_bytes)?;
     if let Some(path) = &cfg.filters.cgroup {
         probe.set_cgroup("cgroup_filter", path)?;
     }
@@ -260,7 +237,7 @@ pub fn run(
     let loss = probe.loss_source()?;
 
     let out = RefCell::new(Output::new(out));
-    let mode = if cfg.json {
+    let mode = if cfg.stream.json {
         Mode::Json
     } else {
         Mode::Table(cfg.table)
@@ -270,12 +247,12 @@ pub fn run(
     builder.ring_buffer(&events_map, |data| tracker.borrow_mut().on_record(data))?;
     let consumer = builder.build()?;
 
-    if !cfg.json {
+    if !cfg.stream.json {
         out.borrow_mut()
             .line(print::table_header(&cfg.table).as_bytes());
     }
     // Attached first, then the snapshot: a process cannot fall between the two.
-    if cfg.json && cfg.snapshot && !cfg.filters.failed_only {
+    if cfg.stream.json && cfg.snapshot && !cfg.filters.failed_only {
         let list = proc::snapshot(cfg.max_args as usize, cfg.arg_len as usize);
         let shown = tracker.borrow_mut().snapshot(list);
         let f = &cfg.filters;
@@ -294,12 +271,7 @@ pub fn run(
         probe.attached().len()
     );
 
-    let lc = LoopConfig {
-        tool: TOOL,
-        duration: cfg.duration,
-        stop,
-        json: cfg.json,
-    };
+    let lc = cfg.stream.loop_config(TOOL, stop);
     // A lost exit would leave its process in the table for good (and a reused pid would
     // inherit it): after losses, drop the entries of processes that are gone.
     let prune = || tracker.borrow_mut().prune();

@@ -8,10 +8,8 @@ pub mod event;
 mod print;
 
 use std::cell::RefCell;
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ebpfctl_core::consume::ConsumerBuilder;
 use ebpfctl_core::decode::time::{ktime_to_unix_ns, monotonic_now_ns};
@@ -22,7 +20,8 @@ pub use event::{flag_names, DecodeError, Open, Syscall};
 pub use print::TableStyle;
 
 use crate::common::probe::{self, Probe};
-use crate::common::report::{self, LoopConfig, Metrics, Output};
+pub use crate::common::report::Summary;
+use crate::common::report::{self, Metrics, Output, StreamConfig};
 use crate::common::ToolError;
 
 const OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/opensnoop.bpf.o"));
@@ -52,28 +51,17 @@ impl Filters {
 
 #[derive(Debug)]
 pub struct Config {
-    pub json: bool,
+    pub stream: StreamConfig,
     pub table: TableStyle,
     pub filters: Filters,
-    pub duration: Option<Duration>,
-    pub metrics_addr: Option<SocketAddr>,
-    /// Ring buffer size in bytes (a power of two, at least a page).
-    pub ring_bytes: u32,
-    /// The probe wakes user space once this many bytes are queued (0: every record); at
-    /// most a quarter of the ring buffer is used, whatever is asked.
-    pub wakeup_bytes: u32,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
-            json: false,
+            stream: StreamConfig::with_ring(512 << 10),
             table: TableStyle::default(),
             filters: Filters::default(),
-            duration: None,
-            metrics_addr: None,
-            ring_bytes: 512 << 10,
-            wakeup_bytes: 64 << 10,
         }
     }
 }
@@ -100,10 +88,7 @@ impl Config {
             p("osnp_pid", f.pid.unwrap_or(0)),
             p("osnp_tid", f.tid.unwrap_or(0)),
             p("osnp_uid", f.uid.unwrap_or(0)),
-            p(
-                "osnp_wakeup_bytes",
-                self.wakeup_bytes.min(self.ring_bytes / 4),
-            ),
+            p("osnp_wakeup_bytes", self.stream.wakeup_param()),
         ]
     }
 }
@@ -134,7 +119,7 @@ impl Printer<'_> {
             }
         }
         let mut out = self.out.borrow_mut();
-        if self.cfg.json {
+        if self.cfg.stream.json {
             print::json(out.buf(), &o);
         } else {
             let since = ktime_to_unix_ns(o.time_ns) - self.start_unix_ns;
@@ -150,22 +135,14 @@ impl Printer<'_> {
     }
 }
 
-/// What a run did.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Summary {
-    pub events: u64,
-    pub lost: u64,
-    pub decode_errors: u64,
-}
-
 /// Traces until `stop` is raised, the duration ends or the output closes.
 pub fn run(
     cfg: &Config,
     stop: Arc<AtomicBool>,
     out: Box<dyn std::io::Write>,
 ) -> Result<Summary, ToolError> {
-    let metrics = Metrics::new(TOOL, cfg.metrics_addr)?;
-    let probe = Probe::load(TOOL, OBJECT, &cfg.params(), cfg.ring_bytes)?;
+    let metrics = Metrics::new(TOOL, cfg.stream.metrics_addr)?;
+    let probe = Probe::load(TOOL, OBJECT, &cfg.params(), cfg.stream.ring_bytes)?;
     let events_map = probe.map(probe::EVENTS_MAP)?;
     let loss = probe.loss_source()?;
     let out = RefCell::new(Output::new(out));
@@ -187,7 +164,7 @@ pub fn run(
     let mut builder = ConsumerBuilder::new();
     builder.ring_buffer(&events_map, |data| printer.borrow_mut().on_record(data))?;
     let consumer = builder.build()?;
-    if !cfg.json {
+    if !cfg.stream.json {
         out.borrow_mut()
             .line(print::table_header(&cfg.table).as_bytes());
     }
@@ -196,12 +173,7 @@ pub fn run(
         "{TOOL}: tracing ({} programs attached); Ctrl-C to stop",
         probe.attached().len()
     );
-    let lc = LoopConfig {
-        tool: TOOL,
-        duration: cfg.duration,
-        stop,
-        json: cfg.json,
-    };
+    let lc = cfg.stream.loop_config(TOOL, stop);
     let s = report::run_loop(&lc, &consumer, &loss, &metrics, &out, &|| {})?;
     let p = printer.borrow();
     Ok(Summary {

@@ -3,21 +3,15 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args as ClapArgs, Subcommand, ValueEnum};
+use clap::{Subcommand, ValueEnum};
 use ebpfctl_core::inspect::btf::{self, BtfTarget};
 
-use super::prog::{done, done_lib, stdout, Output};
+use super::prog::{done, done_lib, stdout, InspectArgs};
 
-#[derive(ClapArgs)]
-pub struct Args {
-    #[command(subcommand)]
-    cmd: Option<Cmd>,
-    #[command(flatten)]
-    out: Output,
-}
+pub type Args = InspectArgs<Cmd>;
 
 #[derive(Subcommand)]
-enum Cmd {
+pub enum Cmd {
     /// Every BTF object loaded in the kernel (the default).
     #[command(alias = "ls")]
     List,
@@ -35,7 +29,7 @@ enum Cmd {
 }
 
 #[derive(Subcommand, Clone)]
-enum Source {
+pub enum Source {
     /// The running kernel's BTF (/sys/kernel/btf/vmlinux).
     Vmlinux,
     /// A raw BTF file or a BPF object (its .BTF section).
@@ -45,7 +39,7 @@ enum Source {
 }
 
 #[derive(ValueEnum, Clone, Copy, PartialEq, Eq)]
-enum DumpFormat {
+pub enum DumpFormat {
     C,
     Raw,
 }

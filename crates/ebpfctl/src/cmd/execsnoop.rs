@@ -1,15 +1,10 @@
 //! `ebpfctl execsnoop`: process execution as `started` / `exited` / `error` events.
 use std::path::PathBuf;
 
-use ebpfctl_tools::common::report::parse_metrics_addr;
 use ebpfctl_tools::common::users::parse_uid;
 use ebpfctl_tools::execsnoop::{self, Config, Filters, TableStyle};
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-}
+use super::snoop::{self, Format};
 
 #[derive(clap::Args)]
 #[command(
@@ -59,21 +54,16 @@ pub struct Args {
     /// No `started` events for processes already running.
     #[arg(long)]
     no_snapshot: bool,
-    /// Stop after this many seconds.
-    #[arg(short = 'd', long, value_name = "SECONDS")]
-    duration: Option<f64>,
-    /// Serve Prometheus metrics (events, lost events) at this address, e.g. 127.0.0.1:9091.
-    #[arg(long, value_name = "ADDR")]
-    metrics_addr: Option<String>,
+    #[command(flatten)]
+    stream: snoop::StreamArgs,
     /// Ring buffer size in KiB (a power of two); raise it if events are reported lost.
     #[arg(long, default_value_t = 256, value_name = "KIB")]
     ring_kib: u32,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let json = args.output == Format::Json;
     let mut cfg = Config {
-        json,
+        stream: args.stream.config(args.output, args.ring_kib)?,
         table: TableStyle {
             time: args.time,
             timestamp: args.timestamp,
@@ -92,24 +82,9 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         max_args: args.max_args,
         arg_len: args.arg_len,
         snapshot: !args.no_snapshot,
-        duration: super::opensnoop::seconds(args.duration)?,
-        metrics_addr: args
-            .metrics_addr
-            .as_deref()
-            .map(parse_metrics_addr)
-            .transpose()?,
-        ring_bytes: execsnoop::ring_bytes_from_kib(args.ring_kib)?,
-        ..Default::default()
     };
     cfg.validate()?;
     let stop = ebpfctl_core::signals::stop_flag();
     let s = execsnoop::run(&cfg, stop, Box::new(std::io::stdout()))?;
-    eprintln!("execsnoop: stopped; {} events, {} lost", s.events, s.lost);
-    if s.decode_errors > 0 {
-        eprintln!(
-            "execsnoop: {} records could not be decoded",
-            s.decode_errors
-        );
-    }
-    Ok(0)
+    snoop::finish("execsnoop", &s)
 }

@@ -1,21 +1,15 @@
 //! `ebpfctl link`: BPF links in the kernel (what each program is attached to).
 use std::io::Write;
 
-use clap::{Args as ClapArgs, Subcommand};
+use clap::Subcommand;
 use ebpfctl_core::inspect::link;
 
-use super::prog::{done, stdout, Output};
+use super::prog::{done, stdout, InspectArgs};
 
-#[derive(ClapArgs)]
-pub struct Args {
-    #[command(subcommand)]
-    cmd: Option<Cmd>,
-    #[command(flatten)]
-    out: Output,
-}
+pub type Args = InspectArgs<Cmd>;
 
 #[derive(Subcommand)]
-enum Cmd {
+pub enum Cmd {
     /// Every link (the default).
     #[command(alias = "ls")]
     List,

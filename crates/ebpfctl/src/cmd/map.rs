@@ -1,21 +1,15 @@
 //! `ebpfctl map`: BPF maps in the kernel.
 use std::io::Write;
 
-use clap::{Args as ClapArgs, Subcommand};
+use clap::Subcommand;
 use ebpfctl_core::inspect::map;
 
-use super::prog::{done, done_lib, stdout, Output};
+use super::prog::{done, done_lib, stdout, InspectArgs};
 
-#[derive(ClapArgs)]
-pub struct Args {
-    #[command(subcommand)]
-    cmd: Option<Cmd>,
-    #[command(flatten)]
-    out: Output,
-}
+pub type Args = InspectArgs<Cmd>;
 
 #[derive(Subcommand)]
-enum Cmd {
+pub enum Cmd {
     /// Every map (the default).
     #[command(alias = "ls")]
     List,

@@ -16,6 +16,7 @@ mod prog;
 mod pull;
 mod push;
 mod run;
+mod snoop;
 mod top;
 
 #[derive(Parser)]

@@ -14,6 +14,15 @@ pub(crate) struct Output {
     pub output: Format,
 }
 
+/// An introspection command: a subcommand (listing everything when absent) and `-o`.
+#[derive(ClapArgs)]
+pub struct InspectArgs<C: Subcommand> {
+    #[command(subcommand)]
+    pub(crate) cmd: Option<C>,
+    #[command(flatten)]
+    pub(crate) out: Output,
+}
+
 fn parse_format(s: &str) -> Result<Format, String> {
     s.parse()
 }
@@ -41,16 +50,10 @@ pub(crate) fn done_lib<T>(r: Result<T, InspectError>) -> anyhow::Result<i32> {
     }
 }
 
-#[derive(ClapArgs)]
-pub struct Args {
-    #[command(subcommand)]
-    cmd: Option<Cmd>,
-    #[command(flatten)]
-    out: Output,
-}
+pub type Args = InspectArgs<Cmd>;
 
 #[derive(Subcommand)]
-enum Cmd {
+pub enum Cmd {
     /// Every loaded program (the default).
     #[command(alias = "ls")]
     List,
