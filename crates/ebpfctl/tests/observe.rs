@@ -20,21 +20,47 @@ const GO_OLD: &str = "/usr/bin/go";
 const GO_MID_ROOT: &str = "/opt/ebpfctl-go/1.21.13/go";
 const GO_NEW_ROOT: &str = "/opt/ebpfctl-go/1.27.3/go";
 
-/// The program observed: `serve ADDR` or `get URL...` (with $TRACEPARENT sent when set).
+/// The program observed: `serve ADDR`, `serve-tls ADDR` (HTTP/2 or 1.1 over TLS, a
+/// self-signed certificate) or `get URL...` (with $TRACEPARENT sent when set; with
+/// $INSECURE set, any certificate is accepted and the protocol printed too).
 const TARGET_SRC: &str = r#"package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"time"
 )
 
+func selfSigned() tls.Certificate {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
 func main() {
 	switch os.Args[1] {
-	case "serve":
+	case "serve", "serve-tls":
 		mux := http.NewServeMux()
 		mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) })
 		mux.HandleFunc("/missing", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(404); w.Write([]byte("nope")) })
@@ -58,21 +84,36 @@ func main() {
 			panic(err)
 		}
 		fmt.Println("listening", ln.Addr().String())
+		if os.Args[1] == "serve-tls" {
+			srv := &http.Server{Handler: mux, TLSConfig: &tls.Config{Certificates: []tls.Certificate{selfSigned()}}}
+			srv.ServeTLS(ln, "", "")
+		}
 		http.Serve(ln, mux)
 	case "get":
+		client := http.DefaultClient
+		insecure := os.Getenv("INSECURE") != ""
+		if insecure {
+			t := http.DefaultTransport.(*http.Transport).Clone()
+			t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+			client = &http.Client{Transport: t}
+		}
 		for _, u := range os.Args[2:] {
 			req, _ := http.NewRequest("GET", u, nil)
 			if tp := os.Getenv("TRACEPARENT"); tp != "" {
 				req.Header.Set("traceparent", tp)
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := client.Do(req)
 			if err != nil {
 				fmt.Println("ERR", err)
 				continue
 			}
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			fmt.Println(resp.StatusCode, len(b))
+			if insecure {
+				fmt.Println(resp.StatusCode, len(b), resp.Proto)
+			} else {
+				fmt.Println(resp.StatusCode, len(b))
+			}
 		}
 	}
 }
@@ -236,6 +277,7 @@ const PROBE_NAMES: &[&str] = &[
     "server_enter",
     "server_finish",
     "server_hijack",
+    "server_h2_done",
     "server_return",
 ];
 
@@ -366,9 +408,13 @@ struct Server {
 
 impl Server {
     fn start(bin: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_mode(bin, "serve", env)
+    }
+    /// `mode`: serve (HTTP/1.1) or serve-tls (HTTP/2 when the client offers it).
+    fn start_mode(bin: &Path, mode: &str, env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let mut child = Command::new(bin)
-            .args(["serve", &format!("127.0.0.1:{port}")])
+            .args([mode, &format!("127.0.0.1:{port}")])
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -627,7 +673,13 @@ fn inspect_reports_symbol_and_offset_sources() {
         assert_eq!(v["offsets_from"], if stripped { "table" } else { "dwarf" });
         let want = if go == Go::Old { "go1.19" } else { "go1.27.3" };
         assert!(s(&v, "go_version").starts_with(want), "{v}");
-        for f in ["client", "server", "finish_request", "hijack"] {
+        for f in [
+            "client",
+            "server",
+            "finish_request",
+            "hijack",
+            "h2_handler_done",
+        ] {
             assert!(
                 v[f]["ret_offsets"]
                     .as_array()
@@ -684,6 +736,7 @@ fn table_and_pclntab_agree_with_dwarf_and_symtab() {
             (&t.binary.serve_http, &st.binary.serve_http),
             (&t.binary.finish_request, &st.binary.finish_request),
             (&t.binary.hijack, &st.binary.hijack),
+            (&t.binary.h2_handler_done, &st.binary.h2_handler_done),
         ] {
             let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
             assert_eq!(a.name, b.name);
@@ -1146,5 +1199,67 @@ fn success_path_on(go: Go) {
     assert_eq!(get("server_finish"), 3, "{counts:?}");
     assert_eq!(get("server_return"), 0, "{counts:?}");
     drop(server);
+    assert_eq!(observe_programs_loaded(), Vec::<String>::new());
+}
+
+/// HTTP/2 over TLS: the server's request ends at the HTTP/2 writer's handlerDone (status and
+/// bytes from its state), the client's through the same roundTrip probes as HTTP/1. The
+/// oldest and newest Go (whose HTTP/2 moved to net/http/internal/http2), stripped too.
+#[test]
+fn http2_over_tls_client_and_server() {
+    let _live = live_lock();
+    for (go, build) in [
+        (Go::Old, Build::Normal),
+        (Go::Old, Build::Stripped),
+        (Go::New, Build::Normal),
+        (Go::New, Build::StrippedPie),
+    ] {
+        let name = format!("obs-h2-{go:?}-{build:?}").to_lowercase();
+        let bin = private_copy(&go_build(go, build, false), &name);
+        let obs = Observer::start(&[
+            bin.to_str().unwrap(),
+            "-o",
+            "json",
+            "--count",
+            "4",
+            "--poll-ms",
+            "50",
+        ]);
+        let server = Server::start_mode(&bin, "serve-tls", &[]);
+        let base = format!("https://127.0.0.1:{}", server.port);
+        let urls = [format!("{base}/ok"), format!("{base}/missing")];
+        let (_, said) = client(&bin, &urls, &[("INSECURE", "1")]);
+        assert_eq!(
+            said,
+            ["200 5 HTTP/2.0", "404 4 HTTP/2.0"],
+            "{go:?} {build:?}"
+        );
+        let (out, diag) = obs.finish(false, Duration::from_secs(20));
+        let events = parse_events(&out);
+        assert_eq!(events.len(), 4, "{go:?} {build:?}: {out} {diag:?}");
+        for (path, status, len) in [("/ok", 200, 5), ("/missing", 404, 4)] {
+            for kind in ["client", "server"] {
+                let e = events
+                    .iter()
+                    .find(|e| e["kind"] == kind && e["path"] == path)
+                    .unwrap_or_else(|| panic!("{go:?} {build:?}: no {kind} {path} in {out}"));
+                assert_eq!(n(e, "status"), status, "{e}");
+                assert_eq!(s(e, "method"), "GET", "{e}");
+                assert_eq!(s(e, "scheme"), "https", "{e}");
+                assert_eq!(s(e, "host"), format!("127.0.0.1:{}", server.port), "{e}");
+                assert_eq!(s(e, "url"), format!("{base}{path}"), "{e}");
+                if kind == "server" {
+                    // Bytes the handler wrote; the client's Response.ContentLength is -1
+                    // (HTTP/2 sends no Content-Length for these small bodies) or the size.
+                    assert_eq!(s(e, "proto"), "HTTP/2.0", "{e}");
+                    assert_eq!(n(e, "content_length"), len, "{e}");
+                    assert_eq!(n(e, "pid"), server.pid() as i64, "{e}");
+                }
+                let d = n(e, "duration_ns");
+                assert!(d > 0 && d < 10_000_000_000, "{e}");
+            }
+        }
+        drop(server);
+    }
     assert_eq!(observe_programs_loaded(), Vec::<String>::new());
 }

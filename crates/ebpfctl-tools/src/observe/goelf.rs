@@ -26,6 +26,12 @@ pub const FN_HIJACK: &str = "net/http.(*conn).hijackLocked";
 /// What roundTrip calls for an HTTP/1 request; its error is tested right after (see
 /// `success.rs`).
 const FN_PERSIST_ROUND_TRIP: &str = "net/http.(*persistConn).roundTrip";
+/// The end of an HTTP/2 server request: called by the handler's goroutine once the handler
+/// returned (bundled into net/http before Go 1.27, its own internal package since).
+const FN_H2_HANDLER_DONE: [&str; 2] = [
+    "net/http.(*http2responseWriter).handlerDone",
+    "net/http/internal/http2.(*responseWriter).handlerDone",
+];
 
 /// A Go version, e.g. 1.21.13 → (1, 21, 13).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -108,6 +114,8 @@ pub struct GoBinary {
     pub serve_http: Option<GoFunc>,
     pub finish_request: Option<GoFunc>,
     pub hijack: Option<GoFunc>,
+    /// The HTTP/2 server's end of a request.
+    pub h2_handler_done: Option<GoFunc>,
     /// roundTrip's deferred closure, when its returns can be seen from there.
     pub client_exit: Option<DeferredExit>,
     /// Without such a closure (Go < 1.23): roundTrip's test of a nil error.
@@ -188,6 +196,7 @@ impl GoBinary {
         let mut wanted = vec![FN_ROUND_TRIP, FN_SERVE_HTTP, FN_FINISH_REQUEST, FN_HIJACK];
         wanted.extend(FN_ROUND_TRIP_CLOSURES);
         wanted.push(FN_PERSIST_ROUND_TRIP);
+        wanted.extend(FN_H2_HANDLER_DONE);
         let (found, symbols) = if has_symtab {
             let mut found: Vec<Option<(u64, u64)>> = vec![None; wanted.len()];
             for sym in file.symbols() {
@@ -223,7 +232,9 @@ impl GoBinary {
             funcs.push(match f {
                 // A helper that cannot be analysed only disables the exit probe it serves.
                 Some((addr, size))
-                    if FN_ROUND_TRIP_CLOSURES.contains(name) || *name == FN_PERSIST_ROUND_TRIP =>
+                    if FN_ROUND_TRIP_CLOSURES.contains(name)
+                        || *name == FN_PERSIST_ROUND_TRIP
+                        || FN_H2_HANDLER_DONE.contains(name) =>
                 {
                     analyse_func(path, &file, data, name, addr, size).ok()
                 }
@@ -238,6 +249,7 @@ impl GoBinary {
         let hijack = funcs.next().flatten();
         let closures: Vec<GoFunc> = funcs.by_ref().take(3).flatten().collect();
         let persist_round_trip = funcs.next().flatten();
+        let h2_handler_done = funcs.flatten().next();
         let client_exit = match &round_trip {
             Some(rt) if arch == "amd64" => deferred_exit(&file, data, rt, closures),
             _ => None,
@@ -263,6 +275,7 @@ impl GoBinary {
             serve_http,
             finish_request,
             hijack,
+            h2_handler_done,
             client_exit,
             client_success,
         })

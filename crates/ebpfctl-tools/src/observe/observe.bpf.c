@@ -430,6 +430,10 @@ int server_enter(struct pt_regs *ctx)
 	start_request(&server_inflight, &key, pid_tgid, GO_ARG4(ctx), rw);
 	if (!cfg.capture_headers)
 		return 0;
+	/* HTTP/2 (Request.ProtoMajor, right after Proto): no raw head, its fields are in a
+	 * header map; rw is not a *response. */
+	if (read_field(GO_ARG4(ctx), cfg.off.req_proto + 16) == 2)
+		return 0;
 	/* The raw request head is still in the connection's bufio.Reader: buf[0:r]. */
 	__u32 zero = 0;
 	struct obs_head *h = bpf_map_lookup_elem(&head_scratch, &zero);
@@ -460,10 +464,19 @@ static __always_inline void server_event(bool with_hdr, struct obs_start *st,
 		return;
 	e->flags = flags;
 	read_request(e, st->req);
-	__u64 status = read_field(st->resp, cfg.off.sresp_status);
+	/* HTTP/1: the *response; HTTP/2: the writer's state (rws), before handlerDone
+	 * recycles it. */
+	__u64 w = st->resp;
+	__u32 status_off = cfg.off.sresp_status, written_off = cfg.off.sresp_written;
+	if (flags & OBS_F_H2) {
+		w = read_field(w, cfg.off.h2_rws);
+		status_off = cfg.off.h2_status;
+		written_off = cfg.off.h2_wrote_bytes;
+	}
+	__u64 status = read_field(w, status_off);
 	if (status >= 100 && status <= 999)
 		e->status = (__u16)status;
-	e->content_length = (__s64)read_field(st->resp, cfg.off.sresp_written);
+	e->content_length = (__s64)read_field(w, written_off);
 	if (with_hdr && h) {
 		__u32 len = h->len & (OBS_HDR_LEN - 1);
 		if (len && !bpf_probe_read_kernel(e->hdr, len, h->buf))
@@ -497,6 +510,20 @@ int server_finish(struct pt_regs *ctx)
 	if (!st || st->resp != GO_ARG1(ctx))
 		return 0;
 	server_done(st, &key, 0);
+	return 0;
+}
+
+SEC("uprobe")
+int server_h2_done(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
+	struct obs_start *st = bpf_map_lookup_elem(&server_inflight, &key);
+	/* handlerDone(w *http2responseWriter [RAX]), on the handler's goroutine once the
+	 * handler returned: only the writer ServeHTTP was given. */
+	if (!st || st->resp != GO_ARG1(ctx))
+		return 0;
+	server_done(st, &key, OBS_F_H2);
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 #define OBS_F_ERROR 1        /* client: roundTrip returned a non-nil error */
 #define OBS_F_HIJACKED 2     /* server: the handler hijacked the connection */
 #define OBS_F_TLS 4          /* request carried TLS connection state */
+#define OBS_F_H2 8           /* server: an HTTP/2 request (status and bytes from the h2 writer) */
 
 #define OBS_METHOD_LEN 16
 #define OBS_PROTO_LEN 16
@@ -48,12 +49,17 @@ struct obs_offsets {
 	__u32 conn_bufr;       /* net/http.conn.bufr (*bufio.Reader) */
 	__u32 bufio_buf;       /* bufio.Reader.buf ([]byte) */
 	__u32 bufio_r;         /* bufio.Reader.r (int) */
+	/* HTTP/2 server (optional: OBS_NO_OFFSET when unknown) */
+	__u32 h2_rws;          /* http2responseWriter.rws (*http2responseWriterState) */
+	__u32 h2_status;       /* http2responseWriterState.status (int) */
+	__u32 h2_wrote_bytes;  /* http2responseWriterState.wroteBytes (int64) */
 };
 
 struct obs_config {
 	struct obs_offsets off;
 	__u32 filter_pids;     /* 1: only PIDs in the `pids` map */
 	__u32 capture_headers; /* 1: copy the server's raw request head (traceparent) */
+	__u32 _pad;
 	__u64 wakeup_bytes;    /* wake user space only when this much data is waiting */
 };
 
@@ -85,6 +91,8 @@ struct obs_event {
 	char hdr[OBS_HDR_LEN];
 };
 
+/* The config is 104 bytes (probe.rs CONFIG_SIZE). */
+_Static_assert(sizeof(struct obs_config) == 104, "struct obs_config size: update probe.rs");
 /* The event is 1032 bytes (event.rs EVENT_SIZE), hdr starts at 520 (HDR_OFFSET). */
 _Static_assert(sizeof(struct obs_event) == 1032, "struct obs_event size: update event.rs");
 _Static_assert(__builtin_offsetof(struct obs_event, hdr) == 520, "hdr offset: update event.rs");

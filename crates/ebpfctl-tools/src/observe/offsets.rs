@@ -27,6 +27,9 @@ pub struct Offsets {
     pub conn_bufr: u32,
     pub bufio_buf: u32,
     pub bufio_r: u32,
+    pub h2_rws: u32,
+    pub h2_status: u32,
+    pub h2_wrote_bytes: u32,
 }
 
 pub const NO_OFFSET: u32 = u32::MAX;
@@ -58,6 +61,37 @@ const FIELDS: &[(&str, &str, Setter)] = &[
     ("bufio.Reader", "r", |o| &mut o.bufio_r),
 ];
 
+/// The HTTP/2 server's fields (`net/http/internal/http2` since Go 1.27, bundled into
+/// net/http as `http2…` before). Optional: a binary without them (no HTTP/2 server code,
+/// or a release the table does not know) only loses HTTP/2 server events.
+const H2_FIELDS: &[(&str, &str, Setter)] = &[
+    ("net/http.http2responseWriter", "rws", |o| &mut o.h2_rws),
+    ("net/http/internal/http2.responseWriter", "rws", |o| {
+        &mut o.h2_rws
+    }),
+    ("net/http.http2responseWriterState", "status", |o| {
+        &mut o.h2_status
+    }),
+    (
+        "net/http/internal/http2.responseWriterState",
+        "status",
+        |o| &mut o.h2_status,
+    ),
+    ("net/http.http2responseWriterState", "wroteBytes", |o| {
+        &mut o.h2_wrote_bytes
+    }),
+    (
+        "net/http/internal/http2.responseWriterState",
+        "wroteBytes",
+        |o| &mut o.h2_wrote_bytes,
+    ),
+];
+
+/// Every field, required ones first: the order of `struct obs_offsets`.
+fn all_fields() -> impl Iterator<Item = &'static (&'static str, &'static str, Setter)> {
+    FIELDS.iter().chain(H2_FIELDS)
+}
+
 /// Where the offsets came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -69,13 +103,20 @@ pub enum OffsetSource {
 impl Offsets {
     fn unknown() -> Offsets {
         let mut o = Offsets::default();
-        for (_, _, set) in FIELDS {
+        for (_, _, set) in all_fields() {
             *set(&mut o) = NO_OFFSET;
         }
         o
     }
 
-    /// The fields still unknown, as `struct.field`.
+    /// Whether the HTTP/2 server's fields are known.
+    pub fn has_h2(&self) -> bool {
+        [self.h2_rws, self.h2_status, self.h2_wrote_bytes]
+            .iter()
+            .all(|&o| o != NO_OFFSET)
+    }
+
+    /// The required fields still unknown, as `struct.field`.
     pub fn missing(&self) -> Vec<String> {
         let mut o = *self;
         FIELDS
@@ -87,12 +128,33 @@ impl Offsets {
 
     /// The bytes of `struct obs_offsets`.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut o = *self;
-        let mut out = Vec::with_capacity(FIELDS.len() * 4 + 4);
-        for (_, _, set) in FIELDS {
-            out.extend_from_slice(&set(&mut o).to_ne_bytes());
-        }
-        out
+        let o = self;
+        [
+            o.req_method,
+            o.req_url,
+            o.req_proto,
+            o.req_host,
+            o.req_remote_addr,
+            o.req_tls,
+            o.url_scheme,
+            o.url_host,
+            o.url_path,
+            o.url_raw_query,
+            o.resp_status_code,
+            o.resp_content_length,
+            o.sresp_conn,
+            o.sresp_status,
+            o.sresp_written,
+            o.conn_bufr,
+            o.bufio_buf,
+            o.bufio_r,
+            o.h2_rws,
+            o.h2_status,
+            o.h2_wrote_bytes,
+        ]
+        .iter()
+        .flat_map(|v| v.to_ne_bytes())
+        .collect()
     }
 }
 
@@ -130,7 +192,7 @@ pub fn from_dwarf(file: &object::File<'_>) -> Option<Offsets> {
             };
             if entry.tag() == gimli::DW_TAG_structure_type {
                 if let Some(n) = name() {
-                    if FIELDS.iter().any(|(s, _, _)| *s == n) {
+                    if all_fields().any(|(s, _, _)| *s == n) {
                         current = Some((n, depth));
                     }
                 }
@@ -144,7 +206,7 @@ pub fn from_dwarf(file: &object::File<'_>) -> Option<Offsets> {
                                 .flatten();
                             let off = loc.and_then(|v| v.udata_value());
                             if let Some(off) = off {
-                                for (s, f, set) in FIELDS {
+                                for (s, f, set) in all_fields() {
                                     if s == sname && *f == fname {
                                         *set(&mut out) = off as u32;
                                     }
@@ -190,21 +252,32 @@ pub fn from_table(v: GoVersion) -> Option<Offsets> {
         conn_bufr: 80,
         bufio_buf: 0,
         bufio_r: 40,
+        h2_rws: 0,
+        h2_status: 80,
+        h2_wrote_bytes: 104,
     };
-    if v >= (GoVersion {
-        major: 1,
-        minor: 26,
-        patch: 0,
-    }) {
+    let at_least = |minor| {
+        v >= GoVersion {
+            major: 1,
+            minor,
+            patch: 0,
+        }
+    };
+    // HTTP/2's responseWriterState lost a field in 1.21 (1.20 is unmeasured: no HTTP/2
+    // server events rather than a guess) and moved to net/http/internal/http2 in 1.27.
+    if at_least(20) {
+        (o.h2_status, o.h2_wrote_bytes) = (NO_OFFSET, NO_OFFSET);
+    }
+    if at_least(21) {
+        (o.h2_status, o.h2_wrote_bytes) = (72, 96);
+    }
+    if at_least(26) {
         o.url_raw_query = 88;
     }
-    if v >= (GoVersion {
-        major: 1,
-        minor: 27,
-        patch: 0,
-    }) {
+    if at_least(27) {
         o.sresp_written = 112;
         o.sresp_status = 128;
+        (o.h2_status, o.h2_wrote_bytes) = (240, 264);
     }
     Some(o)
 }
@@ -230,7 +303,11 @@ mod tests {
         assert_eq!((o19.sresp_status, o19.sresp_written), (120, 104));
         assert_eq!((o27.sresp_status, o27.sresp_written), (128, 112));
         assert!(o19.missing().is_empty());
-        assert_eq!(o19.to_bytes().len(), 18 * 4);
+        assert_eq!(o19.to_bytes().len(), 21 * 4);
+        assert_eq!((o19.h2_status, o19.h2_wrote_bytes), (80, 104));
+        assert!(!from_table(v(20)).unwrap().has_h2());
+        assert_eq!(from_table(v(23)).unwrap().h2_status, 72);
+        assert_eq!((o27.h2_status, o27.h2_wrote_bytes), (240, 264));
         assert_eq!(o19.url_raw_query, 96);
         assert_eq!(from_table(v(26)).unwrap().url_raw_query, 88);
     }

@@ -16,7 +16,7 @@ use super::{ObserveError, Target};
 static PROBE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/observe.bpf.o"));
 
 /// Size of `struct obs_config` in observe.h (the whole `.rodata`).
-const CONFIG_SIZE: usize = 88;
+const CONFIG_SIZE: usize = 104;
 
 /// How the probes behave.
 #[derive(Debug, Clone)]
@@ -59,6 +59,7 @@ fn config_bytes(t: &Target, cfg: &ObserverConfig) -> Vec<u8> {
     let mut b = t.offsets.to_bytes();
     b.extend_from_slice(&u32::from(!cfg.pids.is_empty()).to_ne_bytes());
     b.extend_from_slice(&u32::from(cfg.capture_headers).to_ne_bytes());
+    b.extend_from_slice(&[0; 4]);
     b.extend_from_slice(&cfg.wakeup_bytes.to_ne_bytes());
     b
 }
@@ -257,6 +258,11 @@ fn load_instance(
         }
         if let Some(h) = &target.binary.hijack {
             attach("server_hijack", &entry(h))?;
+        }
+        if let Some(h2) = &target.binary.h2_handler_done {
+            if target.offsets.has_h2() {
+                attach("server_h2_done", &entry(h2))?;
+            }
         }
     }
     let attached = links.len();
