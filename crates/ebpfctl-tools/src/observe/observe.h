@@ -65,7 +65,7 @@ struct obs_config {
 
 struct obs_event {
 	__u64 start_ns;        /* bpf_ktime_get_ns() at entry */
-	__u64 end_ns;          /* at the RET (client) or finishRequest (server) */
+	__u64 end_ns;          /* at the end probe (a RET, the deferred closure, finishRequest, ...) */
 	__u64 goroutine;       /* runtime.g pointer (R14) */
 	__s64 content_length;  /* client: Response.ContentLength; server: bytes written */
 	__s64 err_errno;       /* client error: errno inside *net.OpError → *os.SyscallError, best effort */

@@ -87,7 +87,7 @@ const H2_FIELDS: &[(&str, &str, Setter)] = &[
     ),
 ];
 
-/// Every field, required ones first: the order of `struct obs_offsets`.
+/// Every (struct, field) the DWARF reader looks for, required ones first.
 fn all_fields() -> impl Iterator<Item = &'static (&'static str, &'static str, Setter)> {
     FIELDS.iter().chain(H2_FIELDS)
 }
@@ -126,7 +126,7 @@ impl Offsets {
             .collect()
     }
 
-    /// The bytes of `struct obs_offsets`.
+    /// The bytes of `struct obs_offsets` (observe.h), in its order.
     pub fn to_bytes(&self) -> Vec<u8> {
         let o = self;
         [
