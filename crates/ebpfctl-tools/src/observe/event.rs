@@ -291,6 +291,44 @@ pub fn parse_traceparent(v: &str) -> Option<(u128, u64, u8)> {
 }
 
 #[cfg(test)]
+impl Request {
+    /// A request for unit tests: `GET http://HOST/` from SERVICE.
+    pub(crate) fn for_test(
+        kind: Kind,
+        service: &str,
+        host: &str,
+        status: u16,
+        error: bool,
+        ns: u64,
+    ) -> Request {
+        Request {
+            kind,
+            start_unix_ns: 0,
+            duration_ns: ns,
+            pid: 1,
+            tid: 1,
+            comm: "x".into(),
+            service: service.into(),
+            method: "GET".into(),
+            proto: "HTTP/1.1".into(),
+            url: String::new(),
+            scheme: "http".into(),
+            host: host.into(),
+            path: "/".into(),
+            query: String::new(),
+            status,
+            content_length: 0,
+            remote_addr: None,
+            hijacked: false,
+            error: error.then(|| "dial tcp: connection refused".into()),
+            traceparent: None,
+            goroutine: 1,
+            start_mono_ns: 0,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

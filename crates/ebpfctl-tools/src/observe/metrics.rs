@@ -1,6 +1,8 @@
 //! Prometheus histograms named and labelled after the OpenTelemetry HTTP semantic
 //! conventions (`http.client.request.duration`, `http.server.request.duration`; attribute
 //! dots become underscores), plus the lost-event counter.
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -44,6 +46,62 @@ pub struct Metrics {
     server: Family<HttpLabels, Histogram, fn() -> Histogram>,
     lost: Counter,
     lost_seen: u64,
+    /// The histogram of each series seen, by a hash of the request fields its labels come
+    /// from: a request like an earlier one costs a hash and a comparison, no label strings.
+    series: HashMap<u64, Vec<(SeriesKey, Histogram)>>,
+}
+
+/// The request fields a series' labels are made of.
+#[derive(Debug)]
+struct SeriesKey {
+    kind: Kind,
+    method: String,
+    status: u16,
+    host: String,
+    scheme: String,
+    proto: String,
+    error: Option<String>,
+    service: String,
+}
+
+impl SeriesKey {
+    fn of(r: &Request) -> SeriesKey {
+        SeriesKey {
+            kind: r.kind,
+            method: r.method.clone(),
+            status: r.status,
+            host: r.host.clone(),
+            scheme: r.scheme.clone(),
+            proto: r.proto.clone(),
+            error: r.error.clone(),
+            service: r.service.clone(),
+        }
+    }
+
+    fn matches(&self, r: &Request) -> bool {
+        self.kind == r.kind
+            && self.status == r.status
+            && self.method == r.method
+            && self.host == r.host
+            && self.scheme == r.scheme
+            && self.proto == r.proto
+            && self.error == r.error
+            && self.service == r.service
+    }
+
+    /// The hash `r`'s series is filed under.
+    fn hash_of(r: &Request) -> u64 {
+        let mut h = DefaultHasher::new();
+        r.kind.hash(&mut h);
+        r.method.hash(&mut h);
+        r.status.hash(&mut h);
+        r.host.hash(&mut h);
+        r.scheme.hash(&mut h);
+        r.proto.hash(&mut h);
+        r.error.hash(&mut h);
+        r.service.hash(&mut h);
+        h.finish()
+    }
 }
 
 impl Default for Metrics {
@@ -132,11 +190,28 @@ impl Metrics {
             server,
             lost,
             lost_seen: 0,
+            series: HashMap::new(),
         }
     }
 
-    pub fn observe(&self, r: &Request) {
+    pub fn observe(&mut self, r: &Request) {
         let secs = r.duration_ns as f64 / 1e9;
+        let bucket = self.series.entry(SeriesKey::hash_of(r)).or_default();
+        if let Some((_, h)) = bucket.iter().find(|(k, _)| k.matches(r)) {
+            h.observe(secs);
+            return;
+        }
+        let h = Self::series_of(&self.client, &self.server, r);
+        h.observe(secs);
+        bucket.push((SeriesKey::of(r), h));
+    }
+
+    /// The histogram of `r`'s series, created in its family if new.
+    fn series_of(
+        client: &Family<HttpLabels, Histogram, fn() -> Histogram>,
+        server: &Family<HttpLabels, Histogram, fn() -> Histogram>,
+        r: &Request,
+    ) -> Histogram {
         let (addr, port) = split_host_port(&r.host, &r.scheme);
         let status = if r.status == 0 {
             String::new()
@@ -154,10 +229,10 @@ impl Metrics {
             service_name: r.service.clone(),
         };
         let family = match r.kind {
-            Kind::Client => &self.client,
-            Kind::Server => &self.server,
+            Kind::Client => client,
+            Kind::Server => server,
         };
-        family.get_or_create(&labels).observe(secs);
+        family.get_or_create(&labels).clone()
     }
 
     /// Brings the lost-event counter up to `total`.
@@ -178,6 +253,30 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_are_reused_and_told_apart() {
+        let mut m = Metrics::new();
+        let ok = Request::for_test(Kind::Client, "a", "h:80", 200, false, 1_000_000);
+        let failed = Request::for_test(Kind::Client, "a", "h:80", 0, true, 2_000_000);
+        let server = Request::for_test(Kind::Server, "a", "h:80", 200, false, 1_000_000);
+        for r in [&ok, &ok, &failed, &server] {
+            m.observe(r);
+        }
+        assert_eq!(m.series.values().map(Vec::len).sum::<usize>(), 3);
+        let text = m.render();
+        let count = |prefix: &str, needle: &str| {
+            text.lines()
+                .filter(|l| l.starts_with(prefix) && l.contains(needle))
+                .map(|l| l.rsplit(' ').next().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        let client = "http_client_request_duration_seconds_count";
+        assert_eq!(count(client, "status_code=\"200\""), ["2"], "{text}");
+        assert_eq!(count(client, "error_type=\"dial\""), ["1"], "{text}");
+        let server = "http_server_request_duration_seconds_count";
+        assert_eq!(count(server, ""), ["1"], "{text}");
+    }
 
     #[test]
     fn host_port() {
