@@ -500,31 +500,32 @@ static __always_inline void server_done(struct obs_start *st, struct obs_key *ke
 	bpf_map_delete_elem(&server_inflight, key);
 }
 
-SEC("uprobe")
-int server_finish(struct pt_regs *ctx)
+/* Ends the request in flight on this goroutine when the writer in the first argument is the
+ * one ServeHTTP was given. */
+static __always_inline int server_end_for_writer(struct pt_regs *ctx, __u8 flags)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
 	struct obs_start *st = bpf_map_lookup_elem(&server_inflight, &key);
-	/* finishRequest(w *response [RAX]); also called without ServeHTTP (Expect failures). */
 	if (!st || st->resp != GO_ARG1(ctx))
 		return 0;
-	server_done(st, &key, 0);
+	server_done(st, &key, flags);
 	return 0;
 }
 
+/* finishRequest(w *response [RAX]); also called without ServeHTTP (Expect failures). */
+SEC("uprobe")
+int server_finish(struct pt_regs *ctx)
+{
+	return server_end_for_writer(ctx, 0);
+}
+
+/* handlerDone(w *http2responseWriter [RAX]), on the handler's goroutine once the handler
+ * returned. */
 SEC("uprobe")
 int server_h2_done(struct pt_regs *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
-	struct obs_start *st = bpf_map_lookup_elem(&server_inflight, &key);
-	/* handlerDone(w *http2responseWriter [RAX]), on the handler's goroutine once the
-	 * handler returned: only the writer ServeHTTP was given. */
-	if (!st || st->resp != GO_ARG1(ctx))
-		return 0;
-	server_done(st, &key, OBS_F_H2);
-	return 0;
+	return server_end_for_writer(ctx, OBS_F_H2);
 }
 
 SEC("uprobe")
