@@ -278,6 +278,7 @@ const PROBE_NAMES: &[&str] = &[
     "server_finish",
     "server_hijack",
     "server_h2_done",
+    "server_h2_hdrs",
     "server_return",
 ];
 
@@ -679,6 +680,7 @@ fn inspect_reports_symbol_and_offset_sources() {
             "finish_request",
             "hijack",
             "h2_handler_done",
+            "h2_new_request",
         ] {
             assert!(
                 v[f]["ret_offsets"]
@@ -737,6 +739,7 @@ fn table_and_pclntab_agree_with_dwarf_and_symtab() {
             (&t.binary.finish_request, &st.binary.finish_request),
             (&t.binary.hijack, &st.binary.hijack),
             (&t.binary.h2_handler_done, &st.binary.h2_handler_done),
+            (&t.binary.h2_new_request, &st.binary.h2_new_request),
         ] {
             let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
             assert_eq!(a.name, b.name);
@@ -1203,7 +1206,8 @@ fn success_path_on(go: Go) {
 }
 
 /// HTTP/2 over TLS: the server's request ends at the HTTP/2 writer's handlerDone (status and
-/// bytes from its state), the client's through the same roundTrip probes as HTTP/1. The
+/// bytes from its state), with the caller's traceparent from the decoded header block; the
+/// client's through the same roundTrip probes as HTTP/1. The
 /// oldest and newest Go (whose HTTP/2 moved to net/http/internal/http2), stripped too.
 #[test]
 fn http2_over_tls_client_and_server() {
@@ -1228,7 +1232,11 @@ fn http2_over_tls_client_and_server() {
         let server = Server::start_mode(&bin, "serve-tls", &[]);
         let base = format!("https://127.0.0.1:{}", server.port);
         let urls = [format!("{base}/ok"), format!("{base}/missing")];
-        let (_, said) = client(&bin, &urls, &[("INSECURE", "1")]);
+        let (_, said) = client(
+            &bin,
+            &urls,
+            &[("INSECURE", "1"), ("TRACEPARENT", TRACEPARENT)],
+        );
         assert_eq!(
             said,
             ["200 5 HTTP/2.0", "404 4 HTTP/2.0"],
@@ -1252,6 +1260,8 @@ fn http2_over_tls_client_and_server() {
                     // Bytes the handler wrote; the client's Response.ContentLength is -1
                     // (HTTP/2 sends no Content-Length for these small bodies) or the size.
                     assert_eq!(s(e, "proto"), "HTTP/2.0", "{e}");
+                    // From the decoded HTTP/2 header block (server_h2_hdrs).
+                    assert_eq!(s(e, "traceparent"), TRACEPARENT, "{e}");
                     assert_eq!(n(e, "content_length"), len, "{e}");
                     assert_eq!(n(e, "pid"), server.pid() as i64, "{e}");
                 }

@@ -33,6 +33,13 @@ const FN_H2_HANDLER_DONE: [&str; 2] = [
     "net/http/internal/http2.(*responseWriter).handlerDone",
 ];
 
+/// Where the HTTP/2 server builds a request from its decoded header block, before starting
+/// the handler's goroutine (read for `traceparent`).
+const FN_H2_NEW_REQUEST: [&str; 2] = [
+    "net/http.(*http2serverConn).newWriterAndRequest",
+    "net/http/internal/http2.(*serverConn).newWriterAndRequest",
+];
+
 /// A Go version, e.g. 1.21.13 → (1, 21, 13).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct GoVersion {
@@ -116,6 +123,8 @@ pub struct GoBinary {
     pub hijack: Option<GoFunc>,
     /// The HTTP/2 server's end of a request.
     pub h2_handler_done: Option<GoFunc>,
+    /// The HTTP/2 server's new request, with its header fields.
+    pub h2_new_request: Option<GoFunc>,
     /// roundTrip's deferred closure, when its returns can be seen from there.
     pub client_exit: Option<DeferredExit>,
     /// Without such a closure (Go < 1.23): roundTrip's test of a nil error.
@@ -197,6 +206,7 @@ impl GoBinary {
         wanted.extend(FN_ROUND_TRIP_CLOSURES);
         wanted.push(FN_PERSIST_ROUND_TRIP);
         wanted.extend(FN_H2_HANDLER_DONE);
+        wanted.extend(FN_H2_NEW_REQUEST);
         let (found, symbols) = if has_symtab {
             let mut found: Vec<Option<(u64, u64)>> = vec![None; wanted.len()];
             for sym in file.symbols() {
@@ -234,7 +244,8 @@ impl GoBinary {
                 Some((addr, size))
                     if FN_ROUND_TRIP_CLOSURES.contains(name)
                         || *name == FN_PERSIST_ROUND_TRIP
-                        || FN_H2_HANDLER_DONE.contains(name) =>
+                        || FN_H2_HANDLER_DONE.contains(name)
+                        || FN_H2_NEW_REQUEST.contains(name) =>
                 {
                     analyse_func(path, &file, data, name, addr, size).ok()
                 }
@@ -249,7 +260,8 @@ impl GoBinary {
         let hijack = funcs.next().flatten();
         let closures: Vec<GoFunc> = funcs.by_ref().take(3).flatten().collect();
         let persist_round_trip = funcs.next().flatten();
-        let h2_handler_done = funcs.flatten().next();
+        let h2_handler_done = funcs.by_ref().take(2).flatten().next();
+        let h2_new_request = funcs.flatten().next();
         let client_exit = match &round_trip {
             Some(rt) if arch == "amd64" => deferred_exit(&file, data, rt, closures),
             _ => None,
@@ -276,6 +288,7 @@ impl GoBinary {
             finish_request,
             hijack,
             h2_handler_done,
+            h2_new_request,
             client_exit,
             client_success,
         })

@@ -177,5 +177,6 @@ pub fn inspect_json(t: &Target) -> serde_json::Value {
         "finish_request": f(t.binary.finish_request.as_ref()),
         "hijack": f(t.binary.hijack.as_ref()),
         "h2_handler_done": f(t.binary.h2_handler_done.as_ref()),
+        "h2_new_request": f(t.binary.h2_new_request.as_ref()),
     })
 }

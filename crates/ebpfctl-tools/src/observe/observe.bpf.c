@@ -12,6 +12,8 @@
  *   server_enter   entry of net/http.serverHandler.ServeHTTP(sh, rw, req)
  *   server_finish  entry of net/http.(*response).finishRequest(w), which conn.serve calls
  *                  right after ServeHTTP returns: status and bytes written are final there
+ *   server_h2_hdrs entry of the HTTP/2 server's newWriterAndRequest(st, f): a new
+ *                  request's decoded headers, for its traceparent (OTLP or JSON output)
  *   server_hijack  entry of net/http.(*conn).hijackLocked(c): the handler took the
  *                  connection, finishRequest will not come
  *   server_return  every RET of ServeHTTP, only when finishRequest is not in the binary
@@ -97,6 +99,35 @@ struct {
 	__type(key, __u32);
 	__type(value, struct obs_head);
 } head_scratch SEC(".maps");
+
+/* HTTP/2: the `traceparent` of a request not yet handed to its handler, keyed by
+ * {pid, *http2stream} (server_h2_hdrs); server_enter moves it to server_heads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct obs_key);
+	__type(value, struct obs_head);
+} h2_heads SEC(".maps");
+
+/* golang.org/x/net/http2/hpack.HeaderField {Name, Value string; Sensitive bool}: 40 bytes,
+ * unchanged since hpack was written. */
+struct hpack_field {
+	const char *name;
+	__s64 name_len;
+	const char *value;
+	__s64 value_len;
+	__u64 sensitive;
+};
+#define OBS_H2_FIELDS 32
+struct obs_h2_fields {
+	struct hpack_field f[OBS_H2_FIELDS];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct obs_h2_fields);
+} h2_fields_scratch SEC(".maps");
 
 /* Copies of the first bytes of an http.Request and its url.URL (see read_request). */
 #define OBS_REQ_CHUNK 224
@@ -430,10 +461,20 @@ int server_enter(struct pt_regs *ctx)
 	start_request(&server_inflight, &key, pid_tgid, GO_ARG4(ctx), rw);
 	if (!cfg.capture_headers)
 		return 0;
-	/* HTTP/2 (Request.ProtoMajor, right after Proto): no raw head, its fields are in a
-	 * header map; rw is not a *response. */
-	if (read_field(GO_ARG4(ctx), cfg.off.req_proto + 16) == 2)
+	/* HTTP/2 (Request.ProtoMajor, right after Proto): no raw head, and rw is the HTTP/2
+	 * writer; server_h2_hdrs kept the traceparent under the writer's stream. */
+	if (read_field(GO_ARG4(ctx), cfg.off.req_proto + 16) == 2) {
+		struct obs_key skey = {
+			.pid = key.pid,
+			.goroutine = read_field(read_field(rw, cfg.off.h2_rws), cfg.off.h2_stream),
+		};
+		struct obs_head *h2 = bpf_map_lookup_elem(&h2_heads, &skey);
+		if (h2) {
+			bpf_map_update_elem(&server_heads, &key, h2, BPF_ANY);
+			bpf_map_delete_elem(&h2_heads, &skey);
+		}
 		return 0;
+	}
 	/* The raw request head is still in the connection's bufio.Reader: buf[0:r]. */
 	__u32 zero = 0;
 	struct obs_head *h = bpf_map_lookup_elem(&head_scratch, &zero);
@@ -452,6 +493,70 @@ int server_enter(struct pt_regs *ctx)
 			h->len = r;
 	}
 	bpf_map_update_elem(&server_heads, &key, h, BPF_ANY);
+	return 0;
+}
+
+#define TRACEPARENT "traceparent"
+#define TP_LEN (sizeof(TRACEPARENT) - 1)
+#define TP_PREFIX "traceparent: "
+#define TP_PREFIX_LEN (sizeof(TP_PREFIX) - 1)
+#define TP_VALUE_MAX 128
+
+/* newWriterAndRequest(sc *serverConn [RAX], st *stream [RBX], f *MetaHeadersFrame [RCX]):
+ * on the connection's goroutine, the decoded header block of a new HTTP/2 request, just
+ * before its handler's goroutine starts. Keeps its `traceparent` (names are lower case in
+ * HTTP/2) for server_enter. Attached only when headers are captured. */
+SEC("uprobe")
+int server_h2_hdrs(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!pid_wanted(pid_tgid >> 32))
+		return 0;
+	struct go_str fields = {}; /* a slice header starts like a string's: {ptr, len} */
+	__u64 f = GO_ARG3(ctx);
+	if (!f || bpf_probe_read_user(&fields, sizeof(fields), (const void *)(f + cfg.off.h2_fields)))
+		return 0;
+	if (!fields.ptr || fields.len <= 0)
+		return 0;
+	__u64 n = fields.len;
+	if (n > OBS_H2_FIELDS)
+		n = OBS_H2_FIELDS;
+	__u32 zero = 0;
+	struct obs_h2_fields *fs = bpf_map_lookup_elem(&h2_fields_scratch, &zero);
+	struct obs_head *h = bpf_map_lookup_elem(&head_scratch, &zero);
+	if (!fs || !h)
+		return 0;
+	if (bpf_probe_read_user(fs->f, n * sizeof(fs->f[0]), fields.ptr))
+		return 0;
+	for (__u32 i = 0; i < OBS_H2_FIELDS; i++) {
+		if (i >= n)
+			break;
+		struct hpack_field *hf = &fs->f[i];
+		if (hf->name_len != TP_LEN || hf->value_len <= 0)
+			continue;
+		char name[TP_LEN];
+		if (bpf_probe_read_user(name, sizeof(name), hf->name))
+			continue;
+		bool same = true;
+#pragma unroll
+		for (int j = 0; j < TP_LEN; j++)
+			same &= name[j] == TRACEPARENT[j];
+		if (!same)
+			continue;
+		__u64 vlen = hf->value_len;
+		if (vlen > TP_VALUE_MAX)
+			vlen = TP_VALUE_MAX;
+		__builtin_memcpy(h->buf, TP_PREFIX, TP_PREFIX_LEN);
+		/* The mask changes nothing (vlen <= TP_VALUE_MAX) but shows the verifier a bound. */
+		if (bpf_probe_read_user(h->buf + TP_PREFIX_LEN, vlen & 0xff, hf->value))
+			return 0;
+		h->buf[(TP_PREFIX_LEN + vlen) & (OBS_HDR_LEN - 1)] = '\r';
+		h->buf[(TP_PREFIX_LEN + vlen + 1) & (OBS_HDR_LEN - 1)] = '\n';
+		h->len = TP_PREFIX_LEN + vlen + 2;
+		struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_ARG2(ctx) };
+		bpf_map_update_elem(&h2_heads, &key, h, BPF_ANY);
+		return 0;
+	}
 	return 0;
 }
 

@@ -53,6 +53,8 @@ struct obs_offsets {
 	__u32 h2_rws;          /* http2responseWriter.rws (*http2responseWriterState) */
 	__u32 h2_status;       /* http2responseWriterState.status (int) */
 	__u32 h2_wrote_bytes;  /* http2responseWriterState.wroteBytes (int64) */
+	__u32 h2_stream;       /* http2responseWriterState.stream (*http2stream) */
+	__u32 h2_fields;       /* http2MetaHeadersFrame.Fields ([]hpack.HeaderField) */
 };
 
 struct obs_config {
@@ -91,8 +93,8 @@ struct obs_event {
 	char hdr[OBS_HDR_LEN];
 };
 
-/* The config is 104 bytes (probe.rs CONFIG_SIZE). */
-_Static_assert(sizeof(struct obs_config) == 104, "struct obs_config size: update probe.rs");
+/* The config is 112 bytes (probe.rs CONFIG_SIZE). */
+_Static_assert(sizeof(struct obs_config) == 112, "struct obs_config size: update probe.rs");
 /* The event is 1032 bytes (event.rs EVENT_SIZE), hdr starts at 520 (HDR_OFFSET). */
 _Static_assert(sizeof(struct obs_event) == 1032, "struct obs_event size: update event.rs");
 _Static_assert(__builtin_offsetof(struct obs_event, hdr) == 520, "hdr offset: update event.rs");
@@ -108,7 +110,9 @@ struct obs_start {
 };
 
 /* Server, when headers are captured: the raw request head, read at entry (the connection's
- * buffer may be reused by the time the handler is done). */
+ * buffer may be reused by the time the handler is done). HTTP/2 has no raw head: its
+ * `traceparent` field, from the decoded header block, is kept as the line
+ * "traceparent: VALUE\r\n", so user space reads both alike. */
 struct obs_head {
 	__u32 len;
 	__u32 _pad;

@@ -30,6 +30,8 @@ pub struct Offsets {
     pub h2_rws: u32,
     pub h2_status: u32,
     pub h2_wrote_bytes: u32,
+    pub h2_stream: u32,
+    pub h2_fields: u32,
 }
 
 pub const NO_OFFSET: u32 = u32::MAX;
@@ -87,9 +89,28 @@ const H2_FIELDS: &[(&str, &str, Setter)] = &[
     ),
 ];
 
+/// Where an HTTP/2 server request's `traceparent` is read from (optional too: without them
+/// only that header is missed).
+const H2_TRACE_FIELDS: &[(&str, &str, Setter)] = &[
+    ("net/http.http2responseWriterState", "stream", |o| {
+        &mut o.h2_stream
+    }),
+    (
+        "net/http/internal/http2.responseWriterState",
+        "stream",
+        |o| &mut o.h2_stream,
+    ),
+    ("net/http.http2MetaHeadersFrame", "Fields", |o| {
+        &mut o.h2_fields
+    }),
+    ("net/http/internal/http2.MetaHeadersFrame", "Fields", |o| {
+        &mut o.h2_fields
+    }),
+];
+
 /// Every (struct, field) the DWARF reader looks for, required ones first.
 fn all_fields() -> impl Iterator<Item = &'static (&'static str, &'static str, Setter)> {
-    FIELDS.iter().chain(H2_FIELDS)
+    FIELDS.iter().chain(H2_FIELDS).chain(H2_TRACE_FIELDS)
 }
 
 /// Where the offsets came from.
@@ -114,6 +135,11 @@ impl Offsets {
         [self.h2_rws, self.h2_status, self.h2_wrote_bytes]
             .iter()
             .all(|&o| o != NO_OFFSET)
+    }
+
+    /// Whether an HTTP/2 server request's `traceparent` can be read.
+    pub fn has_h2_trace(&self) -> bool {
+        self.has_h2() && self.h2_stream != NO_OFFSET && self.h2_fields != NO_OFFSET
     }
 
     /// The required fields still unknown, as `struct.field`.
@@ -151,6 +177,8 @@ impl Offsets {
             o.h2_rws,
             o.h2_status,
             o.h2_wrote_bytes,
+            o.h2_stream,
+            o.h2_fields,
         ]
         .iter()
         .flat_map(|v| v.to_ne_bytes())
@@ -255,6 +283,9 @@ pub fn from_table(v: GoVersion) -> Option<Offsets> {
         h2_rws: 0,
         h2_status: 80,
         h2_wrote_bytes: 104,
+        // The first field of the writer's state; the one after the frame's *HeadersFrame.
+        h2_stream: 0,
+        h2_fields: 8,
     };
     let at_least = |minor| {
         v >= GoVersion {
@@ -303,7 +334,8 @@ mod tests {
         assert_eq!((o19.sresp_status, o19.sresp_written), (120, 104));
         assert_eq!((o27.sresp_status, o27.sresp_written), (128, 112));
         assert!(o19.missing().is_empty());
-        assert_eq!(o19.to_bytes().len(), 21 * 4);
+        assert_eq!(o19.to_bytes().len(), 23 * 4);
+        assert!(o19.has_h2_trace() && !from_table(v(20)).unwrap().has_h2_trace());
         assert_eq!((o19.h2_status, o19.h2_wrote_bytes), (80, 104));
         assert!(!from_table(v(20)).unwrap().has_h2());
         assert_eq!(from_table(v(23)).unwrap().h2_status, 72);

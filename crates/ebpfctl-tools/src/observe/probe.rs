@@ -16,7 +16,7 @@ use super::{ObserveError, Target};
 static PROBE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/observe.bpf.o"));
 
 /// Size of `struct obs_config` in observe.h (the whole `.rodata`).
-const CONFIG_SIZE: usize = 104;
+const CONFIG_SIZE: usize = 112;
 
 /// How the probes behave.
 #[derive(Debug, Clone)]
@@ -262,6 +262,13 @@ fn load_instance(
         if let Some(h2) = &target.binary.h2_handler_done {
             if target.offsets.has_h2() {
                 attach("server_h2_done", &entry(h2))?;
+            }
+        }
+        // Only for traceparent: one more probe per HTTP/2 request, on the connection's
+        // goroutine.
+        if let Some(nw) = &target.binary.h2_new_request {
+            if cfg.capture_headers && target.offsets.has_h2_trace() {
+                attach("server_h2_hdrs", &entry(nw))?;
             }
         }
     }
