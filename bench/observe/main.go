@@ -1,15 +1,19 @@
-// The observe benchmark's Go programs: `bench serve ADDR` answers "ok";
-// `bench client URL N` sends N sequential GETs over one keep-alive connection and
-// prints the total elapsed nanoseconds. Standard library only.
+// The observe benchmark's Go programs, standard library only:
+//   bench serve ADDR   answers "ok" to every request
+//   bench loop URL     sends 100 warm-up GETs over one keep-alive connection, prints
+//                      "ready", then for each line N read on stdin sends N sequential GETs
+//                      and prints their total elapsed nanoseconds; exits at end of input
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -22,18 +26,25 @@ func main() {
 		}
 		fmt.Println("listening")
 		http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
-	case "client":
-		n, _ := strconv.Atoi(os.Args[3])
+	case "loop":
+		url := os.Args[2]
 		c := &http.Client{}
-		// Warm up the connection outside the measurement.
 		for i := 0; i < 100; i++ {
-			get(c, os.Args[2])
+			get(c, url)
 		}
-		start := time.Now()
-		for i := 0; i < n; i++ {
-			get(c, os.Args[2])
+		fmt.Println("ready")
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			n, err := strconv.Atoi(strings.TrimSpace(in.Text()))
+			if err != nil {
+				panic(err)
+			}
+			start := time.Now()
+			for i := 0; i < n; i++ {
+				get(c, url)
+			}
+			fmt.Println(time.Since(start).Nanoseconds())
 		}
-		fmt.Println(time.Since(start).Nanoseconds())
 	}
 }
 

@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""The observe benchmark (not a timed test).
+
+Four identical copies of one Go program (bench/observe/main.go) run side by side, each a
+server and a client sending N (50,000) sequential GETs over one keep-alive loopback
+connection, in blocks of BLOCK requests. The blocks of the four take turns (the order
+rotates every block), so a host that gets slower or faster during the run shifts them all
+alike, and every figure is a median over blocks of a difference within the same block:
+
+  off    nothing attached
+  on     `ebpfctl observe` attached to this copy's client and server (uprobes fire per file)
+  floor  empty BPF programs (`ebpfctl run`) at exactly observe's probe points: what the
+         traps cost on this machine, whatever the programs do
+  step   one empty program on main.get's first instruction (a CMP, single-stepped): what a
+         probe the kernel cannot emulate (e.g. on a RET) costs per hit
+
+Reported, each as wall-clock latency and as CPU time of the client and server processes (the
+traps and programs run in the traced threads; CPU time is not blurred by steal time on a busy
+host): added per request (on − off; client and server probes together), the floor
+(floor − off), observe above the floor (on − floor), a single-stepped hit (step − off). Then
+observer CPU per observed request (all ebpfctl threads, from ready to the end), events
+captured / expected (one client and one server event per request, warm-up included), lost
+events, peak RSS of ebpfctl.
+
+Usage: bench/observe/run.py [EBPFCTL]   (as root; default target/release/ebpfctl, built if
+missing). Env: N=50000 BLOCK=2500 GO=/opt/ebpfctl-go/1.27.3/go/bin/go
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+N = int(os.environ.get("N", "50000"))
+BLOCK = int(os.environ.get("BLOCK", "2500"))
+GO = os.environ.get("GO", "/opt/ebpfctl-go/1.27.3/go/bin/go")
+WARMUP = 100  # requests each client sends before "ready" (main.go)
+CONFIGS = ["off", "on", "floor", "step"]
+
+
+def die(msg):
+    print(f"bench/observe: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_ns(pid):
+    """CPU time of every thread of a process (schedstat: time spent on a CPU)."""
+    total = 0
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass
+    return total
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def wait_for(proc, path, text, what, timeout=60):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with open(path, errors="replace") as f:
+            if text in f.read():
+                return
+        if proc.poll() is not None:
+            with open(path, errors="replace") as f:
+                die(f"{what} exited before it was ready:\n{f.read()}")
+        time.sleep(0.05)
+    die(f"{what} not ready after {timeout} s")
+
+
+def file_offset(binary, addr):
+    """Virtual address → file offset, through the PT_LOAD program headers."""
+    out = subprocess.run(["readelf", "-lW", binary], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        f = line.split()
+        if f[:1] == ["LOAD"]:
+            off, va, fsz = int(f[1], 16), int(f[2], 16), int(f[4], 16)
+            if va <= addr < va + fsz:
+                return addr - va + off
+    die(f"{addr:#x} is in no LOAD segment of {binary}")
+
+
+def probe_points(ebpfctl, binary):
+    """observe's probes on a successful request, and whether the kernel emulates them all."""
+    v = json.loads(subprocess.run([ebpfctl, "observe", "--inspect", binary], capture_output=True,
+                                  text=True, check=True).stdout)
+    fs = [v["client"], (v["client_exit"] or {}).get("closure"), v["server"], v["finish_request"]]
+    points = [(f["entry_offset"], f["entry_emulated"]) for f in fs if f]
+    if v["client_success"]:  # roundTrip's error check, a conditional jump
+        points.append((v["client_success"]["probe_offset"], True))
+    if v["client_exit"] is None and v["client_success"] is None:
+        how = "the client's success path ends at a RET probe (single-stepped), not in the floor"
+    elif all(e for _, e in points):
+        how = "every probe on that path is emulated by the kernel"
+    else:
+        how = "some probes on that path are single-stepped"
+    return [p for p, _ in points], how
+
+
+def single_step_point(binary):
+    """File offset of main.get's first instruction (a CMP: single-stepped)."""
+    out = subprocess.run(["readelf", "-sW", binary], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        f = line.split()
+        if f[-1:] == ["main.get"]:
+            return hex(file_offset(binary, int(f[1], 16)))
+    die(f"main.get not found in {binary}")
+
+
+class Bench:
+    def __init__(self, ebpfctl, work):
+        self.ebpfctl, self.work = ebpfctl, work
+        self.procs = []
+
+    def spawn(self, argv, name):
+        """Starts argv with its output in WORK/NAME.log; returns (process, log path)."""
+        log = os.path.join(self.work, f"{name}.log")
+        p = subprocess.Popen(argv, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        return p, log
+
+    def empty_programs(self, name, binary, offsets):
+        """`ebpfctl run` with an empty uprobe program at each file offset of binary."""
+        src = os.path.join(self.work, f"{name}.bpf.c")
+        with open(src, "w") as f:
+            f.write('#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\n'
+                    'char LICENSE[] SEC("license") = "GPL";\n')
+            for i, o in enumerate(offsets):
+                f.write(f'SEC("uprobe/{binary}:{o}") int {name}{i}(void *ctx) {{ return 0; }}\n')
+        obj = src.replace(".c", ".o")
+        r = subprocess.run([self.ebpfctl, "build", src, "-o", obj], capture_output=True, text=True)
+        if r.returncode:
+            die(f"ebpfctl build {src}: {r.stderr}")
+        err = os.path.join(self.work, f"{name}.err")
+        p = subprocess.Popen([self.ebpfctl, "run", obj, "-o", "none", "--no-metrics"],
+                             stdout=subprocess.DEVNULL, stderr=open(err, "w"))
+        self.procs.append(p)
+        wait_for(p, err, "running:", f"ebpfctl run {name}")
+        return p
+
+    def stop_all(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT if p.args[0] == self.ebpfctl else signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def main():
+    if os.geteuid() != 0:
+        die("run as root (observe loads BPF programs)")
+    ebpfctl = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "target/release/ebpfctl")
+    if not os.access(ebpfctl, os.X_OK):
+        subprocess.run(["cargo", "build", "--release", "-p", "ebpfctl"], cwd=REPO, check=True)
+    if not os.access(GO, os.X_OK):
+        die(f"{GO} missing: run scripts/setup.sh --test")
+    work = tempfile.mkdtemp(prefix="ebpfctl-bench-observe-")
+    env = dict(os.environ, GOCACHE=f"{work}/gocache", GOPATH=f"{work}/gopath", GOFLAGS="-mod=mod",
+               GOTOOLCHAIN="local")
+    if GO.startswith("/opt/ebpfctl-go/"):
+        env["GOROOT"] = GO[: -len("/bin/go")]
+    subprocess.run([GO, "build", "-o", f"{work}/bench", "."], cwd=HERE, env=env, check=True)
+    go_version = subprocess.run([GO, "version"], capture_output=True, text=True, env=env).stdout.split()[2]
+    bins = {}
+    for c in CONFIGS:  # one file per configuration: uprobes are per file
+        bins[c] = f"{work}/bench-{c}"
+        shutil.copy(f"{work}/bench", bins[c])
+    b = Bench(ebpfctl, work)
+    try:
+        run(b, bins, go_version)
+    finally:
+        b.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(b, bins, go_version):
+    blocks = max(1, N // BLOCK)
+    print(f"observe benchmark: {blocks} blocks of {BLOCK} sequential requests per configuration "
+          f"({', '.join(CONFIGS)}, order rotating), {go_version}, {os.uname().release}", file=sys.stderr)
+    points, how = probe_points(b.ebpfctl, bins["on"])
+    step_at = single_step_point(bins["step"])
+    urls, servers = {}, {}
+    for c in CONFIGS:
+        port = free_port()
+        p, log = b.spawn([bins[c], "serve", f"127.0.0.1:{port}"], f"server-{c}")
+        wait_for(p, log, "listening", f"{c} server")
+        urls[c], servers[c] = f"http://127.0.0.1:{port}/x", p
+    obs_err = os.path.join(b.work, "observe.err")
+    obs = subprocess.Popen([b.ebpfctl, "observe", bins["on"], "-o", "none"],
+                           stdout=subprocess.DEVNULL, stderr=open(obs_err, "w"))
+    b.procs.append(obs)
+    wait_for(obs, obs_err, "observe: ready", "ebpfctl observe")
+    b.empty_programs("floor", bins["floor"], points)
+    b.empty_programs("step", bins["step"], [step_at])
+    cpu0 = cpu_ns(obs.pid)
+    clients = {}
+    for c in CONFIGS:
+        p = subprocess.Popen([bins[c], "loop", urls[c]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+        b.procs.append(p)
+        if p.stdout.readline().strip() != "ready":
+            die(f"{c} client did not start")
+        clients[c] = p
+    per = {c: [] for c in CONFIGS}  # wall-clock ns per request, per block
+    cpu = {c: [] for c in CONFIGS}  # CPU ns of client + server per request, per block
+    for i in range(blocks):
+        for c in CONFIGS[i % len(CONFIGS):] + CONFIGS[: i % len(CONFIGS)]:
+            p = clients[c]
+            c0 = cpu_ns(p.pid) + cpu_ns(servers[c].pid)
+            p.stdin.write(f"{BLOCK}\n")
+            p.stdin.flush()
+            per[c].append(int(p.stdout.readline()) / BLOCK)
+            cpu[c].append((cpu_ns(p.pid) + cpu_ns(servers[c].pid) - c0) / BLOCK)
+    for p in clients.values():
+        p.stdin.close()
+        p.wait(timeout=10)
+    time.sleep(0.3)  # let the last batch be collected
+    cpu1, rss = cpu_ns(obs.pid), peak_rss_kib(obs.pid)
+    obs.send_signal(signal.SIGINT)
+    obs.wait(timeout=30)
+    events = lost = None
+    with open(obs_err) as f:
+        for line in f:
+            w = line.split()
+            if line.startswith("observe: ") and w[2:3] == ["requests,"]:
+                events, lost = int(w[1]), int(w[3])
+    if events is None:
+        die(f"no summary line from ebpfctl observe:\n{open(obs_err).read()}")
+    report(per, cpu, blocks, (cpu1 - cpu0) / (blocks * BLOCK), events, lost, rss, len(points), how)
+
+
+def report(per, cpu, blocks, obs_cpu, events, lost, rss, npoints, how):
+    med = {c: statistics.median(v) for c, v in per.items()}
+
+    def diff(a, b, of=per):  # median over blocks of (a − b) within each block
+        return statistics.median(x - y for x, y in zip(of[a], of[b]))
+
+    def both(a, b):
+        return f"{diff(a, b):.0f} ns | {diff(a, b, cpu):.0f} ns"
+
+    expected = 2 * (blocks * BLOCK + WARMUP)
+    mc = {c: statistics.median(v) for c, v in cpu.items()}
+    print(f"""Medians over {blocks} blocks of {BLOCK} requests of per-block differences. Wall clock is the
+latency the client measures; CPU is the time the client and server processes spent on a CPU
+(probes and BPF programs run in the traced thread), which steal time on a busy host does not
+blur.
+
+| per request | wall clock | CPU (client + server) |
+| --- | --- | --- |
+| off | {med['off']:.0f} ns | {mc['off']:.0f} ns |
+| on | {med['on']:.0f} ns (×{med['on'] / med['off']:.3f}) | {mc['on']:.0f} ns (×{mc['on'] / mc['off']:.3f}) |
+| **added by observe** (on − off) | {both('on', 'off')} |
+| floor: empty programs at observe's {npoints} probe points (floor − off) | {both('floor', 'off')} |
+| observe above the floor (on − floor) | {both('on', 'floor')} |
+| one single-stepped uprobe, per hit (step − off) | {both('step', 'off')} |
+
+{how}.
+
+| observer | value |
+| --- | --- |
+| CPU per observed request (all ebpfctl threads, user + kernel) | {obs_cpu:.0f} ns |
+| events captured / expected (client + server, warm-up included) | {events} / {expected} = {100 * events / expected:.2f} % |
+| lost events | {lost} |
+| peak RSS of ebpfctl | {rss / 1024:.1f} MiB |""")
+    for name, d in (("wall", per), ("cpu", cpu)):
+        print(f"per-block {name} ns/request: " + "; ".join(
+            f"{c} " + " ".join(f"{x:.0f}" for x in d[c]) for c in CONFIGS), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
