@@ -15,18 +15,18 @@ alike, and every figure is a median over blocks of a difference within the same 
          probe the kernel cannot emulate (e.g. on a RET) costs per hit
 
 Reported, each as wall-clock latency and as CPU time of the client and server processes (the
-traps and programs run in the traced threads; CPU time is not blurred by steal time on a busy
-host): added per request (on − off; client and server probes together), the floor
+traps and programs run in the traced threads): added per request (on − off; client and server probes together), the floor
 (floor − off), observe above the floor (on − floor), a single-stepped hit (step − off). Then
 observer CPU per observed request (all ebpfctl threads, from ready to the end), events
 captured / expected (one client and one server event per request, warm-up included), lost
 events, peak RSS of ebpfctl.
 
 Usage: bench/observe/run.py [EBPFCTL]   (as root; default target/release/ebpfctl, built if
-missing). Env: N=50000 BLOCK=2500 GO=/opt/ebpfctl-go/1.27.3/go/bin/go
+missing). Env: N=50000 BLOCK=1000 GO=/opt/ebpfctl-go/1.27.3/go/bin/go GO_CPU=1 EBPFCTL_CPU=0
 """
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -39,10 +39,19 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 N = int(os.environ.get("N", "50000"))
-BLOCK = int(os.environ.get("BLOCK", "2500"))
+BLOCK = int(os.environ.get("BLOCK", "1000"))
 GO = os.environ.get("GO", "/opt/ebpfctl-go/1.27.3/go/bin/go")
 WARMUP = 100  # requests each client sends before "ready" (main.go)
 CONFIGS = ["off", "on", "floor", "step"]
+# The Go programs run on one CPU and ebpfctl on another (empty: no pinning): on a 2-vCPU VM,
+# where a cross-CPU wake-up costs far more than a local one, unpinned blocks swing by ×4
+# with where the scheduler put client and server.
+GO_CPU = os.environ.get("GO_CPU", "1")
+EBPFCTL_CPU = os.environ.get("EBPFCTL_CPU", "0")
+
+
+def pinned(cpu, argv):
+    return ["taskset", "-c", cpu] + argv if cpu else argv
 
 
 def die(msg):
@@ -153,7 +162,7 @@ class Bench:
         if r.returncode:
             die(f"ebpfctl build {src}: {r.stderr}")
         err = os.path.join(self.work, f"{name}.err")
-        p = subprocess.Popen([self.ebpfctl, "run", obj, "-o", "none", "--no-metrics"],
+        p = subprocess.Popen(pinned(EBPFCTL_CPU, [self.ebpfctl, "run", obj, "-o", "none", "--no-metrics"]),
                              stdout=subprocess.DEVNULL, stderr=open(err, "w"))
         self.procs.append(p)
         wait_for(p, err, "running:", f"ebpfctl run {name}")
@@ -162,7 +171,7 @@ class Bench:
     def stop_all(self):
         for p in reversed(self.procs):
             if p.poll() is None:
-                p.send_signal(signal.SIGINT if p.args[0] == self.ebpfctl else signal.SIGTERM)
+                p.send_signal(signal.SIGINT if self.ebpfctl in p.args else signal.SIGTERM)
         for p in self.procs:
             try:
                 p.wait(timeout=10)
@@ -206,11 +215,11 @@ def run(b, bins, go_version):
     urls, servers = {}, {}
     for c in CONFIGS:
         port = free_port()
-        p, log = b.spawn([bins[c], "serve", f"127.0.0.1:{port}"], f"server-{c}")
+        p, log = b.spawn(pinned(GO_CPU, [bins[c], "serve", f"127.0.0.1:{port}"]), f"server-{c}")
         wait_for(p, log, "listening", f"{c} server")
         urls[c], servers[c] = f"http://127.0.0.1:{port}/x", p
     obs_err = os.path.join(b.work, "observe.err")
-    obs = subprocess.Popen([b.ebpfctl, "observe", bins["on"], "-o", "none"],
+    obs = subprocess.Popen(pinned(EBPFCTL_CPU, [b.ebpfctl, "observe", bins["on"], "-o", "none"]),
                            stdout=subprocess.DEVNULL, stderr=open(obs_err, "w"))
     b.procs.append(obs)
     wait_for(obs, obs_err, "observe: ready", "ebpfctl observe")
@@ -219,8 +228,8 @@ def run(b, bins, go_version):
     cpu0 = cpu_ns(obs.pid)
     clients = {}
     for c in CONFIGS:
-        p = subprocess.Popen([bins[c], "loop", urls[c]], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True)
+        p = subprocess.Popen(pinned(GO_CPU, [bins[c], "loop", urls[c]]), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
         b.procs.append(p)
         if p.stdout.readline().strip() != "ready":
             die(f"{c} client did not start")
@@ -256,18 +265,23 @@ def run(b, bins, go_version):
 def report(per, cpu, blocks, obs_cpu, events, lost, rss, npoints, how):
     med = {c: statistics.median(v) for c, v in per.items()}
 
-    def diff(a, b, of=per):  # median over blocks of (a − b) within each block
-        return statistics.median(x - y for x, y in zip(of[a], of[b]))
+    rng = random.Random(1)
+
+    def diff(a, b, of=per):
+        """Median over blocks of (a − b) within each block, and its 95 % bootstrap interval."""
+        d = [x - y for x, y in zip(of[a], of[b])]
+        meds = sorted(statistics.median(rng.choices(d, k=len(d))) for _ in range(2000))
+        return f"{statistics.median(d):.0f} ns [{meds[50]:.0f}, {meds[1949]:.0f}]"
 
     def both(a, b):
-        return f"{diff(a, b):.0f} ns | {diff(a, b, cpu):.0f} ns"
+        return f"{diff(a, b)} | {diff(a, b, cpu)}"
 
     expected = 2 * (blocks * BLOCK + WARMUP)
     mc = {c: statistics.median(v) for c, v in cpu.items()}
-    print(f"""Medians over {blocks} blocks of {BLOCK} requests of per-block differences. Wall clock is the
+    print(f"""Medians over {blocks} blocks of {BLOCK} requests of per-block differences, with their 95 %
+bootstrap intervals in brackets. Wall clock is the
 latency the client measures; CPU is the time the client and server processes spent on a CPU
-(probes and BPF programs run in the traced thread), which steal time on a busy host does not
-blur.
+(traps and BPF programs run in the traced threads), i.e. the cost without wake-up latency.
 
 | per request | wall clock | CPU (client + server) |
 | --- | --- | --- |
