@@ -528,6 +528,7 @@ int server_h2_hdrs(struct pt_regs *ctx)
 		return 0;
 	if (bpf_probe_read_user(fs->f, n * sizeof(fs->f[0]), fields.ptr))
 		return 0;
+	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_ARG2(ctx) };
 	for (__u32 i = 0; i < OBS_H2_FIELDS; i++) {
 		if (i >= n)
 			break;
@@ -553,10 +554,12 @@ int server_h2_hdrs(struct pt_regs *ctx)
 		h->buf[(TP_PREFIX_LEN + vlen) & (OBS_HDR_LEN - 1)] = '\r';
 		h->buf[(TP_PREFIX_LEN + vlen + 1) & (OBS_HDR_LEN - 1)] = '\n';
 		h->len = TP_PREFIX_LEN + vlen + 2;
-		struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_ARG2(ctx) };
 		bpf_map_update_elem(&h2_heads, &key, h, BPF_ANY);
 		return 0;
 	}
+	/* None: drop what an earlier stream at this address left (one whose handler never
+	 * ran), so it cannot be taken for this request's. */
+	bpf_map_delete_elem(&h2_heads, &key);
 	return 0;
 }
 
