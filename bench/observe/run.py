@@ -157,7 +157,7 @@ class Bench:
                     'char LICENSE[] SEC("license") = "GPL";\n')
             for i, o in enumerate(offsets):
                 f.write(f'SEC("uprobe/{binary}:{o}") int {name}{i}(void *ctx) {{ return 0; }}\n')
-        obj = src.replace(".c", ".o")
+        obj = src[: -len(".c")] + ".o"
         r = subprocess.run([self.ebpfctl, "build", src, "-o", obj], capture_output=True, text=True)
         if r.returncode:
             die(f"ebpfctl build {src}: {r.stderr}")
