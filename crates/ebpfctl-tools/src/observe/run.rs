@@ -130,7 +130,8 @@ pub fn run(
     let mut fan = Fanout {
         out,
         format: opts.format,
-        metrics: &mut metrics,
+        // Histograms only when something scrapes them.
+        metrics: _server.is_some().then_some(&mut metrics),
         otlp: otlp.as_ref(),
         graph: opts.graph.is_some().then_some(&mut graph),
         count: opts.count,
@@ -153,7 +154,9 @@ pub fn run(
             );
             lost_reported = lost_now;
         }
-        fan.metrics.set_lost(lost_now);
+        if let Some(m) = fan.metrics.as_deref_mut() {
+            m.set_lost(lost_now);
+        }
         if stop.load(Ordering::Relaxed)
             || fan.done()
             || opts.duration.is_some_and(|d| started.elapsed() >= d)
@@ -187,7 +190,7 @@ pub fn run(
 struct Fanout<'a> {
     out: &'a mut dyn Write,
     format: Format,
-    metrics: &'a mut Metrics,
+    metrics: Option<&'a mut Metrics>,
     otlp: Option<&'a OtlpExporter>,
     graph: Option<&'a mut Graph>,
     count: Option<u64>,
@@ -205,7 +208,9 @@ impl Fanout<'_> {
             // Reader gone (e.g. `| head`): stop printing, and stop.
             self.write_failed = true;
         }
-        self.metrics.observe(r);
+        if let Some(m) = self.metrics.as_deref_mut() {
+            m.observe(r);
+        }
         if let Some(o) = self.otlp {
             o.export(r);
         }
