@@ -15,9 +15,9 @@ alike, and every figure is a median over blocks of a difference within the same 
          probe the kernel cannot emulate (e.g. on a RET) costs per hit
 
 Reported, each as wall-clock latency and as CPU time of the client and server processes (the
-traps and programs run in the traced threads): added per request (on − off; client and server probes together), the floor
-(floor − off), observe above the floor (on − floor), a single-stepped hit (step − off). Then
-observer CPU per observed request (all ebpfctl threads, from ready to the end), events
+traps and programs run in the traced threads): added per request (on − off; client and
+server probes together), the floor (floor − off), observe above the floor (on − floor), a
+single-stepped hit (step − off). Then observer CPU per observed request (all ebpfctl threads, from ready to the end), events
 captured / expected (one client and one server event per request, warm-up included), lost
 events, peak RSS of ebpfctl.
 

@@ -73,14 +73,14 @@ pub fn run(
     let targets = resolve_targets(&opts.paths, &opts.pids)?;
     let stop = ebpfctl_core::signals::stop_flag();
     let mut metrics = Metrics::new();
-    let _server = match opts.metrics_addr {
+    let metrics_server = match opts.metrics_addr {
         Some(a) => Some(ebpfctl_core::metrics::MetricsServer::start(
             a,
             metrics.registry.clone(),
         )?),
         None => None,
     };
-    if let Some(s) = &_server {
+    if let Some(s) = &metrics_server {
         let _ = writeln!(
             diag,
             "observe: metrics on http://{}/metrics",
@@ -131,7 +131,7 @@ pub fn run(
         out,
         format: opts.format,
         // Histograms only when something scrapes them.
-        metrics: _server.is_some().then_some(&mut metrics),
+        metrics: metrics_server.is_some().then_some(&mut metrics),
         otlp: otlp.as_ref(),
         graph: opts.graph.is_some().then_some(&mut graph),
         count: opts.count,
