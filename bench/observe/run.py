@@ -14,10 +14,9 @@ alike, and every figure is a median over blocks of a difference within the same 
   step   one empty program on main.get's first instruction (a CMP, single-stepped): what a
          probe the kernel cannot emulate (e.g. on a RET) costs per hit
 
-Reported, each as wall-clock latency and as CPU time of the client and server processes (the
-traps and programs run in the traced threads): added per request (on − off; client and
-server probes together), the floor (floor − off), observe above the floor (on − floor), a
-single-stepped hit (step − off). Then observer CPU per observed request (all ebpfctl threads, from ready to the end), events
+Reported, as latency per request: added (on − off; client and server probes together), the
+floor (floor − off), observe above the floor (on − floor), a single-stepped hit
+(step − off). Then observer CPU per observed request (all ebpfctl threads, from ready to the end), events
 captured / expected (one client and one server event per request, warm-up included), lost
 events, peak RSS of ebpfctl.
 
@@ -212,12 +211,12 @@ def run(b, bins, go_version):
           f"({', '.join(CONFIGS)}, order rotating), {go_version}, {os.uname().release}", file=sys.stderr)
     points, how = probe_points(b.ebpfctl, bins["on"])
     step_at = single_step_point(bins["step"])
-    urls, servers = {}, {}
+    urls = {}
     for c in CONFIGS:
         port = free_port()
         p, log = b.spawn(pinned(GO_CPU, [bins[c], "serve", f"127.0.0.1:{port}"]), f"server-{c}")
         wait_for(p, log, "listening", f"{c} server")
-        urls[c], servers[c] = f"http://127.0.0.1:{port}/x", p
+        urls[c] = f"http://127.0.0.1:{port}/x"
     obs_err = os.path.join(b.work, "observe.err")
     obs = subprocess.Popen(pinned(EBPFCTL_CPU, [b.ebpfctl, "observe", bins["on"], "-o", "none"]),
                            stdout=subprocess.DEVNULL, stderr=open(obs_err, "w"))
@@ -234,16 +233,13 @@ def run(b, bins, go_version):
         if p.stdout.readline().strip() != "ready":
             die(f"{c} client did not start")
         clients[c] = p
-    per = {c: [] for c in CONFIGS}  # wall-clock ns per request, per block
-    cpu = {c: [] for c in CONFIGS}  # CPU ns of client + server per request, per block
+    per = {c: [] for c in CONFIGS}  # ns per request, per block
     for i in range(blocks):
         for c in CONFIGS[i % len(CONFIGS):] + CONFIGS[: i % len(CONFIGS)]:
             p = clients[c]
-            c0 = cpu_ns(p.pid) + cpu_ns(servers[c].pid)
             p.stdin.write(f"{BLOCK}\n")
             p.stdin.flush()
             per[c].append(int(p.stdout.readline()) / BLOCK)
-            cpu[c].append((cpu_ns(p.pid) + cpu_ns(servers[c].pid) - c0) / BLOCK)
     for p in clients.values():
         p.stdin.close()
         p.wait(timeout=10)
@@ -259,38 +255,32 @@ def run(b, bins, go_version):
                 events, lost = int(w[1]), int(w[3])
     if events is None:
         die(f"no summary line from ebpfctl observe:\n{open(obs_err).read()}")
-    report(per, cpu, blocks, (cpu1 - cpu0) / (blocks * BLOCK), events, lost, rss, len(points), how)
+    report(per, blocks, (cpu1 - cpu0) / (blocks * BLOCK), events, lost, rss, len(points), how)
 
 
-def report(per, cpu, blocks, obs_cpu, events, lost, rss, npoints, how):
+def report(per, blocks, obs_cpu, events, lost, rss, npoints, how):
     med = {c: statistics.median(v) for c, v in per.items()}
 
     rng = random.Random(1)
 
-    def diff(a, b, of=per):
+    def diff(a, b):
         """Median over blocks of (a − b) within each block, and its 95 % bootstrap interval."""
-        d = [x - y for x, y in zip(of[a], of[b])]
+        d = [x - y for x, y in zip(per[a], per[b])]
         meds = sorted(statistics.median(rng.choices(d, k=len(d))) for _ in range(2000))
         return f"{statistics.median(d):.0f} ns [{meds[50]:.0f}, {meds[1949]:.0f}]"
 
-    def both(a, b):
-        return f"{diff(a, b)} | {diff(a, b, cpu)}"
-
     expected = 2 * (blocks * BLOCK + WARMUP)
-    mc = {c: statistics.median(v) for c, v in cpu.items()}
-    print(f"""Medians over {blocks} blocks of {BLOCK} requests of per-block differences, with their 95 %
-bootstrap intervals in brackets. Wall clock is the
-latency the client measures; CPU is the time the client and server processes spent on a CPU
-(traps and BPF programs run in the traced threads), i.e. the cost without wake-up latency.
+    print(f"""Latency the client measures: medians over {blocks} blocks of {BLOCK} requests, differences
+within each block, 95 % bootstrap intervals in brackets.
 
-| per request | wall clock | CPU (client + server) |
-| --- | --- | --- |
-| off | {med['off']:.0f} ns | {mc['off']:.0f} ns |
-| on | {med['on']:.0f} ns (×{med['on'] / med['off']:.3f}) | {mc['on']:.0f} ns (×{mc['on'] / mc['off']:.3f}) |
-| **added by observe** (on − off) | {both('on', 'off')} |
-| floor: empty programs at observe's {npoints} probe points (floor − off) | {both('floor', 'off')} |
-| observe above the floor (on − floor) | {both('on', 'floor')} |
-| one single-stepped uprobe, per hit (step − off) | {both('step', 'off')} |
+| per request | latency |
+| --- | --- |
+| off | {med['off']:.0f} ns |
+| on | {med['on']:.0f} ns (×{med['on'] / med['off']:.3f}) |
+| **added by observe** (on − off) | {diff('on', 'off')} |
+| floor: empty programs at observe's {npoints} probe points (floor − off) | {diff('floor', 'off')} |
+| observe above the floor (on − floor) | {diff('on', 'floor')} |
+| one single-stepped uprobe, per hit (step − off) | {diff('step', 'off')} |
 
 {how}.
 
@@ -300,9 +290,8 @@ latency the client measures; CPU is the time the client and server processes spe
 | events captured / expected (client + server, warm-up included) | {events} / {expected} = {100 * events / expected:.2f} % |
 | lost events | {lost} |
 | peak RSS of ebpfctl | {rss / 1024:.1f} MiB |""")
-    for name, d in (("wall", per), ("cpu", cpu)):
-        print(f"per-block {name} ns/request: " + "; ".join(
-            f"{c} " + " ".join(f"{x:.0f}" for x in d[c]) for c in CONFIGS), file=sys.stderr)
+    print("per-block ns/request: " + "; ".join(
+        f"{c} " + " ".join(f"{x:.0f}" for x in per[c]) for c in CONFIGS), file=sys.stderr)
 
 
 if __name__ == "__main__":
