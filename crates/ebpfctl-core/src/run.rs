@@ -1,18 +1,22 @@
-//! The runner: an object spec in, outputs out, until a stop signal or the duration ends.
-//! Wires load → consume → decode → print; adds nothing of its own to the data.
+//! The runner: an object spec in, outputs out, until a stop signal, the duration or a closed
+//! stdout. Wires load → consume → decode → print; adds nothing of its own to the data.
+//!
+//! A run is a [`Session`] taken through its steps, each a short method:
+//! [`Session::plan`] (decoders, no kernel) → [`Session::load`] → [`Session::wire`] (metrics,
+//! printer, stdout writer, loss sources) → [`Session::consumer`] → [`Session::serve`] →
+//! [`Session::run_loop`]. Stdout is written by a [`Writer`] thread, so a reader that stalls
+//! never holds the loop: signals, `--duration` and the metrics server keep working.
 use std::cell::RefCell;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
-use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use libbpf_rs::MapHandle;
+use libbpf_rs::{Map, MapHandle};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 
-use crate::consume::{ConsumeError, ConsumerBuilder, LossSource};
+use crate::consume::{ConsumeError, Consumer, ConsumerBuilder, LossSource};
 use crate::convention::{Keyword, MapFamily};
 use crate::decode::{DecodeError, Decoder};
 use crate::load::{LoadError, LoadOptions, Loaded};
@@ -21,6 +25,7 @@ use crate::object::ObjectSpec;
 use crate::print::prometheus::{
     read_entries, MapCollector, ProgramStats, RunnerMetrics, StatsGuard, StreamMetric,
 };
+use crate::print::writer::{Sink, Writer};
 use crate::print::{json::JsonPrinter, table::TablePrinter, MapOut, NullPrinter, Printer};
 use crate::{convention, signals};
 
@@ -38,6 +43,10 @@ pub enum RunError {
     Convention(String),
     #[error("map {0} was not created by the kernel")]
     MissingMap(String),
+    /// Stdout failed for another reason than a reader that left (that one ends the run with
+    /// success).
+    #[error("writing output: {0}")]
+    Output(std::io::Error),
 }
 
 /// Output format on stdout.
@@ -66,7 +75,7 @@ pub struct RunOptions {
     pub hist_linear_step: Option<f64>,
 }
 
-/// Builds the output plan of each keyword map.
+/// Builds the output plan of each keyword map; `MapOut::id` is the position in the plan.
 pub fn plan(spec: &ObjectSpec) -> Result<Vec<MapOut>, RunError> {
     let mut outs = Vec::new();
     let Some(btf) = &spec.btf else {
@@ -85,7 +94,9 @@ pub fn plan(spec: &ObjectSpec) -> Result<Vec<MapOut>, RunError> {
             (MapFamily::KeyValue, None) => Some(Decoder::raw(m.key_size as usize)),
             _ => None,
         };
-        outs.push(MapOut::new(m, key, value));
+        let mut out = MapOut::new(m, key, value);
+        out.id = outs.len();
+        outs.push(out);
     }
     Ok(outs)
 }
@@ -93,7 +104,33 @@ pub fn plan(spec: &ObjectSpec) -> Result<Vec<MapOut>, RunError> {
 /// Where user-visible notices go (stderr in the CLI).
 pub type Notify<'a> = &'a mut dyn FnMut(&str);
 
-struct StreamState {
+/// Runs `spec` until SIGINT/SIGTERM, `opts.duration` or a closed `stdout`, which gets the
+/// records.
+pub fn run(
+    spec: &ObjectSpec,
+    opts: &RunOptions,
+    stdout: Sink,
+    notify: Notify<'_>,
+) -> Result<(), RunError> {
+    let session = Session::plan(spec, opts)?;
+    let loaded = session.load(notify)?;
+    let (wired, registry) = session.wire(&loaded, stdout, notify)?;
+    let maps = session.stream_maps(&loaded)?;
+    let consumer = session.consumer(&wired, &maps)?;
+    let _serving = session.serve(registry, notify)?;
+    session.announce(&loaded, notify);
+    session.run_loop(&wired, &consumer, notify)
+}
+
+/// One run of an object: what to do with each map, and the options.
+pub struct Session<'s> {
+    spec: &'s ObjectSpec,
+    opts: &'s RunOptions,
+    outs: Vec<MapOut>,
+}
+
+/// One stream map (ring buffer / perf array) and its per-event series.
+struct Stream {
     out: MapOut,
     printed: bool,
     metric: Option<StreamMetric>,
@@ -101,214 +138,396 @@ struct StreamState {
     decode_errors: Counter,
 }
 
-/// Runs `spec` until SIGINT/SIGTERM or `opts.duration`. Stdout gets the records.
-pub fn run(
-    spec: &ObjectSpec,
-    opts: &RunOptions,
-    stdout: Box<dyn Write>,
-    notify: Notify<'_>,
-) -> Result<(), RunError> {
-    let outs = plan(spec)?;
-    signals::stop_flag();
-    let loaded = Loaded::load(spec, &opts.load)?;
-    for s in &loaded.skipped {
-        notify(&s.to_string());
+/// What the consumer's callbacks and the loop share (one borrow per event).
+struct Events {
+    streams: Vec<Stream>,
+    printer: Box<dyn Printer>,
+    out: Writer,
+}
+
+impl Events {
+    fn on_event(&mut self, i: usize, data: &[u8]) {
+        let s = &self.streams[i];
+        s.events.inc();
+        if data.len() < s.out.value.size {
+            s.decode_errors.inc();
+            return;
+        }
+        if s.printed {
+            self.printer.event(&mut self.out, &s.out, data);
+        }
+        if let Some(m) = &s.metric {
+            m.on_event(&s.out, data);
+        }
+    }
+}
+
+/// Where one stream map's losses are read, and what was reported so far.
+struct Loss {
+    stream: usize,
+    source: LossSource,
+    seen: u64,
+    counter: Counter,
+}
+
+/// Outputs wired to a loaded object.
+struct Wired {
+    events: RefCell<Events>,
+    /// Key/value maps, snapshotted each interval.
+    kv: Vec<(MapOut, MapHandle)>,
+    losses: RefCell<Vec<Loss>>,
+}
+
+/// Kept alive while the loop runs: the metrics endpoint and BPF statistics.
+struct Serving {
+    _server: Option<MetricsServer>,
+    _stats: Option<StatsGuard>,
+}
+
+impl<'s> Session<'s> {
+    /// Compiles the decoders of every keyword map (no kernel involved).
+    pub fn plan(spec: &'s ObjectSpec, opts: &'s RunOptions) -> Result<Session<'s>, RunError> {
+        Ok(Session {
+            spec,
+            opts,
+            outs: plan(spec)?,
+        })
     }
 
-    // Metrics: registry, the runner's own series, one metric per keyword map.
-    let mut reg = Registry::default();
-    let runner = RunnerMetrics::register(&mut reg);
-    let mut streams: Vec<Rc<RefCell<StreamState>>> = Vec::new();
-    let mut kv: Vec<(MapOut, MapHandle)> = Vec::new();
-    for out in &outs {
-        let map = loaded
-            .map(&out.name)
-            .ok_or_else(|| RunError::MissingMap(out.name.clone()))?;
-        if out.is_stream() {
-            let metric = match out.keyword {
-                Keyword::Counter | Keyword::Hist => Some(
-                    StreamMetric::register(&mut reg, out, opts.hist_key.as_deref())
-                        .map_err(RunError::Convention)?,
-                ),
-                _ => None,
+    /// Installs the stop signals, then loads and attaches; skipped programs are reported.
+    pub fn load(&self, notify: Notify<'_>) -> Result<Loaded, RunError> {
+        signals::stop_flag();
+        let loaded = Loaded::load(self.spec, &self.opts.load)?;
+        for s in &loaded.skipped {
+            notify(&s.to_string());
+        }
+        Ok(loaded)
+    }
+
+    /// The registry (runner series, one metric per keyword map, program statistics), the
+    /// printer and stdout's writer, and each stream map's loss source.
+    fn wire(
+        &self,
+        loaded: &Loaded,
+        stdout: Sink,
+        notify: Notify<'_>,
+    ) -> Result<(Wired, Registry), RunError> {
+        let mut reg = Registry::default();
+        let runner = RunnerMetrics::register(&mut reg);
+        let mut out = Writer::new(stdout).with_stop(signals::stop_flag());
+        let mut streams = Vec::new();
+        let mut kv = Vec::new();
+        for m in &self.outs {
+            let map = loaded
+                .map(&m.name)
+                .ok_or_else(|| RunError::MissingMap(m.name.clone()))?;
+            let printed = self.prints(m);
+            let labels = RunnerMetrics::map_labels(m);
+            // Maps that never print keep their dropped count out of the metrics.
+            out.source(if printed && self.opts.output == Output::Json {
+                runner.output_dropped.get_or_create(&labels).clone()
+            } else {
+                Counter::default()
+            });
+            if m.is_stream() {
+                streams.push(self.stream(&mut reg, &runner, m, printed)?);
+            } else {
+                kv.push((m.clone(), self.kv_map(&mut reg, &map, m)?));
+            }
+        }
+        reg.register_collector(Box::new(ProgramStats {
+            programs: program_fds(loaded),
+        }));
+        let printer = self.printer(&mut out, &runner);
+        let losses = self.losses(loaded, &streams, &runner, notify);
+        let events = Events {
+            streams,
+            printer,
+            out,
+        };
+        let wired = Wired {
+            events: RefCell::new(events),
+            kv,
+            losses: RefCell::new(losses),
+        };
+        Ok((wired, reg))
+    }
+
+    /// Whether `m`'s records reach stdout: tables show every map, JSON only `print` maps.
+    fn prints(&self, m: &MapOut) -> bool {
+        match self.opts.output {
+            Output::Table => true,
+            Output::Json => m.keyword == Keyword::Print,
+            Output::None => false,
+        }
+    }
+
+    /// A stream map's state, with its `counter` / `hist` metric when it has one.
+    fn stream(
+        &self,
+        reg: &mut Registry,
+        runner: &RunnerMetrics,
+        m: &MapOut,
+        printed: bool,
+    ) -> Result<Stream, RunError> {
+        let metric = match m.keyword {
+            Keyword::Counter | Keyword::Hist => Some(
+                StreamMetric::register(reg, m, self.opts.hist_key.as_deref())
+                    .map_err(RunError::Convention)?,
+            ),
+            _ => None,
+        };
+        let labels = RunnerMetrics::map_labels(m);
+        Ok(Stream {
+            out: m.clone(),
+            printed,
+            metric,
+            events: runner.events.get_or_create(&labels).clone(),
+            decode_errors: runner.decode_errors.get_or_create(&labels).clone(),
+        })
+    }
+
+    /// A key/value map's handle for snapshots; metric keywords are read at scrape time.
+    fn kv_map(&self, reg: &mut Registry, map: &Map<'_>, m: &MapOut) -> Result<MapHandle, RunError> {
+        let handle = || {
+            MapHandle::try_from(map)
+                .map_err(|e| RunError::Convention(format!("map {}: {e}", m.name)))
+        };
+        if m.keyword != Keyword::Print {
+            let collector = MapCollector::new(handle()?, m.clone(), self.opts.hist_linear_step);
+            reg.register_collector(Box::new(collector));
+        }
+        handle()
+    }
+
+    fn printer(&self, out: &mut Writer, runner: &RunnerMetrics) -> Box<dyn Printer> {
+        match self.opts.output {
+            Output::Json => Box::new(JsonPrinter),
+            Output::None => Box::new(NullPrinter),
+            Output::Table => {
+                let labels = vec![("map".to_string(), "_table".to_string())];
+                let frames = out.source(runner.output_dropped.get_or_create(&labels).clone());
+                Box::new(TablePrinter::new(frames, self.opts.interval))
+            }
+        }
+    }
+
+    /// Where each stream map's losses are counted: perf buffers count their own (see
+    /// [`Session::consumer`]); ring buffers need the probe's `.bss` counter.
+    fn losses(
+        &self,
+        loaded: &Loaded,
+        streams: &[Stream],
+        runner: &RunnerMetrics,
+        notify: Notify<'_>,
+    ) -> Vec<Loss> {
+        let mut losses = Vec::new();
+        for (i, s) in streams.iter().enumerate() {
+            let source = if convention::family(s.out.map_type) == MapFamily::RingBuf {
+                self.ring_loss(loaded, &s.out, notify)
+            } else {
+                LossSource::Unknown
             };
-            let labels = RunnerMetrics::map_labels(out);
-            streams.push(Rc::new(RefCell::new(StreamState {
-                out: out.clone(),
-                // Tables show every stream map's latest events; JSON only `print` maps.
-                printed: out.keyword == Keyword::Print || opts.output == Output::Table,
-                metric,
-                events: runner.events.get_or_create(&labels).clone(),
-                decode_errors: runner.decode_errors.get_or_create(&labels).clone(),
-            })));
-        } else {
-            let handle = MapHandle::try_from(&map)
-                .map_err(|e| RunError::Convention(format!("map {}: {e}", out.name)))?;
-            if out.keyword != Keyword::Print {
-                let h = MapHandle::try_from(&map)
-                    .map_err(|e| RunError::Convention(format!("map {}: {e}", out.name)))?;
-                reg.register_collector(Box::new(MapCollector::new(
-                    h,
-                    out.clone(),
-                    opts.hist_linear_step,
-                )));
+            losses.push(Loss {
+                stream: i,
+                source,
+                seen: 0,
+                counter: runner
+                    .lost
+                    .get_or_create(&RunnerMetrics::map_labels(&s.out))
+                    .clone(),
+            });
+        }
+        losses
+    }
+
+    fn ring_loss(&self, loaded: &Loaded, m: &MapOut, notify: Notify<'_>) -> LossSource {
+        let offset = self.spec.map(&m.name).and_then(|s| s.lost_counter);
+        match (offset, loaded.bss()) {
+            (Some(offset), Some(bss)) => match MapHandle::try_from(&bss) {
+                Ok(bss) => LossSource::BssCounter { bss, offset },
+                Err(_) => LossSource::Unknown,
+            },
+            _ => {
+                notify(&format!(
+                    "map {0}: losses are not counted (reserve with ebpfctl_reserve and declare EBPFCTL_LOST_COUNTER({0}) to count them)",
+                    m.name
+                ));
+                LossSource::Unknown
             }
-            kv.push((out.clone(), handle));
         }
     }
-    let mut prog_fds = Vec::new();
-    for p in loaded.object.progs() {
-        if let Ok(fd) = p.as_fd().try_clone_to_owned() {
-            prog_fds.push((p.name().to_string_lossy().into_owned(), fd));
+
+    /// The kernel maps of the stream maps, in plan order.
+    fn stream_maps<'l>(&self, loaded: &'l Loaded) -> Result<Vec<Map<'l>>, RunError> {
+        self.outs
+            .iter()
+            .filter(|m| m.is_stream())
+            .map(|m| {
+                loaded
+                    .map(&m.name)
+                    .ok_or_else(|| RunError::MissingMap(m.name.clone()))
+            })
+            .collect()
+    }
+
+    /// One consumer over every stream map; each record goes to [`Events::on_event`].
+    fn consumer<'c>(
+        &self,
+        wired: &'c Wired,
+        maps: &'c [Map<'c>],
+    ) -> Result<Consumer<'c>, RunError> {
+        let mut builder = ConsumerBuilder::new();
+        let mut losses = wired.losses.borrow_mut();
+        for (i, map) in maps.iter().enumerate() {
+            let events = &wired.events;
+            if convention::family(events.borrow().streams[i].out.map_type) == MapFamily::RingBuf
+            {
+                builder.ring_buffer(map, move |data| events.borrow_mut().on_event(i, data))?;
+            } else {
+                let lost = builder.perf_buffer(map, 64, move |_cpu, data| {
+                    events.borrow_mut().on_event(i, data)
+                })?;
+                losses[i].source = LossSource::Counted(lost);
+            }
         }
+        Ok(builder.build()?)
     }
-    reg.register_collector(Box::new(ProgramStats { programs: prog_fds }));
 
-    let printer: Rc<RefCell<Box<dyn Printer>>> = Rc::new(RefCell::new(match opts.output {
-        Output::Json => Box::new(JsonPrinter::new(stdout)),
-        Output::None => Box::new(NullPrinter),
-        Output::Table => Box::new(TablePrinter::new(stdout, opts.interval)),
-    }));
-
-    // Consumers, and where each stream map's losses are counted.
-    let maps: Vec<_> = streams
-        .iter()
-        .map(|s| loaded.map(&s.borrow().out.name))
-        .collect();
-    let mut builder = ConsumerBuilder::new();
-    let mut losses: Vec<(usize, LossSource, u64)> = Vec::new();
-    for (i, (state, map)) in streams.iter().zip(maps.iter()).enumerate() {
-        let map = map.as_ref().expect("checked above");
-        let st = Rc::clone(state);
-        let pr = Rc::clone(&printer);
-        let on_event = move |data: &[u8]| {
-            let s = st.borrow();
-            s.events.inc();
-            if data.len() < s.out.value.size {
-                s.decode_errors.inc();
-                return;
-            }
-            if s.printed {
-                pr.borrow_mut().event(&s.out, data);
-            }
-            if let Some(m) = &s.metric {
-                m.on_event(&s.out, data);
-            }
+    /// Serves the registry when asked; BPF statistics stay on while it serves.
+    fn serve(&self, registry: Registry, notify: Notify<'_>) -> Result<Serving, RunError> {
+        let mut serving = Serving {
+            _server: None,
+            _stats: None,
         };
-        let family = convention::family(state.borrow().out.map_type);
-        let loss = if family == MapFamily::RingBuf {
-            builder.ring_buffer(map, on_event)?;
-            let spec_map = spec.map(&state.borrow().out.name);
-            match (spec_map.and_then(|m| m.lost_counter), loaded.bss()) {
-                (Some(offset), Some(bss)) => match MapHandle::try_from(&bss) {
-                    Ok(bss) => LossSource::BssCounter { bss, offset },
-                    Err(_) => LossSource::Unknown,
-                },
-                _ => {
-                    notify(&format!(
-                        "map {}: losses are not counted (reserve with ebpfctl_reserve and declare EBPFCTL_LOST_COUNTER({}) to count them)",
-                        state.borrow().out.name,
-                        state.borrow().out.name
-                    ));
-                    LossSource::Unknown
-                }
-            }
-        } else {
-            let cb = on_event;
-            LossSource::Counted(builder.perf_buffer(map, 64, move |_cpu, data| cb(data))?)
+        let Some(addr) = self.opts.metrics_addr else {
+            return Ok(serving);
         };
-        losses.push((i, loss, 0));
-    }
-    let consumer = builder.build()?;
-
-    // Serve metrics.
-    let reg = Arc::new(Mutex::new(reg));
-    let mut _server = None;
-    let mut _stats = None;
-    if let Some(addr) = opts.metrics_addr {
-        match MetricsServer::start(addr, Arc::clone(&reg)) {
+        match MetricsServer::start(addr, Arc::new(Mutex::new(registry))) {
             Ok(s) => {
                 notify(&format!(
                     "serving metrics on http://{}/metrics",
                     s.local_addr()
                 ));
-                _server = Some(s);
-                _stats = StatsGuard::enable();
+                serving._server = Some(s);
+                serving._stats = StatsGuard::enable();
             }
-            Err(e) if opts.metrics_addr_explicit => return Err(e.into()),
+            Err(e) if self.opts.metrics_addr_explicit => return Err(e.into()),
             Err(e) => notify(&format!("metrics disabled: {e}")),
         }
+        Ok(serving)
     }
-    let attached: Vec<&str> = loaded.attachments.iter().map(|(n, _)| n.as_str()).collect();
-    notify(&format!(
-        "running: {} program(s) attached ({}); stop with Ctrl-C",
-        attached.len(),
-        attached.join(", ")
-    ));
 
-    let started = Instant::now();
-    let mut next_tick = Instant::now();
-    let lost_counters: Vec<Counter> = losses
-        .iter()
-        .map(|(i, _, _)| {
-            runner
-                .lost
-                .get_or_create(&RunnerMetrics::map_labels(&streams[*i].borrow().out))
-                .clone()
-        })
-        .collect();
-    let tick = |printer: &mut Box<dyn Printer>,
-                notify: Notify<'_>,
-                losses: &mut Vec<(usize, LossSource, u64)>| {
-        for (out, handle) in &kv {
-            if out.keyword == Keyword::Print && opts.output == Output::Json
-                || opts.output == Output::Table
-            {
-                printer.snapshot(out, &read_entries(handle, out));
-            }
-        }
-        for (j, (i, src, seen)) in losses.iter_mut().enumerate() {
-            if let Some(total) = src.total() {
-                if total > *seen {
-                    let new = total - *seen;
-                    *seen = total;
-                    lost_counters[j].inc_by(new);
-                    let out = &streams[*i].borrow().out;
-                    printer.lost(out, new, total);
-                    notify(&format!(
-                        "map {}: lost {new} events ({total} in all)",
-                        out.name
-                    ));
-                }
-            }
-        }
-    };
-    loop {
-        let now = Instant::now();
-        let done = signals::stop_requested()
-            || opts
-                .duration
-                .is_some_and(|d| now.duration_since(started) >= d);
-        if done {
-            break;
-        }
-        let mut wait = next_tick.saturating_duration_since(now);
-        if let Some(d) = opts.duration {
-            wait = wait.min(d.saturating_sub(now.duration_since(started)));
-        }
-        consumer.poll(wait.min(Duration::from_millis(100)))?;
-        if Instant::now() >= next_tick {
-            tick(&mut printer.borrow_mut(), notify, &mut losses);
-            // After a long poll, the next tick is one interval from now, not a burst of ticks.
-            next_tick += opts.interval;
-            if next_tick < Instant::now() {
-                next_tick = Instant::now() + opts.interval;
-            }
-        }
-        printer.borrow_mut().flush();
+    fn announce(&self, loaded: &Loaded, notify: Notify<'_>) {
+        let attached: Vec<&str> = loaded.attachments.iter().map(|(n, _)| n.as_str()).collect();
+        notify(&format!(
+            "running: {} program(s) attached ({}); stop with Ctrl-C",
+            attached.len(),
+            attached.join(", ")
+        ));
     }
-    consumer.drain()?;
-    tick(&mut printer.borrow_mut(), notify, &mut losses);
-    printer.borrow_mut().finish();
-    Ok(())
+
+    /// Polls, ticks every interval, flushes every cycle; then drains what is left.
+    fn run_loop(
+        &self,
+        wired: &Wired,
+        consumer: &Consumer<'_>,
+        notify: Notify<'_>,
+    ) -> Result<(), RunError> {
+        let started = Instant::now();
+        let mut next_tick = started;
+        while !self.done(wired, started) {
+            consumer.poll(self.wait(started, next_tick))?;
+            if Instant::now() >= next_tick {
+                self.tick(wired, notify);
+                // After a long poll, the next tick is one interval from now, not a burst.
+                next_tick += self.opts.interval;
+                next_tick = next_tick.max(Instant::now());
+            }
+            wired.flush(notify);
+        }
+        consumer.drain()?;
+        self.tick(wired, notify);
+        wired.finish(notify)
+    }
+
+    /// A stop signal, the end of the duration, or a stdout that closed.
+    fn done(&self, wired: &Wired, started: Instant) -> bool {
+        signals::stop_requested()
+            || self.opts.duration.is_some_and(|d| started.elapsed() >= d)
+            || wired.events.borrow().out.closed()
+    }
+
+    /// How long the next poll may wait: until the next tick or the end, at most 100 ms.
+    fn wait(&self, started: Instant, next_tick: Instant) -> Duration {
+        let mut wait = next_tick.saturating_duration_since(Instant::now());
+        if let Some(d) = self.opts.duration {
+            wait = wait.min(d.saturating_sub(started.elapsed()));
+        }
+        wait.min(Duration::from_millis(100))
+    }
+
+    /// Snapshots of key/value maps that print, and new losses (record, metric, notice).
+    fn tick(&self, wired: &Wired, notify: Notify<'_>) {
+        let mut ev = wired.events.borrow_mut();
+        let Events {
+            streams,
+            printer,
+            out,
+        } = &mut *ev;
+        for (m, handle) in &wired.kv {
+            if self.prints(m) {
+                printer.snapshot(out, m, &read_entries(handle, m));
+            }
+        }
+        for loss in wired.losses.borrow_mut().iter_mut() {
+            let Some(total) = loss.source.total().filter(|&t| t > loss.seen) else {
+                continue;
+            };
+            let new = total - loss.seen;
+            loss.seen = total;
+            loss.counter.inc_by(new);
+            let m = &streams[loss.stream].out;
+            printer.lost(out, m, new, total);
+            notify(&format!("map {}: lost {new} events ({total} in all)", m.name));
+        }
+    }
+}
+
+impl Wired {
+    /// Once per poll cycle: the printer flushes or redraws; drops are reported (rate-limited).
+    fn flush(&self, notify: Notify<'_>) {
+        let mut ev = self.events.borrow_mut();
+        let Events { printer, out, .. } = &mut *ev;
+        printer.flush(out);
+        if let Some(d) = out.notice() {
+            notify(&d.to_string());
+        }
+    }
+
+    /// At exit: what is pending goes out, within the writer's bounded wait.
+    fn finish(&self, notify: Notify<'_>) -> Result<(), RunError> {
+        let mut ev = self.events.borrow_mut();
+        let Events { printer, out, .. } = &mut *ev;
+        printer.finish(out);
+        if let Some(d) = out.finish() {
+            notify(&d.to_string());
+        }
+        match out.take_error() {
+            Some(e) => Err(RunError::Output(e)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Each loaded program's name and an fd of it, for run time and count at scrape time.
+fn program_fds(loaded: &Loaded) -> Vec<(String, std::os::fd::OwnedFd)> {
+    loaded
+        .object
+        .progs()
+        .filter_map(|p| {
+            let fd = p.as_fd().try_clone_to_owned().ok()?;
+            Some((p.name().to_string_lossy().into_owned(), fd))
+        })
+        .collect()
 }

@@ -1,49 +1,36 @@
-//! JSON lines on stdout (schema: docs/json.md). The event path writes straight into a
-//! buffer: no intermediate values, u64 exact.
-use std::io::Write;
-
+//! JSON lines on stdout (schema: docs/json.md). The event path writes straight into the
+//! writer's buffer: no intermediate values, u64 exact.
+use super::writer::Writer;
 use super::{Entry, MapOut, Printer};
 use crate::decode::{sink::write_json_str, time, JsonSink, Sink};
 
-/// Writes one JSON object per event / snapshot entry / loss notice.
-pub struct JsonPrinter<W: Write> {
-    out: W,
-    buf: Vec<u8>,
+/// Writes one JSON object per event / snapshot entry / loss notice; each is a record of its
+/// map (`MapOut::id`) for the writer's dropped counts.
+#[derive(Debug, Default)]
+pub struct JsonPrinter;
+
+fn head(buf: &mut Vec<u8>, map: &MapOut) {
+    buf.extend_from_slice(b"{\"_map\":");
+    write_json_str(buf, &map.display);
+    buf.extend_from_slice(b",\"_time\":");
+    time::write_now_quoted(buf);
 }
 
-impl<W: Write> JsonPrinter<W> {
-    pub fn new(out: W) -> Self {
-        Self {
-            out,
-            buf: Vec::with_capacity(1 << 16),
-        }
-    }
-
-    fn head(&mut self, map: &MapOut) {
-        self.buf.extend_from_slice(b"{\"_map\":");
-        write_json_str(&mut self.buf, &map.display);
-        self.buf.extend_from_slice(b",\"_time\":");
-        time::write_now_quoted(&mut self.buf);
-    }
-
-    fn end(&mut self) {
-        self.buf.extend_from_slice(b"}\n");
-        if self.buf.len() >= 1 << 16 {
-            let _ = self.out.write_all(&self.buf);
-            self.buf.clear();
-        }
-    }
+fn end(out: &mut Writer, map: &MapOut) {
+    out.buf().extend_from_slice(b"}\n");
+    out.record(map.id);
 }
 
-impl<W: Write> Printer for JsonPrinter<W> {
-    fn event(&mut self, map: &MapOut, data: &[u8]) {
-        self.head(map);
+impl Printer for JsonPrinter {
+    fn event(&mut self, out: &mut Writer, map: &MapOut, data: &[u8]) {
+        let buf = out.buf();
+        head(buf, map);
         map.value
-            .write_fields(data, "value", &mut JsonSink::new(&mut self.buf, true));
-        self.end();
+            .write_fields(data, "value", &mut JsonSink::new(buf, true));
+        end(out, map);
     }
 
-    fn snapshot(&mut self, map: &MapOut, entries: &[Entry]) {
+    fn snapshot(&mut self, out: &mut Writer, map: &MapOut, entries: &[Entry]) {
         // A value member named like a key member would repeat a JSON key: nest the value then.
         let clash = map.key.as_ref().is_some_and(|kd| {
             let keys: Vec<&str> = kd.fields("key").iter().map(|(n, _)| *n).collect();
@@ -53,8 +40,9 @@ impl<W: Write> Printer for JsonPrinter<W> {
                 .any(|(n, _)| keys.contains(n))
         });
         for (k, v) in entries {
-            self.head(map);
-            let mut sink = JsonSink::new(&mut self.buf, true);
+            let buf = out.buf();
+            head(buf, map);
+            let mut sink = JsonSink::new(buf, true);
             if let Some(kd) = &map.key {
                 kd.write_fields(k, "key", &mut sink);
             }
@@ -64,26 +52,21 @@ impl<W: Write> Printer for JsonPrinter<W> {
             } else {
                 map.value.write_fields(v, "value", &mut sink);
             }
-            self.end();
+            end(out, map);
         }
     }
 
-    fn lost(&mut self, map: &MapOut, new: u64, total: u64) {
-        self.head(map);
-        self.buf.extend_from_slice(b",\"_lost\":");
-        self.buf
-            .extend_from_slice(itoa::Buffer::new().format(new).as_bytes());
-        self.buf.extend_from_slice(b",\"_lost_total\":");
-        self.buf
-            .extend_from_slice(itoa::Buffer::new().format(total).as_bytes());
-        self.end();
+    fn lost(&mut self, out: &mut Writer, map: &MapOut, new: u64, total: u64) {
+        let buf = out.buf();
+        head(buf, map);
+        buf.extend_from_slice(b",\"_lost\":");
+        buf.extend_from_slice(itoa::Buffer::new().format(new).as_bytes());
+        buf.extend_from_slice(b",\"_lost_total\":");
+        buf.extend_from_slice(itoa::Buffer::new().format(total).as_bytes());
+        end(out, map);
     }
 
-    fn flush(&mut self) {
-        if !self.buf.is_empty() {
-            let _ = self.out.write_all(&self.buf);
-            self.buf.clear();
-        }
-        let _ = self.out.flush();
+    fn flush(&mut self, out: &mut Writer) {
+        out.flush();
     }
 }

@@ -2,11 +2,14 @@
 //! events (ring buffer / perf), snapshots (key/value maps, per interval), lost-event notices.
 //!
 //! `json` (JSON lines, docs/json.md), `table` (live terminal view), `prometheus` (metrics,
-//! docs/metrics.md).
+//! docs/metrics.md). Printers format into a [`writer::Writer`], which owns stdout.
 
 pub mod json;
 pub mod prometheus;
 pub mod table;
+pub mod writer;
+
+use writer::Writer;
 
 use crate::convention::{self, Keyword};
 use crate::decode::Decoder;
@@ -24,6 +27,8 @@ pub struct MapOut {
     pub key: Option<Decoder>,
     pub value: Decoder,
     pub percpu: bool,
+    /// Position in the run's plan; the writer's source of this map's records.
+    pub id: usize,
 }
 
 impl MapOut {
@@ -36,6 +41,7 @@ impl MapOut {
             key,
             value,
             percpu: convention::is_percpu(spec.map_type),
+            id: 0,
         }
     }
 
@@ -51,19 +57,19 @@ impl MapOut {
 /// One key/value entry of a snapshot (per-CPU values already summed).
 pub type Entry = (Vec<u8>, Vec<u8>);
 
-/// What every printer implements.
+/// What every printer implements; output goes into `out`.
 pub trait Printer {
     /// One event from a stream map.
-    fn event(&mut self, map: &MapOut, data: &[u8]);
+    fn event(&mut self, out: &mut Writer, map: &MapOut, data: &[u8]);
     /// All entries of a key/value map, once per interval.
-    fn snapshot(&mut self, map: &MapOut, entries: &[Entry]);
+    fn snapshot(&mut self, out: &mut Writer, map: &MapOut, entries: &[Entry]);
     /// `new` more events were lost on `map` (`total` so far).
-    fn lost(&mut self, map: &MapOut, new: u64, total: u64);
+    fn lost(&mut self, out: &mut Writer, map: &MapOut, new: u64, total: u64);
     /// Called once per poll cycle: flush or redraw.
-    fn flush(&mut self);
+    fn flush(&mut self, out: &mut Writer);
     /// Called once at exit: everything still pending goes out.
-    fn finish(&mut self) {
-        self.flush();
+    fn finish(&mut self, out: &mut Writer) {
+        self.flush(out);
     }
 }
 
@@ -71,8 +77,8 @@ pub trait Printer {
 pub struct NullPrinter;
 
 impl Printer for NullPrinter {
-    fn event(&mut self, _: &MapOut, _: &[u8]) {}
-    fn snapshot(&mut self, _: &MapOut, _: &[Entry]) {}
-    fn lost(&mut self, _: &MapOut, _: u64, _: u64) {}
-    fn flush(&mut self) {}
+    fn event(&mut self, _: &mut Writer, _: &MapOut, _: &[u8]) {}
+    fn snapshot(&mut self, _: &mut Writer, _: &MapOut, _: &[Entry]) {}
+    fn lost(&mut self, _: &mut Writer, _: &MapOut, _: u64, _: u64) {}
+    fn flush(&mut self, _: &mut Writer) {}
 }

@@ -3,8 +3,8 @@
 //! - stream maps (`counter`, `hist` on a ring buffer / perf array) update families per event;
 //! - key/value maps (`counter`, `gauge`, `hist`) are read at scrape time by [`MapCollector`],
 //!   per-CPU values summed;
-//! - the runner's own series: events, lost events, decode errors per map, and per-program run
-//!   time and count ([`ProgramStats`]).
+//! - the runner's own series: events, lost events, decode errors, records dropped by a stalled
+//!   stdout per map, and per-program run time and count ([`ProgramStats`]).
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 
@@ -69,6 +69,8 @@ pub struct RunnerMetrics {
     pub events: Family<Labels, Counter>,
     pub lost: Family<Labels, Counter>,
     pub decode_errors: Family<Labels, Counter>,
+    /// Records read from the kernel that stdout did not take in time (print/writer.rs).
+    pub output_dropped: Family<Labels, Counter>,
 }
 
 impl RunnerMetrics {
@@ -77,6 +79,7 @@ impl RunnerMetrics {
             events: Family::default(),
             lost: Family::default(),
             decode_errors: Family::default(),
+            output_dropped: Family::default(),
         };
         reg.register(
             "ebpfctl_events",
@@ -92,6 +95,11 @@ impl RunnerMetrics {
             "ebpfctl_decode_errors",
             "Records that could not be decoded (too short for their type), per map",
             m.decode_errors.clone(),
+        );
+        reg.register(
+            "ebpfctl_output_dropped",
+            "Records dropped because stdout did not take them in time (a stalled reader), per map; not ring-buffer loss",
+            m.output_dropped.clone(),
         );
         m
     }

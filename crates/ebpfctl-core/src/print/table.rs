@@ -1,9 +1,9 @@
 //! A live terminal view: one table per map, redrawn every interval. Stream maps show their
 //! latest events; key/value maps their entries, largest value first.
 use std::collections::{BTreeMap, VecDeque};
-use std::io::Write;
 use std::time::{Duration, Instant};
 
+use super::writer::{Source, Writer};
 use super::{Entry, MapOut, Printer};
 use crate::decode::{time, Node};
 
@@ -17,9 +17,10 @@ struct View {
     lost: u64,
 }
 
-/// Redraws the whole screen on `flush` when something changed.
-pub struct TablePrinter<W: Write> {
-    out: W,
+/// Redraws the whole screen on `flush` when something changed; each redraw is one record of
+/// `frames` for the writer's dropped counts.
+pub struct TablePrinter {
+    frames: Source,
     views: BTreeMap<String, View>,
     dirty: bool,
     every: Duration,
@@ -49,11 +50,11 @@ fn row(map: &MapOut, key: Option<&[u8]>, value: &[u8]) -> (Vec<String>, Vec<Stri
     (cols, cells)
 }
 
-impl<W: Write> TablePrinter<W> {
+impl TablePrinter {
     /// Redraws at most once per `every`.
-    pub fn new(out: W, every: Duration) -> Self {
+    pub fn new(frames: Source, every: Duration) -> Self {
         Self {
-            out,
+            frames,
             views: BTreeMap::new(),
             dirty: true,
             every,
@@ -100,8 +101,8 @@ impl<W: Write> TablePrinter<W> {
     }
 }
 
-impl<W: Write> Printer for TablePrinter<W> {
-    fn event(&mut self, map: &MapOut, data: &[u8]) {
+impl Printer for TablePrinter {
+    fn event(&mut self, _: &mut Writer, map: &MapOut, data: &[u8]) {
         let (cols, cells) = row(map, None, data);
         let v = self.views.entry(map.display.clone()).or_default();
         v.columns = cols;
@@ -111,7 +112,7 @@ impl<W: Write> Printer for TablePrinter<W> {
         self.dirty = true;
     }
 
-    fn snapshot(&mut self, map: &MapOut, entries: &[Entry]) {
+    fn snapshot(&mut self, _: &mut Writer, map: &MapOut, entries: &[Entry]) {
         let mut rows: Vec<(f64, Vec<String>)> = Vec::with_capacity(entries.len());
         let mut columns = Vec::new();
         for (k, val) in entries {
@@ -129,22 +130,22 @@ impl<W: Write> Printer for TablePrinter<W> {
         self.dirty = true;
     }
 
-    fn lost(&mut self, map: &MapOut, _new: u64, total: u64) {
+    fn lost(&mut self, _: &mut Writer, map: &MapOut, _new: u64, total: u64) {
         self.views.entry(map.display.clone()).or_default().lost = total;
         self.dirty = true;
     }
 
-    fn flush(&mut self) {
+    fn flush(&mut self, out: &mut Writer) {
         if self.dirty && self.last.is_none_or(|t| t.elapsed() >= self.every) {
             self.last = Some(Instant::now());
-            let _ = self.out.write_all(self.render().as_bytes());
-            let _ = self.out.flush();
+            out.line(self.frames, self.render().as_bytes());
+            out.flush();
             self.dirty = false;
         }
     }
 
-    fn finish(&mut self) {
+    fn finish(&mut self, out: &mut Writer) {
         self.last = None;
-        self.flush();
+        self.flush(out);
     }
 }

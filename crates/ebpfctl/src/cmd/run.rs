@@ -131,7 +131,7 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
         hist_key: a.hist_key,
         hist_linear_step: a.hist_linear_step,
     };
-    let stdout = Box::new(std::io::stdout().lock());
+    let stdout = ebpfctl_core::print::writer::Sink::stdout();
     ebpfctl_core::run::run(&spec, &opts, stdout, &mut |msg: &str| {
         eprintln!("ebpfctl: {msg}")
     })
