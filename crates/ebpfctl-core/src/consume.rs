@@ -7,7 +7,7 @@
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libbpf_rs::{
     MapCore, MapFlags, MapHandle, PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder,
@@ -55,10 +55,25 @@ impl LossSource {
     }
 }
 
+/// How long one [`Consumer::poll`] keeps taking ring-buffer records: a flood that refills
+/// the buffers as fast as they are read (or callbacks slower than the producer) cannot keep
+/// the caller from its stop flag and deadline. What is left is taken by the next call,
+/// which then does not wait.
+pub const POLL_BUDGET: Duration = Duration::from_millis(50);
+
+/// The longest [`Consumer::drain`] takes records at shutdown while the programs, still
+/// attached, keep producing them.
+pub const DRAIN_BUDGET: Duration = Duration::from_millis(500);
+
+/// Records taken between two looks at the clock.
+const BATCH: usize = 1024;
+
 /// Builds a [`Consumer`] over any number of ring buffers and perf event arrays.
 pub struct ConsumerBuilder<'a> {
     ring: RingBufferBuilder<'a, 'a>,
     rings: usize,
+    /// Bytes of all ring buffers, which bounds what [`Consumer::drain`] takes.
+    ring_bytes: u64,
     perf: Vec<PerfBuffer<'a>>,
 }
 
@@ -73,6 +88,7 @@ impl<'a> ConsumerBuilder<'a> {
         Self {
             ring: RingBufferBuilder::new(),
             rings: 0,
+            ring_bytes: 0,
             perf: Vec::new(),
         }
     }
@@ -94,6 +110,7 @@ impl<'a> ConsumerBuilder<'a> {
             })
             .map_err(|source| ConsumeError::Setup { map: name, source })?;
         self.rings += 1;
+        self.ring_bytes += u64::from(map.max_entries());
         Ok(self)
     }
 
@@ -156,10 +173,13 @@ impl<'a> ConsumerBuilder<'a> {
                 return Err(ConsumeError::Poll(std::io::Error::last_os_error()));
             }
         }
+        // The smallest record takes 16 bytes (8 of header, 8-byte aligned).
+        let drain_budget = usize::try_from(self.ring_bytes / 16 + 1).unwrap_or(usize::MAX);
         Ok(Consumer {
             ring,
             perf: self.perf,
             epoll,
+            drain_budget,
         })
     }
 }
@@ -169,6 +189,8 @@ pub struct Consumer<'a> {
     ring: Option<RingBuffer<'a>>,
     perf: Vec<PerfBuffer<'a>>,
     epoll: std::os::fd::OwnedFd,
+    /// At most as many ring-buffer records as the buffers can hold.
+    drain_budget: usize,
 }
 
 impl Consumer<'_> {
@@ -177,8 +199,9 @@ impl Consumer<'_> {
         self.ring.is_none() && self.perf.is_empty()
     }
 
-    /// Waits up to `timeout` for data, then drains every buffer. An interrupted wait (a signal)
-    /// returns `Ok` so callers can check their stop flag.
+    /// Waits up to `timeout` for data, then takes what the buffers hold (at most
+    /// [`POLL_BUDGET`] ring-buffer records). An interrupted wait (a signal) returns `Ok` so
+    /// callers can check their stop flag.
     pub fn poll(&self, timeout: Duration) -> Result<(), ConsumeError> {
         if self.is_empty() {
             std::thread::sleep(timeout);
@@ -196,13 +219,34 @@ impl Consumer<'_> {
             }
             return Err(ConsumeError::Poll(e));
         }
-        self.drain()
+        self.take(usize::MAX, Some(Instant::now() + POLL_BUDGET))
     }
 
-    /// Consumes whatever is buffered now without waiting (also used at shutdown).
+    /// Consumes what is buffered now without waiting (at shutdown): at most as many records
+    /// as the ring buffers hold and for at most [`DRAIN_BUDGET`], so records that keep
+    /// coming do not hold the exit.
     pub fn drain(&self) -> Result<(), ConsumeError> {
+        self.take(self.drain_budget, Some(Instant::now() + DRAIN_BUDGET))
+    }
+
+    /// Ring-buffer records until none is left, `budget` were taken or `until` passed; then
+    /// each perf buffer's current contents.
+    fn take(&self, budget: usize, until: Option<Instant>) -> Result<(), ConsumeError> {
         if let Some(r) = &self.ring {
-            r.consume().map_err(ConsumeError::Buffer)?;
+            let mut left = budget;
+            while left > 0 {
+                let n = r.consume_raw_n(left.min(BATCH));
+                if n < 0 {
+                    return Err(ConsumeError::Buffer(libbpf_rs::Error::from_raw_os_error(
+                        -n,
+                    )));
+                }
+                let n = n as usize;
+                left = left.saturating_sub(n);
+                if n < left.min(BATCH) || until.is_some_and(|t| Instant::now() >= t) {
+                    break;
+                }
+            }
         }
         for p in &self.perf {
             p.consume().map_err(ConsumeError::Buffer)?;
