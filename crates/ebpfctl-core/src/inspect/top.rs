@@ -9,14 +9,16 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 
 use super::print::{self, Table};
 use super::sys::{self, ObjKind};
 use super::{InspectError, Result};
+use crate::print::writer::{Sink, Source, Writer};
 
 const SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
@@ -258,55 +260,106 @@ impl Sampler {
     }
 }
 
-/// Sleeps `d`, waking early when `stop` is raised. Returns false when stopped.
-fn nap(d: Duration, stop: &AtomicBool) -> bool {
+/// Sleeps `d`, waking early when `stop` is raised or `out` closed (its reader left).
+/// Returns false when stopped or closed.
+fn nap(d: Duration, stop: &AtomicBool, out: &Out) -> bool {
     let end = Instant::now() + d;
+    let done = || stop.load(Ordering::Relaxed) || out.w.closed();
     while Instant::now() < end {
-        if stop.load(Ordering::Relaxed) {
+        if done() {
             return false;
         }
         std::thread::sleep((end - Instant::now()).min(Duration::from_millis(50)));
     }
-    !stop.load(Ordering::Relaxed)
+    !done()
 }
 
-/// Headless: `count` JSON lines (0 = until stopped), one frame per interval.
-pub fn run_json<W: Write>(
-    w: &mut W,
+/// Where notices go (stderr in the CLI): frames a stalled stdout did not take.
+pub type Notify<'a> = &'a mut dyn FnMut(&str);
+
+/// Stdout through core's writer thread (print/writer.rs): a stalled reader never holds the
+/// loop (frames that do not fit in time are dropped and counted); a closed one ends it.
+struct Out {
+    w: Writer,
+    frame: Source,
+}
+
+impl Out {
+    fn new(sink: Sink, stop: &Arc<AtomicBool>) -> Out {
+        let mut w = Writer::new(sink).with_stop(Arc::clone(stop));
+        let frame = w.source(Counter::default());
+        Out { w, frame }
+    }
+
+    /// One frame; reports drops (rate-limited) to `notify`.
+    fn frame(&mut self, bytes: &[u8], notify: Notify<'_>) {
+        self.w.line(self.frame, bytes);
+        self.w.flush();
+        if let Some(d) = self.w.notice() {
+            notify(&d.to_string());
+        }
+    }
+
+    /// Waits (bounded) for what is queued; a write error other than EPIPE is the result.
+    fn finish(&mut self, notify: Notify<'_>) -> Result<()> {
+        if let Some(d) = self.w.finish() {
+            notify(&d.to_string());
+        }
+        self.w
+            .take_error()
+            .map_or(Ok(()), |e| Err(InspectError::Output(e)))
+    }
+}
+
+/// Headless: `count` JSON lines (0 = until stopped or stdout closes), one frame per
+/// interval.
+pub fn run_json(
+    sink: Sink,
     filter: Filter,
     interval: Duration,
     count: u64,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
+    notify: Notify<'_>,
 ) -> Result<()> {
     let _stats = StatsGuard::enable()?;
     let mut s = Sampler::new(filter)?;
+    let mut out = Out::new(sink, stop);
     let mut n = 0;
-    while (count == 0 || n < count) && nap(interval, stop) {
+    while (count == 0 || n < count) && nap(interval, stop, &out) {
         let f = s.sample()?;
-        serde_json::to_writer(&mut *w, &f)
-            .map_err(|e| InspectError::Output(io::Error::other(e)))?;
-        w.write_all(b"\n")
-            .and_then(|()| w.flush())
-            .map_err(InspectError::Output)?;
+        let mut line =
+            serde_json::to_vec(&f).map_err(|e| InspectError::Output(io::Error::other(e)))?;
+        line.push(b'\n');
+        out.frame(&line, notify);
         n += 1;
     }
-    Ok(())
+    out.finish(notify)
 }
 
-/// Leaves the alternate screen however the view ends.
-struct Screen;
-impl Screen {
-    fn enter<W: Write>(w: &mut W) -> io::Result<Screen> {
-        w.write_all(b"\x1b[?1049h\x1b[?25l")?;
-        w.flush()?;
-        Ok(Screen)
+/// The alternate screen, left however the view ends (the sequence goes through the writer,
+/// so a stalled terminal cannot hold the exit either).
+struct Screen<'a> {
+    out: &'a mut Out,
+    tty: bool,
+}
+
+impl<'a> Screen<'a> {
+    fn enter(out: &'a mut Out, tty: bool) -> Screen<'a> {
+        if tty {
+            out.w.line(out.frame, b"\x1b[?1049h\x1b[?25l");
+            out.w.flush();
+        }
+        Screen { out, tty }
     }
 }
-impl Drop for Screen {
+
+impl Drop for Screen<'_> {
     fn drop(&mut self) {
-        let mut o = io::stdout();
-        let _ = o.write_all(b"\x1b[?25h\x1b[?1049l");
-        let _ = o.flush();
+        if self.tty {
+            self.out.w.line(self.out.frame, b"\x1b[?25h\x1b[?1049l");
+        }
+        // Written by `Out::finish`, or by the writer's own drop when unwinding.
+        self.out.w.flush();
     }
 }
 
@@ -437,25 +490,29 @@ fn render(f: &Frame, sort: SortBy, tty: bool, interval: Duration, how: &str) -> 
     buf
 }
 
-/// The live view: redraws a table every interval until `q`, Ctrl-C or `count` frames.
-pub fn run_tui(filter: Filter, interval: Duration, count: u64, stop: &AtomicBool) -> Result<()> {
+/// The live view: redraws a table every interval until `q`, Ctrl-C, `count` frames or a
+/// closed stdout.
+pub fn run_tui(
+    sink: Sink,
+    filter: Filter,
+    interval: Duration,
+    count: u64,
+    stop: &Arc<AtomicBool>,
+    notify: Notify<'_>,
+) -> Result<()> {
     let stats = StatsGuard::enable()?;
     let mut s = Sampler::new(filter)?;
-    let mut out = io::stdout();
     // SAFETY: isatty only inspects the descriptor.
     let tty = unsafe { libc::isatty(libc::STDOUT_FILENO) } == 1;
-    let _screen = if tty {
-        Some(Screen::enter(&mut out).map_err(InspectError::Output)?)
-    } else {
-        None
-    };
+    let mut out = Out::new(sink, stop);
+    let screen = Screen::enter(&mut out, tty);
     let keys = Keys::new();
     let mut sort = SortBy::Cpu;
     let mut last: Option<Frame> = None;
     let mut n = 0;
     let mut next = Instant::now() + interval;
     while count == 0 || n < count {
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) || screen.out.w.closed() {
             break;
         }
         if let Some(k) = keys.poll() {
@@ -464,9 +521,9 @@ pub fn run_tui(filter: Filter, interval: Duration, count: u64, stop: &AtomicBool
             }
             if let (Some(by), Some(f)) = (SortBy::from_key(k), &last) {
                 sort = by;
-                out.write_all(&render(f, sort, tty, interval, stats.how))
-                    .and_then(|()| out.flush())
-                    .map_err(InspectError::Output)?;
+                screen
+                    .out
+                    .frame(&render(f, sort, tty, interval, stats.how), notify);
             }
             continue;
         }
@@ -477,13 +534,14 @@ pub fn run_tui(filter: Filter, interval: Duration, count: u64, stop: &AtomicBool
         }
         next += interval;
         let f = s.sample()?;
-        out.write_all(&render(&f, sort, tty, interval, stats.how))
-            .and_then(|()| out.flush())
-            .map_err(InspectError::Output)?;
+        screen
+            .out
+            .frame(&render(&f, sort, tty, interval, stats.how), notify);
         last = Some(f);
         n += 1;
     }
-    Ok(())
+    drop(screen);
+    out.finish(notify)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The event loop shared by the snoop tools: poll the ring buffer without a wake-up per
 //! record, flush output per batch, notice lost records (stderr line, a JSON record, the
-//! metric), stop on a signal, a deadline or a closed output.
-use std::io::{self, Write};
+//! metric) and records a stalled stdout did not take (stderr line, the metric), stop on a
+//! signal, a deadline or a closed output.
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use ebpfctl_core::consume::{Consumer, LossSource};
 use ebpfctl_core::metrics::MetricsServer;
+use ebpfctl_core::print::writer::{Sink, Source, Writer};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
@@ -19,76 +20,66 @@ use super::{fmt, ToolError};
 /// it (it wakes it early once a backlog builds up). Bounds the delay of a lone event.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
-/// Output sink: printers append to its buffer directly (no second copy per event); written
-/// out when it passes 64 KiB and once per batch; a closed pipe stops the tool quietly.
+/// A tool's stdout: core's writer thread (ebpfctl_core::print::writer) with one source.
+/// Printers append to its buffer directly (no second copy per event); it is handed to the
+/// writer when it passes 64 KiB and once per batch. A stalled reader never blocks the tool
+/// (records that do not fit in time are dropped and counted); a closed pipe stops it quietly.
 pub struct Output {
-    w: Box<dyn Write>,
-    buf: Vec<u8>,
-    pub closed: bool,
-    pub error: Option<io::Error>,
+    w: Writer,
+    src: Source,
 }
 
-const OUTPUT_CHUNK: usize = 64 << 10;
-
 impl Output {
-    pub fn new(w: Box<dyn Write>) -> Self {
-        Self {
-            w,
-            buf: Vec::with_capacity(OUTPUT_CHUNK + 8192),
-            closed: false,
-            error: None,
-        }
+    /// Writes to `sink`; dropped records add to `dropped`; waits for room end at `stop`.
+    pub fn new(sink: Sink, dropped: Counter, stop: Arc<AtomicBool>) -> Self {
+        let mut w = Writer::new(sink).with_stop(stop);
+        let src = w.source(dropped);
+        Self { w, src }
     }
 
-    /// The buffer to append finished lines to; call [`Output::written`] after.
+    /// The buffer to append finished lines to; call [`Output::written`] after each.
     pub fn buf(&mut self) -> &mut Vec<u8> {
-        &mut self.buf
+        self.w.buf()
     }
 
-    /// Writes the buffer out once it is large.
+    /// One finished line was appended.
     pub fn written(&mut self) {
-        if self.buf.len() >= OUTPUT_CHUNK {
-            self.flush();
-        }
+        self.w.record(self.src);
     }
 
     /// Appends one finished line (the caller includes the newline).
     pub fn line(&mut self, b: &[u8]) {
-        self.buf.extend_from_slice(b);
-        self.written();
+        self.w.line(self.src, b);
     }
 
+    /// Hands what is buffered to the writer thread.
     pub fn flush(&mut self) {
-        if self.closed {
-            self.buf.clear();
-            return;
-        }
-        let r = self.w.write_all(&self.buf).and_then(|()| self.w.flush());
-        self.buf.clear();
-        if let Err(e) = r {
-            self.closed = true;
-            if e.kind() != io::ErrorKind::BrokenPipe {
-                self.error = Some(e);
-            }
-        }
+        self.w.flush();
+    }
+
+    pub fn writer(&mut self) -> &mut Writer {
+        &mut self.w
     }
 }
 
-/// Per-tool Prometheus series: events by kind and lost records.
+/// Per-tool Prometheus series: events by kind, lost records, records stdout did not take.
 pub struct Metrics {
     pub events: Family<Vec<(String, String)>, Counter>,
     pub lost: Counter,
+    pub output_dropped: Counter,
     registry: Arc<Mutex<Registry>>,
     server: Option<MetricsServer>,
 }
 
 impl Metrics {
-    /// Registers `ebpfctl_<tool>_events_total{<label>=...}` and
-    /// `ebpfctl_<tool>_lost_events_total`; serves them when `addr` is given.
+    /// Registers `ebpfctl_<tool>_events_total{<label>=...}`,
+    /// `ebpfctl_<tool>_lost_events_total` and `ebpfctl_<tool>_output_dropped_total`; serves
+    /// them when `addr` is given.
     pub fn new(tool: &str, addr: Option<SocketAddr>) -> Result<Self, ToolError> {
         let mut reg = Registry::default();
         let events = Family::<Vec<(String, String)>, Counter>::default();
         let lost = Counter::default();
+        let output_dropped = Counter::default();
         reg.register(
             format!("ebpfctl_{tool}_events"),
             format!("Events reported by {tool}, by kind"),
@@ -98,6 +89,11 @@ impl Metrics {
             format!("ebpfctl_{tool}_lost_events"),
             format!("Events {tool} lost in the kernel (ring buffer full or in-flight map full)"),
             lost.clone(),
+        );
+        reg.register(
+            format!("ebpfctl_{tool}_output_dropped"),
+            format!("Records {tool} read from the kernel but dropped because stdout did not take them in time (a stalled reader); not kernel loss"),
+            output_dropped.clone(),
         );
         let registry = Arc::new(Mutex::new(reg));
         let server = match addr {
@@ -110,6 +106,7 @@ impl Metrics {
         Ok(Self {
             events,
             lost,
+            output_dropped,
             registry,
             server,
         })
@@ -190,6 +187,8 @@ pub struct Summary {
     pub events: u64,
     pub lost: u64,
     pub decode_errors: u64,
+    /// Records stdout did not take in time.
+    pub dropped: u64,
 }
 
 /// Loop settings.
@@ -205,6 +204,7 @@ pub struct LoopConfig {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LoopSummary {
     pub lost: u64,
+    pub dropped: u64,
     pub elapsed: Duration,
 }
 
@@ -258,10 +258,11 @@ pub fn run_loop(
             let mut o = out.borrow_mut();
             check_loss(&mut o);
             o.flush();
-            if let Some(e) = o.error.take() {
-                return Err(ToolError::Output(e));
+            let w = o.writer();
+            if let Some(d) = w.notice() {
+                eprintln!("{}: {d}", cfg.tool);
             }
-            if o.closed {
+            if w.closed() {
                 break;
             }
         }
@@ -273,12 +274,16 @@ pub fn run_loop(
     consumer.drain()?;
     let mut o = out.borrow_mut();
     check_loss(&mut o);
-    o.flush();
-    if let Some(e) = o.error.take() {
+    let w = o.writer();
+    if let Some(d) = w.finish() {
+        eprintln!("{}: {d}", cfg.tool);
+    }
+    if let Some(e) = w.take_error() {
         return Err(ToolError::Output(e));
     }
     Ok(LoopSummary {
         lost: lost_seen,
+        dropped: w.dropped(),
         elapsed: start.elapsed(),
     })
 }

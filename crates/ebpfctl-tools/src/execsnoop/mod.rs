@@ -15,6 +15,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use ebpfctl_core::consume::ConsumerBuilder;
+use ebpfctl_core::print::writer::Sink;
 use libbpf_rs::MapCore;
 use regex::Regex;
 
@@ -223,11 +224,7 @@ fn cgroup2_root() -> Option<PathBuf> {
 }
 
 /// Traces until `stop` is raised, the duration ends or the output closes.
-pub fn run(
-    cfg: &Config,
-    stop: Arc<AtomicBool>,
-    out: Box<dyn std::io::Write>,
-) -> Result<Summary, ToolError> {
+pub fn run(cfg: &Config, stop: Arc<AtomicBool>, out: Sink) -> Result<Summary, ToolError> {
     let metrics = Metrics::new(TOOL, cfg.stream.metrics_addr)?;
     let probe = Probe::load(TOOL, OBJECT, &cfg.params(), cfg.stream.ring_bytes)?;
     if let Some(path) = &cfg.filters.cgroup {
@@ -236,7 +233,11 @@ pub fn run(
     let events_map = probe.map(probe::EVENTS_MAP)?;
     let loss = probe.loss_source()?;
 
-    let out = RefCell::new(Output::new(out));
+    let out = RefCell::new(Output::new(
+        out,
+        metrics.output_dropped.clone(),
+        Arc::clone(&stop),
+    ));
     let mode = if cfg.stream.json {
         Mode::Json
     } else {
@@ -281,5 +282,6 @@ pub fn run(
         events: t.events,
         lost: s.lost,
         decode_errors: t.decode_errors,
+        dropped: s.dropped,
     })
 }

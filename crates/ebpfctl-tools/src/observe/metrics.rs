@@ -1,6 +1,6 @@
 //! Prometheus histograms named and labelled after the OpenTelemetry HTTP semantic
 //! conventions (`http.client.request.duration`, `http.server.request.duration`; attribute
-//! dots become underscores), plus the lost-event counter.
+//! dots become underscores), plus the lost-event and output-dropped counters.
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
@@ -46,6 +46,8 @@ pub struct Metrics {
     server: Family<HttpLabels, Histogram, fn() -> Histogram>,
     lost: Counter,
     lost_seen: u64,
+    /// Requests a stalled stdout did not take in time.
+    pub output_dropped: Counter,
     /// The histogram of each series seen, by a hash of the request fields its labels come
     /// from: a request like an earlier one costs a hash and a comparison, no label strings.
     series: HashMap<u64, Vec<(SeriesKey, Histogram)>>,
@@ -167,6 +169,7 @@ impl Metrics {
         let server =
             Family::<HttpLabels, Histogram, fn() -> Histogram>::new_with_constructor(new_histogram);
         let lost = Counter::default();
+        let output_dropped = Counter::default();
         registry.register_with_unit(
             "http_client_request_duration",
             "Duration of HTTP client requests (net/http.(*Transport).roundTrip) of observed Go programs",
@@ -184,12 +187,18 @@ impl Metrics {
             "Requests dropped because the ring buffer was full",
             lost.clone(),
         );
+        registry.register(
+            "ebpfctl_observe_output_dropped",
+            "Requests read from the kernel but dropped because stdout did not take them in time (a stalled reader); not ring-buffer loss",
+            output_dropped.clone(),
+        );
         Metrics {
             registry: Arc::new(Mutex::new(registry)),
             client,
             server,
             lost,
             lost_seen: 0,
+            output_dropped,
             series: HashMap::new(),
         }
     }

@@ -76,6 +76,8 @@ pub enum ObserveError {
     Metrics(#[from] ebpfctl_core::metrics::MetricsError),
     #[error("OTLP exporter for {endpoint}: {what}")]
     Otlp { endpoint: String, what: String },
+    #[error("writing output: {0}")]
+    Output(std::io::Error),
 }
 
 /// A Go executable ready to be probed: its analysis and the struct offsets to use.

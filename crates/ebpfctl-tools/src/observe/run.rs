@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ebpfctl_core::consume::ConsumerBuilder;
+use ebpfctl_core::print::writer::{Sink, Source, Writer};
 
 use super::event::{decode_proc, realtime_offset_ns, Request};
 use super::graph::{Graph, GraphFormat};
@@ -37,6 +38,8 @@ pub struct RunOptions {
 pub struct RunSummary {
     pub requests: u64,
     pub lost: u64,
+    /// Requests stdout did not take in time.
+    pub dropped: u64,
 }
 
 /// Resolves paths and PIDs into analysed targets (bad input fails here, before the kernel).
@@ -64,15 +67,15 @@ pub fn resolve_targets(paths: &[PathBuf], pids: &[u32]) -> Result<Vec<Target>, O
     Ok(targets)
 }
 
-/// Runs until stopped; requests go to `out`, status lines to `diag`.
-pub fn run(
-    opts: &RunOptions,
-    out: &mut dyn Write,
-    diag: &mut dyn Write,
-) -> Result<RunSummary, ObserveError> {
+/// Runs until stopped, the deadline, the request count or a closed `out`; requests go to
+/// `out` (through core's writer thread: a stalled reader never holds the loop), status
+/// lines to `diag`.
+pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSummary, ObserveError> {
     let targets = resolve_targets(&opts.paths, &opts.pids)?;
     let stop = ebpfctl_core::signals::stop_flag();
     let mut metrics = Metrics::new();
+    let mut out = Writer::new(out).with_stop(stop.clone());
+    let src = out.source(metrics.output_dropped.clone());
     let metrics_server = match opts.metrics_addr {
         Some(a) => Some(ebpfctl_core::metrics::MetricsServer::start(
             a,
@@ -128,7 +131,8 @@ pub fn run(
     let started = Instant::now();
     let mut lost_reported = 0u64;
     let mut fan = Fanout {
-        out,
+        out: &mut out,
+        src,
         format: opts.format,
         // Histograms only when something scrapes them.
         metrics: metrics_server.is_some().then_some(&mut metrics),
@@ -136,7 +140,6 @@ pub fn run(
         graph: opts.graph.is_some().then_some(&mut graph),
         count: opts.count,
         requests: 0,
-        write_failed: false,
     };
     loop {
         consumer.poll(opts.poll_interval)?;
@@ -144,7 +147,10 @@ pub fn run(
             r.service = names.borrow_mut().name(r.pid, &r.comm);
             fan.handle(&r);
         }
-        let _ = fan.out.flush();
+        fan.out.flush();
+        if let Some(d) = fan.out.notice() {
+            let _ = writeln!(diag, "observe: {d}");
+        }
         let lost_now = observer.lost();
         if lost_now > lost_reported {
             let _ = writeln!(
@@ -173,29 +179,48 @@ pub fn run(
     }
     let requests = fan.requests;
     let lost = observer.lost();
+    if let Some(f) = opts.graph {
+        out.line(src, graph.render(f).as_bytes());
+    }
+    if let Some(d) = out.finish() {
+        let _ = writeln!(diag, "observe: {d}");
+    }
+    let dropped = out.dropped();
+    let not_written = if dropped > 0 {
+        format!(", {dropped} not written (stdout did not take them in time)")
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        diag,
+        "observe: {requests} requests, {lost} lost events{not_written}"
+    );
+    // Output first, then the slow part: detaching the uprobes, flushing spans.
     drop(observer);
     if let Some(o) = otlp {
         o.shutdown();
     }
-    if let Some(f) = opts.graph {
-        let _ = write!(out, "{}", graph.render(f));
+    if let Some(e) = out.take_error() {
+        return Err(ObserveError::Output(e));
     }
-    let _ = out.flush();
-    let _ = writeln!(diag, "observe: {requests} requests, {lost} lost events");
-    Ok(RunSummary { requests, lost })
+    Ok(RunSummary {
+        requests,
+        lost,
+        dropped,
+    })
 }
 
 /// Where each request goes: the printer, metrics, OTLP and the graph; stops counting at
 /// `count`.
 struct Fanout<'a> {
-    out: &'a mut dyn Write,
+    out: &'a mut Writer,
+    src: Source,
     format: Format,
     metrics: Option<&'a mut Metrics>,
     otlp: Option<&'a OtlpExporter>,
     graph: Option<&'a mut Graph>,
     count: Option<u64>,
     requests: u64,
-    write_failed: bool,
 }
 
 impl Fanout<'_> {
@@ -204,9 +229,10 @@ impl Fanout<'_> {
             return;
         }
         self.requests += 1;
-        if !self.write_failed && write_request(self.out, self.format, r).is_err() {
-            // Reader gone (e.g. `| head`): stop printing, and stop.
-            self.write_failed = true;
+        if self.format != Format::None {
+            // Into the writer's buffer: cannot fail.
+            let _ = write_request(self.out.buf(), self.format, r);
+            self.out.record(self.src);
         }
         if let Some(m) = self.metrics.as_deref_mut() {
             m.observe(r);
@@ -219,8 +245,8 @@ impl Fanout<'_> {
         }
     }
 
-    /// The request count is reached, or nobody reads the output any more.
+    /// The request count is reached, or nobody reads the output any more (e.g. `| head`).
     fn done(&self) -> bool {
-        self.write_failed || self.count.is_some_and(|c| self.requests >= c)
+        self.out.closed() || self.count.is_some_and(|c| self.requests >= c)
     }
 }

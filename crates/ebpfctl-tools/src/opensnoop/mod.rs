@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use ebpfctl_core::consume::ConsumerBuilder;
 use ebpfctl_core::decode::time::{ktime_to_unix_ns, monotonic_now_ns};
+use ebpfctl_core::print::writer::Sink;
 use prometheus_client::metrics::counter::Counter;
 use regex::Regex;
 
@@ -136,16 +137,16 @@ impl Printer<'_> {
 }
 
 /// Traces until `stop` is raised, the duration ends or the output closes.
-pub fn run(
-    cfg: &Config,
-    stop: Arc<AtomicBool>,
-    out: Box<dyn std::io::Write>,
-) -> Result<Summary, ToolError> {
+pub fn run(cfg: &Config, stop: Arc<AtomicBool>, out: Sink) -> Result<Summary, ToolError> {
     let metrics = Metrics::new(TOOL, cfg.stream.metrics_addr)?;
     let probe = Probe::load(TOOL, OBJECT, &cfg.params(), cfg.stream.ring_bytes)?;
     let events_map = probe.map(probe::EVENTS_MAP)?;
     let loss = probe.loss_source()?;
-    let out = RefCell::new(Output::new(out));
+    let out = RefCell::new(Output::new(
+        out,
+        metrics.output_dropped.clone(),
+        Arc::clone(&stop),
+    ));
     let counter = |r: &str| {
         metrics
             .events
@@ -180,5 +181,6 @@ pub fn run(
         events: p.events,
         lost: s.lost,
         decode_errors: p.decode_errors,
+        dropped: s.dropped,
     })
 }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use ebpfctl_tools::common::users::parse_uid;
 use ebpfctl_tools::execsnoop::{self, Config, Filters, TableStyle};
 
+use ebpfctl_core::print::writer::Sink;
+
 use super::snoop::{self, Format};
 
 #[derive(clap::Args)]
@@ -85,6 +87,6 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     };
     cfg.validate()?;
     let stop = ebpfctl_core::signals::stop_flag();
-    let s = execsnoop::run(&cfg, stop, Box::new(std::io::stdout()))?;
+    let s = execsnoop::run(&cfg, stop, Sink::stdout())?;
     snoop::finish("execsnoop", &s)
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use ebpfctl_core::print::writer::Sink;
 use ebpfctl_tools::observe::graph::GraphFormat;
 use ebpfctl_tools::observe::output::Format;
 use ebpfctl_tools::observe::run::{resolve_targets, run as run_observe, RunOptions};
@@ -101,8 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         count: args.count,
         poll_interval: Duration::from_millis(args.poll_ms.clamp(1, 10_000)),
     };
-    let stdout = std::io::stdout();
     let stderr = std::io::stderr();
-    run_observe(&opts, &mut stdout.lock(), &mut stderr.lock()).context("observe")?;
+    run_observe(&opts, Sink::stdout(), &mut stderr.lock()).context("observe")?;
     Ok(0)
 }

@@ -2,6 +2,8 @@
 use ebpfctl_tools::common::users::parse_uid;
 use ebpfctl_tools::opensnoop::{self, Config, Filters, TableStyle};
 
+use ebpfctl_core::print::writer::Sink;
+
 use super::snoop::{self, Format};
 
 #[derive(clap::Args)]
@@ -61,6 +63,6 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         },
     };
     let stop = ebpfctl_core::signals::stop_flag();
-    let s = opensnoop::run(&cfg, stop, Box::new(std::io::stdout()))?;
+    let s = opensnoop::run(&cfg, stop, Sink::stdout())?;
     snoop::finish("opensnoop", &s)
 }

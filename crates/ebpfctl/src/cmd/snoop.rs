@@ -51,7 +51,18 @@ impl StreamArgs {
 
 /// The closing lines on stderr; exit code 0.
 pub fn finish(tool: &str, s: &Summary) -> anyhow::Result<i32> {
-    eprintln!("{tool}: stopped; {} events, {} lost", s.events, s.lost);
+    let dropped = if s.dropped > 0 {
+        format!(
+            ", {} not written (stdout did not take them in time)",
+            s.dropped
+        )
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "{tool}: stopped; {} events, {} lost{dropped}",
+        s.events, s.lost
+    );
     if s.decode_errors > 0 {
         eprintln!("{tool}: {} records could not be decoded", s.decode_errors);
     }

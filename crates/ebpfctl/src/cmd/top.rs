@@ -5,7 +5,9 @@ use clap::Args as ClapArgs;
 use ebpfctl_core::inspect::top::{self, Filter};
 use ebpfctl_core::signals;
 
-use super::prog::{done_lib, stdout};
+use ebpfctl_core::print::writer::Sink;
+
+use super::prog::done_lib;
 
 #[derive(ClapArgs)]
 pub struct Args {
@@ -36,10 +38,15 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         name: args.name,
     };
     let interval = Duration::from_secs_f64(args.interval);
+    let notify = &mut |msg: &str| eprintln!("ebpfctl: top: {msg}");
+    let out = Sink::stdout();
     if args.json {
-        let mut w = stdout();
-        done_lib(top::run_json(&mut w, filter, interval, args.count, &stop))
+        done_lib(top::run_json(
+            out, filter, interval, args.count, &stop, notify,
+        ))
     } else {
-        done_lib(top::run_tui(filter, interval, args.count, &stop))
+        done_lib(top::run_tui(
+            out, filter, interval, args.count, &stop, notify,
+        ))
     }
 }
