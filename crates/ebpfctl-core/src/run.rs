@@ -381,8 +381,7 @@ impl<'s> Session<'s> {
         let mut losses = wired.losses.borrow_mut();
         for (i, map) in maps.iter().enumerate() {
             let events = &wired.events;
-            if convention::family(events.borrow().streams[i].out.map_type) == MapFamily::RingBuf
-            {
+            if convention::family(events.borrow().streams[i].out.map_type) == MapFamily::RingBuf {
                 builder.ring_buffer(map, move |data| events.borrow_mut().on_event(i, data))?;
             } else {
                 let lost = builder.perf_buffer(map, 64, move |_cpu, data| {
@@ -489,7 +488,10 @@ impl<'s> Session<'s> {
             loss.counter.inc_by(new);
             let m = &streams[loss.stream].out;
             printer.lost(out, m, new, total);
-            notify(&format!("map {}: lost {new} events ({total} in all)", m.name));
+            notify(&format!(
+                "map {}: lost {new} events ({total} in all)",
+                m.name
+            ));
         }
     }
 }

@@ -281,11 +281,7 @@ impl Writer {
     /// More records dropped since the last notice, at most once per [`NOTICE_EVERY`].
     pub fn notice(&mut self) -> Option<Dropped> {
         let total = self.dropped();
-        if total == self.reported
-            || self
-                .last_notice
-                .is_some_and(|t| t.elapsed() < NOTICE_EVERY)
-        {
+        if total == self.reported || self.last_notice.is_some_and(|t| t.elapsed() < NOTICE_EVERY) {
             return None;
         }
         self.last_notice = Some(Instant::now());
@@ -398,7 +394,10 @@ impl Writer {
             }
             let now = Instant::now();
             let stalled = st.progress.is_none_or(|p| now >= p + STALL);
-            let stopping = self.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed));
+            let stopping = self
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed));
             if stalled || stopping || self.closed() {
                 drop(st);
                 if !self.closed() {
@@ -658,10 +657,18 @@ mod tests {
         }
         w.flush();
         // Bounds far above what it takes (well under a second), for a loaded machine.
-        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
         assert!(dropped.get() > 0, "nothing dropped while stalled");
         let fin = w.finish();
-        assert!(start.elapsed() < Duration::from_secs(8), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "{:?}",
+            start.elapsed()
+        );
         assert_eq!(fin.map(|d| d.total), Some(dropped.get()));
         assert!(!w.closed());
         // What the pipe holds: complete lines only count as written.
@@ -677,8 +684,15 @@ mod tests {
     #[test]
     fn a_stalled_pipe_drops_and_counts_exactly_without_blocking() {
         let (sent, dropped, in_pipe) = stall(own_fd);
-        assert!(in_pipe > 0 && in_pipe <= 656, "{in_pipe} lines in a 64 KiB pipe");
-        assert_eq!(in_pipe + dropped, sent, "each line is written or counted dropped");
+        assert!(
+            in_pipe > 0 && in_pipe <= 656,
+            "{in_pipe} lines in a 64 KiB pipe"
+        );
+        assert_eq!(
+            in_pipe + dropped,
+            sent,
+            "each line is written or counted dropped"
+        );
     }
 
     #[test]
