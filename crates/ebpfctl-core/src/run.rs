@@ -214,6 +214,11 @@ impl<'s> Session<'s> {
     ) -> Result<(Wired, Registry), RunError> {
         let mut reg = Registry::default();
         let runner = RunnerMetrics::register(&mut reg);
+        // `-o none` leaves stdout alone (a closed one does not end the run).
+        let stdout = match self.opts.output {
+            Output::None => Sink::new(std::io::sink()),
+            _ => stdout,
+        };
         let mut out = Writer::new(stdout).with_stop(signals::stop_flag());
         let mut streams = Vec::new();
         let mut kv = Vec::new();

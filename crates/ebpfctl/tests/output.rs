@@ -141,6 +141,11 @@ impl Streamer {
             .unwrap_or_else(|_| panic!("no line on stdout:\n{}", self.stderr().join("\n")))
     }
 
+    /// Closes stdout unread (what `| true` does).
+    fn close_stdout(&mut self) {
+        drop(self.stdout.take());
+    }
+
     /// Waits for the exit; panics after `timeout` (then kills it).
     fn wait_exit(&mut self, timeout: Duration) -> (ExitStatus, Duration) {
         let start = Instant::now();
@@ -369,6 +374,19 @@ fn run_ends_with_exit_0_when_stdout_closes() {
         );
         s.assert_clean_exit(st);
     }
+}
+
+/// A reader gone before the first record: nothing is written, and still the run ends.
+#[test]
+fn run_ends_with_exit_0_when_stdout_closes_before_any_record() {
+    let mut s = start_run("ebpfctl-onone", &["-o", "json", "--no-metrics"]);
+    s.close_stdout();
+    let (st, took) = s.wait_exit(Duration::from_secs(30));
+    assert!(
+        took <= CLOSED_WITHIN,
+        "ended {took:?} after the pipe closed"
+    );
+    s.assert_clean_exit(st);
 }
 
 /// Load: `calls` getppid by `comm` in a loop, until told to stop.

@@ -17,7 +17,8 @@
 //! - A closed reader (EPIPE, e.g. `| head -1`) or any other write error shows in
 //!   [`Writer::closed`]; the caller ends its run (EPIPE quietly, exit 0, as ripgrep does;
 //!   other errors from [`Writer::take_error`]). A closed pipe is noticed even when nothing
-//!   is written: the idle thread polls stdout for POLLERR/POLLHUP every [`IDLE_CHECK`].
+//!   is written: the idle thread polls stdout for POLLERR/POLLHUP every [`IDLE_CHECK`]. A
+//!   command whose stdout is not its own (`-o none`) gives a [`Sink::new`] of `io::sink()`.
 //! - [`Writer::finish`] (also on drop) waits for the queue to drain while stdout makes
 //!   progress, at most [`EXIT_WAIT`], then drops and counts whatever is left.
 //! - Pipes and sockets are written with `pwritev2(RWF_NOWAIT)` (the descriptor's flags,
@@ -201,9 +202,10 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// A writer to `sink`; its thread starts with the first buffer handed over.
+    /// A writer to `sink`, its thread started: a reader that leaves is noticed even before
+    /// anything was written.
     pub fn new(sink: Sink) -> Writer {
-        Writer {
+        let mut w = Writer {
             buf: Vec::with_capacity(CHUNK + 8192),
             marks: Vec::with_capacity(1024),
             dropped: Vec::new(),
@@ -219,7 +221,9 @@ impl Writer {
             reported: 0,
             last_notice: None,
             finished: false,
-        }
+        };
+        w.start();
+        w
     }
 
     /// Stops waiting for room as soon as `stop` is raised (a stop signal): what does not fit
@@ -551,8 +555,8 @@ fn write_out(sink: &mut Sink, mut bytes: &[u8], shared: &Shared) -> io::Result<(
                     wait_writable(fd, NOWAIT_POLL);
                 }
             }
-            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) && sink.nowait_fd().is_some() => {
-                // This descriptor cannot write without blocking after all: write plainly.
+            Err(e) if sink.nowait_fd().is_some() && nowait_unsupported(&e) => {
+                // This descriptor (or kernel) cannot write without blocking: write plainly.
                 sink.nowait = false;
                 shared.lock().nowait = false;
             }
@@ -563,6 +567,15 @@ fn write_out(sink: &mut Sink, mut bytes: &[u8], shared: &Shared) -> io::Result<(
         sink.w.flush()?;
     }
     Ok(())
+}
+
+/// `pwritev2(RWF_NOWAIT)` refused for this descriptor (EOPNOTSUPP: a file type without
+/// FMODE_NOWAIT) or this kernel (EINVAL: the flag unknown, before 4.14; ENOSYS).
+fn nowait_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EOPNOTSUPP | libc::EINVAL | libc::ENOSYS)
+    )
 }
 
 /// How long a non-blocking writer waits in `poll` before looking at `abandon` again.

@@ -74,6 +74,12 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
     let targets = resolve_targets(&opts.paths, &opts.pids)?;
     let stop = ebpfctl_core::signals::stop_flag();
     let mut metrics = Metrics::new();
+    // Nothing on stdout (`-o none` without a graph): a closed one does not end the run.
+    let out = if opts.format == Format::None && opts.graph.is_none() {
+        Sink::new(std::io::sink())
+    } else {
+        out
+    };
     let mut out = Writer::new(out).with_stop(stop.clone());
     let src = out.source(metrics.output_dropped.clone());
     let metrics_server = match opts.metrics_addr {
