@@ -1,10 +1,9 @@
 //! The runner: an object spec in, outputs out, until a stop signal, the duration or a closed
 //! stdout. Wires load → consume → decode → print; adds nothing of its own to the data.
 //!
-//! A run is a [`Session`] taken through its steps, each a short method:
-//! [`Session::plan`] (decoders, no kernel) → [`Session::load`] → [`Session::wire`] (metrics,
-//! printer, stdout writer, loss sources) → [`Session::consumer`] → [`Session::serve`] →
-//! [`Session::run_loop`]. Stdout is written by a [`Writer`] thread, so a reader that stalls
+//! [`run`] takes a `Session` through its steps, each a short method: `plan` (decoders, no
+//! kernel) → `load` → `wire` (metrics, printer, stdout writer, loss sources) → `consumer` →
+//! `serve` → `run_loop`. Stdout is written by a [`Writer`] thread, so a reader that stalls
 //! never holds the loop: signals, `--duration` and the metrics server keep working.
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -123,7 +122,7 @@ pub fn run(
 }
 
 /// One run of an object: what to do with each map, and the options.
-pub struct Session<'s> {
+struct Session<'s> {
     spec: &'s ObjectSpec,
     opts: &'s RunOptions,
     outs: Vec<MapOut>,
@@ -186,7 +185,7 @@ struct Serving {
 
 impl<'s> Session<'s> {
     /// Compiles the decoders of every keyword map (no kernel involved).
-    pub fn plan(spec: &'s ObjectSpec, opts: &'s RunOptions) -> Result<Session<'s>, RunError> {
+    fn plan(spec: &'s ObjectSpec, opts: &'s RunOptions) -> Result<Session<'s>, RunError> {
         Ok(Session {
             spec,
             opts,
@@ -195,7 +194,7 @@ impl<'s> Session<'s> {
     }
 
     /// Installs the stop signals, then loads and attaches; skipped programs are reported.
-    pub fn load(&self, notify: Notify<'_>) -> Result<Loaded, RunError> {
+    fn load(&self, notify: Notify<'_>) -> Result<Loaded, RunError> {
         signals::stop_flag();
         let loaded = Loaded::load(self.spec, &self.opts.load)?;
         for s in &loaded.skipped {
