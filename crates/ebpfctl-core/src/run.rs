@@ -215,7 +215,7 @@ impl<'s> Session<'s> {
         let runner = RunnerMetrics::register(&mut reg);
         // `-o none` leaves stdout alone (a closed one does not end the run).
         let stdout = match self.opts.output {
-            Output::None => Sink::new(std::io::sink()),
+            Output::None => Sink::discard(),
             _ => stdout,
         };
         let mut out = Writer::new(stdout).with_stop(signals::stop_flag());

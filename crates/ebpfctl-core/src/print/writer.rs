@@ -1,12 +1,20 @@
-//! Stdout behind a writer thread, shared by every command that streams (run, execsnoop,
-//! opensnoop, observe, top).
+//! Stdout that can never hold the caller, shared by every command that streams (run,
+//! execsnoop, opensnoop, observe, top).
 //!
 //! Printers append finished records to [`Writer::buf`] and call [`Writer::record`]: the hot
 //! path stays an append into a buffer. A buffer that reaches [`CHUNK`] bytes, and whatever is
-//! buffered when the caller calls [`Writer::flush`] (once per poll cycle), goes to a queue of
-//! at most [`QUEUE_BYTES`] that a dedicated thread writes out. A reader that stops reading (a
-//! pipe nobody reads, a terminal held by Ctrl-S) therefore never blocks the caller: not its
-//! signal handling, its deadline, its consumer, its metrics.
+//! buffered when the caller calls [`Writer::flush`] (once per poll cycle), is handed over:
+//!
+//! - to a pipe or a socket, the caller writes what it takes at once without blocking
+//!   (`pwritev2(RWF_NOWAIT)`, which leaves the descriptor's flags, shared with other
+//!   processes, as they are); what it does not take goes to a queue of at most
+//!   [`QUEUE_BYTES`] that a thread of its own writes out, waiting in `poll`;
+//! - a terminal (which Ctrl-S stalls) is written by the thread only;
+//! - a file (or `/dev/null`) is written by the caller, as nothing reads it that could stall.
+//!
+//! A reader that stops reading (a pipe nobody reads, a terminal held by Ctrl-S) therefore
+//! never blocks the caller: not its signal handling, its deadline, its consumer, its
+//! metrics; and a reader that keeps up costs what a plain write costs, no hand-off.
 //!
 //! - While the queue has room, nothing is dropped.
 //! - When it is full, the caller waits for room only while stdout keeps taking data (some
@@ -18,14 +26,13 @@
 //!   [`Writer::closed`]; the caller ends its run (EPIPE quietly, exit 0, as ripgrep does;
 //!   other errors from [`Writer::take_error`]). A closed pipe is noticed even when nothing
 //!   is written: the idle thread polls stdout for POLLERR/POLLHUP every [`IDLE_CHECK`]. A
-//!   command whose stdout is not its own (`-o none`) gives a [`Sink::new`] of `io::sink()`.
+//!   command whose stdout is not its own (`-o none`) gives [`Sink::discard`].
 //! - [`Writer::finish`] (also on drop) waits for the queue to drain while stdout makes
 //!   progress, at most [`EXIT_WAIT`], then drops and counts whatever is left.
-//! - Pipes and sockets are written with `pwritev2(RWF_NOWAIT)` (the descriptor's flags,
-//!   shared with other processes, stay as they are): the thread waits in `poll`, knows to
-//!   the byte what is out, and ends when told, so the counts are exact. Terminals and files
-//!   get plain writes; a thread stuck in one is left behind at exit and ends with the
-//!   process, and its buffer counts as dropped from what its finished writes put out.
+//! - Pipes and sockets: the thread knows to the byte what is out and ends when told, so
+//!   the counts are exact. A terminal gets plain writes; a thread stuck in one is left
+//!   behind at exit and ends with the process, and its buffer counts as dropped from what
+//!   its finished writes put out.
 //!
 //! Rust ignores SIGPIPE in its binaries, so a write to a closed pipe returns EPIPE rather
 //! than killing the process; nothing here changes that. The writer thread blocks every
@@ -60,8 +67,20 @@ pub struct Sink {
     /// Polled while idle to notice a reader that went away; written directly without
     /// blocking when it is a pipe or a socket.
     fd: Option<BorrowedFd<'static>>,
-    /// Writes go to `fd` with `RWF_NOWAIT` rather than to `w`.
-    nowait: bool,
+    kind: Kind,
+}
+
+/// How a sink is written, from what its descriptor is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Regular files, `/dev/null`, block devices: nothing reads them that could stall, so
+    /// the caller writes them itself, as a plain program would (no thread, no hand-off).
+    Direct,
+    /// Pipes and sockets: written through the descriptor with `RWF_NOWAIT`; the caller
+    /// writes what the descriptor takes at once, the thread waits for room for the rest.
+    Nowait,
+    /// Terminals and writers without a descriptor: every write by the thread.
+    Thread,
 }
 
 impl Sink {
@@ -73,45 +92,61 @@ impl Sink {
         Sink::with_fd(io::stdout(), fd)
     }
 
-    /// Any writer (tests, files); not polled while idle.
+    /// Nothing: for commands whose stdout is not theirs (`-o none`), which a closed stdout
+    /// must not end.
+    pub fn discard() -> Sink {
+        Sink {
+            w: Box::new(io::sink()),
+            fd: None,
+            kind: Kind::Direct,
+        }
+    }
+
+    /// Any writer, written by the thread (tests, or what has no descriptor); not polled
+    /// while idle.
     pub fn new(w: impl Write + Send + 'static) -> Sink {
         Sink {
             w: Box::new(w),
             fd: None,
-            nowait: false,
+            kind: Kind::Thread,
         }
     }
 
-    /// A writer and its descriptor: polled while idle; a pipe or a socket is written
-    /// through the descriptor without blocking, anything else through `w`.
+    /// A writer and its descriptor: a pipe or a socket is written through the descriptor
+    /// without blocking and polled while idle; a file directly by the caller; a terminal
+    /// through `w` by the thread.
     pub fn with_fd(w: impl Write + Send + 'static, fd: BorrowedFd<'static>) -> Sink {
         Sink {
             w: Box::new(w),
             fd: Some(fd),
-            nowait: is_pipe_or_socket(fd),
+            kind: kind_of(fd),
         }
     }
 
-    fn nowait(&self) -> bool {
-        self.nowait
-    }
-
     fn nowait_fd(&self) -> Option<BorrowedFd<'static>> {
-        self.fd.filter(|_| self.nowait)
+        self.fd.filter(|_| self.kind == Kind::Nowait)
     }
 }
 
-/// Pipes and sockets take `RWF_NOWAIT` writes; terminals and files are written plainly.
-fn is_pipe_or_socket(fd: BorrowedFd<'_>) -> bool {
+/// Pipes and sockets take `RWF_NOWAIT` writes; terminals may stall (Ctrl-S) and get the
+/// thread; anything else (files, `/dev/null`) cannot stall.
+fn kind_of(fd: BorrowedFd<'_>) -> Kind {
     // SAFETY: fstat writes only into the zeroed struct we own.
     let mode = unsafe {
         let mut st: libc::stat = std::mem::zeroed();
         if libc::fstat(fd.as_raw_fd(), &mut st) != 0 {
-            return false;
+            return Kind::Thread;
         }
         st.st_mode & libc::S_IFMT
     };
-    mode == libc::S_IFIFO || mode == libc::S_IFSOCK
+    // SAFETY: isatty only inspects the descriptor.
+    let tty = unsafe { libc::isatty(fd.as_raw_fd()) } == 1;
+    match mode {
+        libc::S_IFIFO | libc::S_IFSOCK => Kind::Nowait,
+        _ if tty => Kind::Thread,
+        libc::S_IFREG | libc::S_IFCHR | libc::S_IFBLK => Kind::Direct,
+        _ => Kind::Thread,
+    }
 }
 
 /// Identifies what records belong to, for the dropped counts (see [`Writer::source`]).
@@ -192,6 +227,10 @@ pub struct Writer {
     marks: Vec<Mark>,
     /// Dropped records per source.
     dropped: Vec<Counter>,
+    kind: Kind,
+    /// Pipes and sockets: the descriptor the caller writes while the thread is idle.
+    fd: Option<BorrowedFd<'static>>,
+    /// With the caller for [`Kind::Direct`]; with the thread otherwise.
     sink: Option<Sink>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
@@ -202,13 +241,16 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// A writer to `sink`, its thread started: a reader that leaves is noticed even before
-    /// anything was written.
+    /// A writer to `sink`; unless it is a file, its thread is started: a reader that leaves
+    /// is noticed even before anything was written.
     pub fn new(sink: Sink) -> Writer {
+        let kind = sink.kind;
         let mut w = Writer {
             buf: Vec::with_capacity(CHUNK + 8192),
             marks: Vec::with_capacity(1024),
             dropped: Vec::new(),
+            kind,
+            fd: sink.nowait_fd(),
             sink: Some(sink),
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
@@ -222,7 +264,9 @@ impl Writer {
             last_notice: None,
             finished: false,
         };
-        w.start();
+        if kind != Kind::Direct {
+            w.start();
+        }
         w
     }
 
@@ -386,12 +430,28 @@ impl Writer {
             self.reset();
             return;
         }
+        if self.kind == Kind::Direct {
+            self.write_direct();
+            return;
+        }
         if self.thread.is_none() && !self.start() {
             self.reset();
             return;
         }
         let shared = Arc::clone(&self.shared);
         let mut st = shared.lock();
+        if st.queue.is_empty() && st.in_flight.is_none() {
+            match self.write_now() {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    drop(st);
+                    self.close(e);
+                    self.reset();
+                    return;
+                }
+            }
+        }
         loop {
             if st.queued_bytes == 0 || st.queued_bytes + self.buf.len() <= QUEUE_BYTES {
                 break;
@@ -439,6 +499,62 @@ impl Writer {
         shared.more.notify_one();
     }
 
+    /// A pipe or socket with the thread idle (the caller holds the lock): writes what the
+    /// descriptor takes now, keeps the rest in `buf`. `Ok(true)` when something is left to
+    /// queue.
+    fn write_now(&mut self) -> io::Result<bool> {
+        let Some(fd) = self.fd else {
+            return Ok(true);
+        };
+        let mut off = 0;
+        while off < self.buf.len() {
+            match write_nowait(fd, &self.buf[off..]) {
+                Ok(0) => break,
+                Ok(n) => off += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if nowait_unsupported(&e) => {
+                    // The thread finds out too, and writes plainly from then on.
+                    self.fd = None;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if off == self.buf.len() {
+            self.reset();
+            return Ok(false);
+        }
+        if off > 0 {
+            self.buf.drain(..off);
+            self.marks.retain(|m| m.end as usize > off);
+            for m in &mut self.marks {
+                m.end -= off as u32;
+            }
+        }
+        Ok(true)
+    }
+
+    /// A file: written by the caller, as nothing can stall it.
+    fn write_direct(&mut self) {
+        let Some(sink) = self.sink.as_mut() else {
+            return self.reset();
+        };
+        let r = sink.w.write_all(&self.buf).and_then(|()| sink.w.flush());
+        self.reset();
+        if let Err(e) = r {
+            self.close(e);
+        }
+    }
+
+    /// Ends the output after a write error (EPIPE is a reader that left, not an error).
+    fn close(&self, e: io::Error) {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            self.shared.lock().error = Some(e);
+        }
+        self.shared.closed.store(true, Ordering::Relaxed);
+    }
+
     /// Empties `buf` and its records without writing them.
     fn reset(&mut self) {
         self.buf.clear();
@@ -478,7 +594,7 @@ impl Drop for Writer {
 fn write_loop(mut sink: Sink, shared: &Shared) {
     block_signals();
     let mut st = shared.lock();
-    st.nowait = sink.nowait();
+    st.nowait = sink.kind == Kind::Nowait;
     loop {
         if st.abandon {
             return;
@@ -557,7 +673,7 @@ fn write_out(sink: &mut Sink, mut bytes: &[u8], shared: &Shared) -> io::Result<(
             }
             Err(e) if sink.nowait_fd().is_some() && nowait_unsupported(&e) => {
                 // This descriptor (or kernel) cannot write without blocking: write plainly.
-                sink.nowait = false;
+                sink.kind = Kind::Thread;
                 shared.lock().nowait = false;
             }
             Err(e) => return Err(e),
@@ -790,6 +906,33 @@ mod tests {
             assert!(Instant::now() < deadline, "closed reader not noticed");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn a_file_is_written_by_the_caller() {
+        // A regular file without a path (nothing in a shared directory).
+        // SAFETY: a NUL-terminated name; memfd_create returns a new descriptor or -1.
+        let fd = unsafe { libc::memfd_create(c"ebpfctl-writer-test".as_ptr(), libc::MFD_CLOEXEC) };
+        assert!(fd >= 0, "memfd_create: {}", io::Error::last_os_error());
+        // SAFETY: the descriptor is new and owned by nothing else.
+        let f = unsafe { std::fs::File::from_raw_fd(fd) };
+        let mut read = f.try_clone().unwrap();
+        let mut w = Writer::new(own_fd(f));
+        assert!(w.thread.is_none(), "no thread for a file");
+        let dropped = Counter::default();
+        let src = w.source(dropped.clone());
+        for i in 0..50_000u32 {
+            w.buf()
+                .extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+            w.buf().push(b'\n');
+            w.record(src);
+        }
+        assert_eq!(w.finish(), None);
+        let mut text = String::new();
+        io::Seek::rewind(&mut read).unwrap();
+        io::Read::read_to_string(&mut read, &mut text).unwrap();
+        assert_eq!(text.lines().count(), 50_000);
+        assert_eq!(dropped.get(), 0);
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
     let mut metrics = Metrics::new();
     // Nothing on stdout (`-o none` without a graph): a closed one does not end the run.
     let out = if opts.format == Format::None && opts.graph.is_none() {
-        Sink::new(std::io::sink())
+        Sink::discard()
     } else {
         out
     };
