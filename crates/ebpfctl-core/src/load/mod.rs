@@ -6,6 +6,7 @@
 //! detached and unloaded when the [`Loaded`] is dropped.
 
 pub mod attach;
+pub mod cleanup;
 pub mod verifier;
 
 use std::sync::Mutex;
