@@ -68,6 +68,10 @@ pub struct Args {
     /// Size in bytes of ring buffers declared with max_entries 0.
     #[arg(long)]
     ringbuf_size: Option<u32>,
+    /// Load an object that calls helpers which change the traced system (bpf_send_signal,
+    /// bpf_probe_write_user, bpf_override_return, ...: docs/security.md).
+    #[arg(long)]
+    allow_unsafe_helpers: bool,
     /// Show libbpf's messages.
     #[arg(short, long)]
     verbose: bool,
@@ -122,6 +126,7 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
             ringbuf_bytes: a.ringbuf_size,
             verbose: a.verbose,
             no_attach: false,
+            allow_unsafe_helpers: a.allow_unsafe_helpers,
         },
         output,
         interval: a.interval,
