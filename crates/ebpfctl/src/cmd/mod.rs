@@ -15,6 +15,7 @@ mod opensnoop;
 mod prog;
 mod pull;
 mod push;
+mod registry;
 mod run;
 mod snoop;
 mod top;

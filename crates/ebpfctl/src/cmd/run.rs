@@ -23,9 +23,9 @@ pub enum Format {
 pub struct Args {
     /// The compiled BPF object (.o), or a probe in a registry (host/repo:tag).
     object: PathBuf,
-    /// Pull OBJECT over plain HTTP or unverified HTTPS.
-    #[arg(long)]
-    insecure_registry: bool,
+    /// How to reach the registry when OBJECT is a reference.
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
     /// Output on stdout [default: table on a terminal, json otherwise].
     #[arg(short, long, value_enum)]
     output: Option<Format>,
@@ -84,7 +84,8 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 }
 
 pub fn run(mut a: Args) -> anyhow::Result<i32> {
-    a.object = ebpfctl_oci::resolve_object(&a.object, a.insecure_registry)?;
+    let connection = a.registry.connection(ebpfctl_oci::Auth::new(None, None))?;
+    a.object = ebpfctl_oci::resolve_object(&a.object, &connection)?;
     let spec = ObjectSpec::from_path(&a.object).with_context(|| a.object.display().to_string())?;
     if a.list_params {
         print_params(&spec);
