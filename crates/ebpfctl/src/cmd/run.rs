@@ -35,7 +35,7 @@ pub struct Args {
     /// List the object's parameters with types and defaults, then exit.
     #[arg(long)]
     list_params: bool,
-    /// Serve Prometheus metrics here [default: 127.0.0.1:9091 when a map has a metric keyword].
+    /// Serve Prometheus metrics here [default: 127.0.0.1:19435 when a map has a metric keyword].
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
     /// Serve no metrics.
