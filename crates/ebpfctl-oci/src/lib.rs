@@ -94,13 +94,57 @@ impl Auth {
     }
 }
 
-/// How to talk to the registry.
+/// How to talk to the registry. Nothing falls back: the transport is decided before the
+/// first request, from these settings and the registry's name alone (see [`Transport`]).
 #[derive(Debug, Clone, Default)]
 pub struct Connection {
-    /// HTTPS without certificate checks, or plain HTTP when the registry has no TLS (a local
-    /// or test registry).
-    pub insecure: bool,
+    /// `Some(true)`: plain HTTP. `Some(false)`: HTTPS, loopback registries included.
+    /// `None`: HTTPS, except plain HTTP for a loopback registry (`localhost`, `127.0.0.0/8`,
+    /// `[::1]`), as registries and their clients commonly do.
+    pub plain_http: Option<bool>,
+    /// HTTPS without certificate verification (a self-signed registry). Implies HTTPS.
+    pub tls_no_verify: bool,
     pub auth: Auth,
+    /// Called, before any request, with a line saying that credentials will travel over
+    /// plain HTTP (the library prints nothing itself).
+    pub warn: Option<fn(&str)>,
+}
+
+/// What a [`Connection`] uses for a given registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTPS, certificates verified against the system's roots.
+    Https,
+    /// HTTPS without certificate verification (`--tls-no-verify`).
+    HttpsNoVerify,
+    /// Plain HTTP (`--plain-http`, or a loopback registry by default).
+    PlainHttp,
+}
+
+impl Connection {
+    /// The transport for `registry` (`host[:port]`).
+    pub fn transport(&self, registry: &str) -> Transport {
+        match (self.plain_http, self.tls_no_verify) {
+            (Some(true), _) => Transport::PlainHttp,
+            (_, true) => Transport::HttpsNoVerify,
+            (Some(false), false) => Transport::Https,
+            (None, false) if is_loopback(registry) => Transport::PlainHttp,
+            (None, false) => Transport::Https,
+        }
+    }
+}
+
+/// True for `localhost`, `127.x.y.z` and `[::1]`, with or without a port: names that reach
+/// this machine without resolving anything (a name resolved to a loopback address is not).
+pub fn is_loopback(registry: &str) -> bool {
+    let host = match registry.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => registry.rsplit_once(':').map_or(registry, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[derive(Debug, Clone, Default)]
@@ -340,8 +384,8 @@ pub fn pull(reference: &str, opts: &PullOptions) -> Result<Pulled, OciError> {
 /// For `ebpfctl run ARG`: an existing file is itself; an image reference naming its registry
 /// (`host[:port]/repo[:tag|@digest]`, the host with a dot or a port, or `localhost`) is
 /// pulled into the cache and its path returned; anything else is returned unchanged for the
-/// runner to report. Credentials come from `EBPFCTL_REGISTRY_USER` / `_PASSWORD`.
-pub fn resolve_object(arg: &Path, insecure: bool) -> Result<PathBuf, OciError> {
+/// runner to report.
+pub fn resolve_object(arg: &Path, connection: &Connection) -> Result<PathBuf, OciError> {
     if arg.exists() {
         return Ok(arg.to_path_buf());
     }
@@ -352,10 +396,7 @@ pub fn resolve_object(arg: &Path, insecure: bool) -> Result<PathBuf, OciError> {
         return Ok(arg.to_path_buf());
     }
     let opts = PullOptions {
-        connection: Connection {
-            insecure,
-            auth: Auth::new(None, None),
-        },
+        connection: connection.clone(),
         output: None,
     };
     Ok(pull(s, &opts)?.path)
@@ -484,6 +525,45 @@ mod tests {
         assert!(!looks_like_reference("myprobe/probe"));
         assert!(!looks_like_reference("./x/y"));
         assert!(!looks_like_reference("ghcr.io/Bad Name"));
+    }
+
+    #[test]
+    fn loopback_registries_default_to_plain_http_and_nothing_else_does() {
+        for r in [
+            "localhost",
+            "localhost:5000",
+            "LOCALHOST:1",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+            "[::1]",
+        ] {
+            assert!(is_loopback(r), "{r}");
+        }
+        for r in [
+            "ghcr.io",
+            "10.0.0.1:5000",
+            "192.0.2.2:5000",
+            "[2001:db8::1]:5000",
+            "localhost.example.com:5000",
+            "127.0.0.1.nip.io",
+        ] {
+            assert!(!is_loopback(r), "{r}");
+        }
+        let t = |plain_http, tls_no_verify, r| {
+            Connection {
+                plain_http,
+                tls_no_verify,
+                ..Default::default()
+            }
+            .transport(r)
+        };
+        assert_eq!(t(None, false, "localhost:5000"), Transport::PlainHttp);
+        assert_eq!(t(None, false, "ghcr.io"), Transport::Https);
+        assert_eq!(t(Some(false), false, "localhost:5000"), Transport::Https);
+        assert_eq!(t(None, true, "localhost:5000"), Transport::HttpsNoVerify);
+        assert_eq!(t(None, true, "ghcr.io"), Transport::HttpsNoVerify);
+        assert_eq!(t(Some(true), false, "ghcr.io"), Transport::PlainHttp);
     }
 
     #[test]

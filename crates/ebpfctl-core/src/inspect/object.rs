@@ -11,6 +11,7 @@ use super::print::{self, Format, Table};
 use super::Result;
 use crate::btf::{Btf, Kind};
 use crate::load::attach::AttachPoint;
+use crate::object::helpers::UnsafeCall;
 use crate::object::{params, ObjectSpec, SectionInfo};
 
 /// One program of the object.
@@ -81,6 +82,9 @@ pub struct ObjectView {
     pub btf: Option<BtfSummary>,
     /// What the runner's normaliser rewrites before libbpf sees the object.
     pub normalisation: Vec<String>,
+    /// Calls to helpers and kfuncs that change the traced system (`run` refuses them
+    /// without `--allow-unsafe-helpers`).
+    pub unsafe_calls: Vec<UnsafeCall>,
     /// What would go wrong loading or attaching this object here, one line each.
     pub problems: Vec<String>,
 }
@@ -386,6 +390,11 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
                 .into(),
         );
     }
+    for c in &spec.unsafe_calls {
+        problems.push(format!(
+            "{c}: `run` refuses it without --allow-unsafe-helpers"
+        ));
+    }
     if spec.programs.is_empty() {
         problems.push(
             "no programs: nothing to load (programs need SEC(\"...\") on a global function)".into(),
@@ -400,6 +409,7 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
         params,
         btf: btf_summary,
         normalisation: spec.changes.clone(),
+        unsafe_calls: spec.unsafe_calls.clone(),
         problems,
     })
 }

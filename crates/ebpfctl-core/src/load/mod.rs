@@ -15,6 +15,7 @@ use libbpf_rs::{Map, MapCore, Object, ObjectBuilder, PrintLevel};
 
 use crate::convention::{self, BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF};
 use crate::mounts::{self, MountError};
+use crate::object::helpers::UnsafeCall;
 use crate::object::{params, ObjectSpec, DEFAULT_MAX_ENTRIES, DEFAULT_RINGBUF_BYTES};
 use attach::{AttachError, AttachOptions, AttachPoint, Attachment};
 pub use verifier::VerifierReport;
@@ -41,6 +42,8 @@ pub enum LoadError {
     NothingAttached(usize),
     #[error("loading BPF needs root (CAP_BPF and CAP_PERFMON or CAP_SYS_ADMIN); run with sudo")]
     NotRoot,
+    #[error("{}: refused, as it changes the system being traced; run with --allow-unsafe-helpers only if you trust this probe", crate::object::helpers::describe(.0))]
+    UnsafeHelpers(Vec<UnsafeCall>),
 }
 
 /// How to load and attach.
@@ -57,6 +60,9 @@ pub struct LoadOptions {
     pub verbose: bool,
     /// Load but do not attach (for introspection tests and `--dry-run`).
     pub no_attach: bool,
+    /// Load objects that call helpers which change the traced system
+    /// ([`crate::object::helpers::UNSAFE`]); refused otherwise.
+    pub allow_unsafe_helpers: bool,
 }
 
 /// A program that is not running, and why (one line for the user).
@@ -147,6 +153,10 @@ fn is_root() -> bool {
 impl Loaded {
     /// Loads and attaches `spec` (see the module docs).
     pub fn load(spec: &ObjectSpec, opts: &LoadOptions) -> Result<Loaded, LoadError> {
+        // Read from the object's instructions: refused before anything reaches the kernel.
+        if !spec.unsafe_calls.is_empty() && !opts.allow_unsafe_helpers {
+            return Err(LoadError::UnsafeHelpers(spec.unsafe_calls.clone()));
+        }
         if !is_root() {
             return Err(LoadError::NotRoot);
         }

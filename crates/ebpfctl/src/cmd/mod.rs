@@ -16,6 +16,7 @@ mod opensnoop;
 mod prog;
 mod pull;
 mod push;
+mod registry;
 mod run;
 mod snoop;
 mod top;

@@ -28,7 +28,7 @@ enum GraphArg {
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  ebpfctl observe ./mybinary\n  ebpfctl observe --pid 1234 --pid 5678\n  ebpfctl observe ./svc -o json --metrics-addr 127.0.0.1:9092 --otlp-endpoint http://127.0.0.1:4318 --graph dot"
+    after_help = "Examples:\n  ebpfctl observe ./mybinary\n  ebpfctl observe --pid 1234 --pid 5678\n  ebpfctl observe ./svc -o json --metrics-addr 127.0.0.1:19435 --otlp-endpoint http://127.0.0.1:4318 --graph dot"
 )]
 pub struct Args {
     /// Go executables: every process running them, now and later.

@@ -23,9 +23,9 @@ pub enum Format {
 pub struct Args {
     /// The compiled BPF object (.o), or a probe in a registry (host/repo:tag).
     object: PathBuf,
-    /// Pull OBJECT over plain HTTP or unverified HTTPS.
-    #[arg(long)]
-    insecure_registry: bool,
+    /// How to reach the registry when OBJECT is a reference.
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
     /// Output on stdout [default: table on a terminal, json otherwise].
     #[arg(short, long, value_enum)]
     output: Option<Format>,
@@ -35,7 +35,7 @@ pub struct Args {
     /// List the object's parameters with types and defaults, then exit.
     #[arg(long)]
     list_params: bool,
-    /// Serve Prometheus metrics here [default: 127.0.0.1:9091 when a map has a metric keyword].
+    /// Serve Prometheus metrics here [default: 127.0.0.1:19435 when a map has a metric keyword].
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
     /// Serve no metrics.
@@ -72,6 +72,10 @@ pub struct Args {
     /// Size in bytes of ring buffers declared with max_entries 0.
     #[arg(long)]
     ringbuf_size: Option<u32>,
+    /// Load an object that calls helpers which change the traced system (bpf_send_signal,
+    /// bpf_probe_write_user, bpf_override_return, ...: docs/security.md).
+    #[arg(long)]
+    allow_unsafe_helpers: bool,
     /// Show libbpf's messages.
     #[arg(short, long)]
     verbose: bool,
@@ -84,7 +88,8 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 }
 
 pub fn run(mut a: Args) -> anyhow::Result<i32> {
-    a.object = ebpfctl_oci::resolve_object(&a.object, a.insecure_registry)?;
+    let connection = a.registry.connection(ebpfctl_oci::Auth::new(None, None))?;
+    a.object = ebpfctl_oci::resolve_object(&a.object, &connection)?;
     let spec = ObjectSpec::from_path(&a.object).with_context(|| a.object.display().to_string())?;
     if a.list_params {
         print_params(&spec);
@@ -127,6 +132,7 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
             ringbuf_bytes: a.ringbuf_size,
             verbose: a.verbose,
             no_attach: false,
+            allow_unsafe_helpers: a.allow_unsafe_helpers,
         },
         output,
         interval: a.interval,
