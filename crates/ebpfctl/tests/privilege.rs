@@ -336,3 +336,28 @@ fn feature_does_not_write_through_planted_temp_paths() {
         "uprobe not probed:\n{out}"
     );
 }
+
+/// `init DIR` checked `exists()` (false for a dangling symlink) and then wrote through the
+/// path: a symlink planted in DIR made root create or fill a file elsewhere.
+#[test]
+fn init_does_not_write_through_a_planted_symlink() {
+    let scene = Scene::new();
+    let dir = scene.attacker_dir("shared");
+    let target = scene.path("created-by-root");
+    as_attacker(&format!(
+        "ln -s {} {}/probe.bpf.c",
+        target.display(),
+        dir.display()
+    ));
+    let o = Command::new(bin())
+        .arg("init")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        !target.exists(),
+        "root wrote the template through the symlink"
+    );
+    assert_one_line_error(&o, "already exists");
+}
