@@ -361,3 +361,55 @@ fn init_does_not_write_through_a_planted_symlink() {
     );
     assert_one_line_error(&o, "already exists");
 }
+
+/// When ebpfctl mounts bpffs itself (for a pinned map), it mounts it root's only: bpffs
+/// defaults to 1777, where any user can plant directories or symlinks at the names libbpf
+/// pins by. Staged in a private mount namespace with bpffs unmounted.
+#[test]
+fn bpffs_mounted_by_ebpfctl_is_private() {
+    assert_root();
+    let obj = common::build_source(
+        "privilege_pinned",
+        r#"#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} privilege_pin SEC(".maps");
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int on_getppid(void *ctx)
+{
+	__u32 k = 0;
+	__u64 one = 1;
+	bpf_map_update_elem(&privilege_pin, &k, &one, BPF_ANY);
+	return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"#,
+    );
+    // Everything happens in the namespace, which takes its bpffs (and the pin) with it.
+    let o = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-ec"])
+        .arg(
+            "umount -l /sys/fs/bpf 2>/dev/null || true\n\
+             \"$0\" run \"$1\" --duration 1s --no-metrics -o none\n\
+             stat -c 'mode=%a' /sys/fs/bpf",
+        )
+        .arg(bin())
+        .arg(&obj)
+        .stdin(Stdio::null())
+        .output()
+        .expect("unshare (util-linux) is needed by this test");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let mode = out
+        .lines()
+        .find_map(|l| l.strip_prefix("mode="))
+        .and_then(|m| u32::from_str_radix(m.trim(), 8).ok())
+        .unwrap_or_else(|| panic!("no mode in: {out}\n{}", stderr(&o)));
+    // The kernel keeps the sticky bit (1700): what matters is that only root can write.
+    assert_eq!(mode & 0o077, 0, "bpffs mounted with mode {mode:o}");
+}

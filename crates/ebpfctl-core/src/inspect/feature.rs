@@ -393,6 +393,7 @@ const SECURITYFS: PseudoFs = PseudoFs {
     target: "/sys/kernel/security",
     magic: 0x7363_6673,
     used_for: "reading lockdown mode and active LSMs",
+    options: "",
 };
 
 fn fs_checks() -> Vec<Check> {
