@@ -5,7 +5,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{assert_one_line_error, build_source, ebpfctl, example, tmp};
+use common::{assert_one_line_error, bpf, build_source, ebpfctl, example, tmp};
 
 fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
@@ -113,7 +113,9 @@ int on_getpid(void *ctx) { return 0; }
 char LICENSE[] SEC("license") = "GPL";
 "#,
     );
+    let mark = bpf::Mark::now();
     let o = ebpfctl(&["run", s(&obj), "--duration", "2s"]);
+    mark.assert_nothing_left("run of an unknown section", &["on_getpid"]);
     assert_one_line_error(&o, "tracepiont/syscalls/sys_enter_getpid");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("verifier"), "{err}");
@@ -176,7 +178,9 @@ fn truncated_elf_is_called_truncated() {
 #[test]
 fn skipped_xdp_program_says_why() {
     let obj = example("xdp_udp");
+    let mark = bpf::Mark::now();
     let o = ebpfctl(&["run", s(&obj), "--duration", "2s"]);
+    mark.assert_nothing_left("run without --iface", &["count_udp"]);
     assert_one_line_error(&o, "no program could be attached");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("count_udp"), "{err}");
