@@ -255,15 +255,6 @@ impl Kernel {
     }
 }
 
-/// libbpf's program type for a section name.
-fn prog_type_of(section: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(section).ok()?;
-    let (mut t, mut a) = (0u32, 0u32);
-    // SAFETY: `c` is NUL-terminated; `t` and `a` are valid out-pointers.
-    let rc = unsafe { libbpf_sys::libbpf_prog_type_by_name(c.as_ptr(), &mut t, &mut a) };
-    (rc == 0).then_some(t)
-}
-
 /// Whether this kernel supports a program or map type (libbpf's probes; cached).
 fn supported(cache: &mut std::collections::HashMap<(bool, u32), bool>, map: bool, t: u32) -> bool {
     *cache.entry((map, t)).or_insert_with(|| {
@@ -300,9 +291,15 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
         .programs
         .iter()
         .map(|p| {
-            let (ok, note) = kernel.can_attach(&p.attach);
-            let ptype = prog_type_of(&p.section);
-            if !ok {
+            let ptype = crate::load::section::libbpf_prog_type(&p.section);
+            let (ok, note) = match ptype {
+                // `ebpfctl run` refuses the object (the problem line below says why).
+                None if !p.section.starts_with('?') => {
+                    (false, "unknown section name: ebpfctl run refuses it".to_string())
+                }
+                _ => kernel.can_attach(&p.attach),
+            };
+            if !ok && ptype.is_some() {
                 problems.push(format!("program {} ({}): {note}", p.name, p.section));
             } else if let Some(t) = ptype.filter(|&t| {
                 // Tracing and LSM programs were load-probed against their real target above;
@@ -322,10 +319,13 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
                     super::sys::prog_type_name(t)
                 ));
             }
-            if ptype.is_none() {
+            if ptype.is_none() && !p.section.starts_with('?') {
                 problems.push(format!(
-                    "program {} ({}): libbpf does not know this section name, so it cannot guess the program type",
-                    p.name, p.section
+                    "program {} ({}): libbpf does not know this section name, so it cannot guess the program type; {}rename it (the names: {})",
+                    p.name,
+                    p.section,
+                    crate::load::section::did_you_mean(&p.section),
+                    crate::load::section::DOCUMENTED_AT
                 ));
             }
             ProgView {

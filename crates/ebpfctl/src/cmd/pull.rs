@@ -7,7 +7,7 @@ use anyhow::Context;
 pub struct Args {
     /// What to pull: registry/repository[:tag|@digest].
     reference: String,
-    /// Write the object here [default: the cache, $XDG_CACHE_HOME/ebpfctl/oci/<sha256>.o].
+    /// Write the object here [default: the cache, $XDG_CACHE_HOME/ebpfctl/oci/<sha256>.o, see docs/oci.md].
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     #[command(flatten)]

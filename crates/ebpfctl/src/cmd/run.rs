@@ -2,6 +2,7 @@
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use ebpfctl_core::convention::Keyword;
@@ -41,12 +42,12 @@ pub struct Args {
     /// Serve no metrics.
     #[arg(long, conflicts_with = "metrics_addr")]
     no_metrics: bool,
-    /// Snapshot / redraw period for key/value maps.
+    /// Snapshot / redraw period for key/value maps (at least 10ms).
     #[arg(long, default_value = "1s", value_parser = parse_cli_duration)]
-    interval: std::time::Duration,
+    interval: Duration,
     /// Stop after this long (default: until Ctrl-C / SIGTERM).
     #[arg(long, value_parser = parse_cli_duration)]
-    duration: Option<std::time::Duration>,
+    duration: Option<Duration>,
     /// Network interface for xdp, tc, tcx and socket programs.
     #[arg(long)]
     iface: Option<String>,
@@ -87,7 +88,31 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))
 }
 
+/// The shortest `--interval`: each tick reads every key/value map and redraws, and a zero
+/// period turned the loop into a busy spin.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Flag values that parse but make no sense, refused before anything is pulled or loaded.
+fn check_flags(a: &Args) -> anyhow::Result<()> {
+    if a.interval < MIN_INTERVAL {
+        anyhow::bail!(
+            "--interval {:?} is too short: it must be at least 10ms (the period of map snapshots and table redraws)",
+            a.interval
+        );
+    }
+    if a.duration.is_some_and(|d| d.is_zero()) {
+        anyhow::bail!("--duration 0 would stop at once: give a positive duration like 10s, or leave it out to run until Ctrl-C");
+    }
+    if let Some(step) = a.hist_linear_step {
+        if !(step.is_finite() && step > 0.0) {
+            anyhow::bail!("--hist-linear-step {step}: must be a positive number (the width of one histogram slot)");
+        }
+    }
+    Ok(())
+}
+
 pub fn run(mut a: Args) -> anyhow::Result<i32> {
+    check_flags(&a)?;
     let connection = a.registry.connection(ebpfctl_oci::Auth::new(None, None))?;
     a.object = ebpfctl_oci::resolve_object(&a.object, &connection)?;
     let spec = ObjectSpec::from_path(&a.object).with_context(|| a.object.display().to_string())?;
