@@ -40,6 +40,10 @@ mount --move /proc $n/proc || fail "mounting pseudo filesystems: proc"
 mount --move /sys $n/sys || fail "mounting pseudo filesystems: sysfs"
 mount --move /dev $n/dev || fail "mounting pseudo filesystems: devtmpfs"
 mkdir -p $n/dev/pts $n/dev/shm
+ln -sf /proc/self/fd $n/dev/fd
+ln -sf /proc/self/fd/0 $n/dev/stdin
+ln -sf /proc/self/fd/1 $n/dev/stdout
+ln -sf /proc/self/fd/2 $n/dev/stderr
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts $n/dev/pts || fail "mounting pseudo filesystems: devpts"
 mount -t tmpfs -o mode=1777 shm $n/dev/shm || fail "mounting pseudo filesystems: /dev/shm"
 mount -t tmpfs -o mode=0755 run $n/run || fail "mounting pseudo filesystems: /run"

@@ -3,7 +3,8 @@
 # filesystem visible at the same paths (read-only, under a writable tmpfs overlay).
 #
 # Usage: scripts/vm.sh --kernel 6.1|6.12 [--mem 2G] [--cpus 2] [--timeout SECONDS]
-#                      [--accel auto|kvm|tcg] [--verbose] [--refresh] -- COMMAND [ARGS...]
+#                      [--accel auto|kvm|tcg] [--append KERNEL-ARGS] [--verbose] [--refresh]
+#                      -- COMMAND [ARGS...]
 #
 # COMMAND runs in the current directory, with this shell's environment, stdin from /dev/null;
 # its stdout and stderr come out here and vm.sh exits with its status. A guest that does not
@@ -20,11 +21,11 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-series="" mem=2G cpus=2 timeout_s=0 accel=${EBPFCTL_VM_ACCEL:-auto} verbose=0 refresh=0
+series="" extra_args="" mem=2G cpus=2 timeout_s=0 accel=${EBPFCTL_VM_ACCEL:-auto} verbose=0 refresh=0
 cache_root=${EBPFCTL_VM_CACHE:-/var/cache/ebpfctl/kernels}
 
 die() { echo "vm.sh: $*" >&2; exit 125; }
-usage() { sed -n '5,6p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '5,7p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 while (($#)); do
   case $1 in
@@ -33,6 +34,7 @@ while (($#)); do
     --cpus) cpus=${2:-}; shift 2 ;;
     --timeout) timeout_s=${2:-}; shift 2 ;;
     --accel) accel=${2:-}; shift 2 ;;
+    --append) extra_args=${2:-}; shift 2 ;;
     --verbose) verbose=1; shift ;;
     --refresh) refresh=1; shift ;;
     --) shift; break ;;
@@ -199,7 +201,7 @@ qemu_run() { # ACCEL LOGFILE TIMEOUT: boots the guest; returns QEMU's status
     -nodefaults -no-user-config -display none -no-reboot
     -machine "pc,accel=$acc" -cpu "$cpu" -smp "$cpus" -m "$mem"
     -kernel "$kernel" -initrd "$run/initrd"
-    -append "console=ttyS0 loglevel=$loglevel panic=-1 oops=panic mitigations=off rdinit=/init tsc=reliable"
+    -append "console=ttyS0 loglevel=$loglevel panic=-1 oops=panic mitigations=off rdinit=/init tsc=reliable $extra_args"
     -serial "$console"
     -fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
     -device "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot"
