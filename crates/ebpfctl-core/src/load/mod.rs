@@ -131,6 +131,7 @@ fn kernel_may_lack(p: &AttachPoint) -> bool {
         p,
         AttachPoint::Fentry { .. }
             | AttachPoint::Lsm { .. }
+            | AttachPoint::LsmCgroup { .. }
             | AttachPoint::Kprobe { .. }
             | AttachPoint::Iter { .. }
     )
