@@ -9,7 +9,8 @@
 #   --threads   --test-threads inside the guest (default: TEST_THREADS or 2)
 #   --timeout   per kernel (default 10800 s); the guest is stopped after it
 #   after --     passed to every test binary (e.g. a name filter)
-# Logs: target/vm-test/KERNEL.log (the whole guest output). See docs/kernels.md.
+# Logs: target/vm-test/KERNEL-DATE-PID.log, the whole guest output (KERNEL.log: the latest).
+# See docs/kernels.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -81,7 +82,9 @@ echo "$repo/target/debug/ebpfctl" >"$snap/ebpfctl.path"
 status=0
 summary=()
 for k in "${kernels[@]}"; do
-  log=target/vm-test/$k.log
+  # One log per run (runs may overlap); KERNEL.log points at the latest.
+  log=target/vm-test/$k-$(date +%Y%m%d-%H%M%S)-$$.log
+  ln -sfn "$(basename "$log")" "target/vm-test/$k.log"
   echo "vm-test: kernel $k: running $(wc -l <"$list/tests") test binaries in the guest (log: $log)" >&2
   start=$(date +%s)
   set +e

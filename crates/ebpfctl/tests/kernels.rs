@@ -368,6 +368,17 @@ fn events_of<'a>(lines: &'a [Value], kind: &str, pid: u32) -> Vec<&'a Value> {
         .collect()
 }
 
+/// A copy of a system binary under a name of ours, so its command name is ours.
+fn renamed(src: &str, name: &str) -> PathBuf {
+    let dir = tmp().join("bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dst = dir.join(name);
+    if !dst.exists() {
+        std::fs::copy(src, &dst).unwrap();
+    }
+    dst
+}
+
 // ---- feature ---------------------------------------------------------------------------
 
 #[test]
@@ -728,4 +739,262 @@ fn lsm_cgroup_hook_runs_only_for_its_cgroup() {
     let (st, _, err) = run.stop();
     assert!(st.success(), "{err:?}");
     check_attached(&err, &[("lsm_cgroup", "kind_lsm_cgroup")], &["lsm_cgroup"]);
+}
+
+// ---- examples on kprobes (examples/*.bpf.c) ------------------------------------------------
+
+/// The series of `metric` whose labels include every `label="value"` of `labels`.
+fn series_value(metrics: &str, metric: &str, labels: &[(&str, String)]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Scrapes until `pred` holds (metrics from ring buffers arrive a moment after the event).
+fn scrape_until(run: &Run, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let m = run.scrape();
+        if pred(&m) {
+            return m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}:\n{m}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn example_tcp_connect_counts_connections_by_address() {
+    // Compiled everywhere (a broken example fails on every machine), run where kprobes are.
+    let obj = example("tcp_connect");
+    if applicable("example tcp_connect", &["kprobe"]).is_empty() {
+        return;
+    }
+    let run = Run::start(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "none",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    for _ in 0..2 {
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        assert_eq!(c.local_addr().unwrap().ip().to_string(), "127.0.0.1");
+    }
+    // Nothing listens on 127.0.0.3: the SYN still goes out, so the attempt counts.
+    let _ = std::net::TcpStream::connect(("127.0.0.3", port));
+    let to = |daddr: &str| {
+        vec![
+            ("saddr", "127.0.0.1".to_string()),
+            ("daddr", daddr.to_string()),
+            ("dport", port.to_string()),
+        ]
+    };
+    let m = scrape_until(
+        &run,
+        "two connects to 127.0.0.1 and one to 127.0.0.3",
+        |m| {
+            series_value(m, "ebpfctl_connects_total", &to("127.0.0.1")) == Some(2.0)
+                && series_value(m, "ebpfctl_connects_total", &to("127.0.0.3")) == Some(1.0)
+        },
+    );
+    promtool_ok(&m);
+    assert!(
+        sample(
+            &m,
+            "ebpfctl_program_runs_total{program=\"tcp_connect_count\"}"
+        )
+        .unwrap()
+            >= 3.0,
+        "{m}"
+    );
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+}
+
+#[test]
+fn example_oom_kill_reports_a_memory_cgroup_kill() {
+    // Compiled everywhere (a broken example fails on every machine), run where kprobes are.
+    let obj = example("oom_kill");
+    if applicable("example oom_kill", &["kprobe"]).is_empty() {
+        return;
+    }
+    let k = kernel();
+    if let Some(why) = k.missing(&["CONFIG_MEMCG"]) {
+        not_applicable("example oom_kill", "memory cgroup", &why);
+        return;
+    }
+    let root = cgroup2_root();
+    let controllers = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap();
+    assert!(
+        controllers.split_whitespace().any(|c| c == "memory"),
+        "CONFIG_MEMCG=y but no memory controller in {}: {controllers}",
+        root.display()
+    );
+    std::fs::write(root.join("cgroup.subtree_control"), "+memory").unwrap();
+    let cg = Cgroup::new("oom");
+    // 32 MiB and no swap: the limit the kill is against is 8192 pages.
+    std::fs::write(cg.0.join("memory.max"), "33554432").unwrap();
+    let _ = std::fs::write(cg.0.join("memory.swap.max"), "0");
+    let run = Run::start(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "json",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    // `tail /dev/zero` keeps one ever-growing line: it allocates until the cgroup kills it.
+    let hog = renamed("/usr/bin/tail", "ebpfctl-oom");
+    let mut child = cg
+        .command(&hog, &["/dev/zero"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let st = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&st),
+        Some(9),
+        "the memory hog was not OOM-killed: {st}"
+    );
+    let lines = run.wait_json("the OOM kill", |v| {
+        v.iter()
+            .any(|e| e["_map"] == "oom_kills" && e["victim_pid"] == pid)
+    });
+    let e = lines
+        .iter()
+        .find(|e| e["_map"] == "oom_kills" && e["victim_pid"] == pid)
+        .unwrap();
+    assert_eq!(e["victim_comm"], "ebpfctl-oom", "{e}");
+    assert_eq!(e["trigger_pid"], pid, "{e}");
+    assert_eq!(e["trigger_comm"], "ebpfctl-oom", "{e}");
+    assert_eq!(e["total_pages"], 8192, "{e}");
+    assert_eq!(e["message"], "Memory cgroup out of memory", "{e}");
+    assert!(e["victim_points"].as_i64().unwrap() > 0, "{e}");
+    assert!(e["at"].as_str().unwrap().ends_with('Z'), "{e}");
+    let m = scrape_until(&run, "the kill counted", |m| {
+        series_value(
+            m,
+            "ebpfctl_oom_kills_total",
+            &[("victim", "ebpfctl-oom".into())],
+        ) == Some(1.0)
+    });
+    promtool_ok(&m);
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+}
+
+#[test]
+fn example_capable_logs_checks_filtered_by_parameters() {
+    // Compiled everywhere (a broken example fails on every machine), run where kprobes are.
+    let obj = example("capable");
+    if applicable("example capable", &["kprobe"]).is_empty() {
+        return;
+    }
+    let comm = "ebpfctl-cap";
+    let run = Run::start(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "json",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--param",
+        &format!("target_comm={comm}"),
+        "--param",
+        "only_cap=23",
+    ]);
+    // Lowering a nice value below 0 needs CAP_SYS_NICE (the RLIMIT_NICE default allows none).
+    let nice = renamed("/usr/bin/nice", comm);
+    let mut child = Command::new(&nice)
+        .args(["-n", "-5", "true"])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert!(child.wait().unwrap().success());
+    let lines = run.wait_json("the CAP_SYS_NICE check", |v| {
+        v.iter()
+            .any(|e| e["_map"] == "capability_checks" && e["pid"] == pid)
+    });
+    let checks: Vec<&Value> = lines
+        .iter()
+        .filter(|e| e["_map"] == "capability_checks")
+        .collect();
+    // Both filters held in the kernel: one command, one capability.
+    for e in &checks {
+        assert_eq!(e["comm"], comm, "{e}");
+        assert_eq!(e["cap"], "CAP_SYS_NICE", "{e}");
+    }
+    let e = checks.iter().find(|e| e["pid"] == pid).unwrap();
+    assert_eq!(e["uid"], 0, "{e}");
+    assert_eq!(e["audit"], true, "{e}");
+    let m = scrape_until(&run, "the check counted", |m| {
+        series_value(
+            m,
+            "ebpfctl_capability_checks_total",
+            &[("cap", "CAP_SYS_NICE".into()), ("comm", comm.into())],
+        )
+        .is_some_and(|n| n >= 1.0)
+    });
+    promtool_ok(&m);
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+}
+
+#[test]
+fn example_func_latency_histogram_of_do_nanosleep() {
+    let obj = example("func_latency");
+    if applicable("example func_latency", &["kprobe", "kretprobe"]).len() < 2 {
+        return;
+    }
+    let comm = "ebpfctl-flat";
+    let run = Run::start(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "none",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--param",
+        &format!("target_comm={comm}"),
+    ]);
+    target_as(comm, &["sleep", "5", "2000"]);
+    let c = format!("{{comm=\"{comm}\"}}");
+    let m = scrape_until(&run, "five observations", |m| {
+        sample(m, &format!("ebpfctl_function_latency_seconds_count{c}")) == Some(5.0)
+    });
+    promtool_ok(&m);
+    let sum = sample(&m, &format!("ebpfctl_function_latency_seconds_sum{c}")).unwrap();
+    assert!((0.0099..5.0).contains(&sum), "sum {sum}:\n{m}");
+    // Each call slept at least 2 ms: nothing below 1.024 ms, all five by +Inf.
+    let bucket = |le: &str| {
+        sample(
+            &m,
+            &format!("ebpfctl_function_latency_seconds_bucket{{le=\"{le}\",comm=\"{comm}\"}}"),
+        )
+    };
+    assert_eq!(bucket("0.001024"), Some(0.0), "{m}");
+    assert_eq!(bucket("+Inf"), Some(5.0), "{m}");
+    assert_eq!(
+        sample(&m, "ebpfctl_lost_events_total{map=\"function_latency\"}"),
+        Some(0.0),
+        "{m}"
+    );
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
 }
