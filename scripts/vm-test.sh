@@ -97,6 +97,7 @@ for k in "${kernels[@]}"; do
   failed=$(grep -a '^vm-test-guest: FAILED ' "$log" | sed 's/^vm-test-guest: FAILED //' | tr '\n' ' ' || true)
   if [[ -z $line ]]; then
     line="did not finish (vm.sh exit $rc)"
+    rc=${rc/#0/1}
   fi
   if ((rc != 0)); then
     status=1

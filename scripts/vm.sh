@@ -77,21 +77,29 @@ d=$cache_root
 while [[ $d != / ]]; do safe_dir "$d" || die "step 'kernel cache' failed: $d must be a root-owned directory writable only by root"; d=$(dirname "$d"); done
 kdir=$cache_root/$series
 
+newest_pkg() { apt-cache search --names-only "$pkg_re" 2>/dev/null | awk '{print $1}' | grep -E "$pkg_re" | sort -V | tail -1 || true; }
+
 fetch_kernel() {
   local pkg tmp rel
-  pkg=$(apt-cache search --names-only "$pkg_re" 2>/dev/null | awk '{print $1}' | grep -E "$pkg_re" | sort -V | tail -1 || true)
+  pkg=$(newest_pkg)
   if [[ -z $pkg ]]; then
     step "apt-get update (no $series kernel package known yet)"
     apt-get update -qq >&2 || die "step 'download kernel' failed: apt-get update"
-    pkg=$(apt-cache search --names-only "$pkg_re" | awk '{print $1}' | grep -E "$pkg_re" | sort -V | tail -1 || true)
+    pkg=$(newest_pkg)
   fi
   [[ -n $pkg ]] || die "step 'download kernel' failed: apt knows no package matching $pkg_re (Debian bookworm/-security sources needed)"
   echo "vm.sh: fetching $pkg into $kdir (once)" >&2
   tmp=$(mktemp -d "$cache_root/.new-$series.XXXXXX")
   # shellcheck disable=SC2064
   trap "rm -rf '$tmp'" EXIT
-  (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null) \
-    || die "step 'download kernel' failed: apt-get download $pkg"
+  if ! (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null 2>&1); then
+    # Package lists older than the mirror name files it no longer has: refresh, retry.
+    apt-get update -qq >&2 || die "step 'download kernel' failed: apt-get update"
+    pkg=$(newest_pkg)
+    echo "vm.sh: fetching $pkg into $kdir (after apt-get update)" >&2
+    (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null) \
+      || die "step 'download kernel' failed: apt-get download $pkg"
+  fi
   dpkg -x "$tmp"/*.deb "$tmp/root" || die "step 'unpack kernel' failed: dpkg -x $pkg"
   rm -f "$tmp"/*.deb
   rel=$(ls "$tmp/root/lib/modules")
