@@ -89,14 +89,11 @@ fn prefix_convention_params_percpu_counter_and_snapshot() {
         "target_comm=ebpfctl-example",
     ]);
     let pid = target(&["getppid", "1000"]);
-    let lines = run.wait_json("a snapshot of last_syscall", |v| {
-        v.iter()
-            .any(|e| e["_map"] == "last_syscall" && e["key"] == pid)
-    });
-    let snap = lines
-        .iter()
-        .find(|e| e["_map"] == "last_syscall" && e["key"] == pid)
-        .unwrap();
+    // A snapshot may come while the target still runs (slow guests): wait for the last one.
+    let last =
+        |e: &&Value| e["_map"] == "last_syscall" && e["key"] == pid && e["nr"] == "exit_group";
+    let lines = run.wait_json("a snapshot of last_syscall", |v| v.iter().any(|e| last(&e)));
+    let snap = lines.iter().find(last).unwrap();
     assert_eq!(snap["nr"], "exit_group", "{snap}");
     let m = run.scrape();
     promtool_ok(&m);
@@ -452,7 +449,15 @@ fn programs_this_kernel_cannot_run_are_reported_and_the_rest_run() {
         "--duration",
         "1",
     ]);
-    assert_one_line_error(&o, "cannot run here (--strict)");
+    // Where kprobes exist the missing function is an attach error of its own.
+    assert_one_line_error(
+        &o,
+        if feature_available("kprobe") {
+            "program mixed_missing (kprobe/ebpfctl_no_such_function) not attached"
+        } else {
+            "cannot run here (--strict)"
+        },
+    );
     assert_unloaded(&["mixed_kprobe", "mixed_fentry", "mixed_tp", "mixed_missing"]);
 }
 
