@@ -181,6 +181,7 @@ fn kernel_may_lack(p: &AttachPoint) -> bool {
         p,
         AttachPoint::Fentry { .. }
             | AttachPoint::Lsm { .. }
+            | AttachPoint::LsmCgroup { .. }
             | AttachPoint::Kprobe { .. }
             | AttachPoint::Iter { .. }
     )
