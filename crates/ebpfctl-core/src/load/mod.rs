@@ -38,8 +38,8 @@ pub enum LoadError {
     Refused(Skipped),
     #[error("no program could be attached ({0} skipped); nothing to run")]
     NothingAttached(usize),
-    #[error("loading BPF needs root (CAP_BPF and CAP_PERFMON or CAP_SYS_ADMIN); run with sudo")]
-    NotRoot,
+    #[error(transparent)]
+    Capabilities(#[from] crate::caps::MissingCapabilities),
 }
 
 /// How to load and attach.
@@ -136,17 +136,14 @@ fn kernel_may_lack(p: &AttachPoint) -> bool {
     )
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 impl Loaded {
     /// Loads and attaches `spec` (see the module docs).
     pub fn load(spec: &ObjectSpec, opts: &LoadOptions) -> Result<Loaded, LoadError> {
-        if !is_root() {
-            return Err(LoadError::NotRoot);
-        }
+        // Root in a container may lack them: name what is missing before touching the kernel.
+        crate::caps::require(
+            "this object",
+            &crate::caps::needs_for(spec.programs.iter().map(|p| &p.attach)),
+        )?;
         // Parameters first: bad input must fail before anything touches the kernel.
         let mut param_bytes = Vec::new();
         for (name, value) in &opts.params {
