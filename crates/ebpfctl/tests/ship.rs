@@ -604,3 +604,19 @@ fn missing_capability_is_one_line() {
         .unwrap();
     assert_one_line_error(&o, "needs CAP_SYS_ADMIN (uprobes");
 }
+
+#[test]
+fn observe_takes_the_otlp_endpoint_from_the_environment() {
+    // An endpoint observe refuses shows that OTEL_EXPORTER_OTLP_ENDPOINT is read (before
+    // anything is loaded), as the DaemonSet sets it.
+    let o = Command::new(bin())
+        .args(["observe", "/usr/bin/docker-registry", "--duration", "1"])
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "ftp://collector.invalid:4318",
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "OTLP exporter for ftp://collector.invalid:4318");
+}
