@@ -230,7 +230,7 @@ fn objects_agree_with_each_other() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|p| p["port"].to_string() == annotated),
+                .any(|p| p["port"].as_u64().map(|v| v.to_string()).as_deref() == Some(annotated)),
             "{n}: prometheus.io/port {annotated} is not a Service port"
         );
 
