@@ -547,20 +547,20 @@ fn capabilities_each_tool_needs() {
     );
     assert_eq!(code, 1, "observe without CAP_SYS_ADMIN: {err}");
     assert!(err.contains("needs CAP_SYS_ADMIN (uprobes"), "{err}");
+    // As the DaemonSet does: a host binary through a host process's root (/proc/1/root on
+    // a node; this test's own process here), which needs CAP_SYS_PTRACE.
+    let host_path = format!("/proc/{}/root{go}", std::process::id());
     let (code, err) = with_caps(
         "observe",
-        &["CAP_SYS_ADMIN"],
-        &["-v", &mount],
-        &[
-            "observe",
-            "/target/docker-registry",
-            "-o",
-            "json",
-            "--duration",
-            "1",
-        ],
+        &["CAP_SYS_ADMIN", "CAP_SYS_PTRACE"],
+        &[],
+        &["observe", &host_path, "-o", "json", "--duration", "1"],
     );
-    assert_eq!(code, 0, "observe with CAP_SYS_ADMIN: {err}");
+    assert_eq!(
+        code, 0,
+        "observe {host_path} with CAP_SYS_ADMIN + CAP_SYS_PTRACE: {err}"
+    );
+    assert!(err.contains("observe: ready"), "{err}");
 }
 
 #[test]
