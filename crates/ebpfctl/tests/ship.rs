@@ -518,49 +518,81 @@ fn with_caps(tag: &str, caps: &[&str], extra: &[&str], args: &[&str]) -> (i32, S
 #[test]
 fn capabilities_each_tool_needs() {
     image();
-    // execsnoop and opensnoop: CAP_BPF + CAP_PERFMON are enough (no CAP_SYS_ADMIN, no
-    // CAP_SYS_RESOURCE: BPF memory is charged to the cgroup, not RLIMIT_MEMLOCK).
-    for tool in ["execsnoop", "opensnoop"] {
-        let (code, err) = with_caps(
-            tool,
-            &["CAP_BPF", "CAP_PERFMON"],
-            &[],
-            &[tool, "-o", "json", "-d", "1"],
-        );
-        assert_eq!(code, 0, "{tool} with CAP_BPF + CAP_PERFMON: {err}");
-        assert!(err.contains(&format!("{tool}: stopped;")), "{err}");
-        let (code, err) = with_caps(tool, &["CAP_BPF"], &[], &[tool, "-d", "1"]);
-        assert_eq!(code, 1, "{tool} without CAP_PERFMON: {err}");
-        assert!(
-            err.contains("needs CAP_PERFMON (tracing programs), which this process lacks"),
-            "{tool} without CAP_PERFMON: {err}"
-        );
-    }
-    // observe: uprobes need CAP_SYS_ADMIN; the Go program is given by a path in the container.
     let go = "/usr/bin/docker-registry";
     let mount = format!("{go}:/target/docker-registry:ro");
-    let (code, err) = with_caps(
-        "observe-no-admin",
-        &["CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE"],
-        &["-v", &mount],
-        &["observe", "/target/docker-registry", "--duration", "1"],
-    );
-    assert_eq!(code, 1, "observe without CAP_SYS_ADMIN: {err}");
-    assert!(err.contains("needs CAP_SYS_ADMIN (uprobes"), "{err}");
     // As the DaemonSet does: a host binary through a host process's root (/proc/1/root on
     // a node; this test's own process here), which needs CAP_SYS_PTRACE.
     let host_path = format!("/proc/{}/root{go}", std::process::id());
-    let (code, err) = with_caps(
+    // (container tag, capabilities, extra podman flags, ebpfctl args, exit code, stderr has)
+    type Case<'a> = (
+        &'a str,
+        &'a [&'a str],
+        Vec<&'a str>,
+        Vec<&'a str>,
+        i32,
+        String,
+    );
+    let mut cases: Vec<Case> = Vec::new();
+    // execsnoop and opensnoop: CAP_BPF + CAP_PERFMON are enough (no CAP_SYS_ADMIN, no
+    // CAP_SYS_RESOURCE: BPF memory is charged to the cgroup, not RLIMIT_MEMLOCK).
+    for (tool, no_perfmon) in [
+        ("execsnoop", "execsnoop-bpf-only"),
+        ("opensnoop", "opensnoop-bpf-only"),
+    ] {
+        cases.push((
+            tool,
+            &["CAP_BPF", "CAP_PERFMON"],
+            vec![],
+            vec![tool, "-o", "json", "-d", "1"],
+            0,
+            format!("{tool}: stopped;"),
+        ));
+        cases.push((
+            no_perfmon,
+            &["CAP_BPF"],
+            vec![],
+            vec![tool, "-d", "1"],
+            1,
+            "needs CAP_PERFMON (tracing programs), which this process lacks".into(),
+        ));
+    }
+    // observe: uprobes need CAP_SYS_ADMIN, whatever else it has.
+    cases.push((
+        "observe-no-admin",
+        &["CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE"],
+        vec!["-v", &mount],
+        vec!["observe", "/target/docker-registry", "--duration", "1"],
+        1,
+        "needs CAP_SYS_ADMIN (uprobes".into(),
+    ));
+    cases.push((
         "observe",
         &["CAP_SYS_ADMIN", "CAP_SYS_PTRACE"],
-        &[],
-        &["observe", &host_path, "-o", "json", "--duration", "1"],
-    );
-    assert_eq!(
-        code, 0,
-        "observe {host_path} with CAP_SYS_ADMIN + CAP_SYS_PTRACE: {err}"
-    );
-    assert!(err.contains("observe: ready"), "{err}");
+        vec![],
+        vec!["observe", &host_path, "-o", "json", "--duration", "1"],
+        0,
+        "observe: ready".into(),
+    ));
+    // The containers run at the same time (each is mostly podman's start-up).
+    std::thread::scope(|s| {
+        let runs: Vec<_> = cases
+            .iter()
+            .map(|(tag, caps, extra, args, _, _)| {
+                s.spawn(move || with_caps(tag, caps, extra, args))
+            })
+            .collect();
+        for ((tag, caps, _, args, want_code, want_err), r) in cases.iter().zip(runs) {
+            let (code, err) = r.join().unwrap();
+            assert_eq!(
+                code, *want_code,
+                "{tag}: ebpfctl {args:?} with {caps:?}: {err}"
+            );
+            assert!(
+                err.contains(want_err.as_str()),
+                "{tag}: ebpfctl {args:?} with {caps:?}: expected {want_err:?} in:\n{err}"
+            );
+        }
+    });
 }
 
 #[test]
