@@ -113,6 +113,11 @@ tar --sort=name --mtime="@$epoch" --owner=0 --group=0 --numeric-owner --format=p
   -C "$root" -cf "$work/layer.tar" .
 gzip -n -6 <"$work/layer.tar" >"$work/layer.tar.gz"
 
+# Replace an earlier layout, never anything else.
+if [[ -e $out && ! -f $out/oci-layout ]] && [[ -n "$(ls -A "$out" 2>/dev/null)" ]]; then
+  echo "image.sh: $out exists and is not an OCI image layout; not replacing it" >&2
+  exit 1
+fi
 rm -rf "$out"
 mkdir -p "$out/blobs/sha256"
 python3 - "$work" "$out" "$tag" "$epoch" "$arch" "$version" "$revision" "$source_url" \
