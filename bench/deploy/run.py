@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Resource use of each tool as a node agent runs it (docs/deploy.md, the DaemonSet's
 requests and limits): RSS (VmRSS at the end, VmHWM peak) and CPU (utime + stime of the
-ebpfctl process, in % of one CPU) over a window, at idle and under a stated load.
+ebpfctl process, in % of one CPU) over a window, at idle and under a stated load, with the
+events per second the tool itself counted in that window (its metrics).
 
     sudo bench/deploy/run.py [--ebpfctl target/release/ebpfctl] [--seconds 10]
 
@@ -68,13 +69,26 @@ def stop(p):
         p.wait()
 
 
-def measure(p, seconds):
+def metrics_addr(err_path):
+    text = open(err_path).read()
+    return text.split("metrics on http://", 1)[1].split("/metrics", 1)[0]
+
+
+def counted(addr, prefix):
+    """Sum of the samples whose series name starts with `prefix` (what the tool saw)."""
+    import urllib.request
+    body = urllib.request.urlopen(f"http://{addr}/metrics", timeout=5).read().decode()
+    return sum(float(l.rsplit(" ", 1)[1]) for l in body.splitlines()
+               if l.startswith(prefix) and not l.startswith("#"))
+
+
+def measure(p, seconds, addr, prefix):
     time.sleep(1)  # start-up (snapshot, first drains) is not steady state
-    c0, t0 = cpu_seconds(p.pid), time.time()
+    c0, t0, n0 = cpu_seconds(p.pid), time.time(), counted(addr, prefix)
     time.sleep(seconds)
-    c1, t1 = cpu_seconds(p.pid), time.time()
+    c1, t1, n1 = cpu_seconds(p.pid), time.time(), counted(addr, prefix)
     rss, hwm = rss_kib(p.pid)
-    return 100 * (c1 - c0) / (t1 - t0), rss / 1024, hwm / 1024
+    return 100 * (c1 - c0) / (t1 - t0), rss / 1024, hwm / 1024, (n1 - n0) / (t1 - t0)
 
 
 def exec_load():
@@ -129,25 +143,26 @@ def main():
     open(openfile, "w").close()
     cases = [
         ("execsnoop", ["execsnoop", "-o", "json", "--metrics-addr", "127.0.0.1:0"], "tracing (",
-         exec_load, "200 execs/s"),
+         exec_load, "200 execs/s", 'ebpfctl_execsnoop_events_total{type="started"}'),
         ("opensnoop", ["opensnoop", "-o", "json", "--metrics-addr", "127.0.0.1:0"], "tracing (",
-         lambda: open_load(openfile), "20,000 opens/s"),
+         lambda: open_load(openfile), "20,000 opens/s", "ebpfctl_opensnoop_events_total"),
         ("observe", ["observe", mesh, "-o", "none", "--metrics-addr", "127.0.0.1:0"],
-         "observe: ready", None, "100 HTTP requests/s"),
+         "observe: ready", None, "100 HTTP requests/s", "http_server_request_duration_seconds_count"),
         ("run exec_print", ["run", obj, "-o", "json", "--metrics-addr", "127.0.0.1:0"],
-         "running:", exec_load, "200 execs/s"),
+         "running:", exec_load, "200 execs/s", "ebpfctl_events_total"),
     ]
-    print(f"{'tool':<16} {'load':<22} {'CPU %':>7} {'RSS MiB':>8} {'peak MiB':>9}")
-    for name, args, ready, load, what in cases:
+    print(f"{'tool':<16} {'load':<22} {'seen/s':>8} {'CPU %':>7} {'RSS MiB':>8} {'peak MiB':>9}")
+    for name, args, ready, load, what, prefix in cases:
         servers = []
         front, loadgen = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
         if name == "observe":
             servers.append(subprocess.Popen([mesh, "-name", "front", "-listen", front],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         p = start(a.ebpfctl, args, ready, outdir, name.replace(" ", "_"))
+        addr = metrics_addr(os.path.join(outdir, name.replace(" ", "_") + ".err"))
         try:
-            cpu, rss, hwm = measure(p, a.seconds)
-            print(f"{name:<16} {'idle':<22} {cpu:7.2f} {rss:8.1f} {hwm:9.1f}", flush=True)
+            cpu, rss, hwm, seen = measure(p, a.seconds, addr, prefix)
+            print(f"{name:<16} {'idle':<22} {seen:8.0f} {cpu:7.2f} {rss:8.1f} {hwm:9.1f}", flush=True)
             if name == "observe":
                 lp = subprocess.Popen([mesh, "-name", "loadgen", "-listen", loadgen,
                                        "-load", f"http://{front}/", "-every", "10ms"],
@@ -155,11 +170,11 @@ def main():
             else:
                 lp = load()
             try:
-                cpu, rss, hwm = measure(p, a.seconds)
+                cpu, rss, hwm, seen = measure(p, a.seconds, addr, prefix)
             finally:
                 lp.kill()
                 lp.wait()
-            print(f"{name:<16} {what:<22} {cpu:7.2f} {rss:8.1f} {hwm:9.1f}", flush=True)
+            print(f"{name:<16} {what:<22} {seen:8.0f} {cpu:7.2f} {rss:8.1f} {hwm:9.1f}", flush=True)
         finally:
             stop(p)
             for s in servers:
