@@ -193,12 +193,16 @@ impl<'s> Session<'s> {
         })
     }
 
-    /// Installs the stop signals, then loads and attaches; skipped programs are reported.
+    /// Installs the stop signals, then loads and attaches; skipped programs and the loader's
+    /// notices are reported.
     fn load(&self, notify: Notify<'_>) -> Result<Loaded, RunError> {
         signals::stop_flag();
         let loaded = Loaded::load(self.spec, &self.opts.load)?;
         for s in &loaded.skipped {
             notify(&s.to_string());
+        }
+        for n in &loaded.notices {
+            notify(n);
         }
         Ok(loaded)
     }

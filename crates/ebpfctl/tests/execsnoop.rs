@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-/// One tracer at a time, so "nothing of ours left loaded" is checked without a sibling
-/// test's tracer running.
+/// One tracer at a time: the burst tests count every event and every loss, and a sibling
+/// test's tracer and workload would compete with them for the CPU.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// `ebpfctl execsnoop` under the shared harness; its programs are named `esnp_*`.
+/// `ebpfctl execsnoop` under the shared harness.
 struct Tracer;
 
 impl Tracer {
     fn start(args: &[&str]) -> common::Tool {
-        common::Tool::start("execsnoop", "esnp_", args)
+        common::Tool::start("execsnoop", args)
     }
 }
 

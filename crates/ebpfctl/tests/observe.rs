@@ -4,8 +4,10 @@
 //! /opt/ebpfctl-go) toolchains, normal and stripped (`-s -w`, one of them PIE), and cached
 //! in a temp dir keyed by the source, shared by the tests of a run (and later runs). Every
 //! live test copies the binary it observes, so concurrent observers never see each other's
-//! processes (uprobes fire per file). Live tests run one at a time and check that nothing
-//! of observe stays loaded in the kernel afterwards.
+//! processes (uprobes fire per file). Live tests run one at a time and check that what each
+//! observer loaded is gone from the kernel afterwards.
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -269,45 +271,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-const PROBE_NAMES: &[&str] = &[
-    "client_enter",
-    "client_return",
-    "client_deferred",
-    "client_success",
-    "server_enter",
-    "server_finish",
-    "server_hijack",
-    "server_h2_done",
-    "server_h2_hdrs",
-    "server_return",
-];
-
-/// Names of observe's programs still loaded in the kernel.
-fn observe_programs_loaded() -> Vec<String> {
-    let out = Command::new("bpftool")
-        .args(["-j", "prog", "show"])
-        .output()
-        .expect("bpftool prog show");
-    assert!(
-        out.status.success(),
-        "bpftool prog show failed (install bpftool: scripts/setup.sh)"
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(vec![]));
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.get("name").and_then(|n| n.as_str()))
-        .filter(|n| PROBE_NAMES.contains(n))
-        .map(str::to_owned)
-        .collect()
-}
-
 /// A running `ebpfctl observe`.
 struct Observer {
     child: Child,
     stderr: Receiver<String>,
     stdout: Option<std::thread::JoinHandle<String>>,
     diag: Vec<String>,
+    /// What the observer held in the kernel once ready; gone after [`Observer::finish`].
+    held: common::bpf::Held,
 }
 
 impl Observer {
@@ -337,8 +308,14 @@ impl Observer {
             stderr: rx,
             stdout: Some(stdout),
             diag: Vec::new(),
+            held: common::bpf::Held::default(),
         };
         o.wait_diag("observe: ready", Duration::from_secs(30));
+        o.held = common::bpf::Held::of(o.child.id());
+        assert!(
+            !o.held.progs.is_empty(),
+            "observe is ready but holds no program"
+        );
         o
     }
 
@@ -359,7 +336,8 @@ impl Observer {
         }
     }
 
-    /// Waits for exit (sending SIGINT first when `interrupt`), returns (stdout, stderr lines).
+    /// Waits for exit (sending SIGINT first when `interrupt`), checks that what it loaded is
+    /// gone, returns (stdout, stderr lines).
     fn finish(mut self, interrupt: bool, timeout: Duration) -> (String, Vec<String>) {
         if interrupt {
             // SAFETY: kill(2) with our own child's pid and a valid signal number.
@@ -377,6 +355,7 @@ impl Observer {
                     "observer failed ({st}); stderr: {:#?}",
                     self.diag
                 );
+                self.held.assert_gone("ebpfctl observe");
                 return (out, std::mem::take(&mut self.diag));
             }
             if Instant::now() > deadline {
@@ -618,11 +597,6 @@ fn check_fields(go: Go, build: Build) {
     assert_eq!(s(failed, "url"), format!("http://127.0.0.1:{dead}/refused"));
     assert!((1_000..2_000_000_000).contains(&n(failed, "duration_ns")));
     drop(server);
-    assert_eq!(
-        observe_programs_loaded(),
-        Vec::<String>::new(),
-        "probes left loaded"
-    );
 }
 
 #[test]
@@ -814,11 +788,6 @@ fn pid_filter() {
         assert_eq!(n(e, "pid"), a.pid() as i64);
         assert_eq!(s(e, "path"), path);
     }
-    assert_eq!(
-        observe_programs_loaded(),
-        Vec::<String>::new(),
-        "probes left loaded"
-    );
 }
 
 #[test]
@@ -906,11 +875,6 @@ fn log_lines_metrics_and_graph() {
             "\"{comm}@frontend\" -> \"{comm}@backend\" [label=\"2 calls, 0 errors"
         )),
         "{dot}"
-    );
-    assert_eq!(
-        observe_programs_loaded(),
-        Vec::<String>::new(),
-        "probes left loaded"
     );
 }
 
@@ -1133,23 +1097,18 @@ fn otlp_export_links_traceparent() {
         assert!(has(s.as_bytes()), "{s} not exported");
     }
     drop(server);
-    assert_eq!(
-        observe_programs_loaded(),
-        Vec::<String>::new(),
-        "probes left loaded"
-    );
 }
 
-/// Run counts of observe's loaded programs by name (BPF statistics must be on).
-fn probe_run_counts() -> std::collections::HashMap<String, u64> {
-    let out = Command::new("bpftool")
-        .args(["-j", "prog", "show"])
-        .output()
-        .expect("bpftool prog show");
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(vec![]));
+/// Run counts of one observer's programs by name (BPF statistics must be on).
+fn probe_run_counts(obs: &Observer) -> std::collections::HashMap<String, u64> {
     let mut counts = std::collections::HashMap::new();
-    for p in v.as_array().into_iter().flatten() {
-        if let Some(name) = p["name"].as_str().filter(|n| PROBE_NAMES.contains(n)) {
+    for p in obs
+        .held
+        .progs
+        .iter()
+        .filter_map(|&id| common::bpf::prog_info(id))
+    {
+        if let Some(name) = p["name"].as_str() {
             *counts.entry(name.to_owned()).or_default() += p["run_cnt"].as_u64().unwrap_or(0);
         }
     }
@@ -1182,7 +1141,7 @@ fn success_path_on(go: Go) {
     assert_eq!(said, ["200 5", "200 5", "200 5"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     let counts = loop {
-        let c = probe_run_counts();
+        let c = probe_run_counts(&obs);
         if c.get(end).copied().unwrap_or(0) >= 3 || Instant::now() > deadline {
             break c;
         }
@@ -1202,7 +1161,6 @@ fn success_path_on(go: Go) {
     assert_eq!(get("server_finish"), 3, "{counts:?}");
     assert_eq!(get("server_return"), 0, "{counts:?}");
     drop(server);
-    assert_eq!(observe_programs_loaded(), Vec::<String>::new());
 }
 
 /// HTTP/2 over TLS: the server's request ends at the HTTP/2 writer's handlerDone (status and
@@ -1271,5 +1229,4 @@ fn http2_over_tls_client_and_server() {
         }
         drop(server);
     }
-    assert_eq!(observe_programs_loaded(), Vec::<String>::new());
 }

@@ -7,16 +7,16 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-/// One tracer at a time, so "nothing of ours left loaded" is checked without a sibling
-/// test's tracer running.
+/// One tracer at a time: the burst tests count every event and every loss, and a sibling
+/// test's tracer and workload would compete with them for the CPU.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// `ebpfctl opensnoop` under the shared harness; its programs are named `osnp_*`.
+/// `ebpfctl opensnoop` under the shared harness.
 struct Tracer;
 
 impl Tracer {
     fn start(args: &[&str]) -> common::Tool {
-        common::Tool::start("opensnoop", "osnp_", args)
+        common::Tool::start("opensnoop", args)
     }
 }
 

@@ -46,7 +46,6 @@ fn uprobe_on_our_program_decodes_every_member() {
     // u64 stays exact on the wire, not rounded through a float.
     let (_, out, _) = run.stop();
     assert!(String::from_utf8_lossy(&out).contains("\"u64\":18446744073709551615"));
-    assert_unloaded(&["on_sample"]);
 }
 
 #[test]
@@ -70,7 +69,6 @@ fn section_convention_ring_buffer_with_value_type() {
     assert!(e["at"].as_str().unwrap().starts_with("20"), "{e}");
     let (st, _, err) = run.stop();
     assert!(st.success(), "{err:?}");
-    assert_unloaded(&["exec_print"]);
 }
 
 #[test]
@@ -89,14 +87,11 @@ fn prefix_convention_params_percpu_counter_and_snapshot() {
         "target_comm=ebpfctl-example",
     ]);
     let pid = target(&["getppid", "1000"]);
-    let lines = run.wait_json("a snapshot of last_syscall", |v| {
-        v.iter()
-            .any(|e| e["_map"] == "last_syscall" && e["key"] == pid)
-    });
-    let snap = lines
-        .iter()
-        .find(|e| e["_map"] == "last_syscall" && e["key"] == pid)
-        .unwrap();
+    // A snapshot may come while the target still runs (slow guests): wait for the last one.
+    let last =
+        |e: &&Value| e["_map"] == "last_syscall" && e["key"] == pid && e["nr"] == "exit_group";
+    let lines = run.wait_json("a snapshot of last_syscall", |v| v.iter().any(|e| last(&e)));
+    let snap = lines.iter().find(last).unwrap();
     assert_eq!(snap["nr"], "exit_group", "{snap}");
     let m = run.scrape();
     promtool_ok(&m);
@@ -118,7 +113,6 @@ fn prefix_convention_params_percpu_counter_and_snapshot() {
         "{m}"
     );
     run.stop();
-    assert_unloaded(&["count_syscalls"]);
 }
 
 #[test]
@@ -190,7 +184,6 @@ fn histograms_from_ring_buffer_and_slot_map_and_a_duration_gauge() {
         "{m}"
     );
     run.stop();
-    assert_unloaded(&["sleep_enter", "sleep_exit"]);
 }
 
 #[test]
@@ -225,7 +218,6 @@ fn perf_array_print_and_ring_buffer_counter() {
         "{m}"
     );
     run.stop();
-    assert_unloaded(&["on_signal"]);
 }
 
 #[test]
@@ -254,7 +246,6 @@ fn xdp_counter_on_loopback_with_endpoint_labels() {
         "{m}"
     );
     run.stop();
-    assert_unloaded(&["count_udp"]);
     // The XDP link is gone with the process: lo has no XDP program left.
     let ip = std::process::Command::new("ip")
         .args(["link", "show", "lo"])
@@ -376,8 +367,24 @@ static void hit(__u32 k) { __u64 one = 1, *n = bpf_map_lookup_elem(&counter_hits
 SEC("kprobe/do_nanosleep") int mixed_kprobe(void *ctx) { hit(1); return 0; }
 SEC("fentry/do_nanosleep") int BPF_PROG(mixed_fentry) { hit(2); return 0; }
 SEC("tracepoint/syscalls/sys_enter_getppid") int mixed_tp(void *ctx) { hit(3); return 0; }
+SEC("kprobe/ebpfctl_no_such_function") int mixed_missing(void *ctx) { hit(4); return 0; }
 char LICENSE[] SEC("license") = "GPL";
 "#;
+
+/// Whether `ebpfctl feature` reports this attach kind available on the running kernel.
+fn feature_available(kind: &str) -> bool {
+    let o = ebpfctl(&["feature", "-o", "json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let f: Value = serde_json::from_slice(&o.stdout).unwrap();
+    f["attach"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in feature output"))["available"]
+        .as_bool()
+        .unwrap()
+}
 
 #[test]
 fn programs_this_kernel_cannot_run_are_reported_and_the_rest_run() {
@@ -391,6 +398,7 @@ fn programs_this_kernel_cannot_run_are_reported_and_the_rest_run() {
         "127.0.0.1:0",
     ]);
     target(&["getppid", "3"]);
+    target(&["sleep", "1", "1000"]);
     let m = run.scrape();
     assert!(
         sample(&m, "ebpfctl_hits_total{key=\"3\"}").unwrap() >= 3.0,
@@ -399,22 +407,35 @@ fn programs_this_kernel_cannot_run_are_reported_and_the_rest_run() {
     let (st, _, err) = run.stop();
     assert!(st.success());
     let skipped: Vec<&String> = err.iter().filter(|l| l.contains("skipped")).collect();
+    // A kprobe on a function no kernel has is skipped everywhere; kprobes and fentry are
+    // skipped where this kernel lacks them (this project's machines) and run where it has
+    // them (the Debian kernels of scripts/vm-test.sh).
     assert!(
-        skipped
-            .iter()
-            .any(|l| l.contains("mixed_kprobe") && l.contains("kprobes")),
+        skipped.iter().any(|l| l.contains("mixed_missing")),
         "{err:?}"
     );
-    assert!(
-        skipped
-            .iter()
-            .any(|l| l.contains("mixed_fentry") && l.contains("fentry")),
-        "{err:?}"
-    );
+    for (prog, kind, needs, key) in [
+        ("mixed_kprobe", "kprobe", "kprobes", "1"),
+        ("mixed_fentry", "fentry", "fentry", "2"),
+    ] {
+        if feature_available(kind) {
+            assert!(!skipped.iter().any(|l| l.contains(prog)), "{err:?}");
+            let hits = sample(&m, &format!("ebpfctl_hits_total{{key=\"{key}\"}}"));
+            assert!(hits.unwrap_or(0.0) >= 1.0, "{prog}: {m}");
+        } else {
+            assert!(
+                skipped
+                    .iter()
+                    .any(|l| l.contains(prog) && l.contains(needs)),
+                "{err:?}"
+            );
+        }
+    }
     for l in &skipped {
         assert_eq!(l.lines().count(), 1);
     }
     // --strict: the same object fails and leaves nothing.
+    let mark = bpf::Mark::now();
     let o = ebpfctl(&[
         "run",
         obj.to_str().unwrap(),
@@ -423,8 +444,19 @@ fn programs_this_kernel_cannot_run_are_reported_and_the_rest_run() {
         "--duration",
         "1",
     ]);
-    assert_one_line_error(&o, "cannot run here (--strict)");
-    assert_unloaded(&["mixed_kprobe", "mixed_fentry", "mixed_tp"]);
+    // Where kprobes exist the missing function is an attach error of its own.
+    assert_one_line_error(
+        &o,
+        if feature_available("kprobe") {
+            "program mixed_missing (kprobe/ebpfctl_no_such_function) not attached"
+        } else {
+            "cannot run here (--strict)"
+        },
+    );
+    mark.assert_nothing_left(
+        "run --strict",
+        &["mixed_kprobe", "mixed_fentry", "mixed_tp", "mixed_missing"],
+    );
 }
 
 #[test]
@@ -448,13 +480,11 @@ fn list_params_shows_types_and_defaults() {
 #[test]
 fn duration_ends_the_run_and_flushes() {
     let obj = example("exec_print");
-    // An exec during the run must be in stdout when the process ends by itself.
+    // An exec during the run must be in stdout when the process ends by itself. The exec
+    // comes once the programs are attached (the duration counts from then): on a slow
+    // (emulated) machine attaching alone can take longer than a fixed delay.
     target_dir();
-    let trigger = std::thread::spawn(|| {
-        std::thread::sleep(std::time::Duration::from_millis(1000));
-        target_as("ebpfctl-flush", &["getppid", "1"])
-    });
-    let o = ebpfctl(&[
+    let run = Run::start(&[
         "run",
         obj.to_str().unwrap(),
         "-o",
@@ -462,15 +492,15 @@ fn duration_ends_the_run_and_flushes() {
         "--duration",
         "2",
     ]);
-    let pid = trigger.join().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let lines = parse_lines(&o.stdout);
+    let pid = target_as("ebpfctl-flush", &["getppid", "1"]);
+    let (st, out, err) = run.wait_exit(std::time::Duration::from_secs(15));
+    assert!(st.success(), "{err:?}");
+    let lines = parse_lines(&out);
     assert!(
         lines.iter().any(|e| e["pid"] == pid),
         "exec of {pid} not flushed: {} lines",
         lines.len()
     );
-    assert_unloaded(&["exec_print"]);
 }
 
 // ---- bad input: one clear line, non-zero exit, no panic, nothing loaded ----
@@ -554,6 +584,7 @@ fn bad_input_unknown_and_malformed_params() {
     let src = std::fs::read_to_string(repo().join("examples/syscall_counter.bpf.c")).unwrap();
     let obj = build_source("params", &src.replace("count_syscalls", "params_probe"));
     let o = obj.to_str().unwrap();
+    let mark = bpf::Mark::now();
     assert_one_line_error(
         &ebpfctl(&["run", o, "--param", "nope=1"]),
         "unknown parameter nope; the object's parameters: target_comm, min_nr",
@@ -566,7 +597,7 @@ fn bad_input_unknown_and_malformed_params() {
         &ebpfctl(&["run", o, "--param", "target_comm=a-name-longer-than-15"]),
         "longer than 15 bytes",
     );
-    assert_unloaded(&["params_probe"]);
+    mark.assert_nothing_left("run --param", &["params_probe"]);
 }
 
 #[test]
@@ -588,6 +619,7 @@ int rejected(void *ctx)
 char LICENSE[] SEC("license") = "GPL";
 "#,
     );
+    let mark = bpf::Mark::now();
     let o = ebpfctl(&["run", obj.to_str().unwrap()]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
@@ -604,7 +636,7 @@ char LICENSE[] SEC("license") = "GPL";
     );
     assert!(err.contains("*v += 1"), "C source text missing: {err}");
     assert!(err.contains("hint: missing NULL check"), "{err}");
-    assert_unloaded(&["rejected"]);
+    mark.assert_nothing_left("a rejected object", &["rejected"]);
 }
 
 const KINDS: &str = r#"
@@ -666,14 +698,6 @@ fn network_cgroup_perf_and_btf_tracepoint_kinds_attach() {
         assert!(n > 0.0, "{what} never ran:\n{m}");
     }
     run.stop();
-    assert_unloaded(&[
-        "kinds_tc",
-        "kinds_tcx",
-        "kinds_socket",
-        "kinds_cgroup",
-        "kinds_perf",
-        "kinds_tp_btf",
-    ]);
     // The tc filter and the clsact qdisc we created are gone.
     let tc = std::process::Command::new("tc")
         .args(["filter", "show", "dev", "lo", "ingress"])
@@ -773,7 +797,6 @@ fn hist_key_and_linear_slots_choose_what_is_observed() {
         "{m}"
     );
     run.stop();
-    assert_unloaded(&["histkey"]);
 }
 
 /// File offset of `symbol` in the ELF executable at `path` (through its PT_LOAD segments).
@@ -828,10 +851,10 @@ char LICENSE[] SEC("license") = "GPL";
     assert_eq!(sample(&m, "ebpfctl_offset_hits_total"), Some(2.0), "{m}");
     let (st, _, err) = run.stop();
     assert!(st.success(), "{err:?}");
-    assert_unloaded(&["at_offset"]);
     // An offset past the end of the file: one line naming the target, nothing left loaded.
     let bad = src.replace(&format!("{off:#x}"), "0x7fffffff");
     let obj = build_source("uprobe_bad_offset", &bad);
+    let mark = bpf::Mark::now();
     let o = ebpfctl(&[
         "run",
         obj.to_str().unwrap(),
@@ -841,5 +864,5 @@ char LICENSE[] SEC("license") = "GPL";
         "--no-metrics",
     ]);
     assert_one_line_error(&o, "is past the end of");
-    assert_unloaded(&["at_offset"]);
+    mark.assert_nothing_left("a uprobe past the end", &["at_offset"]);
 }

@@ -1,6 +1,8 @@
 //! A tiny harness for CLI tests: build examples once, start `ebpfctl run` and wait until it
-//! runs, stop it with SIGINT, scrape its metrics, and check nothing was left in the kernel.
+//! runs, stop it with SIGINT, scrape its metrics, and check that what it loaded is gone.
 #![allow(dead_code)]
+
+pub mod bpf;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -128,6 +130,9 @@ pub struct Run {
     child: Child,
     stderr: Arc<Mutex<Vec<String>>>,
     stdout: Arc<Mutex<Vec<u8>>>,
+    /// The programs, maps and links the child held once it was ready: [`Run::stop`] checks
+    /// that exactly these are gone.
+    held: bpf::Held,
 }
 
 impl Run {
@@ -188,10 +193,17 @@ impl Run {
             child,
             stderr,
             stdout,
+            held: bpf::Held::default(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if run.stderr().iter().any(|l| l.contains(ready)) {
+                run.held = bpf::Held::of(run.pid());
+                // A ready run holds its programs; an empty set would make stop()'s check vacuous.
+                assert!(
+                    !run.held.progs.is_empty(),
+                    "ebpfctl {args:?} is ready but holds no BPF program (fdinfo unreadable?)"
+                );
                 return run;
             }
             if let Ok(Some(st)) = run.child.try_wait() {
@@ -216,6 +228,11 @@ impl Run {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// What the child held in the kernel once it was ready.
+    pub fn held(&self) -> &bpf::Held {
+        &self.held
     }
 
     /// The metrics URL announced on stderr.
@@ -267,11 +284,25 @@ impl Run {
         }
     }
 
-    /// SIGINT, then wait; returns (exit status, stdout, stderr lines).
-    pub fn stop(mut self) -> (std::process::ExitStatus, Vec<u8>, Vec<String>) {
+    /// SIGINT, then wait; checks that every program, map and link the child held is gone;
+    /// returns (exit status, stdout, stderr lines).
+    pub fn stop(self) -> (std::process::ExitStatus, Vec<u8>, Vec<String>) {
         // SAFETY: kill on our own child's pid with a valid signal.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(15);
+        self.finish("on SIGINT", Duration::from_secs(15))
+    }
+
+    /// Waits for the child to end by itself (e.g. `--duration`); checks as [`Run::stop`].
+    pub fn wait_exit(self, timeout: Duration) -> (std::process::ExitStatus, Vec<u8>, Vec<String>) {
+        self.finish("by itself", timeout)
+    }
+
+    fn finish(
+        mut self,
+        how: &str,
+        timeout: Duration,
+    ) -> (std::process::ExitStatus, Vec<u8>, Vec<String>) {
+        let deadline = Instant::now() + timeout;
         let st = loop {
             if let Some(st) = self.child.try_wait().unwrap() {
                 break st;
@@ -279,7 +310,7 @@ impl Run {
             if Instant::now() > deadline {
                 let _ = self.child.kill();
                 panic!(
-                    "ebpfctl did not stop on SIGINT:\n{}",
+                    "ebpfctl did not stop {how} within {timeout:?}:\n{}",
                     self.stderr().join("\n")
                 );
             }
@@ -287,6 +318,8 @@ impl Run {
         };
         std::thread::sleep(Duration::from_millis(100));
         let out = self.stdout.lock().unwrap().clone();
+        self.held
+            .assert_gone(&format!("ebpfctl (pid {})", self.pid()));
         (st, out, self.stderr())
     }
 }
@@ -355,37 +388,6 @@ pub fn promtool_ok(metrics: &str) {
     );
 }
 
-/// Fails if any BPF program with one of these names is still loaded. The kernel frees a
-/// program shortly after its last reference goes (RCU), so this waits up to 3 s.
-pub fn assert_unloaded(names: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let left = loaded_named(names);
-        if left.is_empty() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "still loaded: {left:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn loaded_named(names: &[&str]) -> Vec<String> {
-    let o = Command::new("bpftool")
-        .args(["prog", "list", "-j"])
-        .output()
-        .expect("bpftool (apt-get install bpftool) is needed");
-    let progs: serde_json::Value =
-        serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
-    let shorts: Vec<String> = names.iter().map(|n| n.chars().take(15).collect()).collect();
-    progs
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| shorts.iter().any(|s| p["name"].as_str() == Some(s)))
-        .map(|p| p.to_string())
-        .collect()
-}
-
 /// Runs ebpfctl to completion.
 pub fn ebpfctl(args: &[&str]) -> Output {
     Command::new(bin())
@@ -409,22 +411,20 @@ pub fn assert_one_line_error(o: &Output, want: &str) {
     assert!(lines[0].contains(want), "expected {want:?} in: {err}");
 }
 
-/// A running tool (`ebpfctl execsnoop|opensnoop ...`) whose programs share a name prefix.
+/// A running tool (`ebpfctl execsnoop|opensnoop ...`).
 pub struct Tool {
     run: Run,
     name: &'static str,
-    prefix: &'static str,
 }
 
 impl Tool {
     /// Starts `ebpfctl TOOL ARGS` and waits for its "tracing (" notice.
-    pub fn start(tool: &'static str, prefix: &'static str, args: &[&str]) -> Tool {
+    pub fn start(tool: &'static str, args: &[&str]) -> Tool {
         let mut all = vec![tool];
         all.extend_from_slice(args);
         Tool {
             run: Run::start_until(&all, &[], "tracing ("),
             name: tool,
-            prefix,
         }
     }
 
@@ -437,13 +437,12 @@ impl Tool {
     }
 
     /// Stops the tool (SIGINT) after letting the last events through; checks it exited 0
-    /// and left none of its programs; returns stdout and stderr.
+    /// and left none of what it loaded; returns stdout and stderr.
     pub fn stop_raw(self) -> (String, Vec<String>) {
         std::thread::sleep(Duration::from_millis(150));
-        let (name, prefix) = (self.name, self.prefix);
+        let name = self.name;
         let (status, out, err) = self.run.stop();
         assert!(status.success(), "{name} exited with {status}: {err:?}");
-        assert_unloaded_prefix(prefix);
         (String::from_utf8_lossy(&out).into_owned(), err)
     }
 
@@ -456,32 +455,5 @@ impl Tool {
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l:?}: {e}")))
             .collect();
         (events, err)
-    }
-}
-
-/// Fails if any program whose name starts with `prefix` is still loaded (after up to 3 s).
-pub fn assert_unloaded_prefix(prefix: &str) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let o = Command::new("bpftool")
-            .args(["-j", "prog", "show"])
-            .output()
-            .expect("bpftool is needed to check that nothing stays loaded");
-        let progs: serde_json::Value = serde_json::from_slice(&o.stdout).expect("bpftool JSON");
-        let left: Vec<String> = progs
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
-            .map(|p| p.to_string())
-            .collect();
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "programs {prefix}* still loaded: {left:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
