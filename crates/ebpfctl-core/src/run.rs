@@ -114,6 +114,9 @@ pub fn run(
     for s in &loaded.skipped {
         notify(&s.to_string());
     }
+    for n in &loaded.notices {
+        notify(n);
+    }
 
     // Metrics: registry, the runner's own series, one metric per keyword map.
     let mut reg = Registry::default();

@@ -448,12 +448,7 @@ fn duration_ends_the_run_and_flushes() {
     let obj = example("exec_print");
     // An exec during the run must be in stdout when the process ends by itself.
     target_dir();
-    let trigger = std::thread::spawn(|| {
-        std::thread::sleep(std::time::Duration::from_millis(1000));
-        target_as("ebpfctl-flush", &["getppid", "1"])
-    });
-    let mark = bpf::Mark::now();
-    let o = ebpfctl(&[
+    let run = Run::start(&[
         "run",
         obj.to_str().unwrap(),
         "-o",
@@ -461,15 +456,15 @@ fn duration_ends_the_run_and_flushes() {
         "--duration",
         "2",
     ]);
-    let pid = trigger.join().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let lines = parse_lines(&o.stdout);
+    let pid = target_as("ebpfctl-flush", &["getppid", "1"]);
+    let (st, out, err) = run.wait_exit(std::time::Duration::from_secs(15));
+    assert!(st.success(), "{err:?}");
+    let lines = parse_lines(&out);
     assert!(
         lines.iter().any(|e| e["pid"] == pid),
         "exec of {pid} not flushed: {} lines",
         lines.len()
     );
-    mark.assert_nothing_left("run --duration", &["exec_print"]);
 }
 
 // ---- bad input: one clear line, non-zero exit, no panic, nothing loaded ----

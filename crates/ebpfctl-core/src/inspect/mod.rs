@@ -11,6 +11,7 @@ pub mod disasm;
 pub mod feature;
 pub mod link;
 pub mod map;
+pub mod net;
 pub mod object;
 pub mod print;
 pub mod prog;
@@ -53,6 +54,8 @@ pub enum InspectError {
     Build(#[from] ebpfctl_build::BuildError),
     #[error("{0}")]
     Stats(String),
+    #[error("no network interface named {0} in this network namespace (see `ip link`)")]
+    NoInterface(String),
     #[error("writing output: {0}")]
     Output(#[source] io::Error),
 }

@@ -6,6 +6,7 @@
 //! detached and unloaded when the [`Loaded`] is dropped.
 
 pub mod attach;
+pub mod cleanup;
 pub mod verifier;
 
 use std::sync::Mutex;
@@ -81,6 +82,8 @@ pub struct Loaded {
     // Field order matters: attachments drop (detach) before the object (unload).
     pub attachments: Vec<(String, Attachment)>,
     pub skipped: Vec<Skipped>,
+    /// Lines the user must see about what is attached (e.g. a tc filter a SIGKILL would leave).
+    pub notices: Vec<String>,
     pub object: Object,
 }
 
@@ -289,6 +292,7 @@ impl Loaded {
         let mut loaded = Loaded {
             attachments: Vec::new(),
             skipped,
+            notices: Vec::new(),
             object,
         };
         if opts.no_attach {
@@ -306,7 +310,10 @@ impl Loaded {
                 continue;
             }
             match attach::attach(&prog, &ps.attach, &opts.attach) {
-                Ok(a) => loaded.attachments.push((ps.name.clone(), a)),
+                Ok(a) => {
+                    loaded.notices.extend(a.notice().map(str::to_string));
+                    loaded.attachments.push((ps.name.clone(), a));
+                }
                 Err(e) if opts.strict => return Err(e.into()),
                 Err(e) => loaded.skipped.push(Skipped {
                     program: e.program,

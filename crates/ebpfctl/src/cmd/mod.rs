@@ -10,6 +10,7 @@ mod init;
 mod inspect;
 mod link;
 mod map;
+mod net;
 mod observe;
 mod opensnoop;
 mod prog;
@@ -54,6 +55,8 @@ enum Cmd {
     Map(map::Args),
     /// BPF links in the kernel.
     Link(link::Args),
+    /// BPF programs and tc filters on network interfaces; remove filters ebpfctl left behind.
+    Net(net::Args),
     /// BTF: dump the kernel's, a file's or a loaded object's types.
     Btf(btf::Args),
     /// One view of a BPF object file: sections, programs, maps, parameters, problems.
@@ -86,6 +89,7 @@ pub fn run() -> i32 {
         Cmd::Prog(a) => prog::run(a),
         Cmd::Map(a) => map::run(a),
         Cmd::Link(a) => link::run(a),
+        Cmd::Net(a) => net::run(a),
         Cmd::Btf(a) => btf::run(a),
         Cmd::Inspect(a) => inspect::run(a),
         Cmd::Feature(a) => feature::run(a),

@@ -56,6 +56,10 @@ pub struct Args {
     /// Sampling frequency for perf_event programs, per CPU.
     #[arg(long, default_value_t = 99)]
     perf_freq: u64,
+    /// Attach tc programs as clsact filters even where the kernel has tcx (for tests of the
+    /// older-kernel path).
+    #[arg(long, hide = true)]
+    force_legacy_tc: bool,
     /// Fail when any program cannot load or attach (default: report it and run the rest).
     #[arg(long)]
     strict: bool,
@@ -117,6 +121,7 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
                 iface: a.iface,
                 cgroup: a.cgroup,
                 perf_freq: a.perf_freq,
+                force_legacy_tc: a.force_legacy_tc,
             },
             strict: a.strict,
             ringbuf_bytes: a.ringbuf_size,

@@ -286,10 +286,23 @@ impl Run {
 
     /// SIGINT, then wait; checks that every program, map and link the child held is gone;
     /// returns (exit status, stdout, stderr lines).
-    pub fn stop(mut self) -> (std::process::ExitStatus, Vec<u8>, Vec<String>) {
+    pub fn stop(self) -> (std::process::ExitStatus, Vec<u8>, Vec<String>) {
         // SAFETY: kill on our own child's pid with a valid signal.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let deadline = Instant::now() + Duration::from_secs(15);
+        self.finish("on SIGINT", Duration::from_secs(15))
+    }
+
+    /// Waits for the child to end by itself (e.g. `--duration`); checks as [`Run::stop`].
+    pub fn wait_exit(self, timeout: Duration) -> (std::process::ExitStatus, Vec<u8>, Vec<String>) {
+        self.finish("by itself", timeout)
+    }
+
+    fn finish(
+        mut self,
+        how: &str,
+        timeout: Duration,
+    ) -> (std::process::ExitStatus, Vec<u8>, Vec<String>) {
+        let deadline = Instant::now() + timeout;
         let st = loop {
             if let Some(st) = self.child.try_wait().unwrap() {
                 break st;
@@ -297,7 +310,7 @@ impl Run {
             if Instant::now() > deadline {
                 let _ = self.child.kill();
                 panic!(
-                    "ebpfctl did not stop on SIGINT:\n{}",
+                    "ebpfctl did not stop {how} within {timeout:?}:\n{}",
                     self.stderr().join("\n")
                 );
             }

@@ -6,6 +6,8 @@
 mod cgroup;
 mod net;
 mod perf_event;
+mod rtnl;
+pub mod tc;
 mod tracing;
 
 use std::path::PathBuf;
@@ -178,6 +180,9 @@ pub struct AttachOptions {
     pub cgroup: Option<PathBuf>,
     /// Sampling frequency for `perf_event` programs (Hz, per CPU).
     pub perf_freq: u64,
+    /// Attach `tc` sections as clsact filters even where the kernel has tcx (tests of the
+    /// path older kernels take).
+    pub force_legacy_tc: bool,
 }
 
 /// Why one program did not attach.
@@ -198,6 +203,16 @@ pub enum Attachment {
     Socket(std::os::fd::OwnedFd),
     /// Loaded, intentionally not attached (e.g. `Other` kinds, tail-call targets).
     None,
+}
+
+impl Attachment {
+    /// What the user must know about this attachment (what a SIGKILL would leave behind).
+    pub fn notice(&self) -> Option<&str> {
+        match self {
+            Attachment::Tc(t) => Some(&t.notice),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Attachment {

@@ -1,11 +1,12 @@
-//! Network programs on `--iface`: XDP and tcx (BPF links), tc (clsact filter, removed on
-//! drop), socket filters (a packet socket bound to the interface).
+//! Network programs on `--iface`: XDP and tcx (BPF links, detached by the kernel when our fds
+//! close, even after SIGKILL), tc (a tcx link too where the kernel has tcx; else a clsact
+//! filter, see [`super::tc`]), socket filters (a packet socket bound to the interface).
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::ptr::NonNull;
 
-use libbpf_rs::{ProgramMut as Program, TcHook, TcHookBuilder, TC_EGRESS, TC_INGRESS};
+use libbpf_rs::ProgramMut as Program;
 
+use super::tc::{self, Direction, TcFilter};
 use super::{describe, AttachOptions, AttachPoint, Attachment};
 
 /// The interface index of `name`.
@@ -19,29 +20,39 @@ pub fn ifindex(name: &str) -> Result<i32, String> {
     Ok(idx as i32)
 }
 
-/// A link libbpf-rs has no wrapper for (tcx); destroyed on drop.
-pub struct RawLink(NonNull<libbpf_sys::bpf_link>);
+/// A BPF link held by its fd (tcx); the kernel detaches it when the fd closes.
+pub struct RawLink(#[allow(dead_code)] OwnedFd);
 
-impl Drop for RawLink {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from a successful libbpf attach and is destroyed once.
-        unsafe { libbpf_sys::bpf_link__destroy(self.0.as_ptr()) };
-    }
-}
-
-/// A tc filter on a clsact qdisc; detached on drop, and the qdisc removed if we created it.
+/// A tc filter on a clsact qdisc (kernels without tcx); removed on drop. The notice says
+/// what a SIGKILL would leave and how to remove it.
 pub struct TcAttachment {
-    hook: TcHook,
-    created_qdisc: bool,
+    pub filter: TcFilter,
+    pub notice: String,
 }
 
-impl Drop for TcAttachment {
-    fn drop(&mut self) {
-        let _ = self.hook.detach();
-        if self.created_qdisc {
-            let _ = self.hook.destroy();
-        }
+/// Creates a tcx link for `prog` on `ifindex`; the error keeps the kernel's errno.
+fn tcx_link(prog: &Program<'_>, ifindex: i32, dir: Direction) -> std::io::Result<RawLink> {
+    let attach_type = match dir {
+        Direction::Ingress => libbpf_sys::BPF_TCX_INGRESS,
+        Direction::Egress => libbpf_sys::BPF_TCX_EGRESS,
+    };
+    // The attach type is given here rather than taken from the section, so `SEC("tc")` and
+    // `SEC("classifier")` (no direction: ingress) work too; the kernel only checks that the
+    // program is a sched_cls one.
+    // SAFETY: plain syscall wrapper: a valid program fd, an ifindex, null options.
+    let rc = unsafe {
+        libbpf_sys::bpf_link_create(
+            prog.as_fd().as_raw_fd(),
+            ifindex,
+            attach_type,
+            std::ptr::null(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::from_raw_os_error(-rc));
     }
+    // SAFETY: a non-negative return is a fresh link fd that nothing else owns.
+    Ok(RawLink(unsafe { OwnedFd::from_raw_fd(rc) }))
 }
 
 pub fn attach(
@@ -54,48 +65,63 @@ pub fn attach(
     };
     let idx = ifindex(iface)?;
     match point {
-        AttachPoint::Xdp => prog
-            .attach_xdp(idx)
-            .map(Attachment::Link)
-            .map_err(|e| describe(&e)),
-        AttachPoint::Tc { ingress } => {
-            let mut builder = TcHookBuilder::new(prog.as_fd());
-            builder.ifindex(idx).replace(true).handle(1).priority(1);
-            let mut hook = builder.hook(if *ingress { TC_INGRESS } else { TC_EGRESS });
-            // Creating the clsact qdisc fails with EEXIST when someone else made it: keep theirs.
-            let created_qdisc = hook.create().is_ok();
-            match hook.attach() {
-                Ok(h) => Ok(Attachment::Tc(TcAttachment {
-                    hook: h,
-                    created_qdisc,
-                })),
-                Err(e) => {
-                    if created_qdisc {
-                        let _ = hook.destroy();
-                    }
-                    Err(describe(&e))
-                }
-            }
-        }
-        AttachPoint::Tcx { .. } => {
-            // SAFETY: the program pointer is valid for the program's lifetime; opts may be null.
-            let raw = unsafe {
-                libbpf_sys::bpf_program__attach_tcx(
-                    libbpf_rs::AsRawLibbpf::as_libbpf_object(prog).as_ptr(),
-                    idx,
-                    std::ptr::null(),
+        // An XDP link: the kernel refuses it (EBUSY) when another program is attached, so
+        // someone else's is never replaced.
+        AttachPoint::Xdp => prog.attach_xdp(idx).map(Attachment::Link).map_err(|e| {
+            let msg = describe(&e);
+            if msg.contains(&format!("(os error {})", libc::EBUSY)) {
+                format!(
+                    "{msg}: another XDP program is attached to {iface} (see `ebpfctl net \
+                     list`); ebpfctl never replaces it"
                 )
-            };
-            match NonNull::new(raw) {
-                // SAFETY: libbpf_get_error on a non-null pointer only inspects its value.
-                Some(p) if unsafe { libbpf_sys::libbpf_get_error(p.as_ptr() as *const _) } == 0 => {
-                    Ok(Attachment::Raw(RawLink(p)))
-                }
-                _ => Err(format!(
-                    "tcx attach failed: {} (tcx needs Linux 6.6+)",
-                    std::io::Error::last_os_error()
-                )),
+            } else {
+                msg
             }
+        }),
+        AttachPoint::Tc { ingress } => {
+            let dir = if *ingress {
+                Direction::Ingress
+            } else {
+                Direction::Egress
+            };
+            let why_legacy = if opts.force_legacy_tc {
+                "--force-legacy-tc was given".to_string()
+            } else {
+                match tcx_link(prog, idx, dir) {
+                    Ok(link) => return Ok(Attachment::Raw(link)),
+                    // Kernels before 6.6 know no tcx attach type: BPF_LINK_CREATE says EINVAL.
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                        format!("this kernel has no tcx links (Linux 6.6+; tcx attach: {e})")
+                    }
+                    Err(e) => return Err(format!("tcx attach to {iface}: {e}")),
+                }
+            };
+            let name = prog.name().to_string_lossy().into_owned();
+            let filter = tc::attach(prog.as_fd(), &name, idx, iface, dir)?;
+            let notice = format!(
+                "program {name}: {why_legacy}, so it is a tc filter on {iface} {} (pref {}, \
+                 handle {:#x}, named {}); if ebpfctl is killed with SIGKILL the filter stays \
+                 attached: remove it with `ebpfctl net detach`",
+                dir.name(),
+                filter.pref,
+                filter.handle,
+                filter.name
+            );
+            Ok(Attachment::Tc(TcAttachment { filter, notice }))
+        }
+        AttachPoint::Tcx { ingress } => {
+            let dir = if *ingress {
+                Direction::Ingress
+            } else {
+                Direction::Egress
+            };
+            tcx_link(prog, idx, dir).map(Attachment::Raw).map_err(|e| {
+                if e.raw_os_error() == Some(libc::EINVAL) {
+                    format!("tcx attach failed: {e} (tcx needs Linux 6.6+)")
+                } else {
+                    format!("tcx attach to {iface}: {e}")
+                }
+            })
         }
         AttachPoint::SocketFilter => {
             // SAFETY: socket() has no pointer arguments.
