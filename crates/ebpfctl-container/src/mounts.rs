@@ -133,6 +133,17 @@ pub fn other_mount_ns(pid: u32) -> bool {
     }
 }
 
+/// True when `pid`'s root directory is another than this process's (a container after its
+/// runtime switched roots; the runtime itself, before that, still has the host's).
+pub fn other_root(pid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &str| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+    match (id("/"), id(&format!("/proc/{pid}/root/"))) {
+        (Some(a), Some(b)) => a != b,
+        _ => false,
+    }
+}
+
 /// The pid of a process in its own (innermost) pid namespace, from /proc/PID/status's NSpid.
 pub fn ns_pid(pid: u32) -> Option<u32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -187,6 +198,7 @@ mod tests {
     #[test]
     fn this_process() {
         assert!(!other_mount_ns(std::process::id()));
+        assert!(!other_root(std::process::id()));
         assert_eq!(ns_pid(std::process::id()).map(|_| ()), Some(()));
     }
 }
