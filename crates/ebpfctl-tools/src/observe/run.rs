@@ -203,7 +203,12 @@ pub fn run(
     out: &mut dyn Write,
     diag: &mut dyn Write,
 ) -> Result<RunSummary, ObserveError> {
-    let containers = Containers::start("observe", &opts.containers)
+    let copts = ContainerOptions {
+        // With paths inside containers, no match is an error of its own below.
+        quiet_unmatched: !opts.paths.is_empty(),
+        ..opts.containers.clone()
+    };
+    let containers = Containers::start("observe", &copts)
         .map_err(|e| ObserveError::Containers(e.to_string()))?;
     let paths = match containers.resolver() {
         Some(r) if !opts.containers.selector.is_empty() && !opts.paths.is_empty() => {
