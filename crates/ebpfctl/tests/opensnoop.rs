@@ -253,6 +253,9 @@ fn a_burst_loses_nothing_and_losses_are_reported_when_forced() {
         .find_map(|l| l.split("http://").nth(1))
         .map(|s| s.trim_end_matches("/metrics").to_string())
         .unwrap();
+    // The harness read the tracer's fdinfo files (opens of this process) once it was ready:
+    // let the tracer take those out of the small ring before it is stopped.
+    std::thread::sleep(Duration::from_millis(300));
     // The reader is stopped during the burst: the 4 KiB ring fills and the rest is lost.
     let tracer_pid = t.pid() as i32;
     // SAFETY: kill(2) on the tracer we spawned.

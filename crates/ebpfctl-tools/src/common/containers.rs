@@ -54,8 +54,11 @@ impl ContainerOptions {
 /// A tool's container state, used from its event thread.
 pub struct Containers {
     view: Option<View>,
-    /// Whether events carry a `container` member / a CONTAINER column.
+    /// Whether events carry a `container` member.
     pub show: bool,
+    /// Whether tables have a CONTAINER column: asked for (`--containers [always]`) or a
+    /// container filter given; `auto` alone keeps the classic table layout.
+    pub column: bool,
     selector: Selector,
     pub metric_labels: bool,
     verdicts: Option<MapHandle>,
@@ -73,6 +76,7 @@ impl Containers {
         Containers {
             view: None,
             show: false,
+            column: false,
             selector: Selector::default(),
             metric_labels: false,
             verdicts: None,
@@ -116,6 +120,7 @@ impl Containers {
         Ok(Containers {
             view: Some(resolver.view()),
             show,
+            column: show && (opts.show == Show::Always || !opts.selector.is_empty()),
             selector: opts.selector.clone(),
             metric_labels: opts.metric_labels,
             ..Containers::off()

@@ -243,7 +243,7 @@ pub fn run(
     containers.attach_filter(&probe)?;
     let container_filter = containers.filtering();
     let table = TableStyle {
-        container: containers.show,
+        container: containers.column,
         ..cfg.table
     };
     let events_map = probe.map(probe::EVENTS_MAP)?;

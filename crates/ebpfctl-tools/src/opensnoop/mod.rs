@@ -207,7 +207,7 @@ pub fn run(
     let probe = Probe::load(TOOL, OBJECT, &cfg.params(), cfg.stream.ring_bytes)?;
     containers.attach_filter(&probe)?;
     let table = TableStyle {
-        container: containers.show,
+        container: containers.column,
         ..cfg.table
     };
     let events_map = probe.map(probe::EVENTS_MAP)?;
