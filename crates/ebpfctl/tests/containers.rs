@@ -658,3 +658,78 @@ fn observe_go_in_a_container() {
     ]);
     common::assert_one_line_error(&o, "no running container matches");
 }
+
+/// A probe of the runner's with a `cgroup_id` member.
+const CGROUP_PROBE: &str = r#"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "ebpfctl.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct exec_event {
+	cgroup_id cgroup_id;
+	pid pid;
+	comm comm;
+	char filename[64];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+	__type(value, struct exec_event);
+} execs SEC(".maps.print");
+EBPFCTL_LOST_COUNTER(execs);
+
+SEC("tracepoint/sched/sched_process_exec")
+int on_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	struct exec_event *e = ebpfctl_reserve(execs, struct exec_event);
+	if (!e)
+		return 0;
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	unsigned off = ctx->__data_loc_filename & 0xffff;
+	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), (void *)ctx + off);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+"#;
+
+/// `ebpfctl run --containers`: a `cgroup_id` member is followed by its container.
+#[test]
+fn runner_cgroup_id_members_carry_their_container() {
+    root();
+    rootfs();
+    let obj = common::build_source("cgroup_exec", CGROUP_PROBE);
+    let obj = obj.to_str().unwrap();
+    let name = format!("ebpfctl-run-{}", hex(8));
+    let run = Run::start(&["run", obj, "-o", "json", "--containers"]);
+    let c = Podman::run(
+        &name,
+        &[
+            "/bin/sh",
+            "-c",
+            "cat /etc/greeting >/dev/null; sleep 0.3; cat /etc/greeting",
+        ],
+    );
+    c.wait();
+    // busybox's sh runs its applets through /proc/self/exe: any exec of the container.
+    let v = run.wait_json("execs of the container, named", |v| {
+        v.iter().any(|e| e["container"]["name"] == name.as_str())
+    });
+    let e = v
+        .iter()
+        .find(|e| e["container"]["name"] == name.as_str())
+        .unwrap();
+    assert_eq!(e["container"]["id"], c.id.as_str(), "{e}");
+    assert_eq!(e["container"]["runtime"], "podman", "{e}");
+    assert!(e["cgroup_id"].as_u64().unwrap() > 1, "{e}");
+    // Events outside containers have the number only.
+    assert!(v
+        .iter()
+        .any(|e| e["container"].is_null() && e["cgroup_id"].is_u64()));
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+}
