@@ -267,7 +267,7 @@ impl Resolver {
     pub fn view(self: &Arc<Self>) -> View {
         View {
             resolver: Arc::clone(self),
-            local: HashMap::new(),
+            local: IdMap::default(),
             generation: 0,
         }
     }
@@ -283,11 +283,31 @@ impl Drop for Resolver {
     }
 }
 
+/// Hashes a cgroup id (an inode number: already well spread) with one multiplication.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// A per-thread front of the cache: one hash lookup per event, no lock while nothing
 /// changed.
 pub struct View {
     resolver: Arc<Resolver>,
-    local: HashMap<u64, Option<Arc<Entry>>>,
+    local: IdMap<Option<Arc<Entry>>>,
     generation: u64,
 }
 
@@ -299,16 +319,19 @@ impl View {
             self.local.clear();
             self.generation = g;
         }
-        if !self.local.contains_key(&id) {
-            let v = match self.resolver.slot(id) {
-                Slot::Container(e) => Some(e),
-                // Not cached locally: asked again after the walk (the generation changes).
-                Slot::Pending => return None,
-                Slot::Host => None,
-            };
-            self.local.insert(id, v);
+        use std::collections::hash_map::Entry as MapEntry;
+        match self.local.entry(id) {
+            MapEntry::Occupied(o) => o.into_mut().as_ref(),
+            MapEntry::Vacant(v) => {
+                let found = match self.resolver.slot(id) {
+                    Slot::Container(e) => Some(e),
+                    // Not cached locally: asked again after the walk (the generation changes).
+                    Slot::Pending => return None,
+                    Slot::Host => None,
+                };
+                v.insert(found).as_ref()
+            }
         }
-        self.local.get(&id).and_then(Option::as_ref)
     }
 
     pub fn resolver(&self) -> &Arc<Resolver> {

@@ -37,8 +37,9 @@ impl Drop for Sleeper {
 
 fn root() {
     // SAFETY: geteuid has no arguments and cannot fail.
+    let euid = unsafe { libc::geteuid() };
     assert!(
-        unsafe { libc::geteuid() } == 0,
+        euid == 0,
         "these tests create cgroups: run them as root"
     );
 }

@@ -19,8 +19,9 @@ const POD_UID: &str = "5d0c2a4e-7b1f-4e8a-9c3d-1f2e3a4b5c6d";
 
 fn root() {
     // SAFETY: geteuid has no arguments and cannot fail.
+    let euid = unsafe { libc::geteuid() };
     assert!(
-        unsafe { libc::geteuid() } == 0,
+        euid == 0,
         "these tests run containers: run them as root"
     );
 }
@@ -368,7 +369,7 @@ fn stop(run: Run) -> Vec<Value> {
     common::parse_lines(&out)
 }
 
-fn container<'a>(e: &'a Value) -> &'a Value {
+fn container(e: &Value) -> &Value {
     &e["container"]
 }
 

@@ -172,19 +172,18 @@ impl PidContainers {
         i
     }
 
-    /// Fills the request's container fields; `None` when the filter drops it, and the
-    /// request back when its container is not decided yet.
-    fn place(&mut self, mut r: Request) -> Result<Option<Request>, Request> {
+    /// Fills the request's container fields and applies the filter.
+    fn place(&mut self, mut r: Request) -> Placed {
         if !self.containers.active() {
-            return Ok(Some(r));
+            return Placed::Show(r);
         }
         let info = self.info(r.pid);
         r.container_pid = info.ns_pid;
         if self.containers.filtering() {
             match info.cgroup.map(|cg| self.containers.admit(cg)) {
                 Some(Verdict::Yes) => {}
-                Some(Verdict::Unknown) => return Err(r),
-                _ => return Ok(None),
+                Some(Verdict::Unknown) => return Placed::Wait(r),
+                _ => return Placed::Drop,
             }
         }
         if self.containers.show || self.containers.metric_labels {
@@ -193,8 +192,16 @@ impl PidContainers {
                 .and_then(|cg| self.containers.entry(cg))
                 .map(|e| e.container.clone());
         }
-        Ok(Some(r))
+        Placed::Show(r)
     }
+}
+
+/// What the container filter makes of a request.
+enum Placed {
+    Show(Request),
+    Drop,
+    /// Its container's names are not known yet.
+    Wait(Request),
 }
 
 /// Runs until stopped; requests go to `out`, status lines to `diag`.
@@ -305,9 +312,9 @@ pub fn run(
         for (since, mut r) in batch {
             r.service = names.borrow_mut().name(r.pid, &r.comm);
             match placed.place(r) {
-                Ok(Some(r)) => fan.handle(&r),
-                Ok(None) => {}
-                Err(r) => placed.waiting.push((since, r)),
+                Placed::Show(r) => fan.handle(&r),
+                Placed::Drop => {}
+                Placed::Wait(r) => placed.waiting.push((since, r)),
             }
         }
         let _ = fan.out.flush();
@@ -335,7 +342,7 @@ pub fn run(
     drop(consumer);
     for mut r in std::mem::take(&mut *pending.borrow_mut()) {
         r.service = names.borrow_mut().name(r.pid, &r.comm);
-        if let Ok(Some(r)) = placed.place(r) {
+        if let Placed::Show(r) = placed.place(r) {
             fan.handle(&r);
         }
     }
