@@ -38,10 +38,7 @@ impl Drop for Sleeper {
 fn root() {
     // SAFETY: geteuid has no arguments and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    assert!(
-        euid == 0,
-        "these tests create cgroups: run them as root"
-    );
+    assert!(euid == 0, "these tests create cgroups: run them as root");
 }
 
 /// The shapes, relative to the tree's top.

@@ -20,10 +20,7 @@ const POD_UID: &str = "5d0c2a4e-7b1f-4e8a-9c3d-1f2e3a4b5c6d";
 fn root() {
     // SAFETY: geteuid has no arguments and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    assert!(
-        euid == 0,
-        "these tests run containers: run them as root"
-    );
+    assert!(euid == 0, "these tests run containers: run them as root");
 }
 
 fn need(cmd: &str) {
