@@ -258,7 +258,10 @@ impl Run {
 
     /// Stdout so far, as JSON values (one per line).
     pub fn json(&self) -> Vec<serde_json::Value> {
-        parse_lines(&self.stdout.lock().unwrap())
+        let out = self.stdout.lock().unwrap().clone();
+        // Only whole lines: the child may be in the middle of writing the last one.
+        let end = out.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        parse_lines(&out[..end])
     }
 
     /// Waits until `pred` holds for the JSON lines so far (or panics after 10 s).
