@@ -125,7 +125,8 @@ fn must_be_root() {
 fn include_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        ebpfctl_build::prepare_include_dir(&ebpfctl_build::default_include_dir())
+        ebpfctl_build::default_include_dir()
+            .and_then(|d| ebpfctl_build::prepare_include_dir(&d))
             .expect("prepare include dir")
     })
 }

@@ -9,13 +9,13 @@
 //! objects are checked by the ids the child held (from /proc/PID/fdinfo), never by name.
 mod common;
 
-use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::bpf::Held;
 use common::*;
 
 const IFACE: &str = "ek0";
@@ -132,113 +132,6 @@ impl Drop for Cgroup {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-/// The BPF object ids a process holds fds to.
-#[derive(Debug, Default, Clone)]
-struct Held {
-    progs: BTreeSet<u32>,
-    maps: BTreeSet<u32>,
-    links: BTreeSet<u32>,
-}
-
-impl Held {
-    fn of(pid: u32) -> Held {
-        let mut h = Held::default();
-        h.add(pid);
-        h
-    }
-
-    /// Adds what `pid` holds now (nothing once it is gone).
-    fn add(&mut self, pid: u32) {
-        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
-            return;
-        };
-        for e in dir.flatten() {
-            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-            for line in text.lines() {
-                let Some((k, v)) = line.split_once(':') else {
-                    continue;
-                };
-                let Ok(id) = v.trim().parse::<u32>() else {
-                    continue;
-                };
-                match k {
-                    "prog_id" => self.progs.insert(id),
-                    "map_id" => self.maps.insert(id),
-                    "link_id" => self.links.insert(id),
-                    _ => false,
-                };
-            }
-        }
-    }
-
-    /// The ids still present in the kernel.
-    fn alive(&self) -> Vec<String> {
-        let mut left = Vec::new();
-        for (cmd, what, ids) in [
-            (BPF_PROG_GET_FD_BY_ID, "prog", &self.progs),
-            (BPF_MAP_GET_FD_BY_ID, "map", &self.maps),
-            (BPF_LINK_GET_FD_BY_ID, "link", &self.links),
-        ] {
-            left.extend(
-                ids.iter()
-                    .filter(|id| exists(cmd, **id))
-                    .map(|id| format!("{what} {id}")),
-            );
-        }
-        left
-    }
-
-    /// Fails unless every id is gone within 5 s (the kernel frees programs after an RCU
-    /// grace period, maps and links with them). A pinned object would stay: this also
-    /// proves nothing was pinned.
-    fn assert_gone(&self, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let left = self.alive();
-            if left.is_empty() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: still in the kernel 5 s after SIGKILL: {left:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
-const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
-const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
-
-/// Whether a BPF object with this id exists (its `*_GET_FD_BY_ID` command succeeds).
-fn exists(cmd: libc::c_long, id: u32) -> bool {
-    // The id, next_id, open_flags prefix of `union bpf_attr` that these commands read.
-    let attr: [u32; 3] = [id, 0, 0];
-    // SAFETY: bpf(2) reads `size_of_val(&attr)` bytes from a valid array and returns an fd
-    // or -1; we close the fd.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr.as_ptr(),
-            std::mem::size_of_val(&attr) as u32,
-        )
-    };
-    if fd >= 0 {
-        // SAFETY: fd is the fresh descriptor the kernel just returned to us.
-        unsafe { libc::close(fd as i32) };
-        return true;
-    }
-    let e = std::io::Error::last_os_error();
-    assert_eq!(
-        e.raw_os_error(),
-        Some(libc::ENOENT),
-        "bpf(cmd {cmd}, id {id}): {e}"
-    );
-    false
 }
 
 /// SIGKILL, then reap.
@@ -685,7 +578,7 @@ SEC("tc/egress") int lg_eg(struct __sk_buff *s) {{ hit(); return 0; }}"#
             progs: held.progs.clone(),
             ..Held::default()
         };
-        assert_eq!(progs.alive().len(), progs.progs.len(), "{held:?}");
+        assert_eq!(progs.still_there().len(), progs.progs.len(), "{held:?}");
         let stale: Vec<serde_json::Value> = net_list()
             .into_iter()
             .filter(|e| e["stale"] == true)

@@ -258,13 +258,17 @@ fn attach_checks(btf: Option<&Btf>) -> Vec<Check> {
             "SEC(\"uprobe/...\") probes (and ebpfctl observe) cannot attach",
         ),
         Some(t) => {
-            let path = std::env::temp_dir().join(format!("ebpfctl-uprobe-{}", std::process::id()));
-            let res = std::fs::write(&path, [0u8; 64]).and_then(|()| {
-                let c =
-                    CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
-                perf_open(t, 0, c.as_ptr() as u64, 0)
-            });
-            let _ = std::fs::remove_file(&path);
+            // A fresh private file (random name, O_EXCL, 0600), removed on drop: a predictable
+            // name in the temp directory would let another user aim root's write elsewhere.
+            let res = tempfile::Builder::new()
+                .prefix("ebpfctl-uprobe-")
+                .tempfile()
+                .and_then(|mut f| {
+                    f.write_all(&[0u8; 64])?;
+                    let c = CString::new(f.path().as_os_str().as_encoded_bytes())
+                        .map_err(io::Error::other)?;
+                    perf_open(t, 0, c.as_ptr() as u64, 0)
+                });
             match res {
                 Ok(()) => check(
                     "uprobe",
@@ -351,10 +355,13 @@ fn read_securityfs(name: &str) -> Option<String> {
     if let Ok(s) = std::fs::read_to_string(&main) {
         return Some(s);
     }
-    let dir = std::env::temp_dir().join(format!("ebpfctl-securityfs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).ok()?;
+    // A fresh private directory (random name, 0700) to mount on, never a predictable path.
+    let dir = tempfile::Builder::new()
+        .prefix("ebpfctl-securityfs-")
+        .tempdir()
+        .ok()?;
     let c = |s: &str| CString::new(s).expect("no NUL");
-    let target = CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    let target = CString::new(dir.path().as_os_str().as_encoded_bytes()).ok()?;
     // SAFETY: NUL-terminated strings; securityfs takes no data.
     let rc = unsafe {
         libc::mount(
@@ -365,16 +372,20 @@ fn read_securityfs(name: &str) -> Option<String> {
             std::ptr::null(),
         )
     };
-    let out = if rc == 0 {
-        let s = std::fs::read_to_string(dir.join(name)).ok();
-        // SAFETY: unmounting what we just mounted at a path we own.
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-        s
+    if rc != 0 {
+        return None;
+    }
+    let s = std::fs::read_to_string(dir.path().join(name)).ok();
+    // SAFETY: unmounting what we just mounted at a path we own.
+    let unmounted = unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } == 0;
+    if unmounted {
+        // Empty again: remove it (TempDir's own cleanup would recurse into a mount).
+        let _ = std::fs::remove_dir(dir.keep());
     } else {
-        None
-    };
-    let _ = std::fs::remove_dir(&dir);
-    out
+        // Leave it rather than recurse into securityfs.
+        let _ = dir.keep();
+    }
+    s
 }
 
 const SECURITYFS: PseudoFs = PseudoFs {
@@ -382,6 +393,7 @@ const SECURITYFS: PseudoFs = PseudoFs {
     target: "/sys/kernel/security",
     magic: 0x7363_6673,
     used_for: "reading lockdown mode and active LSMs",
+    options: "",
 };
 
 fn fs_checks() -> Vec<Check> {

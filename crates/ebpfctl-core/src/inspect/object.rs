@@ -11,6 +11,7 @@ use super::print::{self, Format, Table};
 use super::Result;
 use crate::btf::{Btf, Kind};
 use crate::load::attach::AttachPoint;
+use crate::object::helpers::UnsafeCall;
 use crate::object::{params, ObjectSpec, SectionInfo};
 
 /// One program of the object.
@@ -81,6 +82,9 @@ pub struct ObjectView {
     pub btf: Option<BtfSummary>,
     /// What the runner's normaliser rewrites before libbpf sees the object.
     pub normalisation: Vec<String>,
+    /// Calls to helpers and kfuncs that change the traced system (`run` refuses them
+    /// without `--allow-unsafe-helpers`).
+    pub unsafe_calls: Vec<UnsafeCall>,
     /// What would go wrong loading or attaching this object here, one line each.
     pub problems: Vec<String>,
 }
@@ -251,15 +255,6 @@ impl Kernel {
     }
 }
 
-/// libbpf's program type for a section name.
-fn prog_type_of(section: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(section).ok()?;
-    let (mut t, mut a) = (0u32, 0u32);
-    // SAFETY: `c` is NUL-terminated; `t` and `a` are valid out-pointers.
-    let rc = unsafe { libbpf_sys::libbpf_prog_type_by_name(c.as_ptr(), &mut t, &mut a) };
-    (rc == 0).then_some(t)
-}
-
 /// Whether this kernel supports a program or map type (libbpf's probes; cached).
 fn supported(cache: &mut std::collections::HashMap<(bool, u32), bool>, map: bool, t: u32) -> bool {
     *cache.entry((map, t)).or_insert_with(|| {
@@ -296,9 +291,15 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
         .programs
         .iter()
         .map(|p| {
-            let (ok, note) = kernel.can_attach(&p.attach);
-            let ptype = prog_type_of(&p.section);
-            if !ok {
+            let ptype = crate::load::section::libbpf_prog_type(&p.section);
+            let (ok, note) = match ptype {
+                // `ebpfctl run` refuses the object (the problem line below says why).
+                None if !p.section.starts_with('?') => {
+                    (false, "unknown section name: ebpfctl run refuses it".to_string())
+                }
+                _ => kernel.can_attach(&p.attach),
+            };
+            if !ok && ptype.is_some() {
                 problems.push(format!("program {} ({}): {note}", p.name, p.section));
             } else if let Some(t) = ptype.filter(|&t| {
                 // Tracing and LSM programs were load-probed against their real target above;
@@ -318,10 +319,13 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
                     super::sys::prog_type_name(t)
                 ));
             }
-            if ptype.is_none() {
+            if ptype.is_none() && !p.section.starts_with('?') {
                 problems.push(format!(
-                    "program {} ({}): libbpf does not know this section name, so it cannot guess the program type",
-                    p.name, p.section
+                    "program {} ({}): libbpf does not know this section name, so it cannot guess the program type; {}rename it (the names: {})",
+                    p.name,
+                    p.section,
+                    crate::load::section::did_you_mean(&p.section),
+                    crate::load::section::DOCUMENTED_AT
                 ));
             }
             ProgView {
@@ -386,6 +390,11 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
                 .into(),
         );
     }
+    for c in &spec.unsafe_calls {
+        problems.push(format!(
+            "{c}: `run` refuses it without --allow-unsafe-helpers"
+        ));
+    }
     if spec.programs.is_empty() {
         problems.push(
             "no programs: nothing to load (programs need SEC(\"...\") on a global function)".into(),
@@ -400,6 +409,7 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
         params,
         btf: btf_summary,
         normalisation: spec.changes.clone(),
+        unsafe_calls: spec.unsafe_calls.clone(),
         problems,
     })
 }

@@ -125,7 +125,7 @@ impl Metrics {
     }
 }
 
-/// Parses `--metrics-addr` ("127.0.0.1:9091", ":9091", "9091").
+/// Parses `--metrics-addr` ("127.0.0.1:19435", ":19435", "19435").
 pub fn parse_metrics_addr(text: &str) -> Result<SocketAddr, ToolError> {
     let t = text.trim();
     let full = if let Ok(port) = t.parse::<u16>() {
@@ -137,7 +137,7 @@ pub fn parse_metrics_addr(text: &str) -> Result<SocketAddr, ToolError> {
     };
     full.parse().map_err(|_| {
         ToolError::BadInput(format!(
-            "--metrics-addr {text:?}: expected HOST:PORT like 127.0.0.1:9091"
+            "--metrics-addr {text:?}: expected HOST:PORT like 127.0.0.1:19435"
         ))
     })
 }

@@ -17,6 +17,7 @@ mod opensnoop;
 mod prog;
 mod pull;
 mod push;
+mod registry;
 mod run;
 mod snoop;
 mod top;

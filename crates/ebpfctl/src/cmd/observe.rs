@@ -33,7 +33,7 @@ enum GraphArg {
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  ebpfctl observe ./mybinary\n  ebpfctl observe --pid 1234 --pid 5678\n  ebpfctl observe ./svc -o json --metrics-addr 127.0.0.1:9092 --otlp-endpoint http://127.0.0.1:4318 --graph dot"
+    after_help = "Examples:\n  ebpfctl observe ./mybinary\n  ebpfctl observe --pid 1234 --pid 5678\n  ebpfctl observe ./svc -o json --metrics-addr 127.0.0.1:19435 --otlp-endpoint http://127.0.0.1:4318 --graph dot"
 )]
 pub struct Args {
     /// Go executables: every process running them, now and later.
@@ -60,7 +60,7 @@ pub struct Args {
     /// Stop after this many requests.
     #[arg(long, value_name = "N")]
     count: Option<u64>,
-    /// How often to collect events, in milliseconds (probes never wake ebpfctl per event).
+    /// How often to collect events, in milliseconds, 1-10000 (probes never wake ebpfctl per event).
     #[arg(long, value_name = "MS", default_value_t = 100)]
     poll_ms: u64,
     /// Print what observe found in the executables (version, functions, RET sites, offsets) and exit.
@@ -96,6 +96,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         Some(_) => anyhow::bail!("--duration must be a positive number of seconds"),
         None => None,
     };
+    if !(1..=10_000).contains(&args.poll_ms) {
+        anyhow::bail!(
+            "--poll-ms {}: must be between 1 and 10000 (milliseconds between collections)",
+            args.poll_ms
+        );
+    }
     let opts = RunOptions {
         paths: args.paths,
         pids: args.pids,
@@ -113,7 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }),
         duration,
         count: args.count,
-        poll_interval: Duration::from_millis(args.poll_ms.clamp(1, 10_000)),
+        poll_interval: Duration::from_millis(args.poll_ms),
         containers,
     };
     let stdout = std::io::stdout();

@@ -119,8 +119,15 @@ impl Held {
     /// holds), `prog_id:` alone a program, `map_id:` a map.
     pub fn of(pid: u32) -> Held {
         let mut held = Held::default();
+        held.add(pid);
+        held
+    }
+
+    /// Adds what `pid` holds now (nothing once it is gone).
+    pub fn add(&mut self, pid: u32) {
+        let held = self;
         let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
-            return held;
+            return;
         };
         for e in dir.flatten() {
             let Ok(text) = std::fs::read_to_string(e.path()) else {
@@ -137,7 +144,6 @@ impl Held {
                 held.maps.insert(id);
             }
         }
-        held
     }
 
     /// What every process on the machine holds (for telling leaks from live objects).
@@ -172,10 +178,11 @@ impl Held {
         self.iter().filter(|&(k, i)| exists(k, i)).collect()
     }
 
-    /// Waits up to 3 s (the kernel frees programs after an RCU grace period) for every
-    /// object of this set to be gone; fails naming what stays, with bpftool's view of it.
+    /// Waits up to 5 s (the kernel frees programs after an RCU grace period, maps and links
+    /// with them) for every object of this set to be gone; fails naming what stays, with
+    /// bpftool's view of it. A pinned object would stay: this also proves nothing was pinned.
     pub fn assert_gone(&self, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(3);
+        let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let left = self.still_there();
             if left.is_empty() {
