@@ -731,3 +731,36 @@ fn runner_cgroup_id_members_carry_their_container() {
     let (st, _, err) = run.stop();
     assert!(st.success(), "{err:?}");
 }
+
+/// Empty container filters are refused in one line, before anything is loaded.
+#[test]
+fn bad_container_flags() {
+    for (tool, args, want) in [
+        (
+            "execsnoop",
+            &["--container", ""][..],
+            "--container: expected a container name or id",
+        ),
+        ("opensnoop", &["--pod", " "][..], "--pod: expected a name"),
+        (
+            "observe",
+            &["--namespace", "", "/bin/true"][..],
+            "--namespace: expected a name",
+        ),
+    ] {
+        let mut all = vec![tool];
+        all.extend_from_slice(args);
+        let mark = common::bpf::Mark::now();
+        let o = common::ebpfctl(&all);
+        common::assert_one_line_error(&o, want);
+        mark.assert_nothing_left(
+            &format!("ebpfctl {all:?}"),
+            &[
+                "esnp_exec",
+                "esnp_enter_exec",
+                "osnp_enter_open",
+                "osnp_exit_open",
+            ],
+        );
+    }
+}
