@@ -1,11 +1,13 @@
 //! `ebpfctl execsnoop`: process execution as `started` / `exited` / `error` events.
 use std::path::PathBuf;
 
+use ebpfctl_tools::common::containers::Show;
 use ebpfctl_tools::common::users::parse_uid;
 use ebpfctl_tools::execsnoop::{self, Config, Filters, TableStyle};
 
 use ebpfctl_core::print::writer::Sink;
 
+use super::containers::ContainerArgs;
 use super::snoop::{self, Format};
 
 #[derive(clap::Args)]
@@ -58,6 +60,8 @@ pub struct Args {
     no_snapshot: bool,
     #[command(flatten)]
     stream: snoop::StreamArgs,
+    #[command(flatten)]
+    containers: ContainerArgs,
     /// Ring buffer size in KiB (a power of two); raise it if events are reported lost.
     #[arg(long, default_value_t = 256, value_name = "KIB")]
     ring_kib: u32,
@@ -71,6 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             timestamp: args.timestamp,
             uid: args.print_uid,
             quote: args.quote,
+            container: false,
         },
         filters: Filters {
             uid: args.uid.as_deref().map(parse_uid).transpose()?,
@@ -84,6 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         max_args: args.max_args,
         arg_len: args.arg_len,
         snapshot: !args.no_snapshot,
+        containers: args.containers.options(Show::Auto)?,
     };
     cfg.validate()?;
     let stop = ebpfctl_core::signals::stop_flag();
