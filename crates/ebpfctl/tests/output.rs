@@ -25,9 +25,11 @@ use common::bpf::Held;
 use common::{build_source, sample, scrape, target_as, tmp};
 
 /// How fast a stop signal must be obeyed, and the margin on a duration (generous: the
-/// machine is shared; the figures measured are a small fraction of these).
+/// machine is shared; the figures measured are a small fraction of these: opensnoop -d 3
+/// into a stalled pipe exits 3.6-3.8 s after its start on an idle host, but up to 4.5 s
+/// after its ready line with a load average of 17 on 2 cores; the bug was 16-22 s).
 const SIGTERM_WITHIN: Duration = Duration::from_secs(2);
-const DURATION_MARGIN: Duration = Duration::from_millis(1500);
+const DURATION_MARGIN: Duration = Duration::from_millis(2500);
 /// How soon a closed pipe must end the command.
 const CLOSED_WITHIN: Duration = Duration::from_secs(2);
 
