@@ -24,7 +24,7 @@ pub enum Format {
 pub struct Args {
     /// The compiled BPF object (.o), or a probe in a registry (host/repo:tag).
     object: PathBuf,
-    /// How to reach the registry when OBJECT is a reference.
+    /// How to reach the registry when OBJECT is a reference, and the store.
     #[command(flatten)]
     registry: super::registry::RegistryArgs,
     /// Output on stdout [default: table on a terminal, json otherwise].
@@ -113,8 +113,7 @@ fn check_flags(a: &Args) -> anyhow::Result<()> {
 
 pub fn run(mut a: Args) -> anyhow::Result<i32> {
     check_flags(&a)?;
-    let connection = a.registry.connection(ebpfctl_oci::Auth::new(None, None))?;
-    a.object = ebpfctl_oci::resolve_object(&a.object, &connection)?;
+    a.object = super::registry::resolve(&a.object, &a.registry)?;
     let spec = ObjectSpec::from_path(&a.object).with_context(|| a.object.display().to_string())?;
     if a.list_params {
         print_params(&spec);
