@@ -271,7 +271,10 @@ mod tests {
             base_for(&data, None, root_home, 0),
             Some(PathBuf::from("/.local/share"))
         );
-        assert_eq!(base_for(&data, None, None, 0), Some(PathBuf::from("/var/lib")));
+        assert_eq!(
+            base_for(&data, None, None, 0),
+            Some(PathBuf::from("/var/lib"))
+        );
         let e = CacheError::NoBase {
             what: CACHE.what,
             env: CACHE.env,

@@ -106,8 +106,8 @@ fn run_helper(helper: &str, action: &str, input: &[u8]) -> Result<Option<Vec<u8>
     if out.status.success() {
         return Ok(Some(out.stdout));
     }
-    let text = String::from_utf8_lossy(&out.stdout).to_string()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if text.contains("credentials not found") {
         return Ok(None);
@@ -215,8 +215,8 @@ pub(crate) fn save(
             serde_json::json!({})
         }
         None => {
-            let b64 = base64::engine::general_purpose::STANDARD
-                .encode(format!("{username}:{password}"));
+            let b64 =
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
             serde_json::json!({ "auth": b64 })
         }
     };
@@ -232,10 +232,7 @@ pub(crate) fn save(
     if !auths.is_object() {
         *auths = serde_json::json!({});
     }
-    auths
-        .as_object_mut()
-        .expect("an object")
-        .insert(key, entry);
+    auths.as_object_mut().expect("an object").insert(key, entry);
     write_private(file, &v)?;
     Ok(Saved {
         file: file.to_path_buf(),

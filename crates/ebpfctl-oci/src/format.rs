@@ -94,7 +94,9 @@ pub struct Index {
 /// The OCI architecture name for `x86_64`, `aarch64`, ... (anything `ebpfctl build --arch`
 /// takes), or `None` for a name we do not know.
 pub fn oci_arch(name: &str) -> Option<&'static str> {
-    ebpfctl_build::target_arch_named(name).ok().map(|(_, oci)| oci)
+    ebpfctl_build::target_arch_named(name)
+        .ok()
+        .map(|(_, oci)| oci)
 }
 
 impl Descriptor {

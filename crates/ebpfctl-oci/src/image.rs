@@ -201,9 +201,9 @@ fn choose(whole: &str, index: &Index, arch: Option<&str>) -> Result<Descriptor, 
         .manifests
         .iter()
         .find(|d| {
-            d.platform.as_ref().is_some_and(|p| {
-                p.architecture == want && (p.os == "linux" || p.os.is_empty())
-            })
+            d.platform
+                .as_ref()
+                .is_some_and(|p| p.architecture == want && (p.os == "linux" || p.os.is_empty()))
         })
         .cloned()
         .ok_or_else(|| OciError::NoPlatform {
@@ -692,15 +692,16 @@ pub fn describe(
     let whole = parsed.whole();
     let store = Store::open(store_dir)?;
     if let Some(desc) = store.resolve(reference, Some(&whole))? {
-        let name = desc
-            .annotations
-            .get(ANN_REF_NAME)
-            .cloned()
-            .unwrap_or(whole);
+        let name = desc.annotations.get(ANN_REF_NAME).cloned().unwrap_or(whole);
         let raw = store.read_blob(&desc)?;
-        return describe_from(&name, "store", &desc.digest, &raw, desc.platform.clone(), &mut |d| {
-            store.read_blob(d)
-        });
+        return describe_from(
+            &name,
+            "store",
+            &desc.digest,
+            &raw,
+            desc.platform.clone(),
+            &mut |d| store.read_blob(d),
+        );
     }
     let mut session = Session::new(&parsed, connection)?;
     let (raw, digest) = session.pull_manifest()?;
@@ -734,7 +735,9 @@ fn describe_from(
             (OCI_INDEX.to_string(), i.annotations, members)
         }
         Top::Manifest(m) => (
-            m.media_type.clone().unwrap_or_else(|| OCI_MANIFEST.to_string()),
+            m.media_type
+                .clone()
+                .unwrap_or_else(|| OCI_MANIFEST.to_string()),
             BTreeMap::new(),
             vec![(digest.to_string(), platform, raw.to_vec())],
         ),
@@ -785,9 +788,7 @@ fn digest_of(raw: &[u8], given: &str) -> String {
 /// Names what the store has as `src` also `dst`; returns the full name given.
 pub fn tag(store: &Store, src: &str, dst: &str) -> Result<String, OciError> {
     let from = store_name(store, src)?;
-    let desc = store
-        .resolve(&from, None)?
-        .expect("store_name found it");
+    let desc = store.resolve(&from, None)?.expect("store_name found it");
     let to = tag_reference(dst)?.whole();
     store.set_ref(&to, desc)?;
     Ok(to)

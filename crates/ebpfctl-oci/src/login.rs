@@ -159,7 +159,9 @@ fn check(
                 .iter()
                 .find(|(k, _)| k == "realm")
                 .map(|(_, v)| v.clone())
-                .ok_or_else(|| registry_err(format!("a Bearer challenge without realm: {challenge}")))?;
+                .ok_or_else(|| {
+                    registry_err(format!("a Bearer challenge without realm: {challenge}"))
+                })?;
             let mut query: Vec<(&str, &str)> = vec![("account", username)];
             if let Some((_, s)) = params.iter().find(|(k, _)| k == "service") {
                 query.push(("service", s));
@@ -182,7 +184,9 @@ fn check(
         match r.status().as_u16() {
             200..=299 => Ok(true),
             401 | 403 => Err(denied()),
-            s => Err(registry_err(format!("HTTP {s} while checking the credentials"))),
+            s => Err(registry_err(format!(
+                "HTTP {s} while checking the credentials"
+            ))),
         }
     })
 }

@@ -210,7 +210,10 @@ impl Session {
         ];
         let (raw, digest) = self
             .rt
-            .block_on(self.client.pull_manifest_raw(reference, &self.auth, &accept))
+            .block_on(
+                self.client
+                    .pull_manifest_raw(reference, &self.auth, &accept),
+            )
             .map_err(|e| self.map_err(e))?;
         // A digest reference pins the bytes: check them ourselves.
         if let Some(want) = reference.digest() {
@@ -255,26 +258,25 @@ impl Session {
         if let Some(b) = &bar {
             b.done();
         }
-        r
-            .map_err(|e| match e {
-                OciDistributionError::IoError(err)
-                    if err.kind() == std::io::ErrorKind::FileTooLarge =>
-                {
-                    OciError::DigestMismatch {
-                        reference: self.reference.whole(),
-                        what: "blob",
-                        expected: format!("{} ({} bytes)", d.digest, d.size),
-                        actual: "more bytes than the manifest says".to_string(),
-                    }
-                }
-                OciDistributionError::DigestError(err) => OciError::DigestMismatch {
+        r.map_err(|e| match e {
+            OciDistributionError::IoError(err)
+                if err.kind() == std::io::ErrorKind::FileTooLarge =>
+            {
+                OciError::DigestMismatch {
                     reference: self.reference.whole(),
                     what: "blob",
-                    expected: d.digest.clone(),
-                    actual: err.to_string(),
-                },
-                e => self.map_err(e),
-            })?;
+                    expected: format!("{} ({} bytes)", d.digest, d.size),
+                    actual: "more bytes than the manifest says".to_string(),
+                }
+            }
+            OciDistributionError::DigestError(err) => OciError::DigestMismatch {
+                reference: self.reference.whole(),
+                what: "blob",
+                expected: d.digest.clone(),
+                actual: err.to_string(),
+            },
+            e => self.map_err(e),
+        })?;
         Ok(out.buf)
     }
 

@@ -150,7 +150,11 @@ impl Store {
     }
 
     /// The entry named `name`: tried as given, then as `normalised` (the full reference).
-    pub fn resolve(&self, name: &str, normalised: Option<&str>) -> Result<Option<Descriptor>, OciError> {
+    pub fn resolve(
+        &self,
+        name: &str,
+        normalised: Option<&str>,
+    ) -> Result<Option<Descriptor>, OciError> {
         let index = self.index()?;
         let find = |n: &str| {
             index

@@ -28,15 +28,17 @@ pub fn bars(verb: &'static str) -> Option<Arc<dyn Progress>> {
 
 impl Progress for Bars {
     fn begin(&self, label: &str, total: u64) -> Arc<dyn Transfer> {
-        let bar = self.multi.add(ProgressBar::new(total));
         let style = ProgressStyle::with_template(
             "{prefix} {msg:32!} [{bar:30}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
-        bar.set_style(style);
-        bar.set_prefix(self.verb);
-        bar.set_message(label.to_string());
+        // Styled and named before it is added, so that its first frame already says what it is.
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden())
+            .with_style(style)
+            .with_prefix(self.verb)
+            .with_message(label.to_string());
+        let bar = self.multi.add(bar);
         Arc::new(Bar {
             bar,
             label: label.to_string(),
@@ -54,8 +56,10 @@ impl Transfer for Bar {
     }
 
     fn skipped(&self) {
-        self.bar
-            .set_style(ProgressStyle::with_template("{prefix} {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        self.bar.set_style(
+            ProgressStyle::with_template("{prefix} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
         self.bar
             .finish_with_message(format!("{}: already in the registry", self.label));
     }

@@ -56,7 +56,9 @@ pub struct Args {
 fn parse_arch(s: &str) -> Result<(String, PathBuf), String> {
     match s.split_once('=') {
         Some((a, f)) if !a.is_empty() && !f.is_empty() => Ok((a.to_string(), PathBuf::from(f))),
-        _ => Err(format!("expected ARCH=FILE (e.g. arm64=probe-arm64.o), got {s:?}")),
+        _ => Err(format!(
+            "expected ARCH=FILE (e.g. arm64=probe-arm64.o), got {s:?}"
+        )),
     }
 }
 
@@ -74,14 +76,10 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         .map(|path| ebpfctl_oci::Input { arch: None, path })
         .into_iter()
         .collect();
-    inputs.extend(
-        a.arch
-            .into_iter()
-            .map(|(arch, path)| ebpfctl_oci::Input {
-                arch: Some(arch),
-                path,
-            }),
-    );
+    inputs.extend(a.arch.into_iter().map(|(arch, path)| ebpfctl_oci::Input {
+        arch: Some(arch),
+        path,
+    }));
     let opts = ebpfctl_oci::PushOptions {
         connection: a.registry.connection(a.credentials.auth()?)?,
         store: a.registry.store.store.clone(),

@@ -130,6 +130,9 @@ impl CredentialArgs {
     }
 
     pub fn auth(&self) -> anyhow::Result<ebpfctl_oci::Auth> {
-        Ok(ebpfctl_oci::Auth::new(self.username.clone(), self.password()?))
+        Ok(ebpfctl_oci::Auth::new(
+            self.username.clone(),
+            self.password()?,
+        ))
     }
 }

@@ -99,7 +99,11 @@ fn text(w: &mut impl Write, d: &ebpfctl_oci::Described) -> std::io::Result<()> {
         if !c.parameters.is_empty() {
             writeln!(w, "  parameters (--param NAME=VALUE):")?;
             for p in &c.parameters {
-                writeln!(w, "    {:<24} {:<12} default {}", p.name, p.type_name, p.default)?;
+                writeln!(
+                    w,
+                    "    {:<24} {:<12} default {}",
+                    p.name, p.type_name, p.default
+                )?;
             }
         }
     }

@@ -20,7 +20,9 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<i32> {
     let Some(user) = a.credentials.username() else {
-        anyhow::bail!("no user name: pass --username USER (and the password with --password-stdin)");
+        anyhow::bail!(
+            "no user name: pass --username USER (and the password with --password-stdin)"
+        );
     };
     let Some(password) = a.credentials.password()? else {
         anyhow::bail!("no password: pass it on stdin with --password-stdin");
