@@ -401,4 +401,84 @@ mod tests {
         assert_eq!(find(json, "quay.io"), None);
         assert_eq!(find(b"not json", "quay.io"), None);
     }
+
+    #[test]
+    fn helpers_by_registry_then_store() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"credHelpers": {"ghcr.io": "pass", "https://quay.io/v1/": "secretservice"}, "credsStore": "desktop"}"#,
+        )
+        .unwrap();
+        assert_eq!(helper_for(&v, "ghcr.io", false).as_deref(), Some("pass"));
+        assert_eq!(
+            helper_for(&v, "quay.io", false).as_deref(),
+            Some("secretservice")
+        );
+        assert_eq!(helper_for(&v, "docker.io", false), None);
+        assert_eq!(
+            helper_for(&v, "docker.io", true).as_deref(),
+            Some("desktop")
+        );
+        assert!(check_helper_name("ecr-login").is_ok());
+        assert!(check_helper_name("../../bin/sh").is_err());
+        assert!(check_helper_name(".hidden").is_err());
+    }
+
+    #[test]
+    fn registry_names() {
+        assert_eq!(
+            registry_of("127.0.0.1:5000").as_deref(),
+            Some("127.0.0.1:5000")
+        );
+        assert_eq!(
+            registry_of("https://ghcr.io/v2/").as_deref(),
+            Some("ghcr.io")
+        );
+        assert_eq!(
+            registry_of("ghcr.io/acme/probe:v1").as_deref(),
+            Some("ghcr.io")
+        );
+        assert_eq!(registry_of("[::1]:5000").as_deref(), Some("[::1]:5000"));
+        assert_eq!(registry_of(""), None);
+        assert_eq!(registry_of("bad host"), None);
+    }
+
+    /// A login is saved 0600 beside whatever the file held, through a rename: a symlink at
+    /// the file's name is replaced, its target untouched; logout removes only that entry.
+    #[test]
+    fn save_and_erase_keep_the_rest() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        let theirs = br#"{"auths": {"ghcr.io": {"auth": "eDp5"}}, "other": 1}"#;
+        std::fs::write(&victim, theirs).unwrap();
+        let file = d.path().join("auth.json");
+        std::os::unix::fs::symlink(&victim, &file).unwrap();
+        let saved = save(&file, "127.0.0.1:5000", "alice", "s3cret").unwrap();
+        assert!(saved.helper.is_none());
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(v["auths"]["127.0.0.1:5000"]["auth"], "YWxpY2U6czNjcmV0");
+        assert_eq!(v["auths"]["ghcr.io"]["auth"], "eDp5");
+        assert_eq!(v["other"], 1);
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(
+            find(&std::fs::read(&file).unwrap(), "127.0.0.1:5000"),
+            Some(("alice".into(), "s3cret".into()))
+        );
+        let (_, found) = erase(&file, "127.0.0.1:5000").unwrap();
+        assert!(found);
+        let (_, found) = erase(&file, "127.0.0.1:5000").unwrap();
+        assert!(!found);
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(v["auths"], serde_json::json!({"ghcr.io": {"auth": "eDp5"}}));
+        assert_eq!(
+            std::fs::read(&victim).unwrap(),
+            theirs,
+            "written through the symlink"
+        );
+        assert!(!std::fs::symlink_metadata(&file)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
 }

@@ -265,6 +265,8 @@ pub fn package(
     let mut descs = Vec::new();
     let mut configs = Vec::new();
     let mut seen = BTreeSet::new();
+    // Written with the name, under the store's lock (Store::commit).
+    let mut blobs: Vec<Vec<u8>> = Vec::new();
     for input in inputs {
         let arch = match &input.arch {
             Some(a) => oci_arch(a).ok_or_else(|| {
@@ -306,16 +308,14 @@ pub fn package(
                 Descriptor::of(OBJECT_MEDIA_TYPE, &bytes, Some(&file_title)),
             )
         };
-        store.put_blob(&bytes)?;
-        store.put_blob(&config_json)?;
         let mut layers = vec![object_desc];
         if let Some((path, data)) = &source {
             let title = path
                 .file_name()
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_else(|| format!("{name}.bpf.c"));
-            store.put_blob(data)?;
             layers.push(Descriptor::of(SOURCE_MEDIA_TYPE, data, Some(&title)));
+            blobs.push(data.clone());
         }
         let mut annotations = BTreeMap::new();
         annotations.insert(ANN_TITLE.to_string(), name.clone());
@@ -344,8 +344,8 @@ pub fn package(
             annotations,
         };
         let manifest_json = serde_json::to_vec(&manifest).expect("manifest serialises");
-        store.put_blob(&manifest_json)?;
         let mut desc = Descriptor::of(OCI_MANIFEST, &manifest_json, None);
+        blobs.extend([bytes, config_json, manifest_json]);
         desc.platform = Some(Platform::linux(arch));
         descs.push(desc);
         configs.push(config);
@@ -367,10 +367,11 @@ pub fn package(
             annotations,
         };
         let json = serde_json::to_vec(&index).expect("index serialises");
-        store.put_blob(&json)?;
-        Descriptor::of(OCI_INDEX, &json, None)
+        let desc = Descriptor::of(OCI_INDEX, &json, None);
+        blobs.push(json);
+        desc
     };
-    store.set_ref(&whole, top.clone())?;
+    store.commit(&whole, top.clone(), &blobs)?;
     Ok(Packaged {
         reference: whole,
         descriptor: top,
@@ -543,10 +544,6 @@ pub fn pull(reference: &str, opts: &PullOptions) -> Result<Pulled, OciError> {
             ));
         }
     }
-    for data in fetched.values() {
-        store.put_blob(data)?;
-    }
-    store.put_blob(&raw)?;
     let mut desc = Descriptor::of(
         manifest.media_type.as_deref().unwrap_or(OCI_MANIFEST),
         &raw,
@@ -560,7 +557,9 @@ pub fn pull(reference: &str, opts: &PullOptions) -> Result<Pulled, OciError> {
     });
     let previous = store.resolve(&whole, None)?;
     cached &= previous.is_some_and(|p| p.digest == desc.digest);
-    store.set_ref(&whole, desc)?;
+    let mut blobs: Vec<Vec<u8>> = fetched.values().cloned().collect();
+    blobs.push(raw.clone());
+    store.commit(&whole, desc, &blobs)?;
     let path = match &opts.output {
         Some(p) => {
             write_atomic(p, object)?;
@@ -814,5 +813,76 @@ fn store_name(store: &Store, reference: &str) -> Result<String, OciError> {
             reference: whole.unwrap_or_else(|| reference.to_string()),
             store: store.dir().display().to_string(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(archs: &[&str]) -> Index {
+        Index {
+            schema_version: 2,
+            media_type: Some(OCI_INDEX.into()),
+            artifact_type: None,
+            manifests: archs
+                .iter()
+                .map(|a| {
+                    let mut d = Descriptor::of(OCI_MANIFEST, a.as_bytes(), None);
+                    d.platform = Some(Platform::linux(a));
+                    d
+                })
+                .collect(),
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn platform_choice() {
+        let i = index(&["amd64", "arm64"]);
+        let arm = choose("r", &i, Some("aarch64")).unwrap();
+        assert_eq!(arm.platform.unwrap().architecture, "arm64");
+        let host = choose("r", &i, None).unwrap();
+        assert_eq!(host.platform.unwrap().architecture, host_architecture());
+        let e = choose("r", &i, Some("s390x")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "r has no image for s390x (it has: linux/amd64, linux/arm64); pick one with --arch"
+        );
+        assert!(choose("r", &i, Some("sparc")).is_err());
+    }
+
+    #[test]
+    fn indexes_and_manifests_told_apart() {
+        let i = serde_json::to_vec(&index(&["amd64"])).unwrap();
+        assert!(matches!(read_top("r", &i), Ok(Top::Index(_))));
+        let m = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}"#;
+        assert!(matches!(read_top("r", m), Ok(Top::Manifest(_))));
+        let docker = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json"}"#;
+        assert!(read_top("r", docker).is_err());
+    }
+
+    /// Bad input is refused before anything is stored.
+    #[test]
+    fn package_refuses_bad_input_before_storing() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(Some(&d.path().join("s"))).unwrap();
+        let obj = d.path().join("x.o");
+        // Not a BPF object: refused before anything is stored.
+        std::fs::write(&obj, b"nope").unwrap();
+        let opts = PackageOptions {
+            flavor: Flavor::Bumblebee,
+            ..Default::default()
+        };
+        let input = [Input {
+            arch: None,
+            path: obj.clone(),
+        }];
+        assert!(package(&store, "localhost:5000/x:v1", &input, &opts).is_err());
+        assert!(store.index().unwrap().manifests.is_empty());
+        // Two objects without --arch, or an unknown one: refused.
+        let two = [input[0].clone(), input[0].clone()];
+        assert!(package(&store, "localhost:5000/x:v1", &two, &opts).is_err());
+        assert!(package(&store, "localhost:5000/x@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", &input, &opts).is_err());
     }
 }

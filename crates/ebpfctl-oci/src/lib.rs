@@ -260,6 +260,11 @@ pub fn resolve_object(
         return Ok(arg.to_path_buf());
     };
     let remote = looks_like_reference(s);
+    // Clearly a file name: say it is missing rather than look (and create) a store.
+    let path_like = s.ends_with(".o") || s.starts_with(['.', '/']);
+    if path_like && !remote {
+        return Ok(arg.to_path_buf());
+    }
     let Ok(parsed) = registry::parse_reference(s) else {
         return Ok(arg.to_path_buf());
     };

@@ -167,8 +167,22 @@ impl Store {
     }
 
     /// Names `desc` `name`, replacing what had that name. Its blobs must already be stored.
-    pub fn set_ref(&self, name: &str, mut desc: Descriptor) -> Result<(), OciError> {
+    pub fn set_ref(&self, name: &str, desc: Descriptor) -> Result<(), OciError> {
+        self.commit(name, desc, &[])
+    }
+
+    /// Stores `blobs` and names `desc` `name`, under the lock: a concurrent `rm` cannot
+    /// collect the blobs of an image between their writing and its naming.
+    pub fn commit(
+        &self,
+        name: &str,
+        mut desc: Descriptor,
+        blobs: &[Vec<u8>],
+    ) -> Result<(), OciError> {
         let _lock = self.lock()?;
+        for b in blobs {
+            self.put_blob(b)?;
+        }
         let mut index = self.index()?;
         index
             .manifests
