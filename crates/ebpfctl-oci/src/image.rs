@@ -94,6 +94,7 @@ pub struct DescribedManifest {
     pub artifact_type: Option<String>,
     pub format: String,
     pub annotations: BTreeMap<String, String>,
+    #[serde(rename = "configMediaType")]
     pub config_media_type: Option<String>,
     pub layers: Vec<Descriptor>,
     /// Our description of the probe (programs, maps and their keywords, parameters).

@@ -1134,6 +1134,13 @@ fn the_store_is_an_oci_layout_and_comes_first() {
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
     let o = ebpfctl(&["image", "list", "--store", shared.to_str().unwrap()]);
     assert_one_line_error(&o, "is writable by group or others");
+    let theirs = dir.join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let o = ebpfctl(&["image", "list", "--store", theirs.to_str().unwrap()]);
+    assert_one_line_error(&o, "store directory");
+    assert_one_line_error(&o, "is owned by uid 65534, not by you (uid 0)");
+    assert!(!theirs.join("index.json").exists() && !theirs.join("blobs").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -65,6 +65,13 @@ fn parse_arch(s: &str) -> Result<(String, PathBuf), String> {
 pub fn run(a: Args) -> anyhow::Result<i32> {
     let (object, reference) = match a.operands.as_slice() {
         [object, reference] => (Some(PathBuf::from(object)), reference.clone()),
+        [reference]
+            if a.file.is_none()
+                && a.arch.is_empty()
+                && std::path::Path::new(reference).is_file() =>
+        {
+            anyhow::bail!("{reference} is a file: say where to push it too (ebpfctl image push {reference} REGISTRY/REPO:TAG)")
+        }
         [reference] => (None, reference.clone()),
         _ => unreachable!("clap takes one or two operands"),
     };
