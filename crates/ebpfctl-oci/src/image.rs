@@ -703,6 +703,13 @@ pub fn describe(
             &mut |d| store.read_blob(d),
         );
     }
+    // Like `run` and `inspect`: a mistyped name never turns into a request to Docker Hub.
+    if !crate::looks_like_reference(reference) {
+        return Err(OciError::NotInStoreNoRegistry {
+            reference: reference.to_string(),
+            store: store.dir().display().to_string(),
+        });
+    }
     let mut session = Session::new(&parsed, connection)?;
     let (raw, digest) = session.pull_manifest()?;
     let mut fetch = |d: &Descriptor| -> Result<Vec<u8>, OciError> {

@@ -57,6 +57,8 @@ pub enum OciError {
     Store { path: String, msg: String },
     #[error("{reference}: not in the store {store}")]
     NotInStore { reference: String, store: String },
+    #[error("{reference}: not in the store {store}, and it names no registry: spell one out (docker.io/library/NAME:TAG, HOST:PORT/REPO:TAG) to look there")]
+    NotInStoreNoRegistry { reference: String, store: String },
     #[error("{reference} has no image for {want} (it has: {have}); pick one with --arch")]
     NoPlatform {
         reference: String,

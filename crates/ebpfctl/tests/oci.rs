@@ -1088,6 +1088,10 @@ fn the_store_is_an_oci_layout_and_comes_first() {
         text.contains("exec_print") && text.contains("execs") && text.contains("print: "),
         "{text}"
     );
+    // A bare name the store does not have is not looked up on Docker Hub.
+    let o = ebpfctl(&["image", "describe", "no-such-probe", "--store", st]);
+    assert_one_line_error(&o, "no-such-probe: not in the store");
+    assert_one_line_error(&o, "names no registry");
 
     // Store first: a name whose registry does not exist still inspects and runs.
     let offline = format!("127.0.0.1:{}/gone/exec:v1", free_port());
