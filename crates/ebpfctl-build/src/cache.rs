@@ -120,10 +120,29 @@ pub fn dir_in(kind: &Base, sub: &str) -> Result<PathBuf, CacheError> {
 /// refused like the levels of [`dir_in`] when another user could change it or its parent.
 pub fn named_dir(kind: &Base, path: &Path) -> Result<(), CacheError> {
     let uid = euid();
+    // The way out is another directory on the command line, not the environment variable.
+    let named = |e| match e {
+        CacheError::Unsafe {
+            what,
+            path,
+            why,
+            fix,
+        } => CacheError::Unsafe {
+            what,
+            path,
+            fix: if fix == fix_mode(kind) {
+                "chmod go-w it, or name another directory of your own".to_string()
+            } else {
+                "remove it, or name another directory of your own".to_string()
+            },
+            why,
+        },
+        e => e,
+    };
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        check_base(kind, parent, uid)?;
+        check_base(kind, parent, uid).map_err(named)?;
     }
-    private_dir_of(kind, path)
+    private_dir_of(kind, path).map_err(named)
 }
 
 fn fix_owner(kind: &Base) -> String {

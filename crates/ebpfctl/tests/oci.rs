@@ -1138,12 +1138,15 @@ fn the_store_is_an_oci_layout_and_comes_first() {
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
     let o = ebpfctl(&["image", "list", "--store", shared.to_str().unwrap()]);
     assert_one_line_error(&o, "is writable by group or others");
+    // The way out named is another --store, not the environment variable it overrides.
+    assert_one_line_error(&o, "chmod go-w it, or name another directory of your own");
     let theirs = dir.join("theirs");
     std::fs::create_dir(&theirs).unwrap();
     std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
     let o = ebpfctl(&["image", "list", "--store", theirs.to_str().unwrap()]);
     assert_one_line_error(&o, "store directory");
     assert_one_line_error(&o, "is owned by uid 65534, not by you (uid 0)");
+    assert_one_line_error(&o, "remove it, or name another directory of your own");
     assert!(!theirs.join("index.json").exists() && !theirs.join("blobs").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
