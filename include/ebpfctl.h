@@ -135,7 +135,10 @@ static __always_inline __u64 ebpfctl_wakeup_flags(void *counter, __u64 threshold
 /* ---- container filters ------------------------------------------------------ *
  * `--container NAME|ID`, `--pod NAME`, `--namespace NS` applied in the kernel: user space
  * keeps a verdict per cgroup id (1: show, 0: drop) in this map. A cgroup without a verdict
- * yet passes, and user space decides (and writes its verdict) when it sees its first event.
+ * takes the verdict stored under key 0 (no cgroup has id 0); without that either, it passes
+ * and user space decides (and writes its verdict) when it sees its first event. The tools
+ * decide per event; `ebpfctl run` stores 0 under key 0 and writes 1 for the cgroups of the
+ * matching containers (re-checked every second: docs/containers.md).
  *
  *   EBPFCTL_CGROUP_FILTER;
  *   if (!ebpfctl_cgroup_passes(bpf_get_current_cgroup_id())) return 0;
@@ -155,6 +158,11 @@ static __always_inline __u64 ebpfctl_wakeup_flags(void *counter, __u64 threshold
 		__u64 __ebpfctl_cg = (cgid);                                  \
 		__u8 *__ebpfctl_v =                                           \
 			bpf_map_lookup_elem(&ebpfctl_cgroup_filter, &__ebpfctl_cg); \
+		if (!__ebpfctl_v) {                                           \
+			__ebpfctl_cg = 0;                                     \
+			__ebpfctl_v = bpf_map_lookup_elem(&ebpfctl_cgroup_filter, \
+							  &__ebpfctl_cg);     \
+		}                                                             \
 		!__ebpfctl_v || *__ebpfctl_v;                                 \
 	})
 #endif

@@ -70,6 +70,8 @@ pub enum BuildError {
     Io { what: String, source: io::Error },
     #[error("architecture {0} has no BPF target macro here (supported: x86_64, aarch64)")]
     Arch(String),
+    #[error("unknown target architecture {0:?}: give one of {ARCH_NAMES}")]
+    UnknownArch(String),
     #[error(transparent)]
     Cache(#[from] cache::CacheError),
 }
@@ -238,6 +240,23 @@ pub fn target_arch() -> Result<&'static str, BuildError> {
     }
 }
 
+/// What `--arch` accepts, for messages.
+pub const ARCH_NAMES: &str = "x86_64 (amd64), arm64 (aarch64), riscv64, s390x, ppc64le, arm";
+
+/// The `__TARGET_ARCH_*` name and the OCI architecture name for a target named the way
+/// `uname -m`, Rust or OCI spell it (`x86_64`/`amd64`, `aarch64`/`arm64`, ...).
+pub fn target_arch_named(name: &str) -> Result<(&'static str, &'static str), BuildError> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "x86_64" | "amd64" | "x86" => ("x86", "amd64"),
+        "aarch64" | "arm64" => ("arm64", "arm64"),
+        "riscv64" | "riscv" => ("riscv", "riscv64"),
+        "s390x" | "s390" => ("s390", "s390x"),
+        "ppc64le" | "powerpc64le" | "powerpc" => ("powerpc", "ppc64le"),
+        "arm" | "armv7" | "armhf" => ("arm", "arm"),
+        _ => return Err(BuildError::UnknownArch(name.to_string())),
+    })
+}
+
 /// One probe to compile.
 #[derive(Debug, Clone)]
 pub struct Compile {
@@ -252,10 +271,22 @@ pub struct Compile {
 }
 
 impl Compile {
-    /// Runs clang; on failure returns its diagnostics.
+    /// Runs clang for this machine's architecture; on failure returns its diagnostics.
     pub fn run(&self) -> Result<(), BuildError> {
+        self.run_as(target_arch()?)
+    }
+
+    /// Runs clang for another architecture (`arm64`, `x86_64`, ... see [`target_arch_named`]):
+    /// `-D__TARGET_ARCH_*` selects libbpf's register layout for PT_REGS / BPF_KPROBE macros.
+    /// `vmlinux.h` stays this machine's: CO-RE relocations fix field offsets at load time on
+    /// the target, but a probe using types only the target's headers declare (arm64's
+    /// `struct user_pt_regs` behind PT_REGS_PARM*) does not compile (docs/oci.md).
+    pub fn run_for(&self, arch: &str) -> Result<(), BuildError> {
+        self.run_as(target_arch_named(arch)?.0)
+    }
+
+    fn run_as(&self, arch: &str) -> Result<(), BuildError> {
         let clang = find_clang()?;
-        let arch = target_arch()?;
         let src_dir = self.src.parent().unwrap_or(Path::new("."));
         let mut cmd = Command::new(&clang);
         cmd.args([

@@ -72,6 +72,22 @@ pub struct RunOptions {
     pub hist_key: Option<String>,
     /// Linear slot width for slot-keyed `hist` maps (default: log2 slots).
     pub hist_linear_step: Option<f64>,
+    /// Called with the loaded object before any program is attached.
+    pub before_attach: Option<BeforeAttach>,
+}
+
+/// A step between load and attach, e.g. filling a filter map so that the first events are
+/// already filtered ([`Loaded::load_then`]).
+#[derive(Clone)]
+pub struct BeforeAttach(pub std::sync::Arc<BeforeAttachFn>);
+
+/// What [`BeforeAttach`] calls; an error (one line) unloads everything.
+pub type BeforeAttachFn = dyn Fn(&Loaded) -> Result<(), String> + Send + Sync;
+
+impl std::fmt::Debug for BeforeAttach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BeforeAttach(..)")
+    }
 }
 
 /// Builds the output plan of each keyword map; `MapOut::id` is the position in the plan.
@@ -193,11 +209,14 @@ impl<'s> Session<'s> {
         })
     }
 
-    /// Installs the stop signals, then loads and attaches; skipped programs and the loader's
-    /// notices are reported.
+    /// Installs the stop signals, then loads (with `before_attach` between load and attach)
+    /// and attaches; skipped programs and the loader's notices are reported.
     fn load(&self, notify: Notify<'_>) -> Result<Loaded, RunError> {
         signals::stop_flag();
-        let loaded = Loaded::load(self.spec, &self.opts.load)?;
+        let loaded = match &self.opts.before_attach {
+            Some(h) => Loaded::load_then(self.spec, &self.opts.load, &mut |l| (h.0)(l))?,
+            None => Loaded::load(self.spec, &self.opts.load)?,
+        };
         for s in &loaded.skipped {
             notify(&s.to_string());
         }

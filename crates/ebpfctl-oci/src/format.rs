@@ -16,7 +16,7 @@ pub const SOURCE_MEDIA_TYPE: &str = "application/vnd.ebpfctl.probe.source.v1+c";
 
 /// OCI image manifest media type (what we push).
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// OCI image index: refused on pull with a clear message.
+/// OCI image index: a multi-architecture probe (one manifest per platform).
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// Docker schema 2 manifest and list: container images, refused on pull with a clear message.
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -25,10 +25,16 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 /// Config media type of bumblebee (`bee`) probe images, accepted on pull.
 pub const BEE_CONFIG_MEDIA_TYPE: &str = "application/ebpf.oci.image.config.v1+json";
 /// Object layer media types of bumblebee probe images (current and older spellings).
-pub const BEE_OBJECT_MEDIA_TYPES: &[&str] = &[
-    "application/ebpf.oci.image.program.v1+binary",
-    "binary/ebpf.solo.io.v1",
-];
+pub const BEE_OBJECT_MEDIA_TYPES: &[&str] = &[BEE_OBJECT_MEDIA_TYPE, "binary/ebpf.solo.io.v1"];
+/// The object layer media type `bee` writes and reads.
+pub const BEE_OBJECT_MEDIA_TYPE: &str = "application/ebpf.oci.image.program.v1+binary";
+/// `bee` finds the object and the config by these `org.opencontainers.image.title`s.
+pub const BEE_OBJECT_TITLE: &str = "program.o";
+pub const BEE_CONFIG_TITLE: &str = "config.json";
+
+/// Annotation of an `index.json` entry naming it (the full reference, as `bee` does).
+pub const ANN_REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub const ANN_AUTHORS: &str = "org.opencontainers.image.authors";
 
 pub const ANN_TITLE: &str = "org.opencontainers.image.title";
 pub const ANN_CREATED: &str = "org.opencontainers.image.created";
@@ -45,8 +51,52 @@ pub struct Descriptor {
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// An OCI platform (of an index entry).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Platform {
+    pub architecture: String,
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    pub fn linux(architecture: &str) -> Platform {
+        Platform {
+            architecture: architecture.to_string(),
+            os: "linux".to_string(),
+            variant: None,
+        }
+    }
+}
+
+/// An OCI image index (`index.json` of a layout, or a multi-architecture probe).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    pub schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The OCI architecture name for `x86_64`, `aarch64`, ... (anything `ebpfctl build --arch`
+/// takes), or `None` for a name we do not know.
+pub fn oci_arch(name: &str) -> Option<&'static str> {
+    ebpfctl_build::target_arch_named(name)
+        .ok()
+        .map(|(_, oci)| oci)
 }
 
 impl Descriptor {
@@ -60,6 +110,7 @@ impl Descriptor {
             digest: sha256_digest(data),
             size: data.len() as u64,
             artifact_type: None,
+            platform: None,
             annotations,
         }
     }

@@ -1,19 +1,31 @@
-//! Probes as OCI artifacts (docs/oci.md): [`push`] a compiled BPF object (and optionally its C
-//! source) to a registry, [`pull`] it back into a file or the local cache, and
-//! [`resolve_object`] for `ebpfctl run REF`. Synchronous API; a current-thread tokio runtime
-//! runs oci-client inside each call. Never prints; typed errors.
+//! Probes as OCI artifacts (docs/oci.md): a local [`store::Store`] in the OCI image-layout
+//! format; [`package`] compiled objects into it (one per architecture: an image index),
+//! [`push`] them to a registry, [`pull`] them back, [`list`], [`describe`], [`tag`],
+//! [`remove`]; [`login`] / [`logout`] (auth.json and credential helpers); and
+//! [`resolve_object`] for `ebpfctl run REF` and `inspect REF`. Synchronous API; a
+//! current-thread tokio runtime runs oci-client inside each call. Never prints (progress goes
+//! through [`Progress`]); typed errors.
 
 mod authfile;
 pub mod format;
+mod image;
+mod login;
 mod registry;
+pub mod store;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use ebpfctl_core::object::{ObjectError, ObjectSpec};
+use ebpfctl_core::object::ObjectError;
 pub use format::ProbeConfig;
 use format::*;
-use registry::Session;
+pub use image::{
+    describe, list, package, pull, push, remove, tag, Described, DescribedManifest, ListEntry,
+    Pulled, Pushed,
+};
+pub use login::{login, logout, LoggedIn, LoggedOut};
+pub use store::Store;
 
 /// Largest blob we accept on pull (a BPF object or its source; configs are far smaller).
 const MAX_BLOB: u64 = 256 << 20;
@@ -39,11 +51,27 @@ pub enum OciError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{0} (or pass -o FILE)")]
+    #[error("{0}")]
     Cache(#[from] ebpfctl_build::cache::CacheError),
+    #[error("store {path}: {msg}")]
+    Store { path: String, msg: String },
+    #[error("{reference}: not in the store {store}")]
+    NotInStore { reference: String, store: String },
+    #[error("{reference}: not in the store {store}, and it names no registry: spell one out (docker.io/library/NAME:TAG, HOST:PORT/REPO:TAG) to look there")]
+    NotInStoreNoRegistry { reference: String, store: String },
+    #[error("{reference} has no image for {want} (it has: {have}); pick one with --arch")]
+    NoPlatform {
+        reference: String,
+        want: String,
+        have: String,
+    },
+    #[error("{0}")]
+    Usage(String),
+    #[error("credential helper docker-credential-{helper}: {msg}")]
+    Helper { helper: String, msg: String },
     #[error("{reference}: not found in the registry")]
     NotFound { reference: String },
-    #[error("{reference}: access denied by the registry (give credentials with --username/--password, EBPFCTL_REGISTRY_USER/EBPFCTL_REGISTRY_PASSWORD, or a saved login)")]
+    #[error("{reference}: access denied by the registry (log in with `ebpfctl image login`, or give credentials with --username and --password-stdin, or EBPFCTL_REGISTRY_USER/EBPFCTL_REGISTRY_PASSWORD)")]
     Unauthorized { reference: String },
     #[error("cannot connect to registry {registry}: {cause}{hint}")]
     Unreachable {
@@ -147,250 +175,118 @@ pub fn is_loopback(registry: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-#[derive(Debug, Clone, Default)]
+/// Progress of transfers, for a caller that shows it (the library prints nothing).
+pub trait Progress: Send + Sync {
+    /// A transfer of `total` bytes called `label` (a blob: file name or digest) begins.
+    fn begin(&self, label: &str, total: u64) -> Arc<dyn Transfer>;
+}
+
+/// One transfer under way.
+pub trait Transfer: Send + Sync {
+    fn advance(&self, bytes: u64);
+    /// Finished (all bytes sent or received).
+    fn done(&self);
+    /// Not needed: the other side already had it.
+    fn skipped(&self);
+}
+
+/// How objects are packaged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Flavor {
+    /// Our media types (docs/oci.md): config describing the probe, `artifactType`.
+    #[default]
+    Ebpfctl,
+    /// bumblebee's media types and file names, so `bee pull/run/describe` read it; the config
+    /// blob still holds our description (bee ignores its content).
+    Bumblebee,
+}
+
+/// One object to package: for `arch` (an `ebpfctl build --arch` name) or, with `None`, for
+/// this machine as a single manifest.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub arch: Option<String>,
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Default)]
+pub struct PackageOptions {
+    /// The probe's C source, a layer of every manifest.
+    pub source: Option<PathBuf>,
+    /// Probe name in the config and title annotation [default: the first object's file stem].
+    pub name: Option<String>,
+    pub flavor: Flavor,
+    /// `org.opencontainers.image.description` [default: "eBPF probe NAME for ebpfctl"].
+    pub description: Option<String>,
+    /// `org.opencontainers.image.authors`.
+    pub authors: Option<String>,
+}
+
+#[derive(Clone, Default)]
 pub struct PushOptions {
     pub connection: Connection,
-    /// The probe's C source, pushed as a second layer.
-    pub source: Option<PathBuf>,
-    /// Probe name in the config and title annotation [default: the object's file name stem].
-    pub name: Option<String>,
+    /// The store; `None`: the default one ([`store::STORE_BASE`]).
+    pub store: Option<PathBuf>,
+    /// Objects to package first (under the same reference in the store); empty: push what the
+    /// store has under the reference.
+    pub inputs: Vec<Input>,
+    pub package: PackageOptions,
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
-/// What [`push`] did.
-#[derive(Debug, Clone)]
-pub struct Pushed {
-    /// The full reference pushed to (registry/repository:tag).
-    pub reference: String,
-    /// Digest of the manifest: `REPO@DIGEST` pulls exactly this.
-    pub digest: String,
-    pub config: ProbeConfig,
-}
-
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct PullOptions {
     pub connection: Connection,
-    /// Where to write the object [default: the cache, see [`cache_dir`]].
+    pub store: Option<PathBuf>,
+    /// Also write the object here.
     pub output: Option<PathBuf>,
+    /// The platform to pick from an index [default: this machine's].
+    pub arch: Option<String>,
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
-/// What [`pull`] did.
-#[derive(Debug, Clone)]
-pub struct Pulled {
-    pub path: PathBuf,
-    pub manifest_digest: String,
-    pub object_digest: String,
-    /// The probe's description, when the artifact is ours (bumblebee images have none).
-    pub config: Option<ProbeConfig>,
-    /// Served from the cache without downloading the object again.
-    pub cached: bool,
-    /// Things worth a line on stderr (built for another architecture, ...).
-    pub notes: Vec<String>,
-}
-
-/// Validates `object`, packages it (docs/oci.md) and pushes it to `reference`.
-pub fn push(object: &Path, reference: &str, opts: &PushOptions) -> Result<Pushed, OciError> {
-    let bytes = read(object)?;
-    let spec = ObjectSpec::parse(&bytes).map_err(|source| OciError::BadObject {
-        path: object.display().to_string(),
-        source,
-    })?;
-    let source = match &opts.source {
-        Some(p) => Some((p, read(p)?)),
-        None => None,
-    };
-    let parsed = registry::parse_reference(reference)?;
-    if parsed.digest().is_some() {
-        return Err(OciError::BadReference {
-            reference: reference.to_string(),
-            msg: "push to a tag (repo:tag), not a digest: the digest is what push computes"
-                .to_string(),
-        });
-    }
-    let reference = parsed;
-
-    let name = opts.name.clone().unwrap_or_else(|| probe_name(object));
-    let config = ProbeConfig::describe(&name, &spec, &bytes);
-    let config_json = serde_json::to_vec(&config).expect("config serialises");
-
-    let file_title = object
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_else(|| format!("{name}.o"));
-    let mut layers = vec![(
-        Descriptor::of(OBJECT_MEDIA_TYPE, &bytes, Some(&file_title)),
-        bytes,
-    )];
-    if let Some((path, data)) = source {
-        let title = path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_else(|| format!("{name}.bpf.c"));
-        layers.push((Descriptor::of(SOURCE_MEDIA_TYPE, &data, Some(&title)), data));
-    }
-
-    let mut annotations = std::collections::BTreeMap::new();
-    annotations.insert(ANN_TITLE.to_string(), name.clone());
-    annotations.insert(ANN_CREATED.to_string(), created());
-    annotations.insert(
-        ANN_DESCRIPTION.to_string(),
-        format!("eBPF probe {name} for ebpfctl"),
-    );
-    if let Some(tag) = reference.tag() {
-        annotations.insert(ANN_VERSION.to_string(), tag.to_string());
-    }
-    if let Some(l) = &spec.license {
-        annotations.insert(ANN_LICENSES.to_string(), l.clone());
-    }
-    let config_desc = Descriptor::of(CONFIG_MEDIA_TYPE, &config_json, None);
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(OCI_MANIFEST.to_string()),
-        artifact_type: Some(ARTIFACT_TYPE.to_string()),
-        config: Some(config_desc.clone()),
-        layers: layers.iter().map(|(d, _)| d.clone()).collect(),
-        annotations,
-    };
-    let manifest_json = serde_json::to_vec(&manifest).expect("manifest serialises");
-    let digest = sha256_digest(&manifest_json);
-
-    let mut session = Session::new(&reference, &opts.connection)?;
-    session.auth(oci_client::RegistryOperation::Push)?;
-    for (desc, data) in layers {
-        session.push_blob(data, &desc.digest)?;
-    }
-    session.push_blob(config_json, &config_desc.digest)?;
-    session.push_manifest(manifest_json, OCI_MANIFEST)?;
-    Ok(Pushed {
-        reference: reference.whole(),
-        digest,
-        config,
-    })
-}
-
-/// Pulls the probe at `reference`: checks it is a probe, verifies the object's digest and
-/// that it parses, and writes it to `opts.output` or the cache.
-pub fn pull(reference: &str, opts: &PullOptions) -> Result<Pulled, OciError> {
-    let reference = registry::parse_reference(reference)?;
-    let whole = reference.whole();
-    let mut session = Session::new(&reference, &opts.connection)?;
-    let (raw, manifest_digest) = session.pull_manifest()?;
-    let manifest = read_manifest(&whole, &raw)?;
-
-    let config_desc = manifest.config.clone();
-    let config_type = config_desc.as_ref().map(|c| c.media_type.as_str());
-    let artifact_type = manifest.artifact_type.as_deref();
-    let ours = artifact_type == Some(ARTIFACT_TYPE)
-        || (artifact_type.is_none() && config_type == Some(CONFIG_MEDIA_TYPE));
-    let bee = config_type == Some(BEE_CONFIG_MEDIA_TYPE);
-    if !ours && !bee {
-        let why = match (artifact_type, config_type) {
-            (Some(a), _) => format!("artifact type {a} (want {ARTIFACT_TYPE})"),
-            (None, Some(c)) => format!("config media type {c} (want {CONFIG_MEDIA_TYPE})"),
-            (None, None) => "the manifest has no config and no artifact type".to_string(),
-        };
-        return Err(OciError::NotAProbe {
-            reference: whole,
-            why,
-        });
-    }
-    let layer = manifest
-        .layers
-        .iter()
-        .find(|l| {
-            l.media_type == OBJECT_MEDIA_TYPE
-                || BEE_OBJECT_MEDIA_TYPES.contains(&l.media_type.as_str())
-        })
-        .ok_or_else(|| OciError::NotAProbe {
-            reference: whole.clone(),
-            why: format!("no layer of media type {OBJECT_MEDIA_TYPE}"),
-        })?
-        .clone();
-    if layer.size > MAX_BLOB {
-        return Err(OciError::NotAProbe {
-            reference: whole,
-            why: format!("the object layer is {} bytes, too large", layer.size),
-        });
-    }
-
-    let mut notes = Vec::new();
-    let config = match &config_desc {
-        Some(c) if ours && c.media_type == CONFIG_MEDIA_TYPE && c.size <= MAX_BLOB => {
-            let data = session.pull_blob(c)?;
-            verify(&whole, "config", c, &data)?;
-            let config: Option<ProbeConfig> = serde_json::from_slice(&data).ok();
-            if config.is_none() {
-                notes.push(format!("{whole}: unreadable probe config, ignored"));
-            }
-            config
-        }
-        _ => None,
-    };
-    if let Some(c) = &config {
-        let host = host_architecture();
-        if !c.architecture.is_empty() && c.architecture != host {
-            notes.push(format!(
-                "{} was built for {}, this machine is {host}: tracing programs may read the wrong registers",
-                c.name, c.architecture
-            ));
-        }
-    }
-
-    let (path, cached) = match &opts.output {
-        Some(p) => (p.clone(), false),
-        None => {
-            let hex = layer.digest.split_once(':').map_or("", |(_, h)| h);
-            if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(OciError::NotAProbe {
-                    reference: whole,
-                    why: format!("bad layer digest {:?}", layer.digest),
-                });
-            }
-            // Private to its owner and checked (ebpfctl_build::cache): `run` loads what it
-            // finds here, after checking its hash.
-            let dir = cache_dir()?;
-            let p = dir.join(format!("{hex}.o"));
-            let hit = std::fs::read(&p)
-                .map(|d| sha256_digest(&d) == layer.digest)
-                .unwrap_or(false);
-            (p, hit)
-        }
-    };
-    if !cached {
-        let data = session.pull_blob(&layer)?;
-        verify(&whole, "object layer", &layer, &data)?;
-        ObjectSpec::parse(&data).map_err(|source| OciError::BadPulledObject {
-            reference: whole.clone(),
-            source,
-        })?;
-        write_atomic(&path, &data)?;
-    }
-    Ok(Pulled {
-        path,
-        manifest_digest,
-        object_digest: layer.digest,
-        config,
-        cached,
-        notes,
-    })
-}
-
-/// For `ebpfctl run ARG`: an existing file is itself; an image reference naming its registry
-/// (`host[:port]/repo[:tag|@digest]`, the host with a dot or a port, or `localhost`) is
-/// pulled into the cache and its path returned; anything else is returned unchanged for the
-/// runner to report.
-pub fn resolve_object(arg: &Path, connection: &Connection) -> Result<PathBuf, OciError> {
+/// For `ebpfctl run ARG` and `inspect ARG`: an existing file is itself; a name in the store
+/// (as given, or as the full reference it parses to) is the stored object for this machine;
+/// a reference naming its registry (`host[:port]/repo[:tag|@digest]`, the host with a dot or
+/// a port, or `localhost`) is pulled into the store; anything else is returned unchanged
+/// for the caller to report.
+pub fn resolve_object(
+    arg: &Path,
+    connection: &Connection,
+    store: Option<&Path>,
+) -> Result<PathBuf, OciError> {
     if arg.exists() {
         return Ok(arg.to_path_buf());
     }
     let Some(s) = arg.to_str() else {
         return Ok(arg.to_path_buf());
     };
-    if !looks_like_reference(s) {
+    let remote = looks_like_reference(s);
+    // Clearly a file name: say it is missing rather than look (and create) a store.
+    let path_like = s.ends_with(".o") || s.starts_with(['.', '/']);
+    if path_like && !remote {
+        return Ok(arg.to_path_buf());
+    }
+    let Ok(parsed) = registry::parse_reference(s) else {
+        return Ok(arg.to_path_buf());
+    };
+    let opened = match Store::open(store) {
+        Ok(st) => st,
+        // Not a reference: let the caller say the file is missing.
+        Err(_) if !remote && store.is_none() => return Ok(arg.to_path_buf()),
+        Err(e) => return Err(e),
+    };
+    if let Some(desc) = opened.resolve(s, Some(&parsed.whole()))? {
+        let local = image::load_local(&opened, &parsed.whole(), &desc, None)?;
+        return opened.blob_path(&local.object.digest);
+    }
+    if !remote {
         return Ok(arg.to_path_buf());
     }
     let opts = PullOptions {
         connection: connection.clone(),
-        output: None,
+        store: store.map(Path::to_path_buf),
+        ..Default::default()
     };
     Ok(pull(s, &opts)?.path)
 }
@@ -409,11 +305,9 @@ pub fn looks_like_reference(s: &str) -> bool {
         && registry::parse_reference(s).is_ok_and(|r| r.registry_is(host))
 }
 
-/// `ebpfctl/oci` in the user's own cache directory (`$XDG_CACHE_HOME`, `~/.cache`, or
-/// `/var/cache` for root; see `ebpfctl_build::cache`), created private and refused when
-/// another user could change it.
-pub fn cache_dir() -> Result<PathBuf, OciError> {
-    Ok(ebpfctl_build::cache::dir("oci")?)
+/// The full reference `s` names (`registry/repository:tag` or `@digest`).
+pub fn normalise_reference(s: &str) -> Result<String, OciError> {
+    Ok(registry::parse_reference(s)?.whole())
 }
 
 fn read_manifest(reference: &str, raw: &[u8]) -> Result<Manifest, OciError> {

@@ -8,7 +8,7 @@ use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 
 use crate::format::{self, Descriptor};
-use crate::{Auth, Connection, OciError, Transport};
+use crate::{Auth, Connection, OciError, Progress, Transport};
 
 /// A parsed image reference.
 pub(crate) struct Ref(oci_client::Reference);
@@ -23,11 +23,21 @@ impl Ref {
     pub fn whole(&self) -> String {
         self.0.whole()
     }
+    pub fn at_digest(&self, digest: &str) -> Ref {
+        Ref(oci_client::Reference::with_digest(
+            self.0.registry().to_string(),
+            self.0.repository().to_string(),
+            digest.to_string(),
+        ))
+    }
     /// True when the reference's registry is exactly `host` (not a docker.io default).
     pub fn registry_is(&self, host: &str) -> bool {
         self.0.registry() == host
     }
 }
+
+/// Chunks of an upload, for the progress of a streamed push.
+const CHUNK: usize = 64 << 10;
 
 pub(crate) fn parse_reference(s: &str) -> Result<Ref, OciError> {
     let bad = |msg: String| OciError::BadReference {
@@ -61,7 +71,7 @@ impl Session {
         let transport = conn.transport(reference.0.registry());
         let client = client(&reference.0, transport)?;
         let auth = match &conn.auth {
-            Auth::Anonymous => match crate::authfile::lookup(reference.0.registry()) {
+            Auth::Anonymous => match crate::authfile::lookup(reference.0.registry())? {
                 Some((user, password)) => RegistryAuth::Basic(user, password),
                 None => RegistryAuth::Anonymous,
             },
@@ -108,27 +118,68 @@ impl Session {
             .map(|_| ())
     }
 
-    pub fn push_blob(&self, data: Vec<u8>, digest: &str) -> Result<(), OciError> {
+    /// Uploads a blob unless the registry has it; `label` names it on the progress bar.
+    /// Returns false when it was already there.
+    pub fn push_blob(
+        &self,
+        data: Vec<u8>,
+        digest: &str,
+        label: &str,
+        progress: Option<&dyn Progress>,
+    ) -> Result<bool, OciError> {
         let exists = self
             .rt
             .block_on(self.client.blob_exists(&self.reference, digest))
             .unwrap_or(false);
         if exists {
-            return Ok(());
+            if let Some(p) = progress {
+                p.begin(label, data.len() as u64).skipped();
+            }
+            return Ok(false);
         }
-        self.rt
-            .block_on(self.client.push_blob(&self.reference, data, digest))
-            .map(|_| ())
-            .map_err(|e| self.map_err(e))
+        let size = data.len() as u64;
+        let bar = progress.map(|p| p.begin(label, size));
+        let data = bytes::Bytes::from(data);
+        let chunks: Vec<bytes::Bytes> = (0..data.len())
+            .step_by(CHUNK)
+            .map(|at| data.slice(at..(at + CHUNK).min(data.len())))
+            .collect();
+        let counter = bar.clone();
+        let stream = futures_util::stream::iter(chunks.into_iter().map(move |c| {
+            if let Some(b) = &counter {
+                b.advance(c.len() as u64);
+            }
+            Ok::<_, OciDistributionError>(c)
+        }));
+        let r = self
+            .rt
+            .block_on(
+                self.client
+                    .push_blob_stream(&self.reference, stream, digest, Some(size)),
+            )
+            .map(|_| true)
+            .map_err(|e| self.map_err(e));
+        if let Some(b) = &bar {
+            b.done();
+        }
+        r
     }
 
-    pub fn push_manifest(&self, body: Vec<u8>, media_type: &'static str) -> Result<(), OciError> {
+    /// Puts a manifest (or index) at `at` (a digest reference for an index's members), else
+    /// at the session's reference.
+    pub fn push_manifest(
+        &self,
+        body: Vec<u8>,
+        media_type: &str,
+        at: Option<&Ref>,
+    ) -> Result<(), OciError> {
+        let header = http::HeaderValue::from_str(media_type).map_err(|_| OciError::Registry {
+            reference: self.reference.whole(),
+            msg: format!("bad media type {media_type:?}"),
+        })?;
+        let target = at.map_or(&self.reference, |r| &r.0);
         self.rt
-            .block_on(self.client.push_manifest_raw(
-                &self.reference,
-                body,
-                http::HeaderValue::from_static(media_type),
-            ))
+            .block_on(self.client.push_manifest_raw(target, body, header))
             .map(|_| ())
             .map_err(|e| self.map_err(e))
     }
@@ -137,6 +188,20 @@ impl Session {
     /// precise message rather than a content-negotiation failure.
     pub fn pull_manifest(&mut self) -> Result<(Vec<u8>, String), OciError> {
         self.auth(oci_client::RegistryOperation::Pull)?;
+        let reference = self.reference.clone();
+        self.pull_manifest_of(&reference)
+    }
+
+    /// A member of an index, by digest (checked).
+    pub fn pull_manifest_at(&mut self, digest: &str) -> Result<Vec<u8>, OciError> {
+        let r = self.reference.clone_with_digest(digest.to_string());
+        Ok(self.pull_manifest_of(&r)?.0)
+    }
+
+    fn pull_manifest_of(
+        &mut self,
+        reference: &oci_client::Reference,
+    ) -> Result<(Vec<u8>, String), OciError> {
         let accept = [
             format::OCI_MANIFEST,
             format::OCI_INDEX,
@@ -147,15 +212,15 @@ impl Session {
             .rt
             .block_on(
                 self.client
-                    .pull_manifest_raw(&self.reference, &self.auth, &accept),
+                    .pull_manifest_raw(reference, &self.auth, &accept),
             )
             .map_err(|e| self.map_err(e))?;
         // A digest reference pins the bytes: check them ourselves.
-        if let Some(want) = self.reference.digest() {
+        if let Some(want) = reference.digest() {
             let got = format::sha256_digest(&raw);
             if want.starts_with("sha256:") && got != want {
                 return Err(OciError::DigestMismatch {
-                    reference: self.reference.whole(),
+                    reference: reference.whole(),
                     what: "manifest",
                     expected: want.to_string(),
                     actual: got,
@@ -165,38 +230,53 @@ impl Session {
         Ok((raw.to_vec(), digest))
     }
 
-    pub fn pull_blob(&self, d: &Descriptor) -> Result<Vec<u8>, OciError> {
+    /// Downloads a blob; `label` names it on the progress bar (configs go without one).
+    pub fn pull_blob(
+        &self,
+        d: &Descriptor,
+        label: Option<&str>,
+        progress: Option<&dyn Progress>,
+    ) -> Result<Vec<u8>, OciError> {
         let desc = OciDescriptor {
             media_type: d.media_type.clone(),
             digest: d.digest.clone(),
             size: d.size as i64,
             ..Default::default()
         };
+        let bar = match (label, progress) {
+            (Some(l), Some(p)) => Some(p.begin(l, d.size)),
+            _ => None,
+        };
         let mut out = Capped {
             buf: Vec::with_capacity(d.size as usize),
             cap: d.size as usize,
+            bar: bar.clone(),
         };
-        self.rt
-            .block_on(self.client.pull_blob(&self.reference, &desc, &mut out))
-            .map_err(|e| match e {
-                OciDistributionError::IoError(err)
-                    if err.kind() == std::io::ErrorKind::FileTooLarge =>
-                {
-                    OciError::DigestMismatch {
-                        reference: self.reference.whole(),
-                        what: "blob",
-                        expected: format!("{} ({} bytes)", d.digest, d.size),
-                        actual: "more bytes than the manifest says".to_string(),
-                    }
-                }
-                OciDistributionError::DigestError(err) => OciError::DigestMismatch {
+        let r = self
+            .rt
+            .block_on(self.client.pull_blob(&self.reference, &desc, &mut out));
+        if let Some(b) = &bar {
+            b.done();
+        }
+        r.map_err(|e| match e {
+            OciDistributionError::IoError(err)
+                if err.kind() == std::io::ErrorKind::FileTooLarge =>
+            {
+                OciError::DigestMismatch {
                     reference: self.reference.whole(),
                     what: "blob",
-                    expected: d.digest.clone(),
-                    actual: err.to_string(),
-                },
-                e => self.map_err(e),
-            })?;
+                    expected: format!("{} ({} bytes)", d.digest, d.size),
+                    actual: "more bytes than the manifest says".to_string(),
+                }
+            }
+            OciDistributionError::DigestError(err) => OciError::DigestMismatch {
+                reference: self.reference.whole(),
+                what: "blob",
+                expected: d.digest.clone(),
+                actual: err.to_string(),
+            },
+            e => self.map_err(e),
+        })?;
         Ok(out.buf)
     }
 
@@ -270,7 +350,7 @@ impl Session {
 }
 
 /// What to try when the first contact failed, from the transport used and the cause.
-fn unreachable_hint(transport: Transport, cause: &str) -> &'static str {
+pub(crate) fn unreachable_hint(transport: Transport, cause: &str) -> &'static str {
     match transport {
         // rustls met something other than a TLS record: the server speaks plain HTTP.
         Transport::Https | Transport::HttpsNoVerify if cause.contains("InvalidContentType") => {
@@ -315,6 +395,7 @@ fn client(
 struct Capped {
     buf: Vec<u8>,
     cap: usize,
+    bar: Option<std::sync::Arc<dyn crate::Transfer>>,
 }
 
 impl tokio::io::AsyncWrite for Capped {
@@ -327,6 +408,9 @@ impl tokio::io::AsyncWrite for Capped {
             return std::task::Poll::Ready(Err(std::io::ErrorKind::FileTooLarge.into()));
         }
         self.buf.extend_from_slice(data);
+        if let Some(b) = &self.bar {
+            b.advance(data.len() as u64);
+        }
         std::task::Poll::Ready(Ok(data.len()))
     }
 
@@ -366,7 +450,7 @@ fn envelope_text(envelope: &oci_client::errors::OciEnvelope) -> String {
 }
 
 /// The error and its sources on one line, skipping sources a message already contains.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = String::new();
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
@@ -408,6 +492,7 @@ mod tests {
         let mut c = Capped {
             buf: Vec::new(),
             cap: 3,
+            bar: None,
         };
         rt.block_on(c.write_all(b"abc")).unwrap();
         let e = rt.block_on(c.write_all(b"d")).unwrap_err();

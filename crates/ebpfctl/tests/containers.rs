@@ -732,6 +732,78 @@ fn runner_cgroup_id_members_carry_their_container() {
     assert!(st.success(), "{err:?}");
 }
 
+/// The probe above with the in-kernel container filter of include/ebpfctl.h.
+fn filtered_probe() -> String {
+    CGROUP_PROBE
+        .replace(
+            "EBPFCTL_LOST_COUNTER(execs);",
+            "EBPFCTL_LOST_COUNTER(execs);\nEBPFCTL_CGROUP_FILTER;",
+        )
+        .replace(
+            "\tstruct exec_event *e = ebpfctl_reserve",
+            "\tif (!ebpfctl_cgroup_passes(bpf_get_current_cgroup_id()))\n\t\treturn 0;\n\tstruct exec_event *e = ebpfctl_reserve",
+        )
+}
+
+/// `ebpfctl run --container NAME`: in the kernel, only the named container's events pass,
+/// including those of a container that starts after the run (found within a second); the
+/// host's and another container's execs never reach the output.
+#[test]
+fn runner_container_filter_in_the_kernel() {
+    root();
+    rootfs();
+    let src = filtered_probe();
+    assert!(src.contains("ebpfctl_cgroup_passes"), "{src}");
+    let obj = common::build_source("cgroup_exec_filtered", &src);
+    let obj = obj.to_str().unwrap();
+    let name = format!("ebpfctl-runf-{}", hex(8));
+    let other = format!("ebpfctl-runo-{}", hex(8));
+    let run = Run::start(&[
+        "run",
+        obj,
+        "-o",
+        "json",
+        "--containers",
+        "--container",
+        &name,
+    ]);
+    let err = run.stderr().join("\n");
+    assert!(err.contains("no running container matches"), "{err}");
+    let script = "cat /etc/greeting >/dev/null; sleep 2; cat /etc/greeting; sleep 0.5";
+    let c = Podman::run(&name, &["/bin/sh", "-c", script]);
+    let o = Podman::run(&other, &["/bin/sh", "-c", script]);
+    for _ in 0..3 {
+        common::target_as("ebpfctl-runf-h", &["getppid"]);
+    }
+    c.wait();
+    o.wait();
+    let v = run.wait_json("execs of the named container", |v| {
+        v.iter().any(|e| e["container"]["name"] == name.as_str())
+    });
+    let (st, out, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+    let all = common::parse_lines(&out);
+    assert!(all.len() >= v.len());
+    for e in &all {
+        assert_eq!(
+            e["container"]["name"],
+            name.as_str(),
+            "an event outside --container {name} passed: {e}"
+        );
+    }
+}
+
+/// `run --container` on an object without the filter map: one line naming what to add,
+/// before anything is loaded.
+#[test]
+fn runner_container_filter_needs_the_map() {
+    let obj = common::build_source("cgroup_exec", CGROUP_PROBE);
+    let mark = common::bpf::Mark::now();
+    let o = common::ebpfctl(&["run", obj.to_str().unwrap(), "--container", "x"]);
+    common::assert_one_line_error(&o, "declare EBPFCTL_CGROUP_FILTER");
+    mark.assert_nothing_left("run --container without the map", &["on_exec"]);
+}
+
 /// Empty container filters are refused in one line, before anything is loaded.
 #[test]
 fn bad_container_flags() {

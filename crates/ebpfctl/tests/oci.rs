@@ -1,5 +1,6 @@
-//! `ebpfctl push` / `pull` / `run REF` against a real OCI registry (Debian's docker-registry
-//! on a loopback port), checked with skopeo; bad input. Needs root, docker-registry, skopeo.
+//! `ebpfctl push` / `pull` / `image ...` / `run REF` against a real OCI registry (Debian's
+//! docker-registry on a loopback port), checked with skopeo; the store read by skopeo; bad
+//! input. Needs root, docker-registry, skopeo, script (util-linux).
 mod common;
 mod killer;
 
@@ -267,9 +268,23 @@ fn ok(o: &Output, what: &str) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
+/// This test process's own data directory (its store): never the real user's.
+fn data_home() -> PathBuf {
+    let d = tmp().join(format!("oci-data-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `ebpfctl ARGS` with the store in [`data_home`] (shadows the harness's own).
+fn ebpfctl(args: &[&str]) -> Output {
+    ebpfctl_env(args, &[])
+}
+
 fn ebpfctl_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
     let mut cmd = Command::new(bin());
-    cmd.args(args).stdin(Stdio::null());
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .env("XDG_DATA_HOME", data_home());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -424,27 +439,27 @@ fn push_inspect_pull_roundtrip() {
     let dir = scratch("roundtrip");
     let out = dir.join("pulled.o");
     let printed = ok(
-        &ebpfctl(&["pull", &r, "--plain-http", "-o", out.to_str().unwrap()]),
-        "ebpfctl pull -o",
+        &ebpfctl(&["pull", &r, "--plain-http", "--out", out.to_str().unwrap()]),
+        "ebpfctl pull --out",
     );
     assert_eq!(printed, out.display().to_string());
     assert_eq!(std::fs::read(&out).unwrap(), obj_bytes);
 
-    // Pull to the cache (by digest this time), twice: the second is served from the cache.
-    let cache = dir.join("cache");
+    // Pull into a store of its own (by digest this time), twice: the second finds it all there.
+    let data = dir.join("data");
     let by_digest = reg.reference(&format!("probes/exec@{digest}"));
-    let env = [("XDG_CACHE_HOME", cache.as_path())];
+    let env = [("XDG_DATA_HOME", data.as_path())];
     let o = ebpfctl_env(&["pull", &by_digest, "--plain-http"], &env);
-    let path = ok(&o, "ebpfctl pull (cache)");
-    let want = cache
-        .join("ebpfctl/oci")
-        .join(format!("{}.o", &sha256_digest(&obj_bytes)[7..]));
+    let path = ok(&o, "ebpfctl pull (store)");
+    let want = data
+        .join("ebpfctl/store/blobs/sha256")
+        .join(&sha256_digest(&obj_bytes)[7..]);
     assert_eq!(path, want.display().to_string());
     assert_eq!(std::fs::read(&want).unwrap(), obj_bytes);
     let o = ebpfctl_env(&["pull", &by_digest, "--plain-http"], &env);
-    assert_eq!(ok(&o, "ebpfctl pull (cached)"), path);
+    assert_eq!(ok(&o, "ebpfctl pull (stored)"), path);
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("from the cache"),
+        String::from_utf8_lossy(&o.stderr).contains("already in the store"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
@@ -470,7 +485,7 @@ fn push_inspect_pull_roundtrip() {
         "2023-11-14T22:13:20Z"
     );
 
-    // A corrupted cache entry is not trusted: pulled again.
+    // A corrupted blob in the store is not trusted: pulled again.
     std::fs::write(&want, b"garbage").unwrap();
     ok(
         &ebpfctl_env(&["pull", &by_digest, "--plain-http"], &env),
@@ -496,7 +511,7 @@ fn run_straight_from_the_registry() {
             "--duration",
             "2",
         ],
-        &[("XDG_CACHE_HOME", dir.display().to_string())],
+        &[("XDG_DATA_HOME", dir.display().to_string())],
     );
     let pid = target(&["getppid", "1"]);
     let lines = run.wait_json("the exec event", |v| v.iter().any(|e| e["pid"] == pid));
@@ -506,11 +521,13 @@ fn run_straight_from_the_registry() {
     let (st, _, err) = run.stop();
     assert!(st.success(), "{err:?}");
     // It ran the cached copy of the pushed object.
-    let cached = dir.join("ebpfctl/oci").join(format!(
-        "{}.o",
-        &sha256_digest(&std::fs::read(&obj).unwrap())[7..]
-    ));
-    assert!(cached.exists(), "{cached:?}");
+    // It ran the object it pulled into its store (not the pusher's).
+    let stored = dir
+        .join("ebpfctl/store/blobs/sha256")
+        .join(&sha256_digest(&std::fs::read(&obj).unwrap())[7..]);
+    assert!(stored.exists(), "{stored:?}");
+    let index = std::fs::read_to_string(dir.join("ebpfctl/store/index.json")).unwrap();
+    assert!(index.contains(&format!("\"{r}\"")), "{index}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -652,6 +669,16 @@ fn bumblebee_images_are_accepted() {
         "pull a bumblebee image",
     );
     assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    // And it runs straight from the registry.
+    let r = reg.reference("bee:v1");
+    let run = Run::start_with_env(
+        &["run", &r, "-o", "json"],
+        &[("XDG_DATA_HOME", dir.join("data").display().to_string())],
+    );
+    let pid = target(&["getppid", "1"]);
+    run.wait_json("the exec event", |v| v.iter().any(|e| e["pid"] == pid));
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -697,7 +724,16 @@ fn credentials_from_flags_or_environment() {
     // plain HTTP (loopback here), then the error.
     let out = ebpfctl(&["push", o, &r, "--plain-http"]);
     assert_one_line_error(&out, "access denied by the registry");
-    let out = ebpfctl(&["push", o, &r, "--plain-http", "-u", "alice", "-p", "wrong"]);
+    let out = ebpfctl(&[
+        "push",
+        o,
+        &r,
+        "--plain-http",
+        "-u",
+        "alice",
+        "--password",
+        "wrong",
+    ]);
     assert_warning_then_error(&out, STAYS_HERE, "access denied by the registry");
     // Flags for push, environment for pull.
     ok_warned(
@@ -721,6 +757,7 @@ fn credentials_from_flags_or_environment() {
     assert_one_line_error(&out, "access denied by the registry");
     let out = Command::new(bin())
         .args(["pull", &r, "-o", f])
+        .env("XDG_DATA_HOME", data_home())
         .env("EBPFCTL_REGISTRY_USER", "alice")
         .env("EBPFCTL_REGISTRY_PASSWORD", "s3cret")
         .stdin(Stdio::null())
@@ -817,7 +854,7 @@ fn plain_http_off_loopback_only_when_asked_and_passwords_are_announced() {
     let obj = example("exec_print");
     let o = obj.to_str().unwrap();
     let r = reg.reference("probe:v1");
-    let creds = ["-u", "alice", "-p", "s3cret"];
+    let creds = ["-u", "alice", "--password", "s3cret"];
     // Not loopback: HTTPS unless told otherwise, and no fallback to plain HTTP, verified or not.
     for flags in [&[][..], &["--tls-no-verify"][..]] {
         let mut args = vec!["push", o, &r];
@@ -870,12 +907,12 @@ fn a_pulled_probe_with_unsafe_helpers_needs_the_flag() {
     push(&reg, &killer::killer(), "killer:v1", &[]);
     let r = reg.reference("killer:v1");
     let dir = scratch("unsafe");
-    let env = [("XDG_CACHE_HOME", dir.display().to_string())];
+    let env = [("XDG_DATA_HOME", dir.display().to_string())];
     let comm = format!("ocikill{}", std::process::id() % 100000);
     let param = format!("target_comm={comm}");
     let out = Command::new(bin())
         .args(["run", &r, "--param", &param, "--duration", "5"])
-        .env("XDG_CACHE_HOME", &dir)
+        .env("XDG_DATA_HOME", &dir)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -904,6 +941,801 @@ fn a_pulled_probe_with_unsafe_helpers_needs_the_flag() {
         Some(9),
         "the pulled probe should have killed it: {st}"
     );
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{p:?}: {e}")))
+        .unwrap_or_else(|e| panic!("{p:?}: {e}"))
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// The store is an OCI image layout: skopeo reads it, both ways; list, tag, rm, push from
+/// the store; `inspect REF` and `run REF` read the store before any registry.
+#[test]
+fn the_store_is_an_oci_layout_and_comes_first() {
+    let reg = Registry::start("store");
+    let obj = example("exec_print");
+    let bytes = std::fs::read(&obj).unwrap();
+    let dir = scratch("store");
+    let store = dir.join("store");
+    let st = store.to_str().unwrap();
+    let r = reg.reference("probes/exec:v1");
+    let digest = ok(
+        &ebpfctl(&["image", "push", obj.to_str().unwrap(), &r, "--store", st]),
+        "image push OBJECT REF",
+    );
+
+    // The layout: oci-layout, index.json naming the full reference, blobs by digest; private.
+    assert_eq!(
+        read_json(&store.join("oci-layout")),
+        serde_json::json!({"imageLayoutVersion": "1.0.0"})
+    );
+    let index = read_json(&store.join("index.json"));
+    assert_eq!(index["schemaVersion"], 2);
+    let entry = &index["manifests"][0];
+    assert_eq!(entry["digest"], digest.as_str());
+    assert_eq!(
+        entry["annotations"]["org.opencontainers.image.ref.name"],
+        r.as_str()
+    );
+    assert_eq!(entry["platform"]["architecture"], "amd64");
+    assert_eq!(mode(&store), 0o700);
+    assert_eq!(mode(&store.join("blobs/sha256")), 0o700);
+    assert_eq!(mode(&store.join("index.json")), 0o600);
+    let blob = store.join("blobs/sha256").join(&sha256_digest(&bytes)[7..]);
+    assert_eq!(mode(&blob), 0o600);
+    assert_eq!(std::fs::read(&blob).unwrap(), bytes);
+
+    // skopeo reads it: into a directory (byte-identical manifest), and into the registry.
+    let out = dir.join("copied");
+    let o = skopeo(&[
+        "copy",
+        &format!("oci:{st}:{r}"),
+        &format!("dir:{}", out.display()),
+    ]);
+    assert!(
+        o.status.success(),
+        "skopeo copy oci: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        sha256_digest(&std::fs::read(out.join("manifest.json")).unwrap()),
+        digest
+    );
+    assert_eq!(
+        std::fs::read(out.join(&sha256_digest(&bytes)[7..])).unwrap(),
+        bytes
+    );
+    let copied = reg.reference("probes/copied:v1");
+    let o = skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{st}:{r}"),
+        &format!("docker://{copied}"),
+    ]);
+    assert!(
+        o.status.success(),
+        "skopeo copy to the registry: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(sha256_digest(&inspect_raw(&copied, false)), digest);
+
+    // list: table and JSON.
+    let table = ok(&ebpfctl(&["image", "list", "--store", st]), "image list");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("REFERENCE") && lines[0].contains("ARCH"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with(&r) && lines[1].contains(&digest[7..19]),
+        "{table}"
+    );
+    let list: Value = serde_json::from_str(&ok(
+        &ebpfctl(&["image", "list", "-o", "json", "--store", st]),
+        "image list -o json",
+    ))
+    .unwrap();
+    let e = &list[0];
+    assert_eq!(e["reference"], r.as_str());
+    assert_eq!(e["digest"], digest.as_str());
+    assert_eq!(e["architectures"], serde_json::json!(["amd64"]));
+    assert_eq!(e["name"], "exec_print");
+    assert_eq!(e["format"], "ebpfctl");
+    assert!(e["size"].as_u64().unwrap() > bytes.len() as u64, "{e}");
+    assert!(e["created"].as_str().unwrap().starts_with("20"), "{e}");
+
+    // tag, then push the new name from the store (no object given): the same manifest.
+    let r2 = reg.reference("probes/renamed:v2");
+    ok(
+        &ebpfctl(&["image", "tag", &r, &r2, "--store", st]),
+        "image tag",
+    );
+    let d2 = ok(
+        &ebpfctl(&["image", "push", &r2, "--store", st]),
+        "image push REF",
+    );
+    assert_eq!(d2, digest);
+    assert_eq!(sha256_digest(&inspect_raw(&r2, false)), digest);
+    let o = ebpfctl(&["image", "push", &reg.reference("nothing:v1"), "--store", st]);
+    assert_one_line_error(&o, "not in the store");
+
+    // describe, from the store and from the registry.
+    let d: Value = serde_json::from_str(&ok(
+        &ebpfctl(&["image", "describe", &r2, "-o", "json", "--store", st]),
+        "image describe (store)",
+    ))
+    .unwrap();
+    assert_eq!(d["source"], "store");
+    assert_eq!(
+        d["manifests"][0]["config"]["programs"][0]["section"],
+        "tracepoint/sched/sched_process_exec"
+    );
+    assert_eq!(d["manifests"][0]["config"]["maps"][0]["keyword"], "print");
+    let text = ok(
+        &ebpfctl(&["image", "describe", &copied, "--store", st]),
+        "image describe (registry)",
+    );
+    assert!(text.contains("(from the registry)"), "{text}");
+    assert!(
+        text.contains("exec_print") && text.contains("execs") && text.contains("print: "),
+        "{text}"
+    );
+    // A bare name the store does not have is not looked up on Docker Hub.
+    let o = ebpfctl(&["image", "describe", "no-such-probe", "--store", st]);
+    assert_one_line_error(&o, "no-such-probe: not in the store");
+    assert_one_line_error(&o, "names no registry");
+
+    // Store first: a name whose registry does not exist still inspects and runs.
+    let offline = format!("127.0.0.1:{}/gone/exec:v1", free_port());
+    ok(
+        &ebpfctl(&["image", "tag", &r, &offline, "--store", st]),
+        "image tag offline",
+    );
+    let o = ebpfctl(&["inspect", &offline, "--store", st]);
+    let text = ok(&o, "inspect REF from the store");
+    assert!(text.contains("exec_print"), "{text}");
+    let run = Run::start_with_env(&["run", &offline, "--store", st, "-o", "json"], &[]);
+    let pid = target(&["getppid", "1"]);
+    run.wait_json("the exec event", |v| v.iter().any(|e| e["pid"] == pid));
+    let (status, _, err) = run.stop();
+    assert!(status.success(), "{err:?}");
+
+    // rm: names go, blobs only when nothing names them any more.
+    ok(
+        &ebpfctl(&["image", "rm", &offline, &r2, "--store", st]),
+        "image rm",
+    );
+    assert!(blob.exists(), "still named {r}");
+    ok(
+        &ebpfctl(&["image", "rm", &r, "--store", st]),
+        "image rm last",
+    );
+    assert!(
+        !blob.exists(),
+        "the object should be gone with its last name"
+    );
+    assert_eq!(
+        read_json(&store.join("index.json"))["manifests"],
+        serde_json::json!([])
+    );
+    let o = ebpfctl(&["image", "rm", &r, "--store", st]);
+    assert_one_line_error(&o, "not in the store");
+    let o = ebpfctl(&["inspect", &offline, "--store", st]);
+    assert_one_line_error(&o, "cannot connect to registry");
+
+    // A store another user could change is refused.
+    let shared = dir.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = ebpfctl(&["image", "list", "--store", shared.to_str().unwrap()]);
+    assert_one_line_error(&o, "is writable by group or others");
+    // The way out named is another --store, not the environment variable it overrides.
+    assert_one_line_error(&o, "chmod go-w it, or name another directory of your own");
+    let theirs = dir.join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let o = ebpfctl(&["image", "list", "--store", theirs.to_str().unwrap()]);
+    assert_one_line_error(&o, "store directory");
+    assert_one_line_error(&o, "is owned by uid 65534, not by you (uid 0)");
+    assert_one_line_error(&o, "remove it, or name another directory of your own");
+    assert!(!theirs.join("index.json").exists() && !theirs.join("blobs").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Tells which `__TARGET_ARCH_*` it was built with, in every event (and a parameter).
+const ARCH_PROBE: &str = r#"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "ebpfctl.h"
+
+#if defined(bpf_target_arm64)
+const volatile int built_for = 64;
+#elif defined(bpf_target_x86)
+const volatile int built_for = 86;
+#else
+const volatile int built_for = 0;
+#endif
+
+struct arch_event {
+	pid pid;
+	pid ppid;
+	int built_for;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 16);
+	__type(value, struct arch_event);
+} archs SEC(".maps.print");
+
+SEC("tracepoint/sched/sched_process_exec")
+int arch_exec(void *ctx)
+{
+	struct arch_event *e = bpf_ringbuf_reserve(&archs, sizeof(*e), 0);
+	if (!e)
+		return 0;
+	struct task_struct *task = (void *)bpf_get_current_task();
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->built_for = built_for;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"#;
+
+/// `ebpfctl build --arch ARCH` of [`ARCH_PROBE`].
+fn build_arch(dir: &Path, arch: Option<&str>) -> PathBuf {
+    let src = dir.join("arch_probe.bpf.c");
+    std::fs::write(&src, ARCH_PROBE).unwrap();
+    let out = dir.join(format!("arch_probe-{}.bpf.o", arch.unwrap_or("host")));
+    let mut cmd = Command::new(bin());
+    cmd.arg("build").arg(&src).arg("-o").arg(&out);
+    if let Some(a) = arch {
+        cmd.args(["--arch", a]);
+    }
+    let o = cmd.output().unwrap();
+    assert!(
+        o.status.success(),
+        "ebpfctl build --arch {arch:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// `image push --arch x86_64=F --arch arm64=F` writes an image index; skopeo sees both and
+/// picks arm64's when asked; `run` and `pull` take this machine's.
+#[test]
+fn multi_arch_image_index() {
+    let reg = Registry::start("multiarch");
+    let dir = scratch("multiarch");
+    let x86 = build_arch(&dir, None);
+    let arm = build_arch(&dir, Some("arm64"));
+    assert_ne!(std::fs::read(&x86).unwrap(), std::fs::read(&arm).unwrap());
+    let r = reg.reference("probes/arch:v1");
+    let arg = |a: &str, p: &Path| format!("{a}={}", p.display());
+    let digest = ok(
+        &ebpfctl(&[
+            "image",
+            "push",
+            &r,
+            "--arch",
+            &arg("x86_64", &x86),
+            "--arch",
+            &arg("arm64", &arm),
+        ]),
+        "image push --arch",
+    );
+
+    let raw = inspect_raw(&r, false);
+    assert_eq!(sha256_digest(&raw), digest);
+    let index: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(index["artifactType"], "application/vnd.ebpfctl.probe.v1");
+    let platforms: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+            (
+                m["platform"]["os"].as_str().unwrap().to_string(),
+                m["platform"]["architecture"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        platforms,
+        [
+            ("linux".to_string(), "amd64".to_string()),
+            ("linux".to_string(), "arm64".to_string())
+        ]
+    );
+    // skopeo resolves the index for a platform (its non-raw inspect refuses any artifact
+    // whose config is not a container image config, so the config is read raw).
+    let config_for = |arch: &str| -> Value {
+        let o = skopeo(&[
+            "inspect",
+            "--raw",
+            "--config",
+            "--tls-verify=false",
+            "--override-os",
+            "linux",
+            "--override-arch",
+            arch,
+            &format!("docker://{r}"),
+        ]);
+        assert!(
+            o.status.success(),
+            "skopeo --override-arch {arch}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let arm_cfg = config_for("arm64");
+    assert_eq!(arm_cfg["architecture"], "arm64");
+    assert_eq!(arm_cfg["parameters"][0]["name"], "built_for");
+    assert_eq!(arm_cfg["parameters"][0]["default"], "64");
+    let x86_cfg = config_for("amd64");
+    assert_eq!(x86_cfg["architecture"], "amd64");
+    assert_eq!(x86_cfg["parameters"][0]["default"], "86");
+
+    // run on this machine picks x86_64's object.
+    let data = dir.join("data");
+    let run = Run::start_with_env(
+        &["run", &r, "-o", "json"],
+        &[("XDG_DATA_HOME", data.display().to_string())],
+    );
+    let pid = target(&["getppid", "1"]);
+    let lines = run.wait_json("the exec event", |v| v.iter().any(|e| e["pid"] == pid));
+    let e = lines.iter().find(|e| e["pid"] == pid).unwrap();
+    assert_eq!(e["built_for"], 86, "{e}");
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+
+    // pull picks this machine's, or the one asked for.
+    let env = [("XDG_DATA_HOME", data.as_path())];
+    let path = ok(&ebpfctl_env(&["pull", &r], &env), "pull an index");
+    assert_eq!(std::fs::read(&path).unwrap(), std::fs::read(&x86).unwrap());
+    let out = dir.join("arm.o");
+    let o = ebpfctl_env(
+        &[
+            "image",
+            "pull",
+            &r,
+            "--arch",
+            "arm64",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &env,
+    );
+    ok(&o, "pull --arch arm64");
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&arm).unwrap());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("built for arm64"));
+    let o = ebpfctl_env(&["pull", &r, "--arch", "s390x"], &env);
+    assert_one_line_error(
+        &o,
+        "has no image for s390x (it has: linux/amd64, linux/arm64)",
+    );
+
+    // describe from the registry shows both platforms.
+    let d: Value = serde_json::from_str(&ok(
+        &ebpfctl_env(
+            &[
+                "image",
+                "describe",
+                &reg.reference("probes/arch:v1"),
+                "-o",
+                "json",
+                "--store",
+                dir.join("empty").to_str().unwrap(),
+            ],
+            &env,
+        ),
+        "describe an index",
+    ))
+    .unwrap();
+    assert_eq!(d["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(d["manifests"][1]["platform"]["architecture"], "arm64");
+    assert_eq!(d["manifests"][1]["config"]["architecture"], "arm64");
+
+    // Bad --arch values, before anything is sent.
+    let o = ebpfctl(&["image", "push", &r, "--arch", &arg("sparc", &x86)]);
+    assert_one_line_error(&o, "unknown architecture");
+    let o = ebpfctl(&[
+        "image",
+        "push",
+        &r,
+        "--arch",
+        &arg("x86_64", &x86),
+        "--arch",
+        &arg("amd64", &x86),
+    ]);
+    assert_one_line_error(&o, "given twice");
+    let o = ebpfctl(&["build", "x.bpf.c", "--arch", "sparc"]);
+    assert!(!o.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A credential helper of ours: keeps what `store` is given in a file beside itself and logs
+/// each action.
+const FAKE_HELPER: &str = r#"#!/bin/sh
+here=$(dirname "$0")
+echo "$1" >> "$here/helper.log"
+case "$1" in
+store) cat > "$here/secret.json" ;;
+get)
+	read url
+	echo "$url" >> "$here/helper.log"
+	if [ -f "$here/secret.json" ]; then cat "$here/secret.json"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+erase) read url; rm -f "$here/secret.json" ;;
+*) exit 2 ;;
+esac
+"#;
+
+/// `image login` checks credentials and saves them 0600 in auth.json, or through the
+/// credential helper the file names; `image logout` erases them.
+#[test]
+fn login_logout_and_credential_helpers() {
+    let reg = Registry::start_with("login", Some(("alice", "s3cret")), false);
+    let obj = example("exec_print");
+    let registry = format!("{}:{}", reg.host, reg.port);
+    let r = reg.reference("private:v1");
+    let dir = scratch("login");
+    let auth = dir.join("cfg/auth.json");
+    let login = |password: &str, file: &Path, path: Option<&str>| -> Output {
+        let mut cmd = Command::new(bin());
+        cmd.args([
+            "image",
+            "login",
+            &registry,
+            "-u",
+            "alice",
+            "--password-stdin",
+            "--authfile",
+        ])
+        .arg(file)
+        .env("XDG_DATA_HOME", data_home())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        if let Some(p) = path {
+            cmd.env("PATH", p);
+        }
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // Wrong password: refused by the registry, nothing saved.
+    let o = login("wrong", &auth, None);
+    assert_warning_then_error(&o, STAYS_HERE, "access denied by the registry");
+    assert!(!auth.exists());
+    // Right one: saved 0600 as auth.json's base64 user:password, which skopeo reads too.
+    ok_warned(&login("s3cret", &auth, None), "image login", STAYS_HERE);
+    assert_eq!(mode(&auth), 0o600);
+    assert_eq!(mode(&dir.join("cfg")), 0o700);
+    let saved = read_json(&auth);
+    assert_eq!(saved["auths"][&registry]["auth"], "YWxpY2U6czNjcmV0");
+    let o = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--authfile",
+        auth.to_str().unwrap(),
+        &format!("docker://{r}"),
+    ]);
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("unauthorized"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // push and pull use it.
+    let env = [("REGISTRY_AUTH_FILE", auth.as_path())];
+    ok(
+        &ebpfctl_env(&["push", obj.to_str().unwrap(), &r], &env),
+        "push with a login",
+    );
+    let f = dir.join("p.o");
+    ok(
+        &ebpfctl_env(&["pull", &r, "--out", f.to_str().unwrap()], &env),
+        "pull with a login",
+    );
+    // logout erases it; then the registry refuses us again.
+    ok(
+        &ebpfctl(&[
+            "image",
+            "logout",
+            &registry,
+            "--authfile",
+            auth.to_str().unwrap(),
+        ]),
+        "image logout",
+    );
+    assert_eq!(read_json(&auth)["auths"], serde_json::json!({}));
+    let o = ebpfctl_env(&["pull", &r], &env);
+    assert_one_line_error(&o, "access denied by the registry");
+    let o = ebpfctl(&[
+        "image",
+        "logout",
+        &registry,
+        "--authfile",
+        auth.to_str().unwrap(),
+    ]);
+    assert_one_line_error(&o, "not logged in to");
+
+    // With a credential helper configured for the registry, the secret goes to it.
+    let bin_dir = dir.join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let helper = bin_dir.join("docker-credential-ebpfctltest");
+    std::fs::write(&helper, FAKE_HELPER).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let hauth = dir.join("helper-auth.json");
+    std::fs::write(
+        &hauth,
+        format!(r#"{{"credHelpers": {{"{registry}": "ebpfctltest"}}}}"#),
+    )
+    .unwrap();
+    let o = login("s3cret", &hauth, Some(&path));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    ok(&o, "image login with a helper");
+    assert!(err.contains("docker-credential-ebpfctltest"), "{err}");
+    let secret = read_json(&bin_dir.join("secret.json"));
+    assert_eq!(secret["ServerURL"], registry.as_str());
+    assert_eq!(secret["Username"], "alice");
+    assert_eq!(secret["Secret"], "s3cret");
+    let saved = read_json(&hauth);
+    assert_eq!(
+        saved["auths"][&registry],
+        serde_json::json!({}),
+        "no secret in the file: {saved}"
+    );
+    assert_eq!(saved["credHelpers"][&registry], "ebpfctltest");
+    let pull = |extra: &[(&str, &str)]| -> Output {
+        let mut cmd = Command::new(bin());
+        cmd.args(["pull", &r])
+            .env("XDG_DATA_HOME", dir.join("data"))
+            .env("REGISTRY_AUTH_FILE", &hauth)
+            .env("PATH", &path)
+            .stdin(Stdio::null());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    ok(&pull(&[]), "pull through the helper");
+    let log = std::fs::read_to_string(bin_dir.join("helper.log")).unwrap();
+    assert!(
+        log.lines().any(|l| l == "get") && log.contains(&registry),
+        "{log}"
+    );
+    let mut cmd = Command::new(bin());
+    let o = cmd
+        .args(["image", "logout", &registry, "--authfile"])
+        .arg(&hauth)
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    ok(&o, "image logout with a helper");
+    assert!(!bin_dir.join("secret.json").exists(), "erase was not run");
+    assert!(std::fs::read_to_string(bin_dir.join("helper.log"))
+        .unwrap()
+        .lines()
+        .any(|l| l == "erase"));
+    assert_one_line_error(&pull(&[]), "access denied by the registry");
+    // A helper that is not installed: one line naming it.
+    std::fs::write(
+        &hauth,
+        format!(r#"{{"credHelpers": {{"{registry}": "missing"}}}}"#),
+    )
+    .unwrap();
+    assert_one_line_error(&pull(&[]), "docker-credential-missing is not on PATH");
+
+    // -p is no password any more; an empty stdin is refused.
+    let o = ebpfctl(&[
+        "push",
+        obj.to_str().unwrap(),
+        &r,
+        "-u",
+        "alice",
+        "-p",
+        "s3cret",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = login("", &auth, None);
+    assert_one_line_error(&o, "stdin held no password");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `ebpfctl ARGS` under a pseudo-terminal (`script`); what the terminal showed.
+fn under_pty(args: &[&str], env: &[(&str, &Path)]) -> String {
+    let line = std::iter::once(bin())
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"]).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd
+        .output()
+        .expect("script (util-linux) is needed by this test");
+    assert!(
+        o.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Push and pull draw progress bars on a terminal, and nothing of the sort through a pipe.
+#[test]
+fn progress_bars_only_on_a_terminal() {
+    let reg = Registry::start("progress");
+    let obj = example("exec_print");
+    let dir = scratch("progress");
+    let r = reg.reference("probe:v1");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let env = [("XDG_DATA_HOME", a.as_path())];
+    let shown = under_pty(&["push", obj.to_str().unwrap(), &r], &env);
+    assert!(shown.contains("push exec_print.bpf.o"), "{shown}");
+    assert!(
+        shown.contains("[=====") && shown.contains("KiB"),
+        "no bar: {shown}"
+    );
+    // Pushed again: the registry has the blobs, and the bars say so.
+    let shown = under_pty(&["push", obj.to_str().unwrap(), &r], &env);
+    assert!(shown.contains("already in the registry"), "{shown}");
+    let env_b = [("XDG_DATA_HOME", b.as_path())];
+    let shown = under_pty(&["pull", &r], &env_b);
+    assert!(
+        shown.contains("pull exec_print.bpf.o") && shown.contains("[====="),
+        "{shown}"
+    );
+    // Through pipes: stderr has the summary line only, stdout the digest / path.
+    let o = ebpfctl_env(&["push", obj.to_str().unwrap(), &r], &env);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        !err.contains('\r') && !err.contains('\x1b') && !err.contains("[="),
+        "{err:?}"
+    );
+    let o = ebpfctl_env(&["pull", &r], &[("XDG_DATA_HOME", dir.join("c").as_path())]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!err.contains('\r') && !err.contains('\x1b'), "{err:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--format bumblebee` writes bumblebee's media types and the names `bee` looks for, in the
+/// registry and in a store (bee's own store is an OCI layout too); ebpfctl reads it back with
+/// its description.
+#[test]
+fn bumblebee_format_is_written_for_bee() {
+    let reg = Registry::start("beefmt");
+    let obj = example("exec_print");
+    let bytes = std::fs::read(&obj).unwrap();
+    let dir = scratch("beefmt");
+    let store = dir.join("bee-store");
+    let r = reg.reference("solo/exec:v1");
+    ok(
+        &ebpfctl(&[
+            "image",
+            "push",
+            &r,
+            "--file",
+            obj.to_str().unwrap(),
+            "--format",
+            "bumblebee",
+            "--description",
+            "execs, one per line",
+            "--authors",
+            "alice",
+            "--store",
+            store.to_str().unwrap(),
+        ]),
+        "push --format bumblebee",
+    );
+    let m: Value = serde_json::from_slice(&inspect_raw(&r, false)).unwrap();
+    assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert!(m.get("artifactType").is_none(), "{m}");
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/ebpf.oci.image.config.v1+json"
+    );
+    assert_eq!(
+        m["config"]["annotations"]["org.opencontainers.image.title"],
+        "config.json"
+    );
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        "application/ebpf.oci.image.program.v1+binary"
+    );
+    assert_eq!(
+        m["layers"][0]["annotations"]["org.opencontainers.image.title"],
+        "program.o"
+    );
+    assert_eq!(m["layers"][0]["digest"], sha256_digest(&bytes).as_str());
+    assert_eq!(
+        m["annotations"]["org.opencontainers.image.description"],
+        "execs, one per line"
+    );
+    assert_eq!(
+        m["annotations"]["org.opencontainers.image.authors"],
+        "alice"
+    );
+    // The config is JSON (bee's config type is an empty object: any JSON reads) holding ours.
+    let cfg: Value = serde_json::from_slice(&inspect_raw(&r, true)).unwrap();
+    assert_eq!(cfg["name"], "exec_print");
+    // The store entry carries the platform and the full reference, what `bee list` shows.
+    let index = read_json(&store.join("index.json"));
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        r.as_str()
+    );
+    assert_eq!(
+        index["manifests"][0]["platform"],
+        serde_json::json!({"architecture": "amd64", "os": "linux"})
+    );
+    // ebpfctl reads it back, description included, and runs it.
+    let data = dir.join("data");
+    let env = [("XDG_DATA_HOME", data.as_path())];
+    let o = ebpfctl_env(&["pull", &r], &env);
+    ok(&o, "pull a --format bumblebee image");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("exec_print"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let list: Value = serde_json::from_str(&ok(
+        &ebpfctl_env(&["image", "list", "-o", "json"], &env),
+        "list",
+    ))
+    .unwrap();
+    assert_eq!(list[0]["format"], "bumblebee");
+    assert_eq!(list[0]["name"], "exec_print");
+    let run = Run::start_with_env(
+        &["run", &r, "-o", "json"],
+        &[("XDG_DATA_HOME", data.display().to_string())],
+    );
+    let pid = target(&["getppid", "1"]);
+    run.wait_json("the exec event", |v| v.iter().any(|e| e["pid"] == pid));
     let (st, _, err) = run.stop();
     assert!(st.success(), "{err:?}");
     let _ = std::fs::remove_dir_all(&dir);

@@ -27,6 +27,9 @@ pub enum LoadError {
     UnknownParam { name: String, known: String },
     #[error("parameter {name}: {msg}")]
     BadParam { name: String, msg: String },
+    /// Filling the object's maps before attaching failed (the message says what).
+    #[error("{0}")]
+    BeforeAttach(String),
     #[error("libbpf cannot open the object: {0}")]
     Open(String),
     #[error("{0}")]
@@ -190,6 +193,27 @@ fn kernel_may_lack(p: &AttachPoint) -> bool {
 impl Loaded {
     /// Loads and attaches `spec` (see the module docs).
     pub fn load(spec: &ObjectSpec, opts: &LoadOptions) -> Result<Loaded, LoadError> {
+        Self::load_then(spec, opts, &mut |_| Ok(()))
+    }
+
+    /// Loads `spec`, calls `before_attach` with the loaded object (to fill its maps before
+    /// any program runs), then attaches. An error of `before_attach` unloads everything.
+    pub fn load_then(
+        spec: &ObjectSpec,
+        opts: &LoadOptions,
+        before_attach: &mut dyn FnMut(&Loaded) -> Result<(), String>,
+    ) -> Result<Loaded, LoadError> {
+        let mut loaded = Self::load_only(spec, opts)?;
+        if opts.no_attach {
+            return Ok(loaded);
+        }
+        before_attach(&loaded).map_err(LoadError::BeforeAttach)?;
+        loaded.attach_all(spec, opts)?;
+        Ok(loaded)
+    }
+
+    /// Checks, opens and loads `spec` without attaching anything.
+    fn load_only(spec: &ObjectSpec, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         check_programs(spec, opts)?;
         // Read from the object's instructions: refused before anything reaches the kernel.
         if !spec.unsafe_calls.is_empty() && !opts.allow_unsafe_helpers {
@@ -342,15 +366,17 @@ impl Loaded {
             }
         };
 
-        let mut loaded = Loaded {
+        Ok(Loaded {
             attachments: Vec::new(),
             skipped,
             notices: Vec::new(),
             object,
-        };
-        if opts.no_attach {
-            return Ok(loaded);
-        }
+        })
+    }
+
+    /// Attaches every loaded program of `spec` (skipping, unless strict, those that fail).
+    fn attach_all(&mut self, spec: &ObjectSpec, opts: &LoadOptions) -> Result<(), LoadError> {
+        let loaded = self;
         for ps in &spec.programs {
             let Some(prog) = loaded
                 .object
@@ -380,7 +406,7 @@ impl Loaded {
                 &mut loaded.skipped,
             )));
         }
-        Ok(loaded)
+        Ok(())
     }
 
     /// A loaded map by its name in the object.

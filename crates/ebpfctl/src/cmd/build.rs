@@ -10,6 +10,11 @@ pub struct Args {
     /// Output object [default: the source with .o instead of .c].
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Target architecture [default: this machine's]: x86_64 (amd64), arm64 (aarch64),
+    /// riscv64, s390x, ppc64le, arm. Sets __TARGET_ARCH_*; vmlinux.h stays this kernel's
+    /// (see docs/oci.md, "Multi-architecture images", for what builds that way).
+    #[arg(long, value_name = "ARCH")]
+    arch: Option<String>,
     /// Extra include directory (repeatable).
     #[arg(short = 'I', long = "include")]
     includes: Vec<PathBuf>,
@@ -26,14 +31,24 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     let include_dir = ebpfctl_build::default_include_dir()
         .and_then(|d| ebpfctl_build::prepare_include_dir(&d))
         .context("preparing headers (vmlinux.h, libbpf, ebpfctl.h)")?;
-    ebpfctl_build::Compile {
+    if let Some(arch) = &a.arch {
+        // Refused before clang runs, with the names that work.
+        ebpfctl_build::target_arch_named(arch)?;
+    }
+    let compile = ebpfctl_build::Compile {
         src: a.source.clone(),
         out: out.clone(),
         include_dir,
         extra_includes: a.includes,
         cflags: a.cflags,
+    };
+    match &a.arch {
+        Some(arch) => compile.run_for(arch)?,
+        None => compile.run()?,
     }
-    .run()?;
-    eprintln!("ebpfctl: built {}", out.display());
+    match &a.arch {
+        Some(arch) => eprintln!("ebpfctl: built {} for {arch}", out.display()),
+        None => eprintln!("ebpfctl: built {}", out.display()),
+    }
     Ok(0)
 }

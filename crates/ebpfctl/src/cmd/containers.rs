@@ -12,8 +12,9 @@ pub enum ShowArg {
     Never,
 }
 
+/// `--container`, `--pod`, `--namespace`: the tools' and the runner's filter.
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct ContainerArgs {
+pub struct FilterArgs {
     /// Only tasks of this container: its name or (a prefix of) its id; repeatable (any of
     /// them). In the kernel, by cgroup id.
     #[arg(long = "container", value_name = "NAME|ID")]
@@ -24,6 +25,31 @@ pub struct ContainerArgs {
     /// Only tasks of containers of pods in this Kubernetes namespace.
     #[arg(long, value_name = "NS")]
     pub namespace: Option<String>,
+}
+
+impl FilterArgs {
+    /// The selector; empty values are refused.
+    pub fn selector(&self) -> anyhow::Result<Selector> {
+        if self.container.iter().any(|c| c.trim().is_empty()) {
+            anyhow::bail!("--container: expected a container name or id");
+        }
+        for (flag, v) in [("--pod", &self.pod), ("--namespace", &self.namespace)] {
+            if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                anyhow::bail!("{flag}: expected a name");
+            }
+        }
+        Ok(Selector {
+            containers: self.container.clone(),
+            pod: self.pod.clone(),
+            namespace: self.namespace.clone(),
+        })
+    }
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ContainerArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// Add each event's container (runtime, id, name; pod, namespace): auto (default for
     /// the tools: when this host has containers), always, never.
     #[arg(long, value_enum, value_name = "WHEN", num_args = 0..=1, default_missing_value = "always")]
@@ -38,14 +64,7 @@ impl ContainerArgs {
     /// The options, with `default` when `--containers` is not given; empty filter values
     /// are refused.
     pub fn options(&self, default: Show) -> anyhow::Result<ContainerOptions> {
-        if self.container.iter().any(|c| c.trim().is_empty()) {
-            anyhow::bail!("--container: expected a container name or id");
-        }
-        for (flag, v) in [("--pod", &self.pod), ("--namespace", &self.namespace)] {
-            if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
-                anyhow::bail!("{flag}: expected a name");
-            }
-        }
+        let selector = self.filter.selector()?;
         Ok(ContainerOptions {
             show: match self.containers {
                 None => default,
@@ -53,11 +72,7 @@ impl ContainerArgs {
                 Some(ShowArg::Always) => Show::Always,
                 Some(ShowArg::Never) => Show::Never,
             },
-            selector: Selector {
-                containers: self.container.clone(),
-                pod: self.pod.clone(),
-                namespace: self.namespace.clone(),
-            },
+            selector,
             metric_labels: self.metrics_container_labels,
             ..Default::default()
         })

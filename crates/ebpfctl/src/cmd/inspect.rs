@@ -9,14 +9,18 @@ use super::prog::{done, stdout, Output};
 
 #[derive(ClapArgs)]
 pub struct Args {
-    /// A BPF object compiled with `clang -target bpf -g` (or `ebpfctl build`).
+    /// A BPF object compiled with `clang -target bpf -g` (or `ebpfctl build`), or a probe
+    /// image: a name in the store, else pulled from its registry (host/repo:tag).
     object: PathBuf,
     #[command(flatten)]
     out: Output,
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let v = object::inspect(&args.object)?;
+    let path = super::registry::resolve(&args.object, &args.registry)?;
+    let v = object::inspect(&path)?;
     let mut w = stdout();
     done(object::print_view(&mut w, &v, args.out.output).and_then(|()| w.flush()))
 }

@@ -7,6 +7,7 @@ mod build;
 mod containers;
 mod execsnoop;
 mod feature;
+mod image;
 mod init;
 mod inspect;
 mod link;
@@ -15,6 +16,7 @@ mod net;
 mod observe;
 mod opensnoop;
 mod prog;
+mod progress;
 mod pull;
 mod push;
 mod registry;
@@ -41,10 +43,12 @@ enum Cmd {
     Build(build::Args),
     /// Write a starter probe to a new directory.
     Init(init::Args),
-    /// Package a compiled probe as an OCI artifact and push it to a registry.
+    /// Package compiled probes as an OCI artifact and push them to a registry (= image push).
     Push(push::Args),
-    /// Pull a probe artifact from a registry.
+    /// Pull a probe from a registry into the store (= image pull).
     Pull(pull::Args),
+    /// Probes as OCI images: push, pull, list, describe, tag, rm, login, logout.
+    Image(image::Args),
     /// Trace process execution: started / exited / error events.
     Execsnoop(execsnoop::Args),
     /// Trace open, openat and openat2.
@@ -91,6 +95,7 @@ pub fn run() -> i32 {
         Cmd::Init(a) => init::run(a),
         Cmd::Push(a) => push::run(a),
         Cmd::Pull(a) => pull::run(a),
+        Cmd::Image(a) => image::run(a),
         Cmd::Execsnoop(a) => execsnoop::run(a),
         Cmd::Opensnoop(a) => opensnoop::run(a),
         Cmd::Observe(a) => observe::run(a),

@@ -1,15 +1,23 @@
-//! `ebpfctl pull REF`: fetch a probe artifact (docs/oci.md), verify it, write the object.
+//! `ebpfctl image pull REF` (and `ebpfctl pull`): fetch a probe (docs/oci.md) into the
+//! store, verify it, print the object's path.
 use std::path::PathBuf;
 
 use anyhow::Context;
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:
+  ebpfctl pull ghcr.io/acme/probes/execs:v1                # into the store; prints the object's path
+  ebpfctl image pull ghcr.io/acme/probes/execs:v1 --out execs.bpf.o
+  ebpfctl image pull ghcr.io/acme/probes/execs:v1 --arch arm64")]
 pub struct Args {
     /// What to pull: registry/repository[:tag|@digest].
     reference: String,
-    /// Write the object here [default: the cache, $XDG_CACHE_HOME/ebpfctl/oci/<sha256>.o, see docs/oci.md].
-    #[arg(short, long, value_name = "FILE")]
-    output: Option<PathBuf>,
+    /// Also write the object to FILE (through a fresh temporary file renamed into place).
+    #[arg(long = "out", short = 'o', alias = "output", value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// The platform to take from a multi-architecture image [default: this machine's].
+    #[arg(long, value_name = "ARCH")]
+    arch: Option<String>,
     #[command(flatten)]
     registry: super::registry::RegistryArgs,
     #[command(flatten)]
@@ -18,27 +26,40 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<i32> {
     let opts = ebpfctl_oci::PullOptions {
-        connection: a.registry.connection(a.credentials.auth())?,
-        output: a.output,
+        connection: a.registry.connection(a.credentials.auth()?)?,
+        store: a.registry.store.store.clone(),
+        output: a.out,
+        arch: a.arch,
+        progress: super::progress::bars("pull"),
     };
     let pulled = ebpfctl_oci::pull(&a.reference, &opts).context("pull")?;
     for n in &pulled.notes {
         eprintln!("ebpfctl: {n}");
     }
-    if let Some(c) = &pulled.config {
-        eprintln!(
-            "ebpfctl: {} {} (ebpfctl {}, {}, license {}){}",
+    let platform = pulled
+        .platform
+        .as_ref()
+        .map(|p| format!(" ({}/{} from the index)", p.os, p.architecture))
+        .unwrap_or_default();
+    let from_store = if pulled.cached {
+        ", already in the store"
+    } else {
+        ""
+    };
+    match &pulled.config {
+        Some(c) => eprintln!(
+            "ebpfctl: {} {} {}{platform} (ebpfctl {}, {}, license {}){from_store}",
+            pulled.reference,
             c.name,
             pulled.manifest_digest,
             c.ebpfctl_version,
             c.architecture,
             c.license.as_deref().unwrap_or("none"),
-            if pulled.cached {
-                ", from the cache"
-            } else {
-                ""
-            }
-        );
+        ),
+        None => eprintln!(
+            "ebpfctl: {} {}{platform}{from_store}",
+            pulled.reference, pulled.manifest_digest
+        ),
     }
     println!("{}", pulled.path.display());
     Ok(0)

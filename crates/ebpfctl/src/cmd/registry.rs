@@ -1,9 +1,37 @@
-//! What `push`, `pull` and `run REF` share on the command line: how to reach the registry
-//! (`--plain-http`, `--tls-no-verify`) and, for push and pull, the credentials.
+//! What the image commands, `run REF` and `inspect REF` share on the command line: the
+//! store (`--store`), how to reach the registry (`--plain-http`, `--tls-no-verify`) and,
+//! for push, pull and login, the credentials.
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The local image store.
+#[derive(clap::Args, Clone)]
+pub struct StoreArgs {
+    /// Image store, an OCI image layout [default: $XDG_DATA_HOME/ebpfctl/store, else
+    /// ~/.local/share/ebpfctl/store, else /var/lib/ebpfctl/store for root].
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    pub fn open(&self) -> anyhow::Result<ebpfctl_oci::Store> {
+        Ok(ebpfctl_oci::Store::open(self.store.as_deref())?)
+    }
+}
+
+/// How to reach the registry (nothing falls back from one transport to another), and the
+/// store images go through.
+#[derive(clap::Args)]
+pub struct RegistryArgs {
+    #[command(flatten)]
+    pub transport: TransportArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
 
 /// How to reach the registry; nothing falls back from one transport to another.
 #[derive(clap::Args)]
-pub struct RegistryArgs {
+pub struct TransportArgs {
     /// Plain HTTP, no TLS [default: only for localhost, 127.0.0.0/8 and [::1]];
     /// --plain-http=false forces HTTPS for those too.
     #[arg(
@@ -23,6 +51,16 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
+    pub fn connection(&self, auth: ebpfctl_oci::Auth) -> anyhow::Result<ebpfctl_oci::Connection> {
+        self.transport.connection(auth)
+    }
+
+    pub fn store_dir(&self) -> Option<&Path> {
+        self.store.store.as_deref()
+    }
+}
+
+impl TransportArgs {
     /// The connection settings with `auth`; credentials about to cross plain HTTP get a
     /// line on stderr.
     pub fn connection(&self, auth: ebpfctl_oci::Auth) -> anyhow::Result<ebpfctl_oci::Connection> {
@@ -40,19 +78,61 @@ impl RegistryArgs {
     }
 }
 
-/// Registry credentials (push, pull; `run REF` reads the environment and saved logins).
+/// For `run OBJECT` and `inspect OBJECT`: a file is itself; a name in the store is its object
+/// for this machine; a registry reference is pulled into the store (credentials from the
+/// environment or a saved login).
+pub fn resolve(object: &Path, registry: &RegistryArgs) -> anyhow::Result<PathBuf> {
+    let connection = registry.connection(ebpfctl_oci::Auth::new(None, None))?;
+    Ok(ebpfctl_oci::resolve_object(
+        object,
+        &connection,
+        registry.store_dir(),
+    )?)
+}
+
+/// Registry credentials (push, pull, login; `run REF` reads the environment and saved logins).
 #[derive(clap::Args)]
 pub struct CredentialArgs {
-    /// Registry user [default: $EBPFCTL_REGISTRY_USER, else a saved docker/podman login].
+    /// Registry user [default: $EBPFCTL_REGISTRY_USER, else a saved login].
     #[arg(long, short = 'u')]
     username: Option<String>,
-    /// Registry password or token [default: $EBPFCTL_REGISTRY_PASSWORD].
-    #[arg(long, short = 'p')]
+    /// Registry password or token (visible to other users in `ps`: prefer --password-stdin)
+    /// [default: $EBPFCTL_REGISTRY_PASSWORD].
+    #[arg(long, conflicts_with = "password_stdin")]
     password: Option<String>,
+    /// Read the password or token from stdin (one line).
+    #[arg(long)]
+    password_stdin: bool,
 }
 
 impl CredentialArgs {
-    pub fn auth(self) -> ebpfctl_oci::Auth {
-        ebpfctl_oci::Auth::new(self.username, self.password)
+    pub fn username(&self) -> Option<String> {
+        self.username.clone()
+    }
+
+    /// The password from the flag or stdin.
+    pub fn password(&self) -> anyhow::Result<Option<String>> {
+        if !self.password_stdin {
+            return Ok(self.password.clone());
+        }
+        let mut s = String::new();
+        std::io::stdin()
+            .lock()
+            .take(64 << 10)
+            .read_to_string(&mut s)
+            .map_err(|e| anyhow::anyhow!("--password-stdin: cannot read stdin: {e}"))?;
+        let s = s.strip_suffix('\n').unwrap_or(&s);
+        let s = s.strip_suffix('\r').unwrap_or(s);
+        if s.is_empty() {
+            anyhow::bail!("--password-stdin: stdin held no password");
+        }
+        Ok(Some(s.to_string()))
+    }
+
+    pub fn auth(&self) -> anyhow::Result<ebpfctl_oci::Auth> {
+        Ok(ebpfctl_oci::Auth::new(
+            self.username.clone(),
+            self.password()?,
+        ))
     }
 }

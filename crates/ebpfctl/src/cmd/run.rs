@@ -9,8 +9,10 @@ use ebpfctl_core::convention::Keyword;
 use ebpfctl_core::decode::time::parse_cli_duration;
 use ebpfctl_core::load::attach::AttachOptions;
 use ebpfctl_core::load::LoadOptions;
+use ebpfctl_core::load::Loaded;
 use ebpfctl_core::object::{params, ObjectSpec};
-use ebpfctl_core::run::{Output, RunOptions};
+use ebpfctl_core::run::{BeforeAttach, Output, RunOptions};
+use ebpfctl_tools::common::cgroup_filter::KernelFilter;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Format {
@@ -24,7 +26,7 @@ pub enum Format {
 pub struct Args {
     /// The compiled BPF object (.o), or a probe in a registry (host/repo:tag).
     object: PathBuf,
-    /// How to reach the registry when OBJECT is a reference.
+    /// How to reach the registry when OBJECT is a reference, and the store.
     #[command(flatten)]
     registry: super::registry::RegistryArgs,
     /// Output on stdout [default: table on a terminal, json otherwise].
@@ -84,6 +86,10 @@ pub struct Args {
     /// namespace); tables show the container's name in that column. See docs/containers.md.
     #[arg(long)]
     containers: bool,
+    /// Only events of these containers, in the kernel: the object must declare
+    /// `EBPFCTL_CGROUP_FILTER` and test `ebpfctl_cgroup_passes()` (include/ebpfctl.h).
+    #[command(flatten)]
+    filter: super::containers::FilterArgs,
 }
 
 /// The container resolver behind `--containers`, for the decoder.
@@ -127,10 +133,39 @@ fn check_flags(a: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--container/--pod/--namespace`: the verdicts of the object's filter map, written before
+/// attach and kept up to date while the run lasts (dropping the slot stops the thread).
+fn container_filter(
+    spec: &ObjectSpec,
+    selector: ebpfctl_container::Selector,
+    resolver: std::sync::Arc<ebpfctl_container::Resolver>,
+) -> anyhow::Result<(BeforeAttach, FilterSlot)> {
+    use ebpfctl_tools::common::containers::FILTER_MAP;
+    if !spec.maps.iter().any(|m| m.name == FILTER_MAP) {
+        anyhow::bail!(
+            "--container/--pod/--namespace: the object has no {FILTER_MAP} map; declare EBPFCTL_CGROUP_FILTER and return early unless ebpfctl_cgroup_passes(bpf_get_current_cgroup_id()) (include/ebpfctl.h, docs/containers.md)"
+        );
+    }
+    let slot: FilterSlot = Default::default();
+    let keep = std::sync::Arc::clone(&slot);
+    let hook = move |l: &Loaded| -> Result<(), String> {
+        let (f, shown) = KernelFilter::start(l, std::sync::Arc::clone(&resolver), selector.clone())
+            .map_err(|e| e.to_string())?;
+        if shown == 0 {
+            eprintln!("ebpfctl: no running container matches the container filter yet (checked every second)");
+        }
+        *keep.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
+        Ok(())
+    };
+    Ok((BeforeAttach(std::sync::Arc::new(hook)), slot))
+}
+
+type FilterSlot = std::sync::Arc<std::sync::Mutex<Option<KernelFilter>>>;
+
 pub fn run(mut a: Args) -> anyhow::Result<i32> {
     check_flags(&a)?;
-    let connection = a.registry.connection(ebpfctl_oci::Auth::new(None, None))?;
-    a.object = ebpfctl_oci::resolve_object(&a.object, &connection)?;
+    let selector = a.filter.selector()?;
+    a.object = super::registry::resolve(&a.object, &a.registry)?;
     let spec = ObjectSpec::from_path(&a.object).with_context(|| a.object.display().to_string())?;
     if a.list_params {
         print_params(&spec);
@@ -182,13 +217,25 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
         metrics_addr_explicit: a.metrics_addr.is_some(),
         hist_key: a.hist_key,
         hist_linear_step: a.hist_linear_step,
+        before_attach: None,
     };
-    if a.containers {
+    let mut opts = opts;
+    let mut _filter_slot = None;
+    if a.containers || !selector.is_empty() {
         let r = std::sync::Arc::new(
-            ebpfctl_container::Resolver::start(Default::default()).context("--containers")?,
+            ebpfctl_container::Resolver::start(Default::default()).context("containers")?,
         );
         r.scan();
-        ebpfctl_core::decode::set_container_names(Box::new(Names(std::sync::Mutex::new(r.view()))));
+        if !selector.is_empty() {
+            let (hook, slot) = container_filter(&spec, selector, std::sync::Arc::clone(&r))?;
+            opts.before_attach = Some(hook);
+            _filter_slot = Some(slot);
+        }
+        if a.containers {
+            ebpfctl_core::decode::set_container_names(Box::new(Names(std::sync::Mutex::new(
+                r.view(),
+            ))));
+        }
     }
     let stdout = ebpfctl_core::print::writer::Sink::stdout();
     ebpfctl_core::run::run(&spec, &opts, stdout, &mut |msg: &str| {
