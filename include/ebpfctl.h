@@ -128,6 +128,18 @@ static __always_inline __u64 ebpfctl_wakeup_flags(void *counter, __u64 threshold
 }
 #endif
 
+/* ---- builtins probes call by their libc names -------------------------------- *
+ * BPF has no libc: clang turns these into inline copies, but only under their builtin
+ * names; bumblebee's probes call memcpy undeclared (an error since C99). */
+#ifdef __bpf__
+#ifndef memcpy
+#define memcpy(dst, src, n) __builtin_memcpy((dst), (src), (n))
+#endif
+#ifndef memset
+#define memset(dst, c, n) __builtin_memset((dst), (c), (n))
+#endif
+#endif
+
 /* ---- histogram slots ---------------------------------------------------------- */
 
 /* floor(log2(v)) for v > 0, 0 for 0: the slot of a log2 histogram map. */

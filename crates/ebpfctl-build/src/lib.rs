@@ -56,6 +56,11 @@ const HEADERS: &[(&str, &[u8])] = &[
         "ebpfctl.h",
         include_bytes!(concat!(env!("OUT_DIR"), "/headers/ebpfctl.h")),
     ),
+    // Bumblebee's name for the same typedefs (`#include "solo_types.h"`).
+    (
+        "solo_types.h",
+        include_bytes!(concat!(env!("OUT_DIR"), "/headers/solo_types.h")),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -110,7 +110,16 @@ pub fn run(
 ) -> Result<(), RunError> {
     let outs = plan(spec)?;
     signals::stop_flag();
-    let loaded = Loaded::load(spec, &opts.load)?;
+    let loaded = match Loaded::load(spec, &opts.load) {
+        Ok(l) => l,
+        Err(e) => {
+            // Several programs skipped: one line each, then the error counts them.
+            for s in e.skipped() {
+                notify(&s.to_string());
+            }
+            return Err(e.into());
+        }
+    };
     for s in &loaded.skipped {
         notify(&s.to_string());
     }

@@ -64,6 +64,21 @@ pub struct Args {
     /// Fail when any program cannot load or attach (default: report it and run the rest).
     #[arg(long)]
     strict: bool,
+    /// Load only the programs whose name or section matches GLOB (repeatable); with two
+    /// programs of one hook named, both run.
+    #[arg(long = "program", value_name = "GLOB")]
+    programs: Vec<String>,
+    /// Do not load the programs whose name or section matches GLOB (repeatable).
+    #[arg(long = "skip", value_name = "GLOB")]
+    skip: Vec<String>,
+    /// The binary for uprobe/FUNCTION and usdt/PROVIDER:NAME sections (sections that name
+    /// no binary).
+    #[arg(long, value_name = "PATH")]
+    target: Option<PathBuf>,
+    /// Trace only this process with uprobes and USDT probes (its executable is the target
+    /// when --target is not given).
+    #[arg(long)]
+    pid: Option<i32>,
     /// Member observed by `hist` on ring buffers [default: first `duration` member, else `value`].
     #[arg(long)]
     hist_key: Option<String>,
@@ -102,6 +117,19 @@ fn check_flags(a: &Args) -> anyhow::Result<()> {
     }
     if a.duration.is_some_and(|d| d.is_zero()) {
         anyhow::bail!("--duration 0 would stop at once: give a positive duration like 10s, or leave it out to run until Ctrl-C");
+    }
+    if let Some(pid) = a.pid {
+        if pid <= 0 || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            anyhow::bail!("--pid {pid}: no such process");
+        }
+    }
+    if let Some(t) = &a.target {
+        if !t.is_file() {
+            anyhow::bail!(
+                "--target {}: not a file; give the path of the binary (or library) to probe",
+                t.display()
+            );
+        }
     }
     if let Some(step) = a.hist_linear_step {
         if !(step.is_finite() && step > 0.0) {
@@ -152,12 +180,16 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
                 cgroup: a.cgroup,
                 perf_freq: a.perf_freq,
                 force_legacy_tc: a.force_legacy_tc,
+                target: a.target,
+                pid: a.pid,
             },
             strict: a.strict,
             ringbuf_bytes: a.ringbuf_size,
             verbose: a.verbose,
             no_attach: false,
             allow_unsafe_helpers: a.allow_unsafe_helpers,
+            programs: a.programs,
+            skip: a.skip,
         },
         output,
         interval: a.interval,
