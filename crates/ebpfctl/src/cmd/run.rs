@@ -10,6 +10,7 @@ use ebpfctl_core::decode::time::parse_cli_duration;
 use ebpfctl_core::load::attach::AttachOptions;
 use ebpfctl_core::load::LoadOptions;
 use ebpfctl_core::object::{params, ObjectSpec};
+use ebpfctl_core::plan::PlanOptions;
 use ebpfctl_core::run::{Output, RunOptions};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -18,6 +19,8 @@ pub enum Format {
     Table,
     /// Metrics only, nothing on stdout.
     None,
+    /// Folded stacks of maps keyed by kernel_stack/user_stack ids, at exit (flame graphs).
+    Folded,
 }
 
 #[derive(clap::Args)]
@@ -79,9 +82,19 @@ pub struct Args {
     /// when --target is not given).
     #[arg(long)]
     pid: Option<i32>,
-    /// Member observed by `hist` on ring buffers [default: first `duration` member, else `value`].
+    /// Treat every map without a keyword as `print`: key/value maps snapshotted each
+    /// interval, ring buffers and perf arrays printed per event (raw bytes without a BTF type),
+    /// libbpf-tools `slots[]` histograms as histograms.
+    #[arg(long)]
+    all_maps: bool,
+    /// Member observed by `hist` on ring buffers [default: first `duration` member, else
+    /// `value`, else `le`].
     #[arg(long)]
     hist_key: Option<String>,
+    /// Bucket upper bounds for `hist` on ring buffers, ascending, e.g. 1,5,10,50
+    /// [default: doubling; bumblebee's 0,10,20,50,...,5000 for a member `le`].
+    #[arg(long, value_name = "N,N,...", value_parser = parse_buckets)]
+    buckets: Option<Buckets>,
     /// Slot width of slot-keyed `hist` maps [default: log2 slots].
     #[arg(long)]
     hist_linear_step: Option<f64>,
@@ -95,6 +108,28 @@ pub struct Args {
     /// Show libbpf's messages.
     #[arg(short, long)]
     verbose: bool,
+}
+
+/// `--buckets` values (a newtype: clap would split a Vec<f64> into repeated flags).
+#[derive(Clone, Debug)]
+pub struct Buckets(Vec<f64>);
+
+fn parse_buckets(s: &str) -> Result<Buckets, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let x: f64 = part
+            .trim()
+            .parse()
+            .map_err(|_| format!("{part:?} is not a number (expected N,N,... like 1,5,10)"))?;
+        if !x.is_finite() {
+            return Err(format!("{part:?}: bucket bounds must be finite"));
+        }
+        if out.last().is_some_and(|&l: &f64| x <= l) {
+            return Err(format!("bounds must ascend: {x} after {}", out.last().unwrap()));
+        }
+        out.push(x);
+    }
+    Ok(Buckets(out))
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -153,12 +188,20 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
             eprintln!("ebpfctl: {c}");
         }
     }
+    let plan_opts = PlanOptions {
+        all_maps: a.all_maps,
+        hist_key: a.hist_key,
+        buckets: a.buckets.map(|b| b.0),
+    };
+    // Metric keywords, or libbpf-tools histograms under --all-maps.
     let wants_metrics = spec.maps.iter().any(|m| {
         matches!(
             m.keyword,
             Some(Keyword::Counter | Keyword::Gauge | Keyword::Hist)
         )
-    });
+    }) || (a.all_maps
+        && ebpfctl_core::plan::plan(&spec, &plan_opts)
+            .is_ok_and(|p| p.iter().any(|o| o.slots.is_some())));
     let metrics_addr = match (a.no_metrics, a.metrics_addr) {
         (true, _) => None,
         (false, Some(addr)) => Some(addr),
@@ -169,6 +212,7 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
         Some(Format::Json) => Output::Json,
         Some(Format::Table) => Output::Table,
         Some(Format::None) => Output::None,
+        Some(Format::Folded) => Output::Folded,
         None if std::io::stdout().is_terminal() => Output::Table,
         None => Output::Json,
     };
@@ -196,7 +240,7 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
         duration: a.duration,
         metrics_addr,
         metrics_addr_explicit: a.metrics_addr.is_some(),
-        hist_key: a.hist_key,
+        plan: plan_opts,
         hist_linear_step: a.hist_linear_step,
     };
     let stdout = Box::new(std::io::stdout().lock());
