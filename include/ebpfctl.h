@@ -30,6 +30,11 @@ typedef __s64 ebpfctl_syscall;
 typedef __u32 ebpfctl_uid;
 typedef __u32 ebpfctl_gid;
 typedef __u32 ebpfctl_pid;
+/* A stack id from bpf_get_stackid(ctx, &stack_map, 0) (kernel) or with BPF_F_USER_STACK
+ * (user), into the object's BPF_MAP_TYPE_STACK_TRACE map: printed as symbolised frames
+ * ([{addr, sym, offset, module}, ...], innermost first); negative (no stack) as []. */
+typedef __s32 ebpfctl_kernel_stack;
+typedef __s32 ebpfctl_user_stack;
 /* A task command name (TASK_COMM_LEN). */
 typedef char ebpfctl_comm[16];
 /* A transport endpoint: address, port, protocol. Printed "10.0.0.1:80/tcp". */
@@ -57,6 +62,8 @@ typedef ebpfctl_uid uid;
 typedef ebpfctl_gid gid;
 typedef ebpfctl_pid pid;
 typedef ebpfctl_comm comm;
+typedef ebpfctl_kernel_stack kernel_stack;
+typedef ebpfctl_user_stack user_stack;
 typedef ebpfctl_l4_endpoint l4_endpoint;
 #endif
 

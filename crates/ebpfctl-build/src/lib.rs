@@ -279,6 +279,13 @@ impl Compile {
         for inc in &self.extra_includes {
             cmd.arg("-I").arg(inc);
         }
+        // The target's own system headers last (as libbpf-tools' build does): libbpf's
+        // usdt.bpf.h includes <linux/errno.h>, which needs <asm/errno.h> from the multiarch
+        // directory that `-target bpf` does not search.
+        let multiarch = Path::new("/usr/include").join(format!("{}-linux-gnu", env::consts::ARCH));
+        if multiarch.is_dir() {
+            cmd.arg("-idirafter").arg(multiarch);
+        }
         cmd.args(&self.cflags)
             .arg("-c")
             .arg(&self.src)

@@ -191,6 +191,13 @@ pub fn num(x: f64) -> String {
 /// One line per map for `inspect`: what `run` does with it under `opts`.
 pub fn describe(spec: &ObjectSpec, opts: &PlanOptions) -> Vec<(String, String)> {
     let outs = plan(spec, opts);
+    let all = plan(
+        spec,
+        &PlanOptions {
+            all_maps: true,
+            ..opts.clone()
+        },
+    );
     spec.maps
         .iter()
         .map(|m| {
@@ -206,7 +213,14 @@ pub fn describe(spec: &ObjectSpec, opts: &PlanOptions) -> Vec<(String, String)> 
                         None if m.name.starts_with("__bpf_") || fam == MapFamily::Other => {
                             "left alone".into()
                         }
-                        None => "left alone (no keyword; --all-maps prints it)".into(),
+                        None => match all
+                            .as_ref()
+                            .ok()
+                            .and_then(|a| a.iter().find(|o| o.name == m.name))
+                        {
+                            Some(o) => format!("left alone (no keyword); with --all-maps it {}", what(o, m).replace(" (--all-maps)", "")),
+                            None => "left alone (no keyword)".into(),
+                        },
                         Some(o) => what(o, m),
                     },
                 }
