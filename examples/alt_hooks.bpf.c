@@ -46,7 +46,7 @@ int BPF_PROG(exec_btf, struct task_struct *p, pid_t old_pid, struct linux_binprm
 }
 
 SEC("raw_tp/sched_process_exec")
-int BPF_PROG(exec_raw)
+int BPF_PROG(exec_raw, struct task_struct *p)
 {
 	count(2);
 	return 0;

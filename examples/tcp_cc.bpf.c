@@ -53,8 +53,7 @@ __u32 BPF_PROG(ebpfctl_cc_undo_cwnd, struct sock *sk)
 	return tcp_reno_undo_cwnd(sk);
 }
 
-SEC(".struct_ops.link")
-struct tcp_congestion_ops ebpfctl_cc = {
+struct tcp_congestion_ops ebpfctl_cc SEC(".struct_ops.link") = {
 	.init = (void *)ebpfctl_cc_init,
 	.cong_avoid = (void *)ebpfctl_cc_cong_avoid,
 	.ssthresh = (void *)ebpfctl_cc_ssthresh,
