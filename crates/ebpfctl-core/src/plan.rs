@@ -54,11 +54,7 @@ pub fn number_buckets() -> Vec<f64> {
 /// The member a stream `hist` observes: `--hist-key`, else the first `duration` member, else
 /// one named `value`, else bumblebee's `le` (with bumblebee's buckets). `--buckets` overrides
 /// the buckets. The error names the members.
-pub fn observe(
-    map: &str,
-    fields: &[(&str, &Node)],
-    opts: &PlanOptions,
-) -> Result<Observe, String> {
+pub fn observe(map: &str, fields: &[(&str, &Node)], opts: &PlanOptions) -> Result<Observe, String> {
     let member = match &opts.hist_key {
         Some(k) => fields.iter().find(|(n, _)| n == k),
         None => fields
@@ -114,8 +110,7 @@ pub fn slots_member(value: &Decoder) -> Option<String> {
 
 /// Maps that are never printed: libbpf's own (USDT specs), and kinds with nothing to show.
 fn printable(m: &MapSpec) -> bool {
-    !m.name.starts_with("__bpf_")
-        && !matches!(convention::family(m.map_type), MapFamily::Other)
+    !m.name.starts_with("__bpf_") && !matches!(convention::family(m.map_type), MapFamily::Other)
 }
 
 /// The output plan of each map the run prints or measures.
@@ -218,7 +213,10 @@ pub fn describe(spec: &ObjectSpec, opts: &PlanOptions) -> Vec<(String, String)> 
                             .ok()
                             .and_then(|a| a.iter().find(|o| o.name == m.name))
                         {
-                            Some(o) => format!("left alone (no keyword); with --all-maps it {}", what(o, m).replace(" (--all-maps)", "")),
+                            Some(o) => format!(
+                                "left alone (no keyword); with --all-maps it {}",
+                                what(o, m).replace(" (--all-maps)", "")
+                            ),
                             None => "left alone (no keyword)".into(),
                         },
                         Some(o) => what(o, m),

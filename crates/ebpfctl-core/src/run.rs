@@ -125,7 +125,10 @@ pub fn run(
         .map(|m| m.name.as_str())
         .collect();
     if let Some(first) = stack_maps.first() {
-        if outs.iter().any(|o| o.value.has_stack() || o.key.as_ref().is_some_and(|k| k.has_stack())) {
+        if outs
+            .iter()
+            .any(|o| o.value.has_stack() || o.key.as_ref().is_some_and(|k| k.has_stack()))
+        {
             if stack_maps.len() > 1 {
                 notify(&format!(
                     "the object has {} stack-trace maps ({}); kernel_stack/user_stack members are looked up in {first}",
@@ -160,10 +163,9 @@ pub fn run(
             .ok_or_else(|| RunError::MissingMap(out.name.clone()))?;
         if out.is_stream() {
             let metric = match out.keyword {
-                Keyword::Counter | Keyword::Hist => Some(
-                    StreamMetric::register(&mut reg, out)
-                        .map_err(RunError::Convention)?,
-                ),
+                Keyword::Counter | Keyword::Hist => {
+                    Some(StreamMetric::register(&mut reg, out).map_err(RunError::Convention)?)
+                }
                 _ => None,
             };
             let labels = RunnerMetrics::map_labels(out);

@@ -1110,7 +1110,10 @@ fn inspect_names_every_program_map_and_parameter() {
     let problems = v["problems"].as_array().unwrap();
     assert_eq!(problems.len(), 1, "{}", v["problems"]);
     assert!(
-        problems[0].as_str().unwrap().starts_with("no map carries a keyword"),
+        problems[0]
+            .as_str()
+            .unwrap()
+            .starts_with("no map carries a keyword"),
         "{}",
         v["problems"]
     );

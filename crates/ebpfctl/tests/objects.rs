@@ -61,7 +61,11 @@ fn spawn_target(name: &str, args: &[&str]) -> std::process::Child {
 }
 
 fn lines_of(stderr: &[String], what: &str) -> Vec<String> {
-    stderr.iter().filter(|l| l.contains(what)).cloned().collect()
+    stderr
+        .iter()
+        .filter(|l| l.contains(what))
+        .cloned()
+        .collect()
 }
 
 #[test]
@@ -84,10 +88,13 @@ fn alternatives_of_one_hook_attach_once_unless_both_are_named() {
             .any(|e| e["_map"] == "hits" && e["comm"] == "ebpfctl-alt" && e["value"] == 2)
     });
     assert!(
-        !v.iter().any(|e| e["program"] == 2 && e["comm"] == "ebpfctl-alt"),
+        !v.iter()
+            .any(|e| e["program"] == 2 && e["comm"] == "ebpfctl-alt"),
         "the raw_tp alternative ran too: {v:?}"
     );
-    assert!(v.iter().any(|e| e["program"] == 1 && e["comm"] == "ebpfctl-alt"));
+    assert!(v
+        .iter()
+        .any(|e| e["program"] == 1 && e["comm"] == "ebpfctl-alt"));
     let (st, _, err) = run.stop();
     assert!(st.success(), "{err:?}");
     let skip = lines_of(&err, "program exec_raw (raw_tp/sched_process_exec) skipped");
@@ -98,7 +105,9 @@ fn alternatives_of_one_hook_attach_once_unless_both_are_named() {
         "{}",
         skip[0]
     );
-    assert!(err.iter().any(|l| l.contains("running: 1 program(s) attached (exec_btf)")));
+    assert!(err
+        .iter()
+        .any(|l| l.contains("running: 1 program(s) attached (exec_btf)")));
 
     // Both named: both run, each counting every exec.
     let run = Run::start(&[
@@ -142,7 +151,10 @@ fn alternatives_of_one_hook_attach_once_unless_both_are_named() {
             .any(|e| e["program"] == 2 && e["comm"] == "ebpfctl-alt" && e["value"] == 1)
     });
     let (_, _, err) = run.stop();
-    assert!(err.iter().any(|l| l.contains("attached (exec_raw)")), "{err:?}");
+    assert!(
+        err.iter().any(|l| l.contains("attached (exec_raw)")),
+        "{err:?}"
+    );
 
     // A glob that matches nothing is refused before anything loads.
     let mark = bpf::Mark::now();
@@ -160,10 +172,19 @@ fn alternatives_of_one_hook_attach_once_unless_both_are_named() {
 #[test]
 fn a_verifier_rejected_alternative_is_explained_and_the_rest_run() {
     let obj = probe("verifier_alt");
-    let run = Run::start(&["run", s(&obj), "-o", "json", "--no-metrics", "--interval", "200ms"]);
+    let run = Run::start(&[
+        "run",
+        s(&obj),
+        "-o",
+        "json",
+        "--no-metrics",
+        "--interval",
+        "200ms",
+    ]);
     target_as("ebpfctl-valt", &["getppid", "3"]);
     run.wait_json("the good program's count", |v| {
-        v.iter().any(|e| e["_map"] == "calls" && e["key"] == 2 && e["value"] == 3)
+        v.iter()
+            .any(|e| e["_map"] == "calls" && e["key"] == 2 && e["value"] == 3)
     });
     let (st, _, err) = run.stop();
     assert!(st.success(), "{err:?}");
@@ -175,7 +196,10 @@ fn a_verifier_rejected_alternative_is_explained_and_the_rest_run() {
     assert!(all.contains("verifier_alt.bpf.c:"), "no source line: {all}");
     assert!(all.contains("hint: missing NULL check"), "{all}");
     assert!(all.contains("the other programs run without it"), "{all}");
-    assert!(all.contains("running: 1 program(s) attached (good_alt)"), "{all}");
+    assert!(
+        all.contains("running: 1 program(s) attached (good_alt)"),
+        "{all}"
+    );
 
     // --strict: the rejection is fatal, nothing stays loaded.
     let mark = bpf::Mark::now();
@@ -183,7 +207,8 @@ fn a_verifier_rejected_alternative_is_explained_and_the_rest_run() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.starts_with("ebpfctl: error:") && err.contains("the verifier rejected program broken_alt"),
+        err.starts_with("ebpfctl: error:")
+            && err.contains("the verifier rejected program broken_alt"),
         "{err}"
     );
     mark.assert_nothing_left("--strict", &["broken_alt", "good_alt"]);
@@ -270,15 +295,21 @@ fn every_skipped_program_says_why_on_its_own_line() {
 #[test]
 fn stacks_from_a_map_without_value_size_print_as_frames_and_fold() {
     let obj = probe("stacks");
-    let run = Run::start(&["run", s(&obj), "-o", "json", "--no-metrics", "--interval", "200ms"]);
+    let run = Run::start(&[
+        "run",
+        s(&obj),
+        "-o",
+        "json",
+        "--no-metrics",
+        "--interval",
+        "200ms",
+    ]);
     // The target stays 2 s after its calls, so its user stack is symbolised while it lives.
     let mut child = spawn_target("ebpfctl-stk", &["getppid", "3", "2000"]);
     let pid = child.id();
     let v = run.wait_json("a symbolised stack", |v| {
         v.iter().any(|e| {
-            e["tgid"] == pid
-                && e["value"] == 3
-                && e["ustack"][0]["sym"].as_str().is_some()
+            e["tgid"] == pid && e["value"] == 3 && e["ustack"][0]["sym"].as_str().is_some()
         })
     });
     child.wait().unwrap();
@@ -290,7 +321,8 @@ fn stacks_from_a_map_without_value_size_print_as_frames_and_fold() {
     assert_eq!(e["comm"], "ebpfctl-stk");
     let k = e["kstack"].as_array().unwrap();
     assert!(
-        k.iter().any(|f| f["sym"] == "do_syscall_64" && f["module"] == "kernel"),
+        k.iter()
+            .any(|f| f["sym"] == "do_syscall_64" && f["module"] == "kernel"),
         "kernel frames: {k:?}"
     );
     for f in k {
@@ -304,7 +336,15 @@ fn stacks_from_a_map_without_value_size_print_as_frames_and_fold() {
     run.stop();
 
     // -o folded: one line per key at exit, comm;user;-;kernel COUNT, outermost first.
-    let run = Run::start(&["run", s(&obj), "-o", "folded", "--no-metrics", "--interval", "200ms"]);
+    let run = Run::start(&[
+        "run",
+        s(&obj),
+        "-o",
+        "folded",
+        "--no-metrics",
+        "--interval",
+        "200ms",
+    ]);
     // Alive until the run has printed (it folds at exit), however slow the machine.
     let mut child = spawn_target("ebpfctl-stk", &["getppid", "5", "20000"]);
     std::thread::sleep(Duration::from_millis(800));
@@ -320,11 +360,25 @@ fn stacks_from_a_map_without_value_size_print_as_frames_and_fold() {
     let (stack, _) = line.rsplit_once(' ').unwrap();
     let frames: Vec<&str> = stack.split(';').collect();
     let dash = frames.iter().position(|f| *f == "-").expect(line);
-    assert!(frames[1..dash].iter().any(|f| f.starts_with("syscall")), "{line}");
-    assert!(frames[dash + 1..].iter().any(|f| f.starts_with("do_syscall_64")), "{line}");
+    assert!(
+        frames[1..dash].iter().any(|f| f.starts_with("syscall")),
+        "{line}"
+    );
+    assert!(
+        frames[dash + 1..]
+            .iter()
+            .any(|f| f.starts_with("do_syscall_64")),
+        "{line}"
+    );
     // Outermost first: the syscall entry comes before do_syscall_64.
-    let entry = frames.iter().position(|f| f.starts_with("entry_SYSCALL")).expect(line);
-    let sys = frames.iter().position(|f| f.starts_with("do_syscall_64")).unwrap();
+    let entry = frames
+        .iter()
+        .position(|f| f.starts_with("entry_SYSCALL"))
+        .expect(line);
+    let sys = frames
+        .iter()
+        .position(|f| f.starts_with("do_syscall_64"))
+        .unwrap();
     assert!(entry < sys, "{line}");
 }
 
@@ -353,7 +407,9 @@ fn bumblebee_style_probe_builds_and_prints_as_bumblebee_would() {
         "127.0.0.1:0",
     ]);
     let pid = target_as("ebpfctl-bee", &["getppid", "3"]);
-    let v = run.wait_json("three events", |v| v.iter().filter(|e| e["pid"] == pid).count() == 3);
+    let v = run.wait_json("three events", |v| {
+        v.iter().filter(|e| e["pid"] == pid).count() == 3
+    });
     let e = v.iter().find(|e| e["pid"] == pid).unwrap();
     assert_eq!(e["state"], "R", "a lone char prints as a character: {e}");
     assert_eq!(e["comm"], "ebpfctl-bee", "memcpy'd comm: {e}");
@@ -361,10 +417,25 @@ fn bumblebee_style_probe_builds_and_prints_as_bumblebee_would() {
     let m = run.scrape();
     promtool_ok(&m);
     let c = "comm=\"ebpfctl-bee\"";
-    assert_eq!(sample(&m, &format!("ebpfctl_latency_count{{{c}}}")), Some(3.0), "{m}");
-    assert_eq!(sample(&m, &format!("ebpfctl_latency_bucket{{le=\"10.0\",{c}}}")), Some(0.0), "{m}");
-    assert_eq!(sample(&m, &format!("ebpfctl_latency_bucket{{le=\"20.0\",{c}}}")), Some(3.0), "{m}");
-    assert!(m.contains(&format!("ebpfctl_latency_bucket{{le=\"5000.0\",{c}}}")), "{m}");
+    assert_eq!(
+        sample(&m, &format!("ebpfctl_latency_count{{{c}}}")),
+        Some(3.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, &format!("ebpfctl_latency_bucket{{le=\"10.0\",{c}}}")),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, &format!("ebpfctl_latency_bucket{{le=\"20.0\",{c}}}")),
+        Some(3.0),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!("ebpfctl_latency_bucket{{le=\"5000.0\",{c}}}")),
+        "{m}"
+    );
     // Integral values print as integers.
     let runs = m
         .lines()
@@ -387,8 +458,16 @@ fn bumblebee_style_probe_builds_and_prints_as_bumblebee_would() {
     target_as("ebpfctl-bee", &["getppid", "2"]);
     std::thread::sleep(Duration::from_millis(300));
     let m = run.scrape();
-    assert_eq!(sample(&m, &format!("ebpfctl_latency_bucket{{le=\"5.0\",{c}}}")), Some(0.0), "{m}");
-    assert_eq!(sample(&m, &format!("ebpfctl_latency_bucket{{le=\"15.0\",{c}}}")), Some(2.0), "{m}");
+    assert_eq!(
+        sample(&m, &format!("ebpfctl_latency_bucket{{le=\"5.0\",{c}}}")),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, &format!("ebpfctl_latency_bucket{{le=\"15.0\",{c}}}")),
+        Some(2.0),
+        "{m}"
+    );
     assert!(!m.contains("le=\"5000.0\""), "{m}");
     run.stop();
     // A flag error (clap's, exit 2).
@@ -405,13 +484,20 @@ fn libbpf_tools_histograms_print_under_all_maps() {
     let (_, out, err) = run.stop();
     assert!(out.is_empty());
     assert!(
-        err.iter().any(|l| l.contains("no map carries a keyword") && l.contains("--all-maps")),
+        err.iter()
+            .any(|l| l.contains("no map carries a keyword") && l.contains("--all-maps")),
         "{err:?}"
     );
     let o = ebpfctl(&["inspect", s(&obj)]);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("with --all-maps it prints a log2 histogram from slots[]"), "{text}");
-    assert!(text.contains("run prints nothing unless given --all-maps"), "{text}");
+    assert!(
+        text.contains("with --all-maps it prints a log2 histogram from slots[]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("run prints nothing unless given --all-maps"),
+        "{text}"
+    );
 
     let run = Run::start(&[
         "run",
@@ -435,10 +521,22 @@ fn libbpf_tools_histograms_print_under_all_maps() {
     let m = run.scrape();
     promtool_ok(&m);
     let l = format!("key=\"{pid}\",comm=\"ebpfctl-slots\"");
-    assert_eq!(sample(&m, &format!("ebpfctl_hists_count{{{l}}}")), Some(4.0), "{m}");
+    assert_eq!(
+        sample(&m, &format!("ebpfctl_hists_count{{{l}}}")),
+        Some(4.0),
+        "{m}"
+    );
     // Slot 5 holds [32, 64): le 31 has none, le 63 all.
-    assert_eq!(sample(&m, &format!("ebpfctl_hists_bucket{{le=\"31.0\",{l}}}")), Some(0.0), "{m}");
-    assert_eq!(sample(&m, &format!("ebpfctl_hists_bucket{{le=\"63.0\",{l}}}")), Some(4.0), "{m}");
+    assert_eq!(
+        sample(&m, &format!("ebpfctl_hists_bucket{{le=\"31.0\",{l}}}")),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, &format!("ebpfctl_hists_bucket{{le=\"63.0\",{l}}}")),
+        Some(4.0),
+        "{m}"
+    );
     run.stop();
 
     // The table draws it.
@@ -459,7 +557,11 @@ fn libbpf_tools_histograms_print_under_all_maps() {
     let at = out
         .rfind(&format!("key={pid} comm=ebpfctl-slots"))
         .unwrap_or_else(|| panic!("no histogram for {pid}:\n{out}"));
-    let block: Vec<&str> = out[at..].lines().skip(1).take_while(|l| l.contains('|')).collect();
+    let block: Vec<&str> = out[at..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.contains('|'))
+        .collect();
     assert_eq!(block.len(), 1, "{out}");
     assert!(
         block[0].contains("32 -> 63") && block[0].contains(": 2 ") && block[0].contains("|****"),
@@ -489,7 +591,9 @@ fn struct_ops_congestion_control_is_registered_and_selectable_by_sysctl() {
 
     let run = Run::start(&["run", s(&obj), "-o", "json", "--no-metrics"]);
     assert!(
-        run.stderr().iter().any(|l| l.contains("struct_ops ebpfctl_cc registered")),
+        run.stderr()
+            .iter()
+            .any(|l| l.contains("struct_ops ebpfctl_cc registered")),
         "{:?}",
         run.stderr()
     );
@@ -500,11 +604,16 @@ fn struct_ops_congestion_control_is_registered_and_selectable_by_sysctl() {
     let port = std::thread::spawn(|| {
         // SAFETY: unshare on this thread only; it ends with the thread.
         assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
-        let st = Command::new("ip").args(["link", "set", "lo", "up"]).status().unwrap();
+        let st = Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .unwrap();
         assert!(st.success());
         std::fs::write("/proc/sys/net/ipv4/tcp_congestion_control", "ebpfctl_cc").unwrap();
         assert_eq!(
-            std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control").unwrap().trim(),
+            std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
+                .unwrap()
+                .trim(),
             "ebpfctl_cc"
         );
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -524,7 +633,11 @@ fn struct_ops_congestion_control_is_registered_and_selectable_by_sysctl() {
     assert!(e["local_port"].as_u64().unwrap() > 0, "{e}");
     let (st, _, err) = run.stop();
     assert!(st.success(), "{err:?}");
-    assert!(!available_cc().contains("ebpfctl_cc"), "still registered: {}", available_cc());
+    assert!(
+        !available_cc().contains("ebpfctl_cc"),
+        "still registered: {}",
+        available_cc()
+    );
 }
 
 #[test]
@@ -532,10 +645,21 @@ fn task_iterator_is_read_every_interval() {
     let obj = probe("task_iter");
     let o = ebpfctl(&["inspect", s(&obj)]);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("run reads it every --interval and prints its text"), "{text}");
+    assert!(
+        text.contains("run reads it every --interval and prints its text"),
+        "{text}"
+    );
     let mut child = spawn_target("ebpfctl-iter", &["sleep", "1", "3000000"]);
     let pid = child.id();
-    let run = Run::start(&["run", s(&obj), "-o", "json", "--no-metrics", "--interval", "200ms"]);
+    let run = Run::start(&[
+        "run",
+        s(&obj),
+        "-o",
+        "json",
+        "--no-metrics",
+        "--interval",
+        "200ms",
+    ]);
     let want = format!("{pid} ebpfctl-iter ");
     let v = run.wait_json("two reads listing the target", |v| {
         v.iter()
@@ -545,7 +669,9 @@ fn task_iterator_is_read_every_interval() {
     });
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(v.iter().all(|e| e["_time"].as_str().unwrap().ends_with('Z')));
+    assert!(v
+        .iter()
+        .all(|e| e["_time"].as_str().unwrap().ends_with('Z')));
     run.stop();
 }
 
@@ -583,10 +709,20 @@ fn usdt_probe_resolves_with_target_or_pid() {
     );
     mark.assert_nothing_left("usdt without a target", &["on_tick"]);
 
-    let run = Run::start(&["run", s(&obj), "-o", "json", "--no-metrics", "--target", s(&bin_path)]);
+    let run = Run::start(&[
+        "run",
+        s(&obj),
+        "-o",
+        "json",
+        "--no-metrics",
+        "--target",
+        s(&bin_path),
+    ]);
     let st = Command::new(&bin_path).arg("3").status().unwrap();
     assert!(st.success());
-    let v = run.wait_json("three ticks", |v| v.iter().filter(|e| e["_map"] == "ticks").count() >= 3);
+    let v = run.wait_json("three ticks", |v| {
+        v.iter().filter(|e| e["_map"] == "ticks").count() >= 3
+    });
     let ticks: Vec<&Value> = v.iter().filter(|e| e["_map"] == "ticks").collect();
     for (i, e) in ticks.iter().enumerate() {
         assert_eq!(e["i"], i as u64, "{e}");
@@ -601,22 +737,45 @@ fn usdt_probe_resolves_with_target_or_pid() {
         .spawn()
         .unwrap();
     let pid = traced.id();
-    let run = Run::start(&["run", s(&obj), "-o", "json", "--no-metrics", "--pid", &pid.to_string()]);
+    let run = Run::start(&[
+        "run",
+        s(&obj),
+        "-o",
+        "json",
+        "--no-metrics",
+        "--pid",
+        &pid.to_string(),
+    ]);
     let other = Command::new(&bin_path).arg("2").status().unwrap();
     assert!(other.success());
     traced.wait().unwrap();
     let v = run.wait_json("the traced process's ticks", |v| {
         v.iter().filter(|e| e["pid"] == pid).count() == 2
     });
-    assert!(v.iter().all(|e| e["pid"] == pid), "another process was traced: {v:?}");
+    assert!(
+        v.iter().all(|e| e["pid"] == pid),
+        "another process was traced: {v:?}"
+    );
     run.stop();
 }
 
 #[test]
 fn verbose_libbpf_lines_carry_one_prefix() {
     let obj = probe("verifier_alt");
-    let run = Run::start(&["run", s(&obj), "-o", "none", "--no-metrics", "-v", "--skip", "broken_alt"]);
+    let run = Run::start(&[
+        "run",
+        s(&obj),
+        "-o",
+        "none",
+        "--no-metrics",
+        "-v",
+        "--skip",
+        "broken_alt",
+    ]);
     let (_, _, err) = run.stop();
     assert!(err.iter().any(|l| l.starts_with("libbpf: ")), "{err:?}");
-    assert!(!err.iter().any(|l| l.contains("libbpf: libbpf:")), "{err:?}");
+    assert!(
+        !err.iter().any(|l| l.contains("libbpf: libbpf:")),
+        "{err:?}"
+    );
 }

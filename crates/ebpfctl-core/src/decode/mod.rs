@@ -308,9 +308,7 @@ fn link_stack_pids(fields: &mut [(String, Node)]) {
     });
     for (_, f) in fields.iter_mut() {
         if let Node::Stack {
-            user: true,
-            pid: p,
-            ..
+            user: true, pid: p, ..
         } = f
         {
             *p = pid;
@@ -507,10 +505,7 @@ impl Node {
                 }
             }
             Node::Stack {
-                off,
-                size,
-                stacks,
-                ..
+                off, size, stacks, ..
             } => match stacks {
                 None => {
                     let v = read_uint(data, base + *off as usize, *size as usize);

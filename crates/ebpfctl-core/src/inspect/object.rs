@@ -500,7 +500,15 @@ pub fn print_view<W: Write>(w: &mut W, v: &ObjectView, format: Format) -> io::Re
     }
     t.write(w)?;
     writeln!(w, "\nmaps ({})", v.maps.len())?;
-    let mut t = Table::new(&["NAME", "TYPE", "KEYWORD", "KEY", "VALUE", ">MAX_ENTRIES", "RUN DOES"]);
+    let mut t = Table::new(&[
+        "NAME",
+        "TYPE",
+        "KEYWORD",
+        "KEY",
+        "VALUE",
+        ">MAX_ENTRIES",
+        "RUN DOES",
+    ]);
     for m in &v.maps {
         // Ring buffers and perf arrays have no kernel-side key/value: show the event type.
         let side = |ty: &Option<String>, size: u32| match (ty, size) {

@@ -533,7 +533,10 @@ impl Loaded {
                 }
             }
         }
-        if loaded.attachments.is_empty() && loaded.struct_ops.is_empty() && !spec.programs.is_empty() {
+        if loaded.attachments.is_empty()
+            && loaded.struct_ops.is_empty()
+            && !spec.programs.is_empty()
+        {
             return Err(LoadError::NothingAttached(std::mem::take(
                 &mut loaded.skipped,
             )));

@@ -99,7 +99,11 @@ impl Selection {
 }
 
 /// The skip reason of `prog`, an alternative of `first` (attached) on the same hook.
-pub fn alternative_reason(prog: &ProgramSpec, first: &ProgramSpec, hook: &(&str, String)) -> String {
+pub fn alternative_reason(
+    prog: &ProgramSpec,
+    first: &ProgramSpec,
+    hook: &(&str, String),
+) -> String {
     format!(
         "an alternative for the {} {} that {} ({}) already hooks (running both would count every event twice); to run both pass --program {} --program {}",
         hook.0,

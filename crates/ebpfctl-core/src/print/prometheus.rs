@@ -134,9 +134,10 @@ impl StreamMetric {
                 })
             }
             Keyword::Hist => {
-                let obs = map.observe.clone().ok_or_else(|| {
-                    format!("map {}: hist has no member to observe", map.name)
-                })?;
+                let obs = map
+                    .observe
+                    .clone()
+                    .ok_or_else(|| format!("map {}: hist has no member to observe", map.name))?;
                 let fam =
                     Family::new_with_constructor(Buckets(std::sync::Arc::new(obs.buckets.clone())));
                 let full = if obs.seconds {
@@ -146,7 +147,10 @@ impl StreamMetric {
                 };
                 reg.register(
                     full,
-                    format!("Distribution of {} in events of map {}", obs.member, map.name),
+                    format!(
+                        "Distribution of {} in events of map {}",
+                        obs.member, map.name
+                    ),
                     fam.clone(),
                 );
                 Ok(StreamMetric {
@@ -361,7 +365,9 @@ impl prometheus_client::collector::Collector for MapCollector {
                 for (k, v) in &entries {
                     let mut labels = labels_of(&key_fields, k, None);
                     for (n, node) in &val_fields {
-                        if Some(*n) != slot_name && matches!(node, Node::Str { .. } | Node::Char { .. }) {
+                        if Some(*n) != slot_name
+                            && matches!(node, Node::Str { .. } | Node::Char { .. })
+                        {
                             labels.push((sanitize(n), node.text(v, 0)));
                         }
                     }

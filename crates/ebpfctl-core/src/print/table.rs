@@ -51,7 +51,11 @@ pub fn log2_histogram(counts: &[u64]) -> String {
     let mut s = String::new();
     for (i, &c) in counts.iter().enumerate().take(last + 1).skip(first) {
         let lo: u64 = if i == 0 { 0 } else { 1u64 << i.min(63) };
-        let hi: u64 = if i >= 63 { u64::MAX } else { (1u64 << (i + 1)) - 1 };
+        let hi: u64 = if i >= 63 {
+            u64::MAX
+        } else {
+            (1u64 << (i + 1)) - 1
+        };
         let bar = "*".repeat((c * WIDTH).div_ceil(max).min(WIDTH) as usize);
         s.push_str(&format!(
             "  {:>20} : {:<10} |{:<40}|\n",

@@ -125,7 +125,10 @@ fn parse_buckets(s: &str) -> Result<Buckets, String> {
             return Err(format!("{part:?}: bucket bounds must be finite"));
         }
         if out.last().is_some_and(|&l: &f64| x <= l) {
-            return Err(format!("bounds must ascend: {x} after {}", out.last().unwrap()));
+            return Err(format!(
+                "bounds must ascend: {x} after {}",
+                out.last().unwrap()
+            ));
         }
         out.push(x);
     }
