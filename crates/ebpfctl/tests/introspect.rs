@@ -991,9 +991,10 @@ fn declared(src: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
             if let Some(next) = lines.get(i + 1) {
                 let (head, args) = next.split_once('(').unwrap();
                 let word = head.split_whitespace().last().unwrap();
-                // `int BPF_UPROBE(name, ...)`-style macros put the name first.
+                // `int BPF_UPROBE(name, ...)`-style macros put the name first (or alone:
+                // `BPF_KPROBE(name)`).
                 let name = if word.starts_with("BPF_") {
-                    args.split(',').next().unwrap().trim()
+                    args.split([',', ')']).next().unwrap().trim()
                 } else {
                     word
                 };

@@ -249,6 +249,19 @@ impl Kernel {
                     Err(e) => (false, format!("LSM hook {hook}: {e}")),
                 }
             }
+            AttachPoint::LsmCgroup { hook } => {
+                match self.try_btf_load(
+                    libbpf_sys::BPF_PROG_TYPE_LSM,
+                    libbpf_sys::BPF_LSM_CGROUP,
+                    &format!("bpf_lsm_{hook}"),
+                ) {
+                    Ok(()) => (
+                        true,
+                        format!("LSM hook {hook} loads for a cgroup; attaches with --cgroup PATH"),
+                    ),
+                    Err(e) => (false, format!("LSM cgroup hook {hook}: {e}")),
+                }
+            }
             AttachPoint::Xdp | AttachPoint::Tc { .. } | AttachPoint::Tcx { .. } => {
                 (true, "attaches with --iface IFACE".into())
             }
@@ -331,6 +344,7 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
                     AttachPoint::Iter { .. }
                         | AttachPoint::Fentry { .. }
                         | AttachPoint::Lsm { .. }
+                        | AttachPoint::LsmCgroup { .. }
                         | AttachPoint::TpBtf { .. }
                 ) && !supported(&mut probes, false, t)
             }) {

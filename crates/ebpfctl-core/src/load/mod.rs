@@ -59,8 +59,8 @@ pub enum LoadError {
         /// "did you mean ...? " or empty.
         hint: String,
     },
-    #[error("loading BPF needs root (CAP_BPF and CAP_PERFMON or CAP_SYS_ADMIN); run with sudo")]
-    NotRoot,
+    #[error(transparent)]
+    Capabilities(#[from] crate::caps::MissingCapabilities),
     #[error("{}: refused, as it changes the system being traced; run with --allow-unsafe-helpers only if you trust this probe", crate::object::helpers::describe(.0))]
     UnsafeHelpers(Vec<UnsafeCall>),
 }
@@ -212,6 +212,7 @@ fn kernel_may_lack(p: &AttachPoint) -> bool {
         p,
         AttachPoint::Fentry { .. }
             | AttachPoint::Lsm { .. }
+            | AttachPoint::LsmCgroup { .. }
             | AttachPoint::Kprobe { .. }
             | AttachPoint::Iter { .. }
     )
@@ -281,11 +282,6 @@ fn closest_functions(name: &str) -> String {
     }
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 impl Loaded {
     /// Loads and attaches `spec` (see the module docs).
     pub fn load(spec: &ObjectSpec, opts: &LoadOptions) -> Result<Loaded, LoadError> {
@@ -295,9 +291,11 @@ impl Loaded {
         if !spec.unsafe_calls.is_empty() && !opts.allow_unsafe_helpers {
             return Err(LoadError::UnsafeHelpers(spec.unsafe_calls.clone()));
         }
-        if !is_root() {
-            return Err(LoadError::NotRoot);
-        }
+        // Root in a container may lack them: name what is missing before touching the kernel.
+        crate::caps::require(
+            "this object",
+            &crate::caps::needs_for(spec.programs.iter().map(|p| &p.attach)),
+        )?;
         // Parameters first: bad input must fail before anything touches the kernel.
         let mut param_bytes = Vec::new();
         for (name, value) in &opts.params {

@@ -43,7 +43,8 @@ pub struct Args {
     /// Serve Prometheus metrics (http_client/server_request_duration_seconds) on this address.
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
-    /// Export spans with OTLP/HTTP (protobuf) to this collector, e.g. http://127.0.0.1:4318.
+    /// Export spans with OTLP/HTTP (protobuf) to this collector, e.g. http://127.0.0.1:4318
+    /// [default: $OTEL_EXPORTER_OTLP_ENDPOINT when set].
     #[arg(long, value_name = "URL")]
     otlp_endpoint: Option<String>,
     /// Print the service graph at exit.
@@ -97,7 +98,12 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             OutputArg::None => Format::None,
         },
         metrics_addr: args.metrics_addr,
-        otlp_endpoint: args.otlp_endpoint,
+        // The OpenTelemetry SDKs' standard variable (a base URL; /v1/traces is appended).
+        otlp_endpoint: args.otlp_endpoint.or_else(|| {
+            std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+        }),
         graph: args.graph.map(|g| match g {
             GraphArg::Dot => GraphFormat::Dot,
             GraphArg::Mermaid => GraphFormat::Mermaid,
