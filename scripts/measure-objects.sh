@@ -39,7 +39,13 @@ for obj in "$dir"/*.o; do
   attached=$(sed -n 's/.*running: \([0-9]*\) program(s) attached.*/\1/p' "$work/err" | head -1)
   say=""
   if ((lines == 0)); then
-    say=$(grep -v '^libbpf:' "$work/err" | tail -1 | cut -c1-220)
+    say=$(grep -v '^libbpf:' "$work/err" | tail -1)
+    # "N skipped, each said above": the first skip line says more than the summary.
+    if [[ $say == *"each said above"* ]]; then
+      n=$(sed -n 's/.*(\([0-9]*\) skipped.*/\1/p' <<<"$say")
+      say="($n skipped) $(grep -m1 ' skipped: ' "$work/err" | sed 's/^ebpfctl: //')"
+    fi
+    say=$(cut -c1-220 <<<"$say")
   fi
   printf '%-16s %-8s %-7s %s\n' "$name" "${attached:-0}" "$lines" "$say"
 done
