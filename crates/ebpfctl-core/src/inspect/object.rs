@@ -175,11 +175,18 @@ impl Kernel {
                     (true, _) => (true, format!("raw tracepoint {name} exists")),
                 }
             }
-            AttachPoint::Kprobe { .. } => {
-                if self.kprobe {
-                    (true, "kprobes available".into())
-                } else {
+            AttachPoint::Kprobe {
+                target, syscall, ..
+            } => {
+                if !self.kprobe {
                     (false, format!("this kernel has no {}", a.needs()))
+                } else if let Some(f) = missing_kernel_function(target, *syscall) {
+                    (
+                        false,
+                        format!("kprobes available, but {f} is not a kernel function here (not in /proc/kallsyms)"),
+                    )
+                } else {
+                    (true, "kprobes available".into())
                 }
             }
             AttachPoint::Uprobe { target, .. } => match (self.uprobe, target) {
@@ -306,6 +313,30 @@ fn supported(cache: &mut std::collections::HashMap<(bool, u32), bool>, map: bool
 }
 
 /// Inspects an object file.
+/// The function a kprobe section names (`FUNC` or `FUNC+OFFSET`), when /proc/kallsyms is
+/// readable and lacks it: `run` could not attach there. Globs (kprobe.multi), syscalls
+/// (resolved to the architecture's wrapper) and empty targets are not checked.
+fn missing_kernel_function(target: &str, syscall: bool) -> Option<String> {
+    static SYMS: std::sync::OnceLock<Option<std::collections::HashSet<String>>> =
+        std::sync::OnceLock::new();
+    let name = target.split('+').next().unwrap_or("");
+    if syscall || name.is_empty() || name.contains(['*', '?', '[']) {
+        return None;
+    }
+    let syms = SYMS
+        .get_or_init(|| {
+            let text = std::fs::read_to_string("/proc/kallsyms").ok()?;
+            Some(
+                text.lines()
+                    .filter_map(|l| l.split_whitespace().nth(2))
+                    .map(str::to_string)
+                    .collect(),
+            )
+        })
+        .as_ref()?;
+    (!syms.contains(name)).then(|| name.to_string())
+}
+
 pub fn inspect(path: &Path) -> Result<ObjectView> {
     let spec = ObjectSpec::from_path(path)?;
     let mut kernel = Kernel::probe();
