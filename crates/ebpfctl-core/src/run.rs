@@ -97,9 +97,6 @@ pub fn run(
     notify: Notify<'_>,
 ) -> Result<(), RunError> {
     let mut outs = plan(spec, opts)?;
-    if outs.is_empty() && !spec.maps.is_empty() {
-        notify("no map carries a keyword (print_, counter_, gauge_, hist_ or SEC(\".maps.KEYWORD\")), so nothing will be printed; --all-maps prints every map");
-    }
     signals::stop_flag();
     let loaded = match Loaded::load(spec, &opts.load) {
         Ok(l) => l,
@@ -116,6 +113,10 @@ pub fn run(
     }
     for n in &loaded.notices {
         notify(n);
+    }
+    // Once loaded: an object that fails gets its error alone.
+    if outs.is_empty() && !spec.maps.is_empty() {
+        notify("no map carries a keyword (print_, counter_, gauge_, hist_ or SEC(\".maps.KEYWORD\")), so nothing will be printed; --all-maps prints every map");
     }
     // Stack members print frames from the object's stack-trace map.
     let stack_maps: Vec<&str> = spec
