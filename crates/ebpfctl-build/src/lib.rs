@@ -56,6 +56,11 @@ const HEADERS: &[(&str, &[u8])] = &[
         "ebpfctl.h",
         include_bytes!(concat!(env!("OUT_DIR"), "/headers/ebpfctl.h")),
     ),
+    // Bumblebee's name for the same typedefs (`#include "solo_types.h"`).
+    (
+        "solo_types.h",
+        include_bytes!(concat!(env!("OUT_DIR"), "/headers/solo_types.h")),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -304,6 +309,13 @@ impl Compile {
         .arg(src_dir);
         for inc in &self.extra_includes {
             cmd.arg("-I").arg(inc);
+        }
+        // The target's own system headers last (as libbpf-tools' build does): libbpf's
+        // usdt.bpf.h includes <linux/errno.h>, which needs <asm/errno.h> from the multiarch
+        // directory that `-target bpf` does not search.
+        let multiarch = Path::new("/usr/include").join(format!("{}-linux-gnu", env::consts::ARCH));
+        if multiarch.is_dir() {
+            cmd.arg("-idirafter").arg(multiarch);
         }
         cmd.args(&self.cflags)
             .arg("-c")

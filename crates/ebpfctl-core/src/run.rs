@@ -14,14 +14,16 @@ use prometheus_client::registry::Registry;
 
 use crate::consume::{ConsumeError, ConsumerBuilder, LossSource};
 use crate::convention::{Keyword, MapFamily};
-use crate::decode::{DecodeError, Decoder};
+use crate::decode::DecodeError;
 use crate::load::{LoadError, LoadOptions, Loaded};
 use crate::metrics::{MetricsError, MetricsServer};
 use crate::object::ObjectSpec;
 use crate::print::prometheus::{
     read_entries, MapCollector, ProgramStats, RunnerMetrics, StatsGuard, StreamMetric,
 };
-use crate::print::{json::JsonPrinter, table::TablePrinter, MapOut, NullPrinter, Printer};
+use crate::print::{
+    folded::FoldedPrinter, json::JsonPrinter, table::TablePrinter, MapOut, NullPrinter, Printer,
+};
 use crate::{convention, signals};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,8 @@ pub enum RunError {
 pub enum Output {
     Json,
     Table,
+    /// Folded stacks (`frame;frame;frame count`) of maps keyed by stack ids, at exit.
+    Folded,
     /// Metrics only.
     None,
 }
@@ -60,8 +64,8 @@ pub struct RunOptions {
     pub metrics_addr: Option<SocketAddr>,
     /// Whether a bind failure on `metrics_addr` is fatal (an address the user chose).
     pub metrics_addr_explicit: bool,
-    /// Member observed by `hist` on stream maps.
-    pub hist_key: Option<String>,
+    /// `--all-maps`, `--hist-key`, `--buckets`.
+    pub plan: crate::plan::PlanOptions,
     /// Linear slot width for slot-keyed `hist` maps (default: log2 slots).
     pub hist_linear_step: Option<f64>,
     /// Called with the loaded object before any program is attached.
@@ -82,28 +86,12 @@ impl std::fmt::Debug for BeforeAttach {
     }
 }
 
-/// Builds the output plan of each keyword map.
-pub fn plan(spec: &ObjectSpec) -> Result<Vec<MapOut>, RunError> {
-    let mut outs = Vec::new();
-    let Some(btf) = &spec.btf else {
-        return Ok(outs);
-    };
-    for m in spec.maps.iter().filter(|m| m.keyword.is_some()) {
-        let dec = |id: u32| {
-            Decoder::new(btf, id).map_err(|source| RunError::Decode {
-                map: m.name.clone(),
-                source,
-            })
-        };
-        let value = dec(m.value_type.expect("checked when the spec was parsed"))?;
-        let key = match (convention::family(m.map_type), m.key_type) {
-            (MapFamily::KeyValue, Some(k)) => Some(dec(k)?),
-            (MapFamily::KeyValue, None) => Some(Decoder::raw(m.key_size as usize)),
-            _ => None,
-        };
-        outs.push(MapOut::new(m, key, value));
-    }
-    Ok(outs)
+/// Builds the output plan of each keyword map (and, with `--all-maps`, every other map).
+pub fn plan(spec: &ObjectSpec, opts: &RunOptions) -> Result<Vec<MapOut>, RunError> {
+    crate::plan::plan(spec, &opts.plan).map_err(|e| match e {
+        crate::plan::PlanError::Decode { map, source } => RunError::Decode { map, source },
+        crate::plan::PlanError::Hist(msg) => RunError::Convention(msg),
+    })
 }
 
 /// Where user-visible notices go (stderr in the CLI).
@@ -124,17 +112,65 @@ pub fn run(
     stdout: Box<dyn Write>,
     notify: Notify<'_>,
 ) -> Result<(), RunError> {
-    let outs = plan(spec)?;
+    let mut outs = plan(spec, opts)?;
     signals::stop_flag();
     let loaded = match &opts.before_attach {
-        Some(h) => Loaded::load_then(spec, &opts.load, &mut |l| (h.0)(l))?,
-        None => Loaded::load(spec, &opts.load)?,
+        Some(h) => Loaded::load_then(spec, &opts.load, &mut |l| (h.0)(l)),
+        None => Loaded::load(spec, &opts.load),
+    };
+    let loaded = match loaded {
+        Ok(l) => l,
+        Err(e) => {
+            // Several programs skipped: one line each, then the error counts them.
+            for s in e.skipped() {
+                notify(&s.to_string());
+            }
+            return Err(e.into());
+        }
     };
     for s in &loaded.skipped {
         notify(&s.to_string());
     }
     for n in &loaded.notices {
         notify(n);
+    }
+    // Once loaded: an object that fails gets its error alone.
+    if outs.is_empty() && !spec.maps.is_empty() {
+        notify("no map carries a keyword (print_, counter_, gauge_, hist_ or SEC(\".maps.KEYWORD\")), so nothing will be printed; --all-maps prints every map");
+    }
+    // Stack members print frames from the object's stack-trace map.
+    let stack_maps: Vec<&str> = spec
+        .maps
+        .iter()
+        .filter(|m| m.map_type == convention::BPF_MAP_TYPE_STACK_TRACE)
+        .map(|m| m.name.as_str())
+        .collect();
+    if let Some(first) = stack_maps.first() {
+        if outs
+            .iter()
+            .any(|o| o.value.has_stack() || o.key.as_ref().is_some_and(|k| k.has_stack()))
+        {
+            if stack_maps.len() > 1 {
+                notify(&format!(
+                    "the object has {} stack-trace maps ({}); kernel_stack/user_stack members are looked up in {first}",
+                    stack_maps.len(),
+                    stack_maps.join(", ")
+                ));
+            }
+            let map = loaded
+                .map(first)
+                .ok_or_else(|| RunError::MissingMap(first.to_string()))?;
+            let handle = MapHandle::try_from(&map)
+                .map_err(|e| RunError::Convention(format!("map {first}: {e}")))?;
+            let stacks: Arc<dyn crate::decode::stack::StackResolve> =
+                Arc::new(crate::decode::stack::Stacks::new(handle));
+            for o in &mut outs {
+                o.value.set_stacks(&stacks);
+                if let Some(k) = &mut o.key {
+                    k.set_stacks(&stacks);
+                }
+            }
+        }
     }
 
     // Metrics: registry, the runner's own series, one metric per keyword map.
@@ -148,10 +184,9 @@ pub fn run(
             .ok_or_else(|| RunError::MissingMap(out.name.clone()))?;
         if out.is_stream() {
             let metric = match out.keyword {
-                Keyword::Counter | Keyword::Hist => Some(
-                    StreamMetric::register(&mut reg, out, opts.hist_key.as_deref())
-                        .map_err(RunError::Convention)?,
-                ),
+                Keyword::Counter | Keyword::Hist => {
+                    Some(StreamMetric::register(&mut reg, out).map_err(RunError::Convention)?)
+                }
                 _ => None,
             };
             let labels = RunnerMetrics::map_labels(out);
@@ -166,7 +201,7 @@ pub fn run(
         } else {
             let handle = MapHandle::try_from(&map)
                 .map_err(|e| RunError::Convention(format!("map {}: {e}", out.name)))?;
-            if out.keyword != Keyword::Print {
+            if out.keyword != Keyword::Print || out.slots.is_some() {
                 let h = MapHandle::try_from(&map)
                     .map_err(|e| RunError::Convention(format!("map {}: {e}", out.name)))?;
                 reg.register_collector(Box::new(MapCollector::new(
@@ -190,6 +225,7 @@ pub fn run(
         Output::Json => Box::new(JsonPrinter::new(stdout)),
         Output::None => Box::new(NullPrinter),
         Output::Table => Box::new(TablePrinter::new(stdout, opts.interval)),
+        Output::Folded => Box::new(FoldedPrinter::new(stdout)),
     }));
 
     // Consumers, and where each stream map's losses are counted.
@@ -262,8 +298,13 @@ pub fn run(
         }
     }
     let attached: Vec<&str> = loaded.attachments.iter().map(|(n, _)| n.as_str()).collect();
+    let registered: String = loaded
+        .struct_ops
+        .iter()
+        .map(|(n, _)| format!("; struct_ops {n} registered"))
+        .collect();
     notify(&format!(
-        "running: {} program(s) attached ({}); stop with Ctrl-C",
+        "running: {} program(s) attached ({}){registered}; stop with Ctrl-C",
         attached.len(),
         attached.join(", ")
     ));
@@ -283,10 +324,25 @@ pub fn run(
                 notify: Notify<'_>,
                 losses: &mut Vec<(usize, LossSource, u64)>| {
         for (out, handle) in &kv {
-            if out.keyword == Keyword::Print && opts.output == Output::Json
-                || opts.output == Output::Table
-            {
+            let wanted = match opts.output {
+                Output::Json => out.keyword == Keyword::Print,
+                Output::Table => true,
+                Output::Folded => out.key.as_ref().is_some_and(|k| k.has_stack()),
+                Output::None => false,
+            };
+            if wanted {
                 printer.snapshot(out, &read_entries(handle, out));
+            }
+        }
+        // Iterators: each read runs the program over the kernel's objects once.
+        for (prog, link) in loaded.iterators() {
+            let mut text = Vec::new();
+            let read = libbpf_rs::Iter::new(link)
+                .map_err(std::io::Error::other)
+                .and_then(|mut it| std::io::Read::read_to_end(&mut it, &mut text));
+            match read {
+                Ok(_) => printer.iter_text(prog, &String::from_utf8_lossy(&text)),
+                Err(e) => notify(&format!("iterator {prog}: cannot read it: {e}")),
             }
         }
         for (j, (i, src, seen)) in losses.iter_mut().enumerate() {

@@ -43,6 +43,9 @@ impl fmt::Display for VerifierReport {
 }
 
 const HINTS: &[(&str, &str)] = &[
+    // libbpf poisons an access whose CO-RE relocation found nothing in the kernel's BTF.
+    (r"failed to resolve CO-RE relocation|<invalid CO-RE relocation>",
+     "a CO-RE relocation found no match in this kernel's BTF (the field or type named above was renamed or removed since the object was built): guard the access with bpf_core_field_exists() or build the object for this kernel"),
     (r"_or_null'|invalid mem access 'scalar'|invalid mem access 'map_value_or_null'",
      "missing NULL check (test the pointer from bpf_map_lookup_elem / bpf_ringbuf_reserve before use) or use after bpf_ringbuf_submit"),
     (r"back-edge from insn|infinite loop detected|loop is not bounded|unbounded loop",
@@ -172,5 +175,23 @@ mod tests {
         assert_eq!(r.insn.as_deref(), Some("5: (62) *(u32 *)(r0 +0) = 1"));
         assert!(r.hint.unwrap().contains("NULL check"));
         assert!(r.decisive.last().unwrap().contains("invalid mem access"));
+    }
+
+    #[test]
+    fn unresolved_core_relocation_says_the_kernel_lacks_the_field() {
+        // As libbpf-tools' runqlen reports it on a kernel without cfs_rq.nr_running.
+        let log: Vec<String> = [
+            "libbpf: prog 'do_sample': -- BEGIN PROG LOAD LOG --",
+            "7: (85) call bpf_probe_read_kernel#113        ; R0=scalar() fp-16=mmmmmmmm",
+            "8: <invalid CO-RE relocation>",
+            "failed to resolve CO-RE relocation <byte_off> [336] struct cfs_rq.nr_running (0:1 @ offset 16)",
+            "processed 9 insns (limit 1000000) max_states_per_insn 0",
+            "-- END PROG LOAD LOG --",
+        ]
+        .map(String::from)
+        .to_vec();
+        let r = explain("do_sample", "-EINVAL", &log);
+        assert!(r.hint.unwrap().contains("bpf_core_field_exists"), "{r}");
+        assert!(r.decisive.last().unwrap().contains("cfs_rq.nr_running"));
     }
 }

@@ -38,9 +38,35 @@ impl<W: Write> JsonPrinter<W> {
 impl<W: Write> Printer for JsonPrinter<W> {
     fn event(&mut self, map: &MapOut, data: &[u8]) {
         self.head(map);
-        map.value
-            .write_fields(data, "value", &mut JsonSink::new(&mut self.buf, true));
+        if map.raw {
+            // No type to decode with: the length and the bytes.
+            self.buf.extend_from_slice(b",\"_len\":");
+            self.buf
+                .extend_from_slice(itoa::Buffer::new().format(data.len()).as_bytes());
+            self.buf.extend_from_slice(b",\"_hex\":\"");
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            for b in data {
+                self.buf.push(HEX[(b >> 4) as usize]);
+                self.buf.push(HEX[(b & 0xf) as usize]);
+            }
+            self.buf.push(b'"');
+        } else {
+            map.value
+                .write_fields(data, "value", &mut JsonSink::new(&mut self.buf, true));
+        }
         self.end();
+    }
+
+    fn iter_text(&mut self, prog: &str, text: &str) {
+        for line in text.lines() {
+            self.buf.extend_from_slice(b"{\"_iter\":");
+            write_json_str(&mut self.buf, prog);
+            self.buf.extend_from_slice(b",\"_time\":");
+            time::write_now_quoted(&mut self.buf);
+            self.buf.extend_from_slice(b",\"text\":");
+            write_json_str(&mut self.buf, line);
+            self.end();
+        }
     }
 
     fn snapshot(&mut self, map: &MapOut, entries: &[Entry]) {

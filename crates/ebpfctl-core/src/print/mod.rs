@@ -4,6 +4,7 @@
 //! `json` (JSON lines, docs/json.md), `table` (live terminal view), `prometheus` (metrics,
 //! docs/metrics.md).
 
+pub mod folded;
 pub mod json;
 pub mod prometheus;
 pub mod table;
@@ -24,6 +25,13 @@ pub struct MapOut {
     pub key: Option<Decoder>,
     pub value: Decoder,
     pub percpu: bool,
+    /// A stream map with no value type in BTF (taken in by `--all-maps`): each record is
+    /// printed as its length and hex bytes.
+    pub raw: bool,
+    /// The value's `slots` array member when the value is a libbpf-tools log2 histogram.
+    pub slots: Option<String>,
+    /// For a stream `hist`: the member observed and its buckets.
+    pub observe: Option<crate::plan::Observe>,
 }
 
 impl MapOut {
@@ -36,6 +44,9 @@ impl MapOut {
             key,
             value,
             percpu: convention::is_percpu(spec.map_type),
+            raw: false,
+            slots: None,
+            observe: None,
         }
     }
 
@@ -59,6 +70,8 @@ pub trait Printer {
     fn snapshot(&mut self, map: &MapOut, entries: &[Entry]);
     /// `new` more events were lost on `map` (`total` so far).
     fn lost(&mut self, map: &MapOut, new: u64, total: u64);
+    /// The text an iterator program wrote in one read (`iter/...` sections, every interval).
+    fn iter_text(&mut self, _prog: &str, _text: &str) {}
     /// Called once per poll cycle: flush or redraw.
     fn flush(&mut self);
     /// Called once at exit: everything still pending goes out.
