@@ -333,9 +333,9 @@ impl Loaded {
                                         .map(|s| s.trim().to_string())
                                 })
                                 .unwrap_or(errno);
-                            return Err(LoadError::Verifier(Box::new(verifier::explain(
-                                &prog, &short, &log,
-                            ))));
+                            let mut report = verifier::explain(&prog, &short, &log);
+                            verifier::locate(&mut report, &spec.lines);
+                            return Err(LoadError::Verifier(Box::new(report)));
                         }
                     }
                 }
