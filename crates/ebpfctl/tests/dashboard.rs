@@ -2,7 +2,8 @@
 //! with a temporary config) scraping real ebpfctl processes: the runner on
 //! examples/exec_print, execsnoop, opensnoop, and observe of examples/go-mesh (built here)
 //! serving and calling itself with some 500s. After events were generated, every panel's
-//! every expression returns data through /api/v1/query. Needs root, prometheus, Go.
+//! every expression returns data through /api/v1/query (the tools with container labels, as
+//! the dashboard's container row expects). Needs root, prometheus, Go.
 mod common;
 
 use std::io::{Read, Write};
@@ -250,6 +251,7 @@ fn every_panel_returns_data_from_a_real_prometheus() {
             "--no-snapshot",
             "--metrics-addr",
             "127.0.0.1:0",
+            "--metrics-container-labels",
         ],
         &[],
         "tracing (",
@@ -263,6 +265,7 @@ fn every_panel_returns_data_from_a_real_prometheus() {
             "^ebpfctl-dash",
             "--metrics-addr",
             "127.0.0.1:0",
+            "--metrics-container-labels",
         ],
         &[],
         "tracing (",
@@ -276,6 +279,7 @@ fn every_panel_returns_data_from_a_real_prometheus() {
             "none",
             "--metrics-addr",
             "127.0.0.1:0",
+            "--metrics-container-labels",
         ],
         &[],
         "observe: ready",

@@ -234,6 +234,24 @@ fn objects_agree_with_each_other() {
             "{n}: prometheus.io/port {annotated} is not a Service port"
         );
 
+        // Every tool resolves containers: cgroup paths and the runtime's socket, read-only.
+        for c in containers(&docs) {
+            for (vol, at) in [
+                ("tracefs", "/sys/kernel/tracing"),
+                ("btf", "/sys/kernel/btf"),
+                ("cgroup", "/sys/fs/cgroup"),
+                ("runtime", "/run/containerd"),
+            ] {
+                assert!(
+                    c["volumeMounts"].as_array().into_iter().flatten().any(|m| {
+                        m["name"] == vol && m["mountPath"] == at && m["readOnly"] == true
+                    }),
+                    "{n}: container {} does not mount {vol} read-only at {at}",
+                    c["name"]
+                );
+            }
+        }
+
         // ConfigMap keys and volumes the containers use exist.
         let volumes: BTreeSet<String> = pod["spec"]["volumes"]
             .as_array()

@@ -374,7 +374,7 @@ fn renamed(src: &str, name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let dst = dir.join(name);
     if !dst.exists() {
-        std::fs::copy(src, &dst).unwrap();
+        common::copy_exe(Path::new(src), &dst);
     }
     dst
 }

@@ -206,8 +206,11 @@ fn busybox_rootfs() -> PathBuf {
         let dir = tmp().join(format!("ship-busybox-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("bin")).unwrap();
-        std::fs::copy("/bin/busybox", dir.join("bin/busybox"))
-            .expect("/bin/busybox (apt-get install busybox-static) is needed by this test");
+        assert!(
+            Path::new("/bin/busybox").exists(),
+            "/bin/busybox (apt-get install busybox-static) is needed by this test"
+        );
+        copy_exe(Path::new("/bin/busybox"), &dir.join("bin/busybox"));
         for a in ["sh", "true", "sleep"] {
             std::os::unix::fs::symlink("busybox", dir.join("bin").join(a)).unwrap();
         }
@@ -247,7 +250,11 @@ struct Container {
 
 impl Container {
     fn start(tag: &str, flags: &[&str], args: &[&str]) -> Container {
-        let name = format!("{REPO}-{tag}-{}", std::process::id());
+        // Unique per container, not per tag: two tests starting the same tool at once must
+        // not `rm -f` each other's container.
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("{REPO}-{tag}-{}-{seq}", std::process::id());
         let _ = podman().args(["rm", "-f", &name]).output();
         let mut child = podman()
             .args(["run", "--rm", "--name", &name])

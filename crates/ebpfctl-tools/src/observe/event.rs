@@ -70,6 +70,12 @@ pub struct Request {
     pub traceparent: Option<String>,
     /// Go's goroutine (runtime.g) address: tells concurrent requests of a process apart.
     pub goroutine: u64,
+    /// The pid in the process's own pid namespace (a container's), when it differs from `pid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_pid: Option<u32>,
+    /// The process's container (docs/containers.md), when containers are shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<ebpfctl_container::Container>,
     #[serde(skip)]
     pub start_mono_ns: u64,
 }
@@ -208,6 +214,8 @@ impl Request {
             error,
             traceparent,
             goroutine,
+            container_pid: None,
+            container: None,
             start_mono_ns: start,
         })
     }
@@ -323,6 +331,8 @@ impl Request {
             error: error.then(|| "dial tcp: connection refused".into()),
             traceparent: None,
             goroutine: 1,
+            container_pid: None,
+            container: None,
             start_mono_ns: 0,
         }
     }

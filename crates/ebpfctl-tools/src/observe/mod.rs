@@ -76,6 +76,8 @@ pub enum ObserveError {
     Consume(#[from] ebpfctl_core::consume::ConsumeError),
     #[error("{0}")]
     Metrics(#[from] ebpfctl_core::metrics::MetricsError),
+    #[error("{0}")]
+    Containers(String),
     #[error("OTLP exporter for {endpoint}: {what}")]
     Otlp { endpoint: String, what: String },
 }

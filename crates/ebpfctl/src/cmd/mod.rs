@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod btf;
 mod build;
+mod containers;
 mod execsnoop;
 mod feature;
 mod init;

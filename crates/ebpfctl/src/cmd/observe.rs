@@ -5,9 +5,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use ebpfctl_tools::common::containers::Show;
 use ebpfctl_tools::observe::graph::GraphFormat;
 use ebpfctl_tools::observe::output::Format;
-use ebpfctl_tools::observe::run::{resolve_targets, run as run_observe, RunOptions};
+use ebpfctl_tools::observe::run::{
+    paths_in_containers, resolve_targets, run as run_observe, RunOptions,
+};
+
+use super::containers::ContainerArgs;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum OutputArg {
@@ -62,14 +67,23 @@ pub struct Args {
     /// Print what observe found in the executables (version, functions, RET sites, offsets) and exit.
     #[arg(long)]
     inspect: bool,
+    /// With --container/--pod/--namespace, EXECUTABLE paths are inside those containers.
+    #[command(flatten)]
+    containers: ContainerArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
     if args.paths.is_empty() && args.pids.is_empty() {
         anyhow::bail!("nothing to observe: give a Go executable path or --pid PID");
     }
+    let containers = args.containers.options(Show::Auto)?;
     if args.inspect {
-        let targets = resolve_targets(&args.paths, &args.pids)?;
+        let mut paths = args.paths.clone();
+        if !containers.selector.is_empty() && !paths.is_empty() {
+            let r = ebpfctl_container::Resolver::start(containers.resolver.clone())?;
+            paths = paths_in_containers(&paths, &r, &containers.selector)?;
+        }
+        let targets = resolve_targets(&paths, &args.pids)?;
         for t in &targets {
             println!(
                 "{}",
@@ -112,6 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         duration,
         count: args.count,
         poll_interval: Duration::from_millis(args.poll_ms),
+        containers,
     };
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();

@@ -80,6 +80,22 @@ pub struct Args {
     /// Show libbpf's messages.
     #[arg(short, long)]
     verbose: bool,
+    /// After every `ebpfctl_cgroup_id` member, its container (runtime, id, name; pod,
+    /// namespace); tables show the container's name in that column. See docs/containers.md.
+    #[arg(long)]
+    containers: bool,
+}
+
+/// The container resolver behind `--containers`, for the decoder.
+struct Names(std::sync::Mutex<ebpfctl_container::resolver::View>);
+
+impl ebpfctl_core::decode::ContainerNames for Names {
+    fn lookup(&self, id: u64, found: &mut dyn FnMut(&[u8], &str)) {
+        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = v.get(id) {
+            found(&e.json, e.container.display_name());
+        }
+    }
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -167,6 +183,13 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
         hist_key: a.hist_key,
         hist_linear_step: a.hist_linear_step,
     };
+    if a.containers {
+        let r = std::sync::Arc::new(
+            ebpfctl_container::Resolver::start(Default::default()).context("--containers")?,
+        );
+        r.scan();
+        ebpfctl_core::decode::set_container_names(Box::new(Names(std::sync::Mutex::new(r.view()))));
+    }
     let stdout = Box::new(std::io::stdout().lock());
     ebpfctl_core::run::run(&spec, &opts, stdout, &mut |msg: &str| {
         eprintln!("ebpfctl: {msg}")
