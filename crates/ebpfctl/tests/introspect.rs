@@ -807,6 +807,21 @@ fn feature_reports_every_area_consistently() {
             assert_eq!(t["supported"].as_bool().unwrap(), b, "{key}");
         }
     }
+    // struct_ops maps exist wherever kernel BTF has a struct_ops value type (5.6+), whatever
+    // libbpf's own probe says (libbpf 1.7's says no before 6.9): the kernel decides.
+    let vmlinux = std::fs::read("/sys/kernel/btf/vmlinux").unwrap_or_default();
+    let value_type = b"\0bpf_struct_ops_tcp_congestion_ops\0";
+    if vmlinux.windows(value_type.len()).any(|w| w == value_type) {
+        let st = f["map_types"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "struct_ops")
+            .expect("struct_ops in map_types");
+        assert_eq!(st["supported"], true, "{st}");
+    } else {
+        eprintln!("KERNEL MATRIX: no bpf_struct_ops_tcp_congestion_ops in kernel BTF: struct_ops map support not checked against the kernel");
+    }
     let attach = f["attach"].as_array().unwrap();
     let get = |n: &str| {
         attach

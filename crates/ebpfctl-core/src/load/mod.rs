@@ -447,7 +447,8 @@ impl Loaded {
                                         .map(|s| s.trim().to_string())
                                 })
                                 .unwrap_or(errno);
-                            let report = verifier::explain(&prog, &short, &log);
+                            let mut report = verifier::explain(&prog, &short, &log);
+                            verifier::locate(&mut report, &spec.lines);
                             match ps {
                                 // Outside --strict the others still run: the object is
                                 // loaded again without this one.

@@ -1,8 +1,12 @@
 //! Explaining a verifier rejection: the decisive log lines, the failing instruction with its
-//! C source line (the kernel annotates the log from BTF line info), and a one-line hint.
+//! C source line (the kernel annotates the log from BTF line info; kernels before 6.4 print
+//! the line's text only, and [`locate`] names its file and line from the object), and a
+//! one-line hint.
 use std::fmt;
 
 use regex::Regex;
+
+use crate::object::lines::SourceLines;
 
 /// What went wrong loading one program, distilled from libbpf's and the verifier's logs.
 #[derive(Debug, Clone, Default)]
@@ -149,6 +153,34 @@ pub fn explain(program: &str, error: &str, log: &[String]) -> VerifierReport {
         source,
         insn,
         hint,
+    }
+}
+
+/// Gives `report` the `text @ file:line` of its failing instruction from the object's own
+/// line records when the kernel's log lacks the location (before 6.4 it prints `; text`
+/// only). The instruction index is the loaded program's: [`SourceLines`] lays the program
+/// out as libbpf did. When the log has a text, ours must be the same line, or, if the
+/// layout disagrees, the one line of the program with that text; otherwise the report
+/// keeps the kernel's text alone rather than name a wrong line.
+pub fn locate(report: &mut VerifierReport, lines: &SourceLines) {
+    if report.source.as_deref().is_some_and(|s| s.contains(" @ ")) {
+        return;
+    }
+    let insn = report
+        .insn
+        .as_deref()
+        .and_then(|i| i.split(':').next())
+        .and_then(|n| n.parse::<u64>().ok());
+    let found = insn.and_then(|i| lines.line(&report.program, i));
+    let logged = report.source.as_deref().map(str::trim);
+    let located = match (logged, found) {
+        (None, Some(f)) => Some(f.verifier_style()),
+        (Some(text), Some(f)) if f.info.text.trim() == text => Some(f.verifier_style()),
+        (Some(text), _) => lines.unique_line_with_text(&report.program, text),
+        (None, None) => None,
+    };
+    if let Some(l) = located {
+        report.source = Some(l);
     }
 }
 
