@@ -6,11 +6,10 @@
 //! detached and unloaded when the [`Loaded`] is dropped.
 
 pub mod attach;
+pub mod libbpf_log;
 pub mod verifier;
 
-use std::sync::Mutex;
-
-use libbpf_rs::{Map, MapCore, Object, ObjectBuilder, PrintLevel};
+use libbpf_rs::{Map, MapCore, Object, ObjectBuilder};
 
 use crate::convention::{self, BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF};
 use crate::mounts::{self, MountError};
@@ -84,36 +83,13 @@ pub struct Loaded {
     pub object: Object,
 }
 
-static LIBBPF_LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
-static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-fn capture(level: PrintLevel, msg: String) {
-    if VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
-        eprint!("libbpf: {msg}");
-    }
-    if level != PrintLevel::Debug {
-        LIBBPF_LOG
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(msg);
-    }
-}
-
 /// Routes libbpf's messages into a buffer (shown on failure, or live with `verbose`).
 pub fn capture_libbpf_output(verbose: bool) {
-    VERBOSE.store(verbose, std::sync::atomic::Ordering::Relaxed);
-    libbpf_rs::set_print(Some((
-        if verbose {
-            PrintLevel::Debug
-        } else {
-            PrintLevel::Info
-        },
-        capture,
-    )));
+    libbpf_log::capture(verbose);
 }
 
 fn take_log() -> Vec<String> {
-    std::mem::take(&mut *LIBBPF_LOG.lock().unwrap_or_else(|p| p.into_inner()))
+    libbpf_log::take()
 }
 
 /// The program libbpf names in its failure message ("prog 'NAME': ... failed").
