@@ -34,7 +34,7 @@ pub enum ObjectError {
     NoBtf(String),
     #[error("map {map}: {msg}")]
     Map { map: String, msg: String },
-    #[error("bad BTF in object: {0}")]
+    #[error("bad BTF in object: {0}; rebuild the object")]
     Btf(#[from] BtfError),
     #[error("cannot read {path}: {source}")]
     Read {
