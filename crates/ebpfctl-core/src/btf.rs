@@ -245,7 +245,7 @@ impl Btf {
         let type_len = rd_u32(raw, 12)? as usize;
         let str_off = rd_u32(raw, 16)? as usize;
         let str_len = rd_u32(raw, 20)? as usize;
-        if type_off % 4 != 0 || type_len % 4 != 0 {
+        if !type_off.is_multiple_of(4) || !type_len.is_multiple_of(4) {
             return Err(BtfError::BadHeader(format!(
                 "type section at {type_off}, {type_len} bytes: not 4-byte aligned"
             )));
