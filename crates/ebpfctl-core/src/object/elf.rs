@@ -71,10 +71,17 @@ pub struct Elf {
     pub shstrndx: usize,
 }
 
-fn cstr(b: &[u8], at: usize) -> String {
-    let s = b.get(at..).unwrap_or(&[]);
-    let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
-    String::from_utf8_lossy(&s[..end]).into_owned()
+/// The NUL-terminated name at `at` of a string table (offset 0 of an empty table is "").
+fn cstr(b: &[u8], at: usize) -> Result<String, ObjectError> {
+    if b.is_empty() && at == 0 {
+        return Ok(String::new());
+    }
+    let s = b.get(at..).ok_or(ObjectError::Truncated)?;
+    let end = s
+        .iter()
+        .position(|&c| c == 0)
+        .ok_or(ObjectError::Truncated)?;
+    Ok(String::from_utf8_lossy(&s[..end]).into_owned())
 }
 
 /// Machine names for the common `e_machine` values, for error messages.
@@ -146,7 +153,7 @@ impl Elf {
         let (so, ss) = (strtab.offset as usize, strtab.size as usize);
         let names = b.get(so..so + ss).ok_or(ObjectError::Truncated)?;
         for s in &mut sections {
-            s.name = cstr(names, u32_at(b, s.header_at)? as usize);
+            s.name = cstr(names, u32_at(b, s.header_at)? as usize)?;
             if s.sh_type != 8 /* NOBITS */ && (s.offset + s.size) as usize > b.len() {
                 return Err(ObjectError::Truncated);
             }
@@ -164,7 +171,7 @@ impl Elf {
                 let e = st.offset as usize + i * SYM;
                 symbols.push(Symbol {
                     index: i,
-                    name: cstr(strs, u32_at(b, e)? as usize),
+                    name: cstr(strs, u32_at(b, e)? as usize)?,
                     info: *b.get(e + 4).ok_or(ObjectError::Truncated)?,
                     shndx: u16_at(b, e + 6)?,
                     value: u64_at(b, e + 8)?,

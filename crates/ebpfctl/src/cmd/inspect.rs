@@ -2,6 +2,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Args as ClapArgs;
 use ebpfctl_core::inspect::object;
 
@@ -16,7 +17,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let v = object::inspect(&args.object)?;
+    let v = object::inspect(&args.object).with_context(|| args.object.display().to_string())?;
     let mut w = stdout();
     done(object::print_view(&mut w, &v, args.out.output).and_then(|()| w.flush()))
 }
