@@ -167,7 +167,7 @@ impl GoBinary {
         }
         let file = object::File::parse(data).map_err(|e| ObserveError::Malformed {
             path: path.to_owned(),
-            what: format!("cannot parse ELF: {e}"),
+            what: format!("cannot parse ELF ({e}); is the file truncated or corrupt?"),
         })?;
         let arch = match file.architecture() {
             object::Architecture::X86_64 => "amd64",
@@ -179,8 +179,18 @@ impl GoBinary {
                 });
             }
         };
-        let version_string = read_buildinfo_version(&file, data)
-            .ok_or_else(|| ObserveError::NotGo(path.to_owned()))?;
+        let version_string = match read_buildinfo_version(&file, data) {
+            Some(v) => v,
+            None if file.section_by_name(".go.buildinfo").is_some() => {
+                return Err(ObserveError::Malformed {
+                    path: path.to_owned(),
+                    what:
+                        "its Go build info (.go.buildinfo) cannot be read; is the file truncated?"
+                            .into(),
+                })
+            }
+            None => return Err(ObserveError::NotGo(path.to_owned())),
+        };
         let version = GoVersion::parse(&version_string).unwrap_or(GoVersion {
             major: 1,
             minor: 99,
