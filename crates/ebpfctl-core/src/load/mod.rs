@@ -180,7 +180,13 @@ impl Loaded {
                 for (p, bytes) in &param_bytes {
                     if name.ends_with(&p.section) {
                         if let Some(data) = m.initial_value_mut() {
-                            data[p.offset..p.offset + bytes.len()].copy_from_slice(bytes);
+                            let Some(dst) = data.get_mut(p.offset..p.offset + bytes.len()) else {
+                                return Err(LoadError::BadParam {
+                                    name: p.name.clone(),
+                                    msg: format!("it lies outside map {name}; rebuild the object"),
+                                });
+                            };
+                            dst.copy_from_slice(bytes);
                         }
                     }
                 }

@@ -188,7 +188,7 @@ impl ObjectSpec {
         let btf = norm.btf;
         let maps = norm.maps;
         let params = match &btf {
-            Some(b) => params::collect(bytes, &elf, b),
+            Some(b) => params::collect(bytes, &elf, b)?,
             None => Vec::new(),
         };
 
