@@ -99,7 +99,7 @@ fn section_data<'a>(b: &'a [u8], name: &str) -> &'a [u8] {
 /// The object with section `name` holding `data` (appended, header re-pointed).
 fn replace_section(b: &[u8], name: &str, data: &[u8]) -> Vec<u8> {
     let mut out = b.to_vec();
-    while out.len() % 8 != 0 {
+    while !out.len().is_multiple_of(8) {
         out.push(0);
     }
     let at = out.len() as u64;

@@ -332,7 +332,10 @@ fn shift(node: Node, by: u32) -> Node {
         Node::Ptr { off } => Node::Ptr {
             off: off.saturating_add(by),
         },
-        Node::Str { off, len } => Node::Str { off: off.saturating_add(by), len },
+        Node::Str { off, len } => Node::Str {
+            off: off.saturating_add(by),
+            len,
+        },
         Node::Array {
             off,
             stride,

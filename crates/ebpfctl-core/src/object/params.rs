@@ -127,7 +127,9 @@ pub fn encode(btf: &Btf, p: &ParamSpec, text: &str) -> Result<Vec<u8>, String> {
             let v = parse_int(text).ok_or_else(|| format!("expected an integer, got {text:?}"))?;
             let bits = (p.size * 8) as u32;
             let (lo, hi) = if encoding & INT_SIGNED != 0 {
-                let m = 1i128.checked_shl(bits.saturating_sub(1)).unwrap_or(i128::MAX);
+                let m = 1i128
+                    .checked_shl(bits.saturating_sub(1))
+                    .unwrap_or(i128::MAX);
                 (-m, m - 1)
             } else {
                 (0, 1i128.checked_shl(bits).map_or(i128::MAX, |m| m - 1))

@@ -506,7 +506,10 @@ fn read_buildinfo_version(file: &object::File<'_>, data: &[u8]) -> Option<String
     let (start, bi) = match file.section_by_name(".go.buildinfo") {
         Some(s) => {
             let (off, len) = s.file_range()?;
-            (off as usize, data.get(off as usize..off.checked_add(len)? as usize)?)
+            (
+                off as usize,
+                data.get(off as usize..off.checked_add(len)? as usize)?,
+            )
         }
         None => {
             let pos = data

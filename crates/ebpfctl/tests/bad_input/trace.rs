@@ -244,19 +244,20 @@ pub fn run(bin: &str, args: &[&str], env: &[(&str, &str)], limit: Duration) -> T
         let sig = libc::WSTOPSIG(st);
         let event = st >> 16;
         let mut inject = 0;
-        // SAFETY (every ptrace call below): `tid` is a stopped tracee of this thread.
         if first && tid == pid && sig == libc::SIGTRAP {
             first = false;
             let opts = libc::PTRACE_O_TRACESECCOMP
                 | libc::PTRACE_O_TRACECLONE
                 | libc::PTRACE_O_EXITKILL
                 | libc::PTRACE_O_TRACESYSGOOD;
+            // SAFETY: `tid` is a stopped tracee of this thread; options are plain flags.
             unsafe { libc::ptrace(libc::PTRACE_SETOPTIONS, tid, 0, opts) };
         } else if event == libc::PTRACE_EVENT_SECCOMP {
             if let Some(info) = syscall_info(tid) {
                 // SAFETY: op SECCOMP fills the `seccomp` member.
                 let cmd = unsafe { info.u.seccomp.args[0] };
                 pending.insert(tid, cmd);
+                // SAFETY: `tid` is a stopped tracee of this thread.
                 unsafe { libc::ptrace(libc::PTRACE_SYSCALL, tid, 0, 0) };
                 continue;
             }
@@ -286,6 +287,7 @@ pub fn run(bin: &str, args: &[&str], env: &[(&str, &str)], limit: Duration) -> T
         } else {
             inject = sig;
         }
+        // SAFETY: `tid` is a stopped tracee of this thread; `inject` is 0 or its signal.
         unsafe { libc::ptrace(libc::PTRACE_CONT, tid, 0, inject) };
     }
     done.store(true, Ordering::Relaxed);
