@@ -231,49 +231,18 @@ pub fn pull(reference: &str, opts: &PullOptions) -> Result<Pulled, OciError> {
     let mut session = Session::new(&reference, &opts.connection)?;
     let (raw, manifest_digest) = session.pull_manifest()?;
     let manifest = read_manifest(&whole, &raw)?;
-
-    let config_desc = manifest.config.clone();
-    let config_type = config_desc.as_ref().map(|c| c.media_type.as_str());
-    let artifact_type = manifest.artifact_type.as_deref();
-    let ours = artifact_type == Some(ARTIFACT_TYPE)
-        || (artifact_type.is_none() && config_type == Some(CONFIG_MEDIA_TYPE));
-    let bee = config_type == Some(BEE_CONFIG_MEDIA_TYPE);
-    if !ours && !bee {
-        let why = match (artifact_type, config_type) {
-            (Some(a), _) => format!("artifact type {a} (want {ARTIFACT_TYPE})"),
-            (None, Some(c)) => format!("config media type {c} (want {CONFIG_MEDIA_TYPE})"),
-            (None, None) => "the manifest has no config and no artifact type".to_string(),
-        };
-        return Err(OciError::NotAProbe {
-            reference: whole,
-            why,
-        });
-    }
-    let layer = manifest
-        .layers
-        .iter()
-        .find(|l| {
-            l.media_type == OBJECT_MEDIA_TYPE
-                || BEE_OBJECT_MEDIA_TYPES.contains(&l.media_type.as_str())
-        })
-        .ok_or_else(|| OciError::NotAProbe {
-            reference: whole.clone(),
-            why: format!("no layer of media type {OBJECT_MEDIA_TYPE}"),
-        })?
-        .clone();
-    if layer.size > MAX_BLOB {
-        return Err(OciError::NotAProbe {
-            reference: whole,
-            why: format!("the object layer is {} bytes, too large", layer.size),
-        });
-    }
+    let ProbeLayers {
+        object: layer,
+        config: config_desc,
+        ours,
+    } = probe_layers(&whole, &manifest)?;
 
     let mut notes = Vec::new();
     let config = match &config_desc {
         Some(c) if ours && c.media_type == CONFIG_MEDIA_TYPE && c.size <= MAX_BLOB => {
             let data = session.pull_blob(c)?;
             verify(&whole, "config", c, &data)?;
-            let config: Option<ProbeConfig> = serde_json::from_slice(&data).ok();
+            let config = read_config(&data);
             if config.is_none() {
                 notes.push(format!("{whole}: unreadable probe config, ignored"));
             }
@@ -390,7 +359,68 @@ pub fn cache_dir() -> Result<PathBuf, OciError> {
     Ok(base.join("ebpfctl").join("oci"))
 }
 
-fn read_manifest(reference: &str, raw: &[u8]) -> Result<Manifest, OciError> {
+/// The layers of a probe artifact: the object and, when present, the probe config.
+#[derive(Debug, Clone)]
+pub struct ProbeLayers {
+    pub object: Descriptor,
+    pub config: Option<Descriptor>,
+    /// An artifact of ours (else a bumblebee image, whose config we do not read).
+    pub ours: bool,
+}
+
+/// Finds the probe's layers in a manifest (see [`read_manifest`]); the error says why the
+/// manifest is not a probe.
+pub fn probe_layers(reference: &str, manifest: &Manifest) -> Result<ProbeLayers, OciError> {
+    let config_desc = manifest.config.clone();
+    let config_type = config_desc.as_ref().map(|c| c.media_type.as_str());
+    let artifact_type = manifest.artifact_type.as_deref();
+    let ours = artifact_type == Some(ARTIFACT_TYPE)
+        || (artifact_type.is_none() && config_type == Some(CONFIG_MEDIA_TYPE));
+    let bee = config_type == Some(BEE_CONFIG_MEDIA_TYPE);
+    if !ours && !bee {
+        let why = match (artifact_type, config_type) {
+            (Some(a), _) => format!("artifact type {a} (want {ARTIFACT_TYPE})"),
+            (None, Some(c)) => format!("config media type {c} (want {CONFIG_MEDIA_TYPE})"),
+            (None, None) => "the manifest has no config and no artifact type".to_string(),
+        };
+        return Err(OciError::NotAProbe {
+            reference: reference.to_string(),
+            why,
+        });
+    }
+    let layer = manifest
+        .layers
+        .iter()
+        .find(|l| {
+            l.media_type == OBJECT_MEDIA_TYPE
+                || BEE_OBJECT_MEDIA_TYPES.contains(&l.media_type.as_str())
+        })
+        .ok_or_else(|| OciError::NotAProbe {
+            reference: reference.to_string(),
+            why: format!("no layer of media type {OBJECT_MEDIA_TYPE}"),
+        })?
+        .clone();
+    if layer.size > MAX_BLOB {
+        return Err(OciError::NotAProbe {
+            reference: reference.to_string(),
+            why: format!("the object layer is {} bytes, too large", layer.size),
+        });
+    }
+
+    Ok(ProbeLayers {
+        object: layer,
+        config: config_desc,
+        ours,
+    })
+}
+
+/// Reads a probe config blob (`None` when unreadable: it is only informative).
+pub fn read_config(data: &[u8]) -> Option<ProbeConfig> {
+    serde_json::from_slice(data).ok()
+}
+
+/// Reads a pulled manifest; the error says why it is not a probe's.
+pub fn read_manifest(reference: &str, raw: &[u8]) -> Result<Manifest, OciError> {
     let not_probe = |why: String| OciError::NotAProbe {
         reference: reference.to_string(),
         why,
