@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine (as root: tests load real programs into the kernel).
-# Installs what the tests need, runs every test, and fails if any BPF program is left loaded.
+# Installs what the tests need, runs every test and each fuzz target briefly, and fails if any
+# BPF program is left loaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
@@ -13,6 +14,11 @@ pins_before=$(pins)
 
 status=0
 cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-4}" || status=$?
+
+# Every fuzz target for a short while (docs/fuzzing.md); FUZZ_SECONDS=0 skips them.
+if [[ "${FUZZ_SECONDS:-20}" != 0 ]]; then
+  scripts/fuzz.sh --time "${FUZZ_SECONDS:-20}" || status=1
+fi
 
 sleep 1
 after=$(progs | sort)
