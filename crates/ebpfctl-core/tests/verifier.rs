@@ -88,7 +88,13 @@ fn names(spec: &ObjectSpec, program: &str) -> Vec<String> {
 /// that the object's layout finds the same.
 fn check(obj: &Path, program: &str) {
     let spec = ObjectSpec::from_path(obj).unwrap();
-    let report = match Loaded::load(&spec, &LoadOptions::default()) {
+    // Strict: the first rejection is the error (otherwise it is a skip line and the other
+    // programs are loaded again without it).
+    let opts = LoadOptions {
+        strict: true,
+        ..Default::default()
+    };
+    let report = match Loaded::load(&spec, &opts) {
         Err(LoadError::Verifier(r)) => r,
         Err(e) => panic!("expected a verifier rejection, got: {e}"),
         Ok(_) => panic!("the verifier accepted {program}"),

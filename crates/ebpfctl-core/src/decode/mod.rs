@@ -25,6 +25,10 @@ pub enum DecodeError {
     Btf(#[from] BtfError),
     #[error("type nesting deeper than {0} levels")]
     TooDeep(usize),
+    #[error("the type holds more than {MAX_ITEMS} values, too many to decode")]
+    TooLarge,
+    #[error("a member lies beyond 4 GiB")]
+    Offset,
 }
 
 /// A typedef with a meaning to the decoder.
@@ -185,6 +189,21 @@ fn stack_typedef(name: &str) -> Option<bool> {
 }
 
 const MAX_DEPTH: usize = 32;
+/// Most scalars one value may decode into: bounds the work and output per record (an array
+/// of a billion empty structs is valid BTF).
+pub const MAX_ITEMS: u64 = 1 << 20;
+
+/// How many values `n` renders.
+fn items(n: &Node) -> u64 {
+    match n {
+        Node::Array { count, elem, .. } => u64::from(*count).saturating_mul(items(elem).max(1)),
+        Node::Struct { fields, .. } => fields
+            .iter()
+            .fold(0u64, |a, (_, f)| a.saturating_add(items(f)))
+            .max(1),
+        _ => 1,
+    }
+}
 
 #[inline]
 fn read_uint(data: &[u8], off: usize, size: usize) -> u64 {
@@ -262,7 +281,10 @@ fn compile_at(btf: &Btf, type_id: u32, off: u32, depth: usize) -> Result<Node, D
             let signed = encoding & INT_SIGNED != 0;
             if u32::from(*bits) < u32::from(size) * 8 || *bit_offset != 0 {
                 Node::Bitfield {
-                    bit_off: off * 8 + u32::from(*bit_offset),
+                    bit_off: off
+                        .checked_mul(8)
+                        .and_then(|b| b.checked_add(u32::from(*bit_offset)))
+                        .ok_or(DecodeError::Offset)?,
                     bits: *bits,
                     signed,
                 }
@@ -299,11 +321,15 @@ fn compile_at(btf: &Btf, type_id: u32, off: u32, depth: usize) -> Result<Node, D
                 Node::Str { off, len: *len }
             } else {
                 let stride = btf.size_of(*elem)? as u32;
+                let elem = compile_at(btf, *elem, 0, depth + 1)?;
+                if u64::from(*len).saturating_mul(items(&elem).max(1)) > MAX_ITEMS {
+                    return Err(DecodeError::TooLarge);
+                }
                 Node::Array {
                     off,
                     stride,
                     count: *len,
-                    elem: Box::new(compile_at(btf, *elem, 0, depth + 1)?),
+                    elem: Box::new(elem),
                 }
             }
         }
@@ -337,7 +363,11 @@ fn compile_at(btf: &Btf, type_id: u32, off: u32, depth: usize) -> Result<Node, D
                 }
             }
             link_stack_pids(&mut fields);
-            Node::Struct { off, fields }
+            let node = Node::Struct { off, fields };
+            if items(&node) > MAX_ITEMS {
+                return Err(DecodeError::TooLarge);
+            }
+            node
         }
         _ => Node::Empty,
     })
@@ -367,15 +397,15 @@ fn link_stack_pids(fields: &mut [(String, Node)]) {
 fn shift(node: Node, by: u32) -> Node {
     match node {
         Node::Uint { off, size } => Node::Uint {
-            off: off + by,
+            off: off.saturating_add(by),
             size,
         },
         Node::Int { off, size } => Node::Int {
-            off: off + by,
+            off: off.saturating_add(by),
             size,
         },
         Node::Bool { off, size } => Node::Bool {
-            off: off + by,
+            off: off.saturating_add(by),
             size,
         },
         Node::Bitfield {
@@ -383,12 +413,12 @@ fn shift(node: Node, by: u32) -> Node {
             bits,
             signed,
         } => Node::Bitfield {
-            bit_off: bit_off + by * 8,
+            bit_off: bit_off.saturating_add(by.saturating_mul(8)),
             bits,
             signed,
         },
         Node::Float { off, size } => Node::Float {
-            off: off + by,
+            off: off.saturating_add(by),
             size,
         },
         Node::Enum {
@@ -397,30 +427,35 @@ fn shift(node: Node, by: u32) -> Node {
             signed,
             names,
         } => Node::Enum {
-            off: off + by,
+            off: off.saturating_add(by),
             size,
             signed,
             names,
         },
-        Node::Ptr { off } => Node::Ptr { off: off + by },
-        Node::Str { off, len } => Node::Str { off: off + by, len },
+        Node::Ptr { off } => Node::Ptr {
+            off: off.saturating_add(by),
+        },
+        Node::Str { off, len } => Node::Str {
+            off: off.saturating_add(by),
+            len,
+        },
         Node::Array {
             off,
             stride,
             count,
             elem,
         } => Node::Array {
-            off: off + by,
+            off: off.saturating_add(by),
             stride,
             count,
             elem,
         },
         Node::Struct { off, fields } => Node::Struct {
-            off: off + by,
+            off: off.saturating_add(by),
             fields,
         },
         Node::Special { off, size, kind } => Node::Special {
-            off: off + by,
+            off: off.saturating_add(by),
             size,
             kind,
         },

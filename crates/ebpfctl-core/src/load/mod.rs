@@ -7,13 +7,12 @@
 
 pub mod attach;
 pub mod cleanup;
+pub mod libbpf_log;
 pub mod section;
 pub mod select;
 pub mod verifier;
 
-use std::sync::Mutex;
-
-use libbpf_rs::{Map, MapCore, Object, ObjectBuilder, PrintLevel};
+use libbpf_rs::{Map, MapCore, Object, ObjectBuilder};
 
 use crate::convention::{
     self, BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_STACK_TRACE,
@@ -166,38 +165,13 @@ pub struct Loaded {
     pub object: Object,
 }
 
-static LIBBPF_LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
-static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-fn capture(level: PrintLevel, msg: String) {
-    if VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
-        // libbpf starts most of its lines with "libbpf: " itself.
-        let bare = msg.strip_prefix("libbpf: ").unwrap_or(&msg);
-        eprint!("libbpf: {bare}");
-    }
-    if level != PrintLevel::Debug {
-        LIBBPF_LOG
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(msg);
-    }
-}
-
 /// Routes libbpf's messages into a buffer (shown on failure, or live with `verbose`).
 pub fn capture_libbpf_output(verbose: bool) {
-    VERBOSE.store(verbose, std::sync::atomic::Ordering::Relaxed);
-    libbpf_rs::set_print(Some((
-        if verbose {
-            PrintLevel::Debug
-        } else {
-            PrintLevel::Info
-        },
-        capture,
-    )));
+    libbpf_log::capture(verbose);
 }
 
 fn take_log() -> Vec<String> {
-    std::mem::take(&mut *LIBBPF_LOG.lock().unwrap_or_else(|p| p.into_inner()))
+    libbpf_log::take()
 }
 
 /// The program libbpf names in its failure message ("prog 'NAME': ... failed").
@@ -373,7 +347,13 @@ impl Loaded {
                 for (p, bytes) in &param_bytes {
                     if name.ends_with(&p.section) {
                         if let Some(data) = m.initial_value_mut() {
-                            data[p.offset..p.offset + bytes.len()].copy_from_slice(bytes);
+                            let Some(dst) = data.get_mut(p.offset..p.offset + bytes.len()) else {
+                                return Err(LoadError::BadParam {
+                                    name: p.name.clone(),
+                                    msg: format!("it lies outside map {name}; rebuild the object"),
+                                });
+                            };
+                            dst.copy_from_slice(bytes);
                         }
                     }
                 }

@@ -37,7 +37,7 @@ pub enum ObjectError {
     NoBtf(String),
     #[error("map {map}: {msg}")]
     Map { map: String, msg: String },
-    #[error("bad BTF in object: {0}")]
+    #[error("bad BTF in object: {0}; rebuild the object")]
     Btf(#[from] BtfError),
     #[error("cannot read {path}: {source}")]
     Read {
@@ -202,7 +202,7 @@ impl ObjectSpec {
         let btf = norm.btf;
         let maps = norm.maps;
         let params = match &btf {
-            Some(b) => params::collect(bytes, &elf, b),
+            Some(b) => params::collect(bytes, &elf, b)?,
             None => Vec::new(),
         };
 

@@ -167,7 +167,7 @@ impl GoBinary {
         }
         let file = object::File::parse(data).map_err(|e| ObserveError::Malformed {
             path: path.to_owned(),
-            what: format!("cannot parse ELF: {e}"),
+            what: format!("cannot parse ELF ({e}); is the file truncated or corrupt?"),
         })?;
         let arch = match file.architecture() {
             object::Architecture::X86_64 => "amd64",
@@ -179,8 +179,18 @@ impl GoBinary {
                 });
             }
         };
-        let version_string = read_buildinfo_version(&file, data)
-            .ok_or_else(|| ObserveError::NotGo(path.to_owned()))?;
+        let version_string = match read_buildinfo_version(&file, data) {
+            Some(v) => v,
+            None if file.section_by_name(".go.buildinfo").is_some() => {
+                return Err(ObserveError::Malformed {
+                    path: path.to_owned(),
+                    what:
+                        "its Go build info (.go.buildinfo) cannot be read; is the file truncated?"
+                            .into(),
+                })
+            }
+            None => return Err(ObserveError::NotGo(path.to_owned())),
+        };
         let version = GoVersion::parse(&version_string).unwrap_or(GoVersion {
             major: 1,
             minor: 99,
@@ -300,7 +310,7 @@ pub fn vaddr_to_offset(file: &object::File<'_>, addr: u64) -> Option<u64> {
     file.segments().find_map(|seg| {
         let (off, fsize) = seg.file_range();
         let va = seg.address();
-        (addr >= va && addr < va + fsize).then(|| addr - va + off)
+        (addr >= va && addr - va < fsize).then(|| addr - va + off)
     })
 }
 
@@ -313,7 +323,7 @@ fn deferred_exit(
     closures: Vec<GoFunc>,
 ) -> Option<DeferredExit> {
     let start = vaddr_to_offset(file, rt.addr)?;
-    let code = data.get(start as usize..(start + rt.size) as usize)?;
+    let code = data.get(start as usize..start.checked_add(rt.size)? as usize)?;
     let referenced = deferred::rip_lea_targets(code, rt.addr);
     let mut used = closures
         .into_iter()
@@ -342,7 +352,7 @@ fn success_exit(
     callee: u64,
 ) -> Option<SuccessExit> {
     let start = vaddr_to_offset(file, rt.addr)?;
-    let code = data.get(start as usize..(start + rt.size) as usize)?;
+    let code = data.get(start as usize..start.checked_add(rt.size)? as usize)?;
     let check = success::success_check_amd64(code, rt.addr, callee)?;
     Some(SuccessExit {
         probe_offset: start + check.probe,
@@ -367,8 +377,9 @@ fn analyse_func(
     if size == 0 || size > 1 << 20 {
         return Err(bad(format!("implausible size {size}")));
     }
-    let code = data
-        .get(off as usize..(off + size) as usize)
+    let code = off
+        .checked_add(size)
+        .and_then(|end| data.get(off as usize..end as usize))
         .ok_or_else(|| bad("code extends past the end of the file".into()))?;
     let (entry, rets, entry_emulated) = if HOST_ARCH == "arm64" {
         let (entry, rets) = find_rets_arm64(code);
@@ -495,7 +506,10 @@ fn read_buildinfo_version(file: &object::File<'_>, data: &[u8]) -> Option<String
     let (start, bi) = match file.section_by_name(".go.buildinfo") {
         Some(s) => {
             let (off, len) = s.file_range()?;
-            (off as usize, data.get(off as usize..(off + len) as usize)?)
+            (
+                off as usize,
+                data.get(off as usize..off.checked_add(len)? as usize)?,
+            )
         }
         None => {
             let pos = data
@@ -529,9 +543,9 @@ fn read_buildinfo_version(file: &object::File<'_>, data: &[u8]) -> Option<String
     let hdr_addr = rd(&bi[16..])?;
     let hdr_off = vaddr_to_offset(file, hdr_addr)? as usize;
     let str_addr = rd(data.get(hdr_off..)?)?;
-    let str_len = rd(data.get(hdr_off + ptr_size..)?)? as usize;
+    let str_len = rd(data.get(hdr_off.checked_add(ptr_size)?..)?)? as usize;
     let str_off = vaddr_to_offset(file, str_addr)? as usize;
-    let s = data.get(str_off..str_off + str_len)?;
+    let s = data.get(str_off..str_off.checked_add(str_len)?)?;
     Some(String::from_utf8_lossy(s).into_owned())
 }
 
@@ -551,8 +565,9 @@ fn read_varint_string(b: &[u8]) -> Option<(String, usize)> {
             return None;
         }
     }
-    let s = b.get(i..i + len as usize)?;
-    Some((String::from_utf8_lossy(s).into_owned(), i + len as usize))
+    let end = i.checked_add(usize::try_from(len).ok()?)?;
+    let s = b.get(i..end)?;
+    Some((String::from_utf8_lossy(s).into_owned(), end))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! graph ([`graph`]).
 use std::path::{Path, PathBuf};
 
-mod deferred;
+pub mod deferred;
 pub mod event;
 pub mod goelf;
 pub mod graph;
@@ -15,10 +15,10 @@ pub mod metrics;
 pub mod offsets;
 pub mod otlp;
 pub mod output;
-mod pclntab;
+pub mod pclntab;
 pub mod probe;
 pub mod run;
-mod success;
+pub mod success;
 
 pub use event::{Kind, Request};
 pub use goelf::{GoBinary, GoVersion};
@@ -103,10 +103,25 @@ pub fn analyse(path: &Path) -> Result<Target, ObserveError> {
         path: path.to_owned(),
         source,
     })?;
-    let binary = GoBinary::parse(path, &data)?;
-    let file = object::File::parse(&*data).map_err(|e| ObserveError::Malformed {
+    let (binary, offsets, offset_source) = analyse_data(path, &data)?;
+    Ok(Target {
+        binary,
+        offsets,
+        offset_source,
+        file_id: (meta.dev(), meta.ino()),
+    })
+}
+
+/// The analysis of an executable's bytes (`path` only names it in errors): its functions,
+/// and the struct offsets from its DWARF or, without DWARF, from the table for its Go version.
+pub fn analyse_data(
+    path: &Path,
+    data: &[u8],
+) -> Result<(GoBinary, Offsets, OffsetSource), ObserveError> {
+    let binary = GoBinary::parse(path, data)?;
+    let file = object::File::parse(data).map_err(|e| ObserveError::Malformed {
         path: path.to_owned(),
-        what: format!("cannot parse ELF: {e}"),
+        what: format!("cannot parse ELF ({e}); is the file truncated or corrupt?"),
     })?;
     let (offsets, offset_source) = match offsets::from_dwarf(&file) {
         Some(o) => (o, OffsetSource::Dwarf),
@@ -121,12 +136,7 @@ pub fn analyse(path: &Path) -> Result<Target, ObserveError> {
             }
         },
     };
-    Ok(Target {
-        binary,
-        offsets,
-        offset_source,
-        file_id: (meta.dev(), meta.ino()),
-    })
+    Ok((binary, offsets, offset_source))
 }
 
 /// The executable of a running process, checked to exist.
