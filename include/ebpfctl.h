@@ -32,6 +32,9 @@ typedef __u32 ebpfctl_gid;
 typedef __u32 ebpfctl_pid;
 /* A task command name (TASK_COMM_LEN). */
 typedef char ebpfctl_comm[16];
+/* A cgroup v2 id (bpf_get_current_cgroup_id()): printed as the number; with
+ * `ebpfctl run --containers` a `container` member follows it (docs/containers.md). */
+typedef __u64 ebpfctl_cgroup_id;
 /* A transport endpoint: address, port, protocol. Printed "10.0.0.1:80/tcp". */
 typedef struct {
 	__u8 addr[16];  /* IPv4 in the first 4 bytes when family == 2 (AF_INET) */
@@ -57,6 +60,7 @@ typedef ebpfctl_uid uid;
 typedef ebpfctl_gid gid;
 typedef ebpfctl_pid pid;
 typedef ebpfctl_comm comm;
+typedef ebpfctl_cgroup_id cgroup_id;
 typedef ebpfctl_l4_endpoint l4_endpoint;
 #endif
 
@@ -126,6 +130,33 @@ static __always_inline __u64 ebpfctl_wakeup_flags(void *counter, __u64 threshold
 	*n = 0;
 	return BPF_RB_FORCE_WAKEUP;
 }
+#endif
+
+/* ---- container filters ------------------------------------------------------ *
+ * `--container NAME|ID`, `--pod NAME`, `--namespace NS` applied in the kernel: user space
+ * keeps a verdict per cgroup id (1: show, 0: drop) in this map. A cgroup without a verdict
+ * yet passes, and user space decides (and writes its verdict) when it sees its first event.
+ *
+ *   EBPFCTL_CGROUP_FILTER;
+ *   if (!ebpfctl_cgroup_passes(bpf_get_current_cgroup_id())) return 0;
+ */
+#define EBPFCTL_CGROUP_FILTER_MAX 16384
+#define EBPFCTL_CGROUP_FILTER                                                 \
+	struct {                                                              \
+		__uint(type, BPF_MAP_TYPE_HASH);                              \
+		__uint(max_entries, EBPFCTL_CGROUP_FILTER_MAX);               \
+		__type(key, __u64);                                           \
+		__type(value, __u8);                                          \
+	} ebpfctl_cgroup_filter SEC(".maps")
+
+#ifdef __bpf__
+#define ebpfctl_cgroup_passes(cgid)                                           \
+	({                                                                    \
+		__u64 __ebpfctl_cg = (cgid);                                  \
+		__u8 *__ebpfctl_v =                                           \
+			bpf_map_lookup_elem(&ebpfctl_cgroup_filter, &__ebpfctl_cg); \
+		!__ebpfctl_v || *__ebpfctl_v;                                 \
+	})
 #endif
 
 /* ---- histogram slots ---------------------------------------------------------- */

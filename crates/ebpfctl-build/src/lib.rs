@@ -7,8 +7,12 @@
 // Linked for the btf_dump shim, which calls into libbpf.
 extern crate libbpf_sys;
 
+pub mod cache;
+
 use std::ffi::CString;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::{env, fs, io};
@@ -66,6 +70,8 @@ pub enum BuildError {
     Io { what: String, source: io::Error },
     #[error("architecture {0} has no BPF target macro here (supported: x86_64, aarch64)")]
     Arch(String),
+    #[error(transparent)]
+    Cache(#[from] cache::CacheError),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> BuildError {
@@ -160,15 +166,32 @@ fn fnv1a(data: &[u8]) -> u64 {
     })
 }
 
-/// Writes the bundled headers and this kernel's `vmlinux.h` under `dir` (created if needed)
-/// and returns the include directory. `vmlinux.h` is regenerated only when the kernel's BTF
-/// changes.
+/// Replaces `path` with `data` through a fresh temporary file in the same directory renamed
+/// over it: never writes through whatever `path` was (a symlink stays unfollowed), and a
+/// concurrent reader sees the old file or the new one, never half of it.
+fn write_replacing(path: &Path, data: &[u8]) -> Result<(), BuildError> {
+    let what = || format!("write {}", path.display());
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(what()))?;
+    tmp.write_all(data).map_err(io_err(what()))?;
+    tmp.persist(path).map_err(|e| io_err(what())(e.error))?;
+    Ok(())
+}
+
+/// Writes the bundled headers and this kernel's `vmlinux.h` under `dir` (created 0700 if
+/// needed) and returns the include directory. `vmlinux.h` is regenerated only when the
+/// kernel's BTF changes. `dir` must be the caller's own: [`default_include_dir`] checks that.
 pub fn prepare_include_dir(dir: &Path) -> Result<PathBuf, BuildError> {
-    fs::create_dir_all(dir.join("bpf")).map_err(io_err(format!("create {}", dir.display())))?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_err(format!("create {}", dir.display())))?;
+    cache::private_dir(&dir.join("bpf"))?;
     for (name, data) in HEADERS {
         let p = dir.join(name);
         if fs::read(&p).ok().as_deref() != Some(*data) {
-            fs::write(&p, data).map_err(io_err(format!("write {}", p.display())))?;
+            write_replacing(&p, data)?;
         }
     }
     let btf = fs::read(VMLINUX_BTF).map_err(|source| BuildError::Btf {
@@ -179,30 +202,31 @@ pub fn prepare_include_dir(dir: &Path) -> Result<PathBuf, BuildError> {
     let stamp = dir.join("vmlinux.h.key");
     let header = dir.join("vmlinux.h");
     if !header.exists() || fs::read_to_string(&stamp).ok().as_deref() != Some(key.as_str()) {
-        // Unique per call: builds may prepare the same directory concurrently.
-        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = dir.join(format!("vmlinux.h.{}.{seq}", std::process::id()));
+        // A fresh file per call (builds may prepare the same directory concurrently), renamed
+        // into place once complete; removed if the dump fails.
+        let what = || format!("write {}", header.display());
+        let tmp = tempfile::Builder::new()
+            .prefix("vmlinux.h.")
+            .tempfile_in(dir)
+            .map_err(io_err(what()))?;
         dump_c_header(
             &BtfSource::File {
                 path: Path::new(VMLINUX_BTF),
                 base: None,
             },
-            &tmp,
+            tmp.path(),
         )?;
-        fs::rename(&tmp, &header).map_err(io_err(format!("write {}", header.display())))?;
-        fs::write(&stamp, key).map_err(io_err(format!("write {}", stamp.display())))?;
+        tmp.persist(&header).map_err(|e| io_err(what())(e.error))?;
+        write_replacing(&stamp, key.as_bytes())?;
     }
     Ok(dir.to_path_buf())
 }
 
-/// The default include cache: `$XDG_CACHE_HOME/ebpfctl/include` or `~/.cache/ebpfctl/include`.
-pub fn default_include_dir() -> PathBuf {
-    let base = env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(env::temp_dir);
-    base.join("ebpfctl").join("include")
+/// The default include cache, `ebpfctl/include` under the user's own cache directory (see
+/// [`cache`]: `$XDG_CACHE_HOME`, `~/.cache`, or `/var/cache` for root), created private and
+/// refused when another user could change it.
+pub fn default_include_dir() -> Result<PathBuf, BuildError> {
+    Ok(cache::dir("include")?)
 }
 
 /// The `__TARGET_ARCH_*` name libbpf's tracing macros expect for this machine.

@@ -2,6 +2,7 @@
 //! object → normalise → load/attach → consume → decode → print.
 
 pub mod btf;
+pub mod caps;
 pub mod consume;
 pub mod convention;
 pub mod decode;

@@ -12,6 +12,8 @@ pub struct PseudoFs {
     pub magic: i64,
     /// What needs it, for messages.
     pub used_for: &'static str,
+    /// Mount options ebpfctl passes when it mounts it ("" for none).
+    pub options: &'static str,
 }
 
 pub const TRACEFS: PseudoFs = PseudoFs {
@@ -19,18 +21,23 @@ pub const TRACEFS: PseudoFs = PseudoFs {
     target: "/sys/kernel/tracing",
     magic: 0x7472_6163,
     used_for: "tracepoints and uprobes",
+    options: "",
 };
 pub const DEBUGFS: PseudoFs = PseudoFs {
     fstype: "debugfs",
     target: "/sys/kernel/debug",
     magic: 0x6462_6720,
     used_for: "legacy tracing paths",
+    options: "",
 };
 pub const BPFFS: PseudoFs = PseudoFs {
     fstype: "bpf",
     target: "/sys/fs/bpf",
     magic: 0xcafe_4a11,
     used_for: "pinning BPF objects",
+    // Root's only, as systemd mounts it: bpffs defaults to 1777, where any user could plant
+    // directories or symlinks at the names libbpf pins maps by.
+    options: "mode=0700",
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -70,14 +77,20 @@ pub fn ensure(fs: &PseudoFs) -> Result<bool, MountError> {
     }
     let c = |s: &str| CString::new(s).expect("static strings have no NUL");
     let (src, target, fstype) = (c(fs.fstype), c(fs.target), c(fs.fstype));
-    // SAFETY: all pointers are valid NUL-terminated strings; data is null as these filesystems take none.
+    let options = c(fs.options);
+    // SAFETY: all pointers are valid NUL-terminated strings (data is a text option string
+    // for these filesystems, or null).
     let rc = unsafe {
         libc::mount(
             src.as_ptr(),
             target.as_ptr(),
             fstype.as_ptr(),
             0,
-            std::ptr::null(),
+            if fs.options.is_empty() {
+                std::ptr::null()
+            } else {
+                options.as_ptr().cast()
+            },
         )
     };
     if rc != 0 {

@@ -7,7 +7,7 @@ mod authfile;
 pub mod format;
 mod registry;
 
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ebpfctl_core::object::{ObjectError, ObjectSpec};
@@ -39,8 +39,8 @@ pub enum OciError {
         path: String,
         source: std::io::Error,
     },
-    #[error("no cache directory: set XDG_CACHE_HOME or HOME, or pass -o FILE")]
-    NoCacheDir,
+    #[error("{0} (or pass -o FILE)")]
+    Cache(#[from] ebpfctl_build::cache::CacheError),
     #[error("{reference}: not found in the registry")]
     NotFound { reference: String },
     #[error("{reference}: access denied by the registry (give credentials with --username/--password, EBPFCTL_REGISTRY_USER/EBPFCTL_REGISTRY_PASSWORD, or a saved login)")]
@@ -94,13 +94,57 @@ impl Auth {
     }
 }
 
-/// How to talk to the registry.
+/// How to talk to the registry. Nothing falls back: the transport is decided before the
+/// first request, from these settings and the registry's name alone (see [`Transport`]).
 #[derive(Debug, Clone, Default)]
 pub struct Connection {
-    /// HTTPS without certificate checks, or plain HTTP when the registry has no TLS (a local
-    /// or test registry).
-    pub insecure: bool,
+    /// `Some(true)`: plain HTTP. `Some(false)`: HTTPS, loopback registries included.
+    /// `None`: HTTPS, except plain HTTP for a loopback registry (`localhost`, `127.0.0.0/8`,
+    /// `[::1]`), as registries and their clients commonly do.
+    pub plain_http: Option<bool>,
+    /// HTTPS without certificate verification (a self-signed registry). Implies HTTPS.
+    pub tls_no_verify: bool,
     pub auth: Auth,
+    /// Called, before any request, with a line saying that credentials will travel over
+    /// plain HTTP (the library prints nothing itself).
+    pub warn: Option<fn(&str)>,
+}
+
+/// What a [`Connection`] uses for a given registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTPS, certificates verified against the system's roots.
+    Https,
+    /// HTTPS without certificate verification (`--tls-no-verify`).
+    HttpsNoVerify,
+    /// Plain HTTP (`--plain-http`, or a loopback registry by default).
+    PlainHttp,
+}
+
+impl Connection {
+    /// The transport for `registry` (`host[:port]`).
+    pub fn transport(&self, registry: &str) -> Transport {
+        match (self.plain_http, self.tls_no_verify) {
+            (Some(true), _) => Transport::PlainHttp,
+            (_, true) => Transport::HttpsNoVerify,
+            (Some(false), false) => Transport::Https,
+            (None, false) if is_loopback(registry) => Transport::PlainHttp,
+            (None, false) => Transport::Https,
+        }
+    }
+}
+
+/// True for `localhost`, `127.x.y.z` and `[::1]`, with or without a port: names that reach
+/// this machine without resolving anything (a name resolved to a loopback address is not).
+pub fn is_loopback(registry: &str) -> bool {
+    let host = match registry.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => registry.rsplit_once(':').map_or(registry, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[derive(Debug, Clone, Default)]
@@ -301,16 +345,9 @@ pub fn pull(reference: &str, opts: &PullOptions) -> Result<Pulled, OciError> {
                     why: format!("bad layer digest {:?}", layer.digest),
                 });
             }
+            // Private to its owner and checked (ebpfctl_build::cache): `run` loads what it
+            // finds here, after checking its hash.
             let dir = cache_dir()?;
-            // Private to its owner: `run` loads what it finds here (after checking its hash).
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(|source| OciError::Write {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
             let p = dir.join(format!("{hex}.o"));
             let hit = std::fs::read(&p)
                 .map(|d| sha256_digest(&d) == layer.digest)
@@ -340,8 +377,8 @@ pub fn pull(reference: &str, opts: &PullOptions) -> Result<Pulled, OciError> {
 /// For `ebpfctl run ARG`: an existing file is itself; an image reference naming its registry
 /// (`host[:port]/repo[:tag|@digest]`, the host with a dot or a port, or `localhost`) is
 /// pulled into the cache and its path returned; anything else is returned unchanged for the
-/// runner to report. Credentials come from `EBPFCTL_REGISTRY_USER` / `_PASSWORD`.
-pub fn resolve_object(arg: &Path, insecure: bool) -> Result<PathBuf, OciError> {
+/// runner to report.
+pub fn resolve_object(arg: &Path, connection: &Connection) -> Result<PathBuf, OciError> {
     if arg.exists() {
         return Ok(arg.to_path_buf());
     }
@@ -352,10 +389,7 @@ pub fn resolve_object(arg: &Path, insecure: bool) -> Result<PathBuf, OciError> {
         return Ok(arg.to_path_buf());
     }
     let opts = PullOptions {
-        connection: Connection {
-            insecure,
-            auth: Auth::new(None, None),
-        },
+        connection: connection.clone(),
         output: None,
     };
     Ok(pull(s, &opts)?.path)
@@ -375,19 +409,11 @@ pub fn looks_like_reference(s: &str) -> bool {
         && registry::parse_reference(s).is_ok_and(|r| r.registry_is(host))
 }
 
-/// `$XDG_CACHE_HOME/ebpfctl/oci`, else `~/.cache/ebpfctl/oci`.
+/// `ebpfctl/oci` in the user's own cache directory (`$XDG_CACHE_HOME`, `~/.cache`, or
+/// `/var/cache` for root; see `ebpfctl_build::cache`), created private and refused when
+/// another user could change it.
 pub fn cache_dir() -> Result<PathBuf, OciError> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .filter(|p| p.is_absolute())
-                .map(|h| h.join(".cache"))
-        })
-        .ok_or(OciError::NoCacheDir)?;
-    Ok(base.join("ebpfctl").join("oci"))
+    Ok(ebpfctl_build::cache::dir("oci")?)
 }
 
 fn read_manifest(reference: &str, raw: &[u8]) -> Result<Manifest, OciError> {
@@ -439,24 +465,33 @@ fn read(path: &Path) -> Result<Vec<u8>, OciError> {
     })
 }
 
-/// Writes through a temporary file in the same directory and renames it into place, so a
-/// concurrent `run` never sees half an object.
+/// Writes through a fresh temporary file in the same directory (random name, O_EXCL) and
+/// renames it into place, so a concurrent `run` never sees half an object and a symlink at
+/// (or beside) `path` is replaced, never written through.
 fn write_atomic(path: &Path, data: &[u8]) -> Result<(), OciError> {
+    use std::io::Write;
     let err = |source| OciError::Write {
         path: path.display().to_string(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, data).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        err(e)
-    })
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(err)?;
+            dir
+        }
+        None => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".ebpfctl-pull-")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    tmp.write_all(data).map_err(err)?;
+    // Objects are not secrets: readable like any file the user would have written.
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
 }
 
 /// Now in RFC 3339, or `SOURCE_DATE_EPOCH` for reproducible pushes.
@@ -487,6 +522,45 @@ mod tests {
     }
 
     #[test]
+    fn loopback_registries_default_to_plain_http_and_nothing_else_does() {
+        for r in [
+            "localhost",
+            "localhost:5000",
+            "LOCALHOST:1",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+            "[::1]",
+        ] {
+            assert!(is_loopback(r), "{r}");
+        }
+        for r in [
+            "ghcr.io",
+            "10.0.0.1:5000",
+            "192.0.2.2:5000",
+            "[2001:db8::1]:5000",
+            "localhost.example.com:5000",
+            "127.0.0.1.nip.io",
+        ] {
+            assert!(!is_loopback(r), "{r}");
+        }
+        let t = |plain_http, tls_no_verify, r| {
+            Connection {
+                plain_http,
+                tls_no_verify,
+                ..Default::default()
+            }
+            .transport(r)
+        };
+        assert_eq!(t(None, false, "localhost:5000"), Transport::PlainHttp);
+        assert_eq!(t(None, false, "ghcr.io"), Transport::Https);
+        assert_eq!(t(Some(false), false, "localhost:5000"), Transport::Https);
+        assert_eq!(t(None, true, "localhost:5000"), Transport::HttpsNoVerify);
+        assert_eq!(t(None, true, "ghcr.io"), Transport::HttpsNoVerify);
+        assert_eq!(t(Some(true), false, "ghcr.io"), Transport::PlainHttp);
+    }
+
+    #[test]
     fn manifests_of_other_kinds_are_refused() {
         let idx = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
         let e = read_manifest("r", idx).unwrap_err().to_string();
@@ -496,10 +570,30 @@ mod tests {
 
     #[test]
     fn atomic_write_creates_dirs() {
-        let d = std::env::temp_dir().join(format!("ebpfctl-oci-test-{}", std::process::id()));
-        let p = d.join("a/b.o");
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a/b.o");
         write_atomic(&p, b"abc").unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"abc");
-        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// `pull -o FILE` used to write `FILE.tmp<pid>` first, following a symlink planted there.
+    #[test]
+    fn atomic_write_follows_no_planted_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let p = d.path().join("probe.o");
+        let mut old_tmp = p.as_os_str().to_owned();
+        old_tmp.push(format!(".tmp{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &old_tmp).unwrap();
+        std::os::unix::fs::symlink(&victim, d.path().join("other.o")).unwrap();
+        write_atomic(&p, b"object").unwrap();
+        write_atomic(&d.path().join("other.o"), b"object").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(std::fs::read(&p).unwrap(), b"object");
+        assert!(!std::fs::symlink_metadata(d.path().join("other.o"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 }

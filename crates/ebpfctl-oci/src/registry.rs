@@ -8,7 +8,7 @@ use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 
 use crate::format::{self, Descriptor};
-use crate::{Auth, Connection, OciError};
+use crate::{Auth, Connection, OciError, Transport};
 
 /// A parsed image reference.
 pub(crate) struct Ref(oci_client::Reference);
@@ -46,20 +46,20 @@ pub(crate) struct Session {
     client: oci_client::Client,
     reference: oci_client::Reference,
     auth: RegistryAuth,
-    insecure: bool,
-    /// Insecure mode fell back from unverified HTTPS to plain HTTP.
-    plain_http: bool,
+    transport: Transport,
 }
 
 impl Session {
-    /// Secure: HTTPS with verified certificates. Insecure: HTTPS without certificate checks,
-    /// falling back to plain HTTP when the first contact finds no TLS there.
+    /// One client for the transport the connection settings pick ([`Connection::transport`]);
+    /// nothing is retried over another one. Says so through `conn.warn` when credentials are
+    /// about to travel over plain HTTP.
     pub fn new(reference: &Ref, conn: &Connection) -> Result<Session, OciError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(OciError::Runtime)?;
-        let client = client(&reference.0, ClientProtocol::Https, conn.insecure)?;
+        let transport = conn.transport(reference.0.registry());
+        let client = client(&reference.0, transport)?;
         let auth = match &conn.auth {
             Auth::Anonymous => match crate::authfile::lookup(reference.0.registry()) {
                 Some((user, password)) => RegistryAuth::Basic(user, password),
@@ -69,30 +69,32 @@ impl Session {
                 RegistryAuth::Basic(username.clone(), password.clone())
             }
         };
+        if let (Transport::PlainHttp, RegistryAuth::Basic(user, _), Some(warn)) =
+            (transport, &auth, conn.warn)
+        {
+            let registry = reference.0.registry();
+            warn(&format!(
+                "the password of {user} for {registry} goes over plain HTTP, unencrypted{}",
+                if crate::is_loopback(registry) {
+                    " (loopback: it stays on this machine)"
+                } else {
+                    "; anyone on the path can read it (drop --plain-http if the registry has TLS)"
+                }
+            ));
+        }
         Ok(Session {
             rt,
             client,
             reference: reference.0.clone(),
             auth,
-            insecure: conn.insecure,
-            plain_http: false,
+            transport,
         })
     }
 
     /// Authenticates (token exchange when the registry asks for it); also the first contact,
-    /// so an unreachable registry fails here, and where insecure mode picks HTTPS or HTTP.
+    /// so an unreachable registry fails here.
     pub fn auth(&mut self, op: oci_client::RegistryOperation) -> Result<(), OciError> {
-        let first = self.try_auth(op);
-        match first {
-            Err(OciDistributionError::RequestError(e))
-                if self.insecure && !self.plain_http && e.is_connect() =>
-            {
-                self.client = client(&self.reference, ClientProtocol::Http, true)?;
-                self.plain_http = true;
-                self.try_auth(op).map_err(|e| self.map_err(e))
-            }
-            r => r.map_err(|e| self.map_err(e)),
-        }
+        self.try_auth(op).map_err(|e| self.map_err(e))
     }
 
     fn try_auth(&self, op: oci_client::RegistryOperation) -> Result<(), OciDistributionError> {
@@ -239,20 +241,24 @@ impl Session {
                     Ok(env) => envelope_text(&env),
                     Err(_) => one_line(&message),
                 };
+                // Go's TLS servers answer plain HTTP with a 400 saying so.
+                let hint = if self.transport == Transport::PlainHttp && msg.contains("HTTPS") {
+                    " (plain HTTP reached a registry that speaks HTTPS: pass --plain-http=false, or --tls-no-verify for a self-signed certificate)"
+                } else {
+                    ""
+                };
                 OciError::Registry {
                     reference,
-                    msg: format!("HTTP {code}: {msg}"),
+                    msg: format!("HTTP {code}: {msg}{hint}"),
                 }
             }
             OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() => {
+                let cause = root_cause(&e);
+                let hint = unreachable_hint(self.transport, &cause);
                 OciError::Unreachable {
                     registry: self.reference.resolve_registry().to_string(),
-                    cause: root_cause(&e),
-                    hint: if self.insecure {
-                        ""
-                    } else {
-                        " (for a plain-HTTP or self-signed registry use --insecure; `run` takes --insecure-registry)"
-                    },
+                    cause,
+                    hint,
                 }
             }
             e => OciError::Registry {
@@ -263,14 +269,33 @@ impl Session {
     }
 }
 
+/// What to try when the first contact failed, from the transport used and the cause.
+fn unreachable_hint(transport: Transport, cause: &str) -> &'static str {
+    match transport {
+        // rustls met something other than a TLS record: the server speaks plain HTTP.
+        Transport::Https | Transport::HttpsNoVerify if cause.contains("InvalidContentType") => {
+            " (the registry answered without TLS: if it has no HTTPS, pass --plain-http)"
+        }
+        Transport::Https if cause.contains("certificate") => {
+            " (its certificate is not trusted: add its CA with SSL_CERT_FILE, or pass --tls-no-verify to skip the check)"
+        }
+        Transport::Https => {
+            " (for a registry without TLS pass --plain-http; for a self-signed certificate --tls-no-verify)"
+        }
+        Transport::HttpsNoVerify | Transport::PlainHttp => "",
+    }
+}
+
 fn client(
     reference: &oci_client::Reference,
-    protocol: ClientProtocol,
-    accept_invalid_certificates: bool,
+    transport: Transport,
 ) -> Result<oci_client::Client, OciError> {
     let config = ClientConfig {
-        protocol,
-        accept_invalid_certificates,
+        protocol: match transport {
+            Transport::PlainHttp => ClientProtocol::Http,
+            Transport::Https | Transport::HttpsNoVerify => ClientProtocol::Https,
+        },
+        accept_invalid_certificates: transport == Transport::HttpsNoVerify,
         use_monolithic_push: true,
         platform_resolver: None,
         connect_timeout: Some(Duration::from_secs(10)),

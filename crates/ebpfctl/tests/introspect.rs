@@ -125,7 +125,8 @@ fn must_be_root() {
 fn include_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        ebpfctl_build::prepare_include_dir(&ebpfctl_build::default_include_dir())
+        ebpfctl_build::default_include_dir()
+            .and_then(|d| ebpfctl_build::prepare_include_dir(&d))
             .expect("prepare include dir")
     })
 }
@@ -990,9 +991,10 @@ fn declared(src: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
             if let Some(next) = lines.get(i + 1) {
                 let (head, args) = next.split_once('(').unwrap();
                 let word = head.split_whitespace().last().unwrap();
-                // `int BPF_UPROBE(name, ...)`-style macros put the name first.
+                // `int BPF_UPROBE(name, ...)`-style macros put the name first (or alone:
+                // `BPF_KPROBE(name)`).
                 let name = if word.starts_with("BPF_") {
-                    args.split(',').next().unwrap().trim()
+                    args.split([',', ')']).next().unwrap().trim()
                 } else {
                     word
                 };

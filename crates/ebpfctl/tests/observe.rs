@@ -361,7 +361,7 @@ fn private_copy(src: &Path, name: &str) -> TempCopy {
     std::fs::create_dir_all(&dir).unwrap();
     let dst = dir.join(name);
     let _ = std::fs::remove_file(&dst);
-    std::fs::copy(src, &dst).unwrap();
+    common::copy_exe(src, &dst);
     TempCopy(dst)
 }
 

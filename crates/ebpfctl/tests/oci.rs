@@ -1,6 +1,7 @@
 //! `ebpfctl push` / `pull` / `run REF` against a real OCI registry (Debian's docker-registry
 //! on a loopback port), checked with skopeo; bad input. Needs root, docker-registry, skopeo.
 mod common;
+mod killer;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -16,7 +17,10 @@ use serde_json::Value;
 struct Registry {
     child: Child,
     dir: PathBuf,
+    host: String,
     port: u16,
+    /// HTTPS (self-signed) rather than plain HTTP.
+    tls: bool,
 }
 
 impl Registry {
@@ -27,15 +31,20 @@ impl Registry {
     /// With `(user, password)`: basic auth from an htpasswd file (bcrypt). With `tls`: HTTPS
     /// with a fresh self-signed certificate for 127.0.0.1.
     fn start_with(name: &str, user: Option<(&str, &str)>, tls: bool) -> Registry {
+        Self::start_on("127.0.0.1", name, user, tls)
+    }
+
+    /// As [`Registry::start_with`], listening on `host` (an address of this machine).
+    fn start_on(host: &str, name: &str, user: Option<(&str, &str)>, tls: bool) -> Registry {
         let dir = tmp().join(format!("oci-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
-        let port = free_port();
+        let port = free_port_on(host);
         let config = dir.join("config.yml");
         let mut yaml = format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n\
-             http:\n  addr: 127.0.0.1:{port}\n",
+             http:\n  addr: {host}:{port}\n",
             dir.join("data").display()
         );
         if let Some((user, password)) = user {
@@ -47,28 +56,64 @@ impl Registry {
             ));
         }
         if tls {
-            let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-            let o = Command::new("openssl")
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1",
-                ])
-                .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
-                .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
-                .arg(&key)
-                .arg("-out")
-                .arg(&cert)
-                .output()
-                .expect("openssl is needed by this test");
-            assert!(
-                o.status.success(),
-                "openssl: {}",
-                String::from_utf8_lossy(&o.stderr)
+            // A throwaway CA (ca.pem, what SSL_CERT_FILE can trust) and a server certificate
+            // it signs for `host` (webpki refuses a CA certificate as the server's own).
+            let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+            let (csr, cert, key) = (
+                dir.join("req.pem"),
+                dir.join("cert.pem"),
+                dir.join("key.pem"),
             );
+            let ext = dir.join("ext.cnf");
+            std::fs::write(
+                &ext,
+                format!("basicConstraints=CA:FALSE\nsubjectAltName=IP:{host}\n"),
+            )
+            .unwrap();
+            let ec = [
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+            ];
+            let p = |p: &PathBuf| p.to_str().unwrap().to_string();
+            for args in [
+                [
+                    &["req", "-x509"][..],
+                    &ec,
+                    &["-days", "1", "-subj", "/CN=ebpfctl test CA"],
+                ]
+                .concat()
+                .iter()
+                .map(|s| s.to_string())
+                .chain(["-keyout".into(), p(&ca_key), "-out".into(), p(&ca)])
+                .collect::<Vec<_>>(),
+                [&["req"][..], &ec, &["-subj", &format!("/CN={host}")]]
+                    .concat()
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain(["-keyout".into(), p(&key), "-out".into(), p(&csr)])
+                    .collect(),
+                ["x509", "-req", "-days", "1", "-in"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .chain([p(&csr), "-CA".into(), p(&ca), "-CAkey".into(), p(&ca_key)])
+                    .chain(["-CAcreateserial".into(), "-extfile".into(), p(&ext)])
+                    .chain(["-out".into(), p(&cert)])
+                    .collect(),
+            ] {
+                let o = Command::new("openssl")
+                    .args(&args)
+                    .current_dir(&dir)
+                    .output()
+                    .expect("openssl is needed by this test");
+                assert!(
+                    o.status.success(),
+                    "openssl {args:?}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
             yaml.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 cert.display(),
@@ -84,9 +129,15 @@ impl Registry {
             .stderr(Stdio::null())
             .spawn()
             .expect("docker-registry (apt-get install docker-registry; scripts/setup.sh --test) is needed by this test");
-        let mut reg = Registry { child, dir, port };
+        let mut reg = Registry {
+            child,
+            dir,
+            host: host.to_string(),
+            port,
+            tls,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect((host, port)).is_err() {
             if let Ok(Some(st)) = reg.child.try_wait() {
                 panic!("docker-registry exited ({st}) on port {port}");
             }
@@ -100,7 +151,17 @@ impl Registry {
     }
 
     fn reference(&self, repo_tag: &str) -> String {
-        format!("127.0.0.1:{}/{repo_tag}", self.port)
+        format!("{}:{}/{repo_tag}", self.host, self.port)
+    }
+
+    /// The flag that reaches it: `--plain-http`, or `--tls-no-verify` for its self-signed
+    /// certificate.
+    fn flag(&self) -> &'static str {
+        if self.tls {
+            "--tls-no-verify"
+        } else {
+            "--plain-http"
+        }
     }
 }
 
@@ -135,11 +196,39 @@ fn bcrypt(password: &str) -> String {
 
 /// A loopback port nothing listens on (bound by the kernel's choice, then released).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+    free_port_on("127.0.0.1")
+}
+
+fn free_port_on(host: &str) -> u16 {
+    TcpListener::bind((host, 0))
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// An IPv4 address of this machine that is not loopback (fails loudly without one).
+fn non_loopback_ipv4() -> String {
+    let mut found = None;
+    // SAFETY: getifaddrs fills a list we only read and free with freeifaddrs.
+    unsafe {
+        let mut ifs: *mut libc::ifaddrs = std::ptr::null_mut();
+        assert_eq!(libc::getifaddrs(&mut ifs), 0, "getifaddrs failed");
+        let mut cur = ifs;
+        while !cur.is_null() {
+            let a = (*cur).ifa_addr;
+            if found.is_none() && !a.is_null() && (*a).sa_family as i32 == libc::AF_INET {
+                let sin = &*(a as *const libc::sockaddr_in);
+                let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                if !ip.is_loopback() && !ip.is_unspecified() {
+                    found = Some(ip.to_string());
+                }
+            }
+            cur = (*cur).ifa_next;
+        }
+        libc::freeifaddrs(ifs);
+    }
+    found.expect("this test needs an IPv4 address that is not loopback (none is configured)")
 }
 
 fn skopeo(args: &[&str]) -> Output {
@@ -189,7 +278,7 @@ fn ebpfctl_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
 
 fn push(reg: &Registry, obj: &Path, repo_tag: &str, extra: &[&str]) -> String {
     let r = reg.reference(repo_tag);
-    let mut args = vec!["push", obj.to_str().unwrap(), &r, "--insecure"];
+    let mut args = vec!["push", obj.to_str().unwrap(), &r, reg.flag()];
     args.extend_from_slice(extra);
     ok(&ebpfctl(&args), "ebpfctl push")
 }
@@ -335,7 +424,7 @@ fn push_inspect_pull_roundtrip() {
     let dir = scratch("roundtrip");
     let out = dir.join("pulled.o");
     let printed = ok(
-        &ebpfctl(&["pull", &r, "--insecure", "-o", out.to_str().unwrap()]),
+        &ebpfctl(&["pull", &r, "--plain-http", "-o", out.to_str().unwrap()]),
         "ebpfctl pull -o",
     );
     assert_eq!(printed, out.display().to_string());
@@ -345,14 +434,14 @@ fn push_inspect_pull_roundtrip() {
     let cache = dir.join("cache");
     let by_digest = reg.reference(&format!("probes/exec@{digest}"));
     let env = [("XDG_CACHE_HOME", cache.as_path())];
-    let o = ebpfctl_env(&["pull", &by_digest, "--insecure"], &env);
+    let o = ebpfctl_env(&["pull", &by_digest, "--plain-http"], &env);
     let path = ok(&o, "ebpfctl pull (cache)");
     let want = cache
         .join("ebpfctl/oci")
         .join(format!("{}.o", &sha256_digest(&obj_bytes)[7..]));
     assert_eq!(path, want.display().to_string());
     assert_eq!(std::fs::read(&want).unwrap(), obj_bytes);
-    let o = ebpfctl_env(&["pull", &by_digest, "--insecure"], &env);
+    let o = ebpfctl_env(&["pull", &by_digest, "--plain-http"], &env);
     assert_eq!(ok(&o, "ebpfctl pull (cached)"), path);
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("from the cache"),
@@ -366,7 +455,10 @@ fn push_inspect_pull_roundtrip() {
     let twice: Vec<String> = (0..2)
         .map(|_| {
             ok(
-                &ebpfctl_env(&["push", obj.to_str().unwrap(), &r2, "--insecure"], &epoch),
+                &ebpfctl_env(
+                    &["push", obj.to_str().unwrap(), &r2, "--plain-http"],
+                    &epoch,
+                ),
                 "push with SOURCE_DATE_EPOCH",
             )
         })
@@ -381,7 +473,7 @@ fn push_inspect_pull_roundtrip() {
     // A corrupted cache entry is not trusted: pulled again.
     std::fs::write(&want, b"garbage").unwrap();
     ok(
-        &ebpfctl_env(&["pull", &by_digest, "--insecure"], &env),
+        &ebpfctl_env(&["pull", &by_digest, "--plain-http"], &env),
         "pull over a bad cache entry",
     );
     assert_eq!(std::fs::read(&want).unwrap(), obj_bytes);
@@ -398,8 +490,7 @@ fn run_straight_from_the_registry() {
     let run = Run::start_with_env(
         &[
             "run",
-            &r,
-            "--insecure-registry",
+            &r, // a loopback registry: plain HTTP without a flag
             "-o",
             "json",
             "--duration",
@@ -430,7 +521,7 @@ fn bad_input_gets_one_line() {
     // Not a BPF object: refused before anything reaches the registry.
     let readme = repo().join("README.md");
     let r = reg.reference("bad:v1");
-    let o = ebpfctl(&["push", readme.to_str().unwrap(), &r, "--insecure"]);
+    let o = ebpfctl(&["push", readme.to_str().unwrap(), &r, "--plain-http"]);
     assert_one_line_error(&o, "not a valid BPF object");
     assert!(
         !skopeo(&[
@@ -443,25 +534,25 @@ fn bad_input_gets_one_line() {
         .success(),
         "a refused object reached the registry"
     );
-    let o = ebpfctl(&["push", "/nonexistent/probe.o", &r, "--insecure"]);
+    let o = ebpfctl(&["push", "/nonexistent/probe.o", &r, "--plain-http"]);
     assert_one_line_error(&o, "cannot read /nonexistent/probe.o");
     let obj = example("exec_print");
-    let o = ebpfctl(&["push", obj.to_str().unwrap(), "Not A Ref", "--insecure"]);
+    let o = ebpfctl(&["push", obj.to_str().unwrap(), "Not A Ref", "--plain-http"]);
     assert_one_line_error(&o, "invalid image reference");
     let by_digest = reg.reference(&format!("bad@{}", sha256_digest(b"x")));
-    let o = ebpfctl(&["push", obj.to_str().unwrap(), &by_digest, "--insecure"]);
+    let o = ebpfctl(&["push", obj.to_str().unwrap(), &by_digest, "--plain-http"]);
     assert_one_line_error(&o, "not a digest");
 
     // A tag or repository that does not exist.
     push(&reg, &obj, "probe:v1", &[]);
-    let o = ebpfctl(&["pull", &reg.reference("probe:nope"), "--insecure"]);
+    let o = ebpfctl(&["pull", &reg.reference("probe:nope"), "--plain-http"]);
     assert_one_line_error(&o, "not found in the registry");
-    let o = ebpfctl(&["pull", &reg.reference("nothing:v1"), "--insecure"]);
+    let o = ebpfctl(&["pull", &reg.reference("nothing:v1"), "--plain-http"]);
     assert_one_line_error(&o, "not found in the registry");
     let o = ebpfctl(&[
         "run",
         &reg.reference("probe:nope"),
-        "--insecure-registry",
+        "--plain-http",
         "--duration",
         "1",
     ]);
@@ -478,7 +569,7 @@ fn bad_input_gets_one_line() {
         ),
         ("application/vnd.oci.image.layer.v1.tar", &[0u8; 1024]),
     );
-    let o = ebpfctl(&["pull", &reg.reference("plain:v1"), "--insecure"]);
+    let o = ebpfctl(&["pull", &reg.reference("plain:v1"), "--plain-http"]);
     assert_one_line_error(
         &o,
         "is not an ebpfctl probe: config media type application/vnd.oci.image.config.v1+json",
@@ -491,7 +582,7 @@ fn bad_input_gets_one_line() {
         ("application/vnd.oci.empty.v1+json", b"{}"),
         ("application/octet-stream", b"hello"),
     );
-    let o = ebpfctl(&["pull", &reg.reference("other:v1"), "--insecure"]);
+    let o = ebpfctl(&["pull", &reg.reference("other:v1"), "--plain-http"]);
     assert_one_line_error(
         &o,
         "is not an ebpfctl probe: artifact type application/vnd.example.thing.v1",
@@ -512,7 +603,7 @@ fn bad_input_gets_one_line() {
     let o = ebpfctl(&[
         "pull",
         &reg.reference("liar:v1"),
-        "--insecure",
+        "--plain-http",
         "-o",
         out.to_str().unwrap(),
     ]);
@@ -521,12 +612,15 @@ fn bad_input_gets_one_line() {
 
     // Nothing listening; and HTTPS to a plain-HTTP registry (with the hint).
     let dead = format!("127.0.0.1:{}/probe:v1", free_port());
-    let o = ebpfctl(&["pull", &dead, "--insecure"]);
+    let o = ebpfctl(&["pull", &dead, "--plain-http"]);
     assert_one_line_error(&o, "cannot connect to registry");
-    let o = ebpfctl(&["push", obj.to_str().unwrap(), &dead, "--insecure"]);
+    let o = ebpfctl(&["push", obj.to_str().unwrap(), &dead, "--plain-http"]);
     assert_one_line_error(&o, "cannot connect to registry");
-    let o = ebpfctl(&["pull", &reg.reference("probe:v1")]);
-    assert_one_line_error(&o, "use --insecure");
+    let o = ebpfctl(&["pull", &reg.reference("probe:v1"), "--plain-http=false"]);
+    assert_one_line_error(
+        &o,
+        "the registry answered without TLS: if it has no HTTPS, pass --plain-http",
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -551,7 +645,7 @@ fn bumblebee_images_are_accepted() {
         &ebpfctl(&[
             "pull",
             &reg.reference("bee:v1"),
-            "--insecure",
+            "--plain-http",
             "-o",
             out.to_str().unwrap(),
         ]),
@@ -561,44 +655,82 @@ fn bumblebee_images_are_accepted() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A warning line, then the one-line error.
+fn assert_warning_then_error(o: &Output, warning: &str, error: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "expected failure: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "expected a warning and an error:\n{err}");
+    assert!(
+        lines[0].starts_with("ebpfctl: warning:") && lines[0].contains(warning),
+        "expected warning {warning:?}: {err}"
+    );
+    assert!(
+        lines[1].starts_with("ebpfctl: error:") && lines[1].contains(error),
+        "expected error {error:?}: {err}"
+    );
+}
+
+/// Asserts a success whose stderr warns that a password crosses plain HTTP.
+fn ok_warned(o: &Output, what: &str, warning: &str) -> String {
+    let out = ok(o, what);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("ebpfctl: warning:") && l.contains(warning)),
+        "{what}: expected warning {warning:?}:\n{err}"
+    );
+    out
+}
+
+const PLAIN_LOOPBACK: &str = "the password of alice for 127.0.0.1:";
+const STAYS_HERE: &str = "goes over plain HTTP, unencrypted (loopback: it stays on this machine)";
+
 #[test]
 fn credentials_from_flags_or_environment() {
     let reg = Registry::start_with("auth", Some(("alice", "s3cret")), false);
     let obj = example("exec_print");
     let o = obj.to_str().unwrap();
     let r = reg.reference("private:v1");
-    // No or wrong credentials: one line saying so.
-    let out = ebpfctl(&["push", o, &r, "--insecure"]);
+    // No credentials: one line saying so. Wrong ones: a warning that the password crosses
+    // plain HTTP (loopback here), then the error.
+    let out = ebpfctl(&["push", o, &r, "--plain-http"]);
     assert_one_line_error(&out, "access denied by the registry");
-    let out = ebpfctl(&["push", o, &r, "--insecure", "-u", "alice", "-p", "wrong"]);
-    assert_one_line_error(&out, "access denied by the registry");
+    let out = ebpfctl(&["push", o, &r, "--plain-http", "-u", "alice", "-p", "wrong"]);
+    assert_warning_then_error(&out, STAYS_HERE, "access denied by the registry");
     // Flags for push, environment for pull.
-    ok(
+    ok_warned(
         &ebpfctl(&[
             "push",
             o,
             &r,
-            "--insecure",
+            "--plain-http",
             "--username",
             "alice",
             "--password",
             "s3cret",
         ]),
         "push with credentials",
+        PLAIN_LOOPBACK,
     );
     let dir = scratch("auth");
     let file = dir.join("p.o");
     let f = file.to_str().unwrap();
-    let out = ebpfctl(&["pull", &r, "--insecure", "-o", f]);
+    let out = ebpfctl(&["pull", &r, "-o", f]);
     assert_one_line_error(&out, "access denied by the registry");
     let out = Command::new(bin())
-        .args(["pull", &r, "--insecure", "-o", f])
+        .args(["pull", &r, "-o", f])
         .env("EBPFCTL_REGISTRY_USER", "alice")
         .env("EBPFCTL_REGISTRY_PASSWORD", "s3cret")
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    ok(&out, "pull with credentials from the environment");
+    ok_warned(
+        &out,
+        "pull with credentials from the environment",
+        STAYS_HERE,
+    );
     assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&obj).unwrap());
     // A login saved by `skopeo login` (the auth.json of podman, docker's config.json format).
     let authfile = dir.join("auth.json");
@@ -621,28 +753,41 @@ fn credentials_from_flags_or_environment() {
     );
     std::fs::remove_file(&file).unwrap();
     let out = ebpfctl_env(
-        &["pull", &r, "--insecure", "-o", f],
+        &["pull", &r, "--plain-http", "-o", f],
         &[("REGISTRY_AUTH_FILE", authfile.as_path())],
     );
-    ok(&out, "pull with a saved login");
+    ok_warned(&out, "pull with a saved login", STAYS_HERE);
     assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&obj).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
-fn self_signed_https_needs_insecure() {
+fn self_signed_https_needs_tls_no_verify() {
     let reg = Registry::start_with("tls", None, true);
     let obj = example("exec_print");
+    let o = obj.to_str().unwrap();
     let r = reg.reference("probe:v1");
+    // Loopback: plain HTTP by default, which this registry refuses, with the way out.
+    let out = ebpfctl(&["push", o, &r]);
+    assert_one_line_error(&out, "plain HTTP reached a registry that speaks HTTPS: pass --plain-http=false, or --tls-no-verify");
     // Verified HTTPS refuses the certificate, in one line with the way out.
-    let o = ebpfctl(&["push", obj.to_str().unwrap(), &r]);
-    assert_one_line_error(&o, "use --insecure");
-    // --insecure: HTTPS without certificate checks (no fallback to plain HTTP needed).
+    let out = ebpfctl(&["push", o, &r, "--plain-http=false"]);
+    assert_one_line_error(
+        &out,
+        "its certificate is not trusted: add its CA with SSL_CERT_FILE, or pass --tls-no-verify",
+    );
+    // Trusting it through SSL_CERT_FILE: verified HTTPS works.
+    let out = ebpfctl_env(
+        &["push", o, &r, "--plain-http=false"],
+        &[("SSL_CERT_FILE", reg.dir.join("ca.pem").as_path())],
+    );
+    ok(&out, "push over verified HTTPS");
+    // --tls-no-verify: HTTPS without certificate checks.
     let digest = push(&reg, &obj, "probe:v1", &[]);
     let dir = scratch("tls");
     let out = dir.join("p.o");
     let printed = ok(
-        &ebpfctl(&["pull", &r, "--insecure", "-o", out.to_str().unwrap()]),
+        &ebpfctl(&["pull", &r, "--tls-no-verify", "-o", out.to_str().unwrap()]),
         "pull over self-signed HTTPS",
     );
     assert_eq!(printed, out.display().to_string());
@@ -654,5 +799,112 @@ fn self_signed_https_needs_insecure() {
         &format!("docker://{r}"),
     ]);
     assert_eq!(sha256_digest(&o.stdout), digest);
+    // Both at once contradict each other.
+    let both = ebpfctl(&["pull", &r, "--plain-http", "--tls-no-verify"]);
+    assert_eq!(both.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&both.stderr).contains("cannot be used with"),
+        "{}",
+        String::from_utf8_lossy(&both.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn plain_http_off_loopback_only_when_asked_and_passwords_are_announced() {
+    let host = non_loopback_ipv4();
+    let reg = Registry::start_on(&host, "offloop", Some(("alice", "s3cret")), false);
+    let obj = example("exec_print");
+    let o = obj.to_str().unwrap();
+    let r = reg.reference("probe:v1");
+    let creds = ["-u", "alice", "-p", "s3cret"];
+    // Not loopback: HTTPS unless told otherwise, and no fallback to plain HTTP, verified or not.
+    for flags in [&[][..], &["--tls-no-verify"][..]] {
+        let mut args = vec!["push", o, &r];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&creds);
+        let out = ebpfctl(&args);
+        assert_one_line_error(&out, "pass --plain-http");
+    }
+    let out = ebpfctl(&["pull", &r]);
+    assert_one_line_error(&out, "pass --plain-http");
+    // --plain-http: it works, and the password crossing the network in clear is announced.
+    let mut args = vec!["push", o, &r, "--plain-http"];
+    args.extend_from_slice(&creds);
+    let anyone = "goes over plain HTTP, unencrypted; anyone on the path can read it";
+    ok_warned(&ebpfctl(&args), "push over plain HTTP", anyone);
+    let dir = scratch("offloop");
+    let out = dir.join("p.o");
+    let mut args = vec!["pull", &r, "--plain-http", "-o", out.to_str().unwrap()];
+    args.extend_from_slice(&creds);
+    ok_warned(&ebpfctl(&args), "pull over plain HTTP", anyone);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&obj).unwrap());
+    // Anonymous: no password, no warning (the registry refuses us).
+    let o2 = ebpfctl(&["pull", &r, "--plain-http", "-o", out.to_str().unwrap()]);
+    assert_one_line_error(&o2, "access denied by the registry");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn insecure_is_gone_with_a_pointer_to_its_replacements() {
+    let obj = example("exec_print");
+    for args in [
+        vec![
+            "push",
+            obj.to_str().unwrap(),
+            "127.0.0.1:1/p:v1",
+            "--insecure",
+        ],
+        vec!["pull", "127.0.0.1:1/p:v1", "--insecure"],
+        vec!["run", "127.0.0.1:1/p:v1", "--insecure-registry"],
+    ] {
+        let o = ebpfctl(&args);
+        assert_one_line_error(&o, "--plain-http for a registry without TLS");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("--tls-no-verify"));
+    }
+}
+
+#[test]
+fn a_pulled_probe_with_unsafe_helpers_needs_the_flag() {
+    let reg = Registry::start("unsafe");
+    push(&reg, &killer::killer(), "killer:v1", &[]);
+    let r = reg.reference("killer:v1");
+    let dir = scratch("unsafe");
+    let env = [("XDG_CACHE_HOME", dir.display().to_string())];
+    let comm = format!("ocikill{}", std::process::id() % 100000);
+    let param = format!("target_comm={comm}");
+    let out = Command::new(bin())
+        .args(["run", &r, "--param", &param, "--duration", "5"])
+        .env("XDG_CACHE_HOME", &dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_one_line_error(
+        &out,
+        "program kill_target (tracepoint/syscalls/sys_enter_getppid) calls bpf_send_signal (sends signals, SIGKILL included, to the traced process): refused",
+    );
+    let target = killer::target_named(&comm);
+    assert!(killer::run_target(&target).success());
+    let run = Run::start_with_env(
+        &[
+            "run",
+            &r,
+            "--allow-unsafe-helpers",
+            "--param",
+            &param,
+            "-o",
+            "json",
+        ],
+        &env,
+    );
+    let st = killer::run_target(&target);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        st.signal(),
+        Some(9),
+        "the pulled probe should have killed it: {st}"
+    );
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

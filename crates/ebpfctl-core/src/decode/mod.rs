@@ -13,7 +13,7 @@ pub mod sink;
 pub mod sys;
 pub mod time;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::btf::{Btf, BtfError, Data, Kind, INT_BOOL, INT_SIGNED};
 pub use sink::{JsonSink, Sink, TextSink};
@@ -37,6 +37,52 @@ pub enum Special {
     Signal,
     Syscall,
     L4Endpoint,
+    /// A cgroup v2 id: the number, and with container names installed
+    /// ([`set_container_names`]) a `container` member after it.
+    CgroupId,
+}
+
+/// Who knows the container of a cgroup id (`ebpfctl run --containers`).
+pub trait ContainerNames: Send + Sync {
+    /// Calls `found(json, name)` with the container object (`{"runtime":…,"id":…}`) and its
+    /// display name when cgroup `id` is a container's; never waits for a runtime.
+    fn lookup(&self, id: u64, found: &mut dyn FnMut(&[u8], &str));
+}
+
+static CONTAINER_NAMES: OnceLock<Box<dyn ContainerNames>> = OnceLock::new();
+
+/// Installs the container lookup for every decoder of this process (once).
+pub fn set_container_names(names: Box<dyn ContainerNames>) -> bool {
+    CONTAINER_NAMES.set(names).is_ok()
+}
+
+fn container_names() -> Option<&'static dyn ContainerNames> {
+    CONTAINER_NAMES.get().map(|b| b.as_ref())
+}
+
+/// After a `cgroup_id` member: its `container` member (`<name>_container` for members not
+/// called `cgroup_id`/`cgroup`), when names are installed and the cgroup is a container's.
+fn container_member<S: Sink>(name: &str, node: &Node, data: &[u8], base: usize, sink: &mut S) {
+    let Node::Special {
+        off,
+        size,
+        kind: Special::CgroupId,
+    } = node
+    else {
+        return;
+    };
+    let Some(names) = container_names() else {
+        return;
+    };
+    let id = read_uint(data, base + *off as usize, *size as usize);
+    names.lookup(id, &mut |json, _| {
+        if name == "cgroup_id" || name == "cgroup" {
+            sink.key("container");
+        } else {
+            sink.key(&format!("{name}_container"));
+        }
+        sink.raw_json(json);
+    });
 }
 
 impl Special {
@@ -52,6 +98,7 @@ impl Special {
             "signal" | "signal_t" => Special::Signal,
             "syscall" | "syscall_t" | "syscall_nr" => Special::Syscall,
             "l4_endpoint" => Special::L4Endpoint,
+            "cgroup_id" => Special::CgroupId,
             _ => return None,
         })
     }
@@ -419,6 +466,7 @@ impl Node {
                 for (name, f) in fields {
                     sink.key(name);
                     f.render(data, base + *off as usize, sink);
+                    container_member(name, f, data, base + *off as usize, sink);
                 }
                 sink.end_object();
             }
@@ -518,6 +566,7 @@ fn render_special<S: Sink>(kind: Special, data: &[u8], at: usize, size: usize, s
                 None => sink.i64(v),
             }
         }
+        Special::CgroupId => sink.cgroup_id(read_uint(data, at, size)),
     }
 }
 
@@ -569,6 +618,7 @@ impl Decoder {
                 for (name, f) in fields {
                     sink.key(name);
                     f.render(data, *off as usize, sink);
+                    container_member(name, f, data, *off as usize, sink);
                 }
             }
             other => {

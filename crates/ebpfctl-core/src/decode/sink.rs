@@ -17,6 +17,12 @@ pub trait Sink {
     fn end_object(&mut self);
     fn begin_array(&mut self);
     fn end_array(&mut self);
+    /// A value that is already JSON (a container object).
+    fn raw_json(&mut self, json: &[u8]);
+    /// A cgroup id: the number (tables: the container's name when it is one's).
+    fn cgroup_id(&mut self, id: u64) {
+        self.u64(id);
+    }
 }
 
 /// Writes compact JSON into a byte buffer. Commas are placed automatically.
@@ -148,6 +154,11 @@ impl Sink for JsonSink<'_> {
         self.out.push(b']');
         self.need_comma = true;
     }
+    fn raw_json(&mut self, json: &[u8]) {
+        self.sep();
+        self.out.extend_from_slice(json);
+        self.need_comma = true;
+    }
 }
 
 /// Writes scalars as plain text (strings unquoted); composites as compact JSON.
@@ -218,5 +229,23 @@ impl Sink for TextSink {
     }
     fn end_array(&mut self) {
         self.close(b']');
+    }
+    fn raw_json(&mut self, json: &[u8]) {
+        let text = String::from_utf8_lossy(json);
+        self.scalar(&text, |j| j.raw_json(json));
+    }
+    fn cgroup_id(&mut self, id: u64) {
+        if self.depth == 0 {
+            // A table cell: the container's name, else the number.
+            let mut name = None;
+            if let Some(n) = super::container_names() {
+                n.lookup(id, &mut |_, display| name = Some(display.to_string()));
+            }
+            if let Some(n) = name {
+                self.out.push_str(&n);
+                return;
+            }
+        }
+        self.u64(id);
     }
 }

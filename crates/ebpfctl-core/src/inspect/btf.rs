@@ -105,13 +105,10 @@ pub fn load(target: &BtfTarget) -> Result<Btf> {
             let data = std::fs::read(p)
                 .map_err(|e| InspectError::sys(format!("reading {}", p.display()), e))?;
             if data.starts_with(b"\x7fELF") {
-                elf_btf(&data).ok_or_else(|| {
+                elf_btf(&data).map_err(|why| {
                     InspectError::sys(
                         format!("reading {}", p.display()),
-                        io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "this ELF file has no .BTF section (compile with -g)",
-                        ),
+                        io::Error::new(io::ErrorKind::InvalidData, why),
                     )
                 })?
             } else if data.starts_with(&[0x9f, 0xeb]) {
@@ -146,11 +143,16 @@ pub fn load(target: &BtfTarget) -> Result<Btf> {
     })
 }
 
-fn elf_btf(data: &[u8]) -> Option<Vec<u8>> {
+/// The `.BTF` section of an ELF file, or why there is none: a file that does not parse, or
+/// whose section lies past its end, is truncated or corrupt (not a build without -g).
+fn elf_btf(data: &[u8]) -> std::result::Result<Vec<u8>, &'static str> {
     use object::{Object, ObjectSection};
-    let f = object::File::parse(data).ok()?;
-    let s = f.section_by_name(".BTF")?;
-    Some(s.data().ok()?.to_vec())
+    const CORRUPT: &str = "truncated or corrupt ELF file; rebuild it or copy it again";
+    let f = object::File::parse(data).map_err(|_| CORRUPT)?;
+    let s = f
+        .section_by_name(".BTF")
+        .ok_or("this ELF file has no .BTF section (compile with -g)")?;
+    Ok(s.data().map_err(|_| CORRUPT)?.to_vec())
 }
 
 fn int_encoding(e: u8) -> &'static str {

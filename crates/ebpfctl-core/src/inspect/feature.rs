@@ -87,12 +87,24 @@ fn type_count(name: fn(u32) -> String) -> u32 {
 
 /// `r0 = 0; exit`.
 const NOOP: [u64; 2] = [0xb7, 0x95];
+/// `r0 = 1; exit` (an lsm_cgroup program's "allow").
+const RETURN_1: [u64; 2] = [0x0000_0001_0000_00b7, 0x95];
 
 /// Loads a no-op program; returns its fd or the kernel's refusal.
 pub(crate) fn load_noop(
     prog_type: u32,
     attach_type: u32,
     attach_btf_id: u32,
+) -> io::Result<OwnedFd> {
+    load_insns(prog_type, attach_type, attach_btf_id, &NOOP)
+}
+
+/// Loads a two-instruction program; returns its fd or the kernel's refusal.
+fn load_insns(
+    prog_type: u32,
+    attach_type: u32,
+    attach_btf_id: u32,
+    insns: &[u64; 2],
 ) -> io::Result<OwnedFd> {
     // SAFETY: all-zero is a valid bpf_prog_load_opts; `sz` is set as libbpf requires.
     let mut opts: libbpf_sys::bpf_prog_load_opts = unsafe { std::mem::zeroed() };
@@ -101,15 +113,15 @@ pub(crate) fn load_noop(
     opts.attach_btf_id = attach_btf_id;
     let name = CString::new("ebpfctl_probe").expect("no NUL");
     let license = CString::new("GPL").expect("no NUL");
-    // SAFETY: NOOP is two valid 8-byte instructions (bpf_insn is 8 bytes, align <= 8);
+    // SAFETY: `insns` are two valid 8-byte instructions (bpf_insn is 8 bytes, align <= 8);
     // name, license and opts outlive the call.
     let rc = unsafe {
         libbpf_sys::bpf_prog_load(
             prog_type,
             name.as_ptr(),
             license.as_ptr(),
-            NOOP.as_ptr().cast::<libbpf_sys::bpf_insn>(),
-            NOOP.len() as _,
+            insns.as_ptr().cast::<libbpf_sys::bpf_insn>(),
+            insns.len() as _,
             &mut opts,
         )
     };
@@ -285,6 +297,7 @@ fn attach_checks(btf: Option<&Btf>) -> Vec<Check> {
             }
         }
     });
+    out.extend(kprobe_family_checks());
     // Uprobes: a perf uprobe on a scratch file nobody maps.
     out.push(match pmu_type("uprobe") {
         None => check(
@@ -295,13 +308,17 @@ fn attach_checks(btf: Option<&Btf>) -> Vec<Check> {
             "SEC(\"uprobe/...\") probes (and ebpfctl observe) cannot attach",
         ),
         Some(t) => {
-            let path = std::env::temp_dir().join(format!("ebpfctl-uprobe-{}", std::process::id()));
-            let res = std::fs::write(&path, [0u8; 64]).and_then(|()| {
-                let c =
-                    CString::new(path.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
-                perf_open(t, 0, c.as_ptr() as u64, 0)
-            });
-            let _ = std::fs::remove_file(&path);
+            // A fresh private file (random name, O_EXCL, 0600), removed on drop: a predictable
+            // name in the temp directory would let another user aim root's write elsewhere.
+            let res = tempfile::Builder::new()
+                .prefix("ebpfctl-uprobe-")
+                .tempfile()
+                .and_then(|mut f| {
+                    f.write_all(&[0u8; 64])?;
+                    let c = CString::new(f.path().as_os_str().as_encoded_bytes())
+                        .map_err(io::Error::other)?;
+                    perf_open(t, 0, c.as_ptr() as u64, 0)
+                });
             match res {
                 Ok(()) => check(
                     "uprobe",
@@ -320,23 +337,20 @@ fn attach_checks(btf: Option<&Btf>) -> Vec<Check> {
             }
         }
     });
-    // fentry: load a no-op on vfs_read and attach it for an instant.
-    out.push(match func_id(btf, "vfs_read") {
-        None => check("fentry", false, "no kernel BTF or no vfs_read in it", "", "SEC(\"fentry/...\")/fexit probes cannot load: they need kernel BTF"),
-        Some(id) => match load_noop(libbpf_sys::BPF_PROG_TYPE_TRACING, libbpf_sys::BPF_TRACE_FENTRY, id)
-            .map_err(|e| ("load", e))
-            .and_then(|fd| attach_btf_prog(&fd, libbpf_sys::BPF_TRACE_FENTRY).map_err(|e| ("attach", e)))
-        {
-            Ok(()) => check("fentry", true, "loaded and attached a no-op on vfs_read", "SEC(\"fentry/...\")/fexit probes attach", ""),
-            Err((stage, e)) => check(
-                "fentry",
-                false,
-                format!("{stage} refused: {}", errno_text(&e)),
-                "",
-                "SEC(\"fentry/...\")/fexit probes are refused here; use tracepoints or raw_tp instead",
-            ),
-        },
-    });
+    // fentry, fexit, fmod_ret: load a no-op on a traceable function and attach it for an
+    // instant (fmod_ret only on functions it may modify: security_* hooks or ones allowing
+    // error injection; a no-op returning 0 lets the function run unchanged).
+    for (name, attach_type, func) in [
+        ("fentry", libbpf_sys::BPF_TRACE_FENTRY, "vfs_read"),
+        ("fexit", libbpf_sys::BPF_TRACE_FEXIT, "vfs_read"),
+        (
+            "fmod_ret",
+            libbpf_sys::BPF_MODIFY_RETURN,
+            "security_file_open",
+        ),
+    ] {
+        out.push(trampoline_check(btf, name, attach_type, func));
+    }
     // LSM: needs "bpf" among the active LSMs; probe load (not attach: it would gate the system).
     let lsms = read_securityfs("lsm").unwrap_or_default();
     let bpf_lsm = lsms.split(',').any(|l| l.trim() == "bpf");
@@ -379,7 +393,201 @@ fn attach_checks(btf: Option<&Btf>) -> Vec<Check> {
             ),
         },
     });
+    // lsm_cgroup (6.0): the same hooks, run only for tasks (or sockets) of one cgroup;
+    // probed by loading (attaching needs a cgroup; the runner takes it from --cgroup).
+    out.push(match func_id(btf, "bpf_lsm_file_open") {
+        None => check(
+            "lsm_cgroup",
+            false,
+            "no bpf_lsm_* hooks in kernel BTF: kernel built without CONFIG_BPF_LSM",
+            "",
+            "SEC(\"lsm_cgroup/...\") probes cannot load",
+        ),
+        Some(id) => match load_insns(
+            libbpf_sys::BPF_PROG_TYPE_LSM,
+            libbpf_sys::BPF_LSM_CGROUP,
+            id,
+            &RETURN_1,
+        ) {
+            Err(e) => check(
+                "lsm_cgroup",
+                false,
+                format!(
+                    "load refused: {}{}",
+                    errno_text(&e),
+                    if e.raw_os_error() == Some(libc::EINVAL) {
+                        " (BPF_LSM_CGROUP needs Linux 6.0)"
+                    } else {
+                        ""
+                    }
+                ),
+                "",
+                "SEC(\"lsm_cgroup/...\") probes cannot load",
+            ),
+            Ok(_) if !bpf_lsm => check(
+                "lsm_cgroup",
+                false,
+                "programs load but \"bpf\" is not an active LSM",
+                "",
+                "SEC(\"lsm_cgroup/...\") probes load but never run; boot with lsm=...,bpf",
+            ),
+            Ok(_) => check(
+                "lsm_cgroup",
+                true,
+                "program loads; bpf is an active LSM",
+                "SEC(\"lsm_cgroup/...\") probes run for the cgroup given with --cgroup",
+                "",
+            ),
+        },
+    });
     out
+}
+
+/// A BPF trampoline kind (fentry, fexit, fmod_ret) on `func`: load a no-op, attach, detach.
+fn trampoline_check(btf: Option<&Btf>, name: &str, attach_type: u32, func: &str) -> Check {
+    let yes = format!("SEC(\"{name}/...\") probes attach");
+    let Some(id) = func_id(btf, func) else {
+        return check(
+            name,
+            false,
+            format!("no kernel BTF or no {func} in it"),
+            "",
+            &format!("SEC(\"{name}/...\") probes cannot load: they need kernel BTF"),
+        );
+    };
+    match load_noop(libbpf_sys::BPF_PROG_TYPE_TRACING, attach_type, id)
+        .map_err(|e| ("load", e))
+        .and_then(|fd| attach_btf_prog(&fd, attach_type).map_err(|e| ("attach", e)))
+    {
+        Ok(()) => check(
+            name,
+            true,
+            format!("loaded and attached a no-op on {func}"),
+            &yes,
+            "",
+        ),
+        Err((stage, e)) => check(
+            name,
+            false,
+            format!("{stage} refused: {}", errno_text(&e)),
+            "",
+            &format!(
+                "SEC(\"{name}/...\") probes are refused here; use tracepoints or raw_tp instead"
+            ),
+        ),
+    }
+}
+
+/// The syscall wrapper the kernel names for `getppid` on this architecture (what
+/// `SEC("ksyscall/getppid")` resolves to).
+fn syscall_wrapper(name: &str) -> String {
+    let prefix = if cfg!(target_arch = "x86_64") {
+        "__x64_sys_"
+    } else if cfg!(target_arch = "aarch64") {
+        "__arm64_sys_"
+    } else if cfg!(target_arch = "s390x") {
+        "__s390x_sys_"
+    } else if cfg!(target_arch = "riscv64") {
+        "__riscv_sys_"
+    } else {
+        "sys_"
+    };
+    format!("{prefix}{name}")
+}
+
+/// kretprobe and ksyscall (perf kprobes on a return / a syscall wrapper) and kprobe.multi
+/// (a no-op kprobe program linked to vfs_read through fprobe for an instant).
+fn kprobe_family_checks() -> Vec<Check> {
+    let mut out = Vec::new();
+    let pmu = pmu_type("kprobe");
+    let no_pmu = "no kprobe PMU (/sys/bus/event_source/devices/kprobe): kernel built without CONFIG_KPROBES/CONFIG_KPROBE_EVENTS";
+    // The retprobe flag's bit, from the PMU's format ("config:0").
+    let ret_bit = std::fs::read_to_string("/sys/bus/event_source/devices/kprobe/format/retprobe")
+        .ok()
+        .and_then(|s| s.trim().strip_prefix("config:")?.parse::<u32>().ok())
+        .unwrap_or(0);
+    let wrapper = syscall_wrapper("getppid");
+    for (name, func, config) in [
+        ("kretprobe", "vfs_read".to_string(), 1u64 << ret_bit),
+        ("ksyscall", wrapper, 0),
+    ] {
+        let no = format!("SEC(\"{name}/...\") probes cannot attach");
+        out.push(match pmu {
+            None => check(name, false, no_pmu, "", &no),
+            Some(t) => {
+                let f = CString::new(func.as_str()).expect("no NUL");
+                match perf_open(t, config, f.as_ptr() as u64, 0) {
+                    Ok(()) => check(
+                        name,
+                        true,
+                        format!(
+                            "{} on {func} opened",
+                            if config != 0 { "kretprobe" } else { "kprobe" }
+                        ),
+                        &format!("SEC(\"{name}/...\") probes attach"),
+                        "",
+                    ),
+                    Err(e) => check(name, false, format!("{func}: {}", errno_text(&e)), "", &no),
+                }
+            }
+        });
+    }
+    let multi = load_noop(
+        libbpf_sys::BPF_PROG_TYPE_KPROBE,
+        libbpf_sys::BPF_TRACE_KPROBE_MULTI,
+        0,
+    )
+    .map_err(|e| ("load", e))
+    .and_then(|fd| kprobe_multi_link(&fd, "vfs_read").map_err(|e| ("attach", e)));
+    out.push(match multi {
+        Ok(()) => check(
+            "kprobe.multi",
+            true,
+            "linked a no-op to vfs_read through fprobe",
+            "SEC(\"kprobe.multi/PATTERN\") probes attach",
+            "",
+        ),
+        Err((stage, e)) => check(
+            "kprobe.multi",
+            false,
+            format!(
+                "{stage} refused: {} (kprobe.multi needs Linux 5.18 built with CONFIG_FPROBE)",
+                errno_text(&e)
+            ),
+            "",
+            "SEC(\"kprobe.multi/...\") probes cannot attach; use one kprobe/ per function",
+        ),
+    });
+    out
+}
+
+/// Links a loaded kprobe.multi program to one kernel symbol, then detaches it at once.
+fn kprobe_multi_link(fd: &OwnedFd, sym: &str) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let c = CString::new(sym).expect("no NUL");
+    let mut syms = [c.as_ptr()];
+    // SAFETY: all-zero is a valid bpf_link_create_opts; `sz` is set as libbpf requires.
+    let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _;
+    opts.__bindgen_anon_1.kprobe_multi =
+        libbpf_sys::bpf_link_create_opts__bindgen_ty_1__bindgen_ty_2 {
+            flags: 0,
+            cnt: 1,
+            syms: syms.as_mut_ptr(),
+            addrs: std::ptr::null(),
+            cookies: std::ptr::null(),
+        };
+    // SAFETY: `fd` is a loaded kprobe program; opts, its symbol array and the symbol
+    // string outlive the call; the returned fd is owned below.
+    let rc = unsafe {
+        libbpf_sys::bpf_link_create(fd.as_raw_fd(), 0, libbpf_sys::BPF_TRACE_KPROBE_MULTI, &opts)
+    };
+    if rc < 0 {
+        return Err(sys::errno_of(rc));
+    }
+    // SAFETY: fresh link fd; dropping it detaches the program.
+    drop(unsafe { OwnedFd::from_raw_fd(rc) });
+    Ok(())
 }
 
 /// Reads a file of securityfs, mounting it privately for the moment if it is not mounted.
@@ -388,10 +596,13 @@ fn read_securityfs(name: &str) -> Option<String> {
     if let Ok(s) = std::fs::read_to_string(&main) {
         return Some(s);
     }
-    let dir = std::env::temp_dir().join(format!("ebpfctl-securityfs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).ok()?;
+    // A fresh private directory (random name, 0700) to mount on, never a predictable path.
+    let dir = tempfile::Builder::new()
+        .prefix("ebpfctl-securityfs-")
+        .tempdir()
+        .ok()?;
     let c = |s: &str| CString::new(s).expect("no NUL");
-    let target = CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    let target = CString::new(dir.path().as_os_str().as_encoded_bytes()).ok()?;
     // SAFETY: NUL-terminated strings; securityfs takes no data.
     let rc = unsafe {
         libc::mount(
@@ -402,16 +613,20 @@ fn read_securityfs(name: &str) -> Option<String> {
             std::ptr::null(),
         )
     };
-    let out = if rc == 0 {
-        let s = std::fs::read_to_string(dir.join(name)).ok();
-        // SAFETY: unmounting what we just mounted at a path we own.
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-        s
+    if rc != 0 {
+        return None;
+    }
+    let s = std::fs::read_to_string(dir.path().join(name)).ok();
+    // SAFETY: unmounting what we just mounted at a path we own.
+    let unmounted = unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } == 0;
+    if unmounted {
+        // Empty again: remove it (TempDir's own cleanup would recurse into a mount).
+        let _ = std::fs::remove_dir(dir.keep());
     } else {
-        None
-    };
-    let _ = std::fs::remove_dir(&dir);
-    out
+        // Leave it rather than recurse into securityfs.
+        let _ = dir.keep();
+    }
+    s
 }
 
 const SECURITYFS: PseudoFs = PseudoFs {
@@ -419,6 +634,7 @@ const SECURITYFS: PseudoFs = PseudoFs {
     target: "/sys/kernel/security",
     magic: 0x7363_6673,
     used_for: "reading lockdown mode and active LSMs",
+    options: "",
 };
 
 fn fs_checks() -> Vec<Check> {

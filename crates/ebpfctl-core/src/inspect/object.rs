@@ -11,6 +11,7 @@ use super::print::{self, Format, Table};
 use super::Result;
 use crate::btf::{Btf, Kind};
 use crate::load::attach::AttachPoint;
+use crate::object::helpers::UnsafeCall;
 use crate::object::{params, ObjectSpec, SectionInfo};
 
 /// One program of the object.
@@ -81,6 +82,9 @@ pub struct ObjectView {
     pub btf: Option<BtfSummary>,
     /// What the runner's normaliser rewrites before libbpf sees the object.
     pub normalisation: Vec<String>,
+    /// Calls to helpers and kfuncs that change the traced system (`run` refuses them
+    /// without `--allow-unsafe-helpers`).
+    pub unsafe_calls: Vec<UnsafeCall>,
     /// What would go wrong loading or attaching this object here, one line each.
     pub problems: Vec<String>,
 }
@@ -230,6 +234,19 @@ impl Kernel {
                     Err(e) => (false, format!("LSM hook {hook}: {e}")),
                 }
             }
+            AttachPoint::LsmCgroup { hook } => {
+                match self.try_btf_load(
+                    libbpf_sys::BPF_PROG_TYPE_LSM,
+                    libbpf_sys::BPF_LSM_CGROUP,
+                    &format!("bpf_lsm_{hook}"),
+                ) {
+                    Ok(()) => (
+                        true,
+                        format!("LSM hook {hook} loads for a cgroup; attaches with --cgroup PATH"),
+                    ),
+                    Err(e) => (false, format!("LSM cgroup hook {hook}: {e}")),
+                }
+            }
             AttachPoint::Xdp | AttachPoint::Tc { .. } | AttachPoint::Tcx { .. } => {
                 (true, "attaches with --iface IFACE".into())
             }
@@ -249,15 +266,6 @@ impl Kernel {
             ),
         }
     }
-}
-
-/// libbpf's program type for a section name.
-fn prog_type_of(section: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(section).ok()?;
-    let (mut t, mut a) = (0u32, 0u32);
-    // SAFETY: `c` is NUL-terminated; `t` and `a` are valid out-pointers.
-    let rc = unsafe { libbpf_sys::libbpf_prog_type_by_name(c.as_ptr(), &mut t, &mut a) };
-    (rc == 0).then_some(t)
 }
 
 /// Whether this kernel supports a program or map type (libbpf's probes; cached).
@@ -296,9 +304,15 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
         .programs
         .iter()
         .map(|p| {
-            let (ok, note) = kernel.can_attach(&p.attach);
-            let ptype = prog_type_of(&p.section);
-            if !ok {
+            let ptype = crate::load::section::libbpf_prog_type(&p.section);
+            let (ok, note) = match ptype {
+                // `ebpfctl run` refuses the object (the problem line below says why).
+                None if !p.section.starts_with('?') => {
+                    (false, "unknown section name: ebpfctl run refuses it".to_string())
+                }
+                _ => kernel.can_attach(&p.attach),
+            };
+            if !ok && ptype.is_some() {
                 problems.push(format!("program {} ({}): {note}", p.name, p.section));
             } else if let Some(t) = ptype.filter(|&t| {
                 // Tracing and LSM programs were load-probed against their real target above;
@@ -308,6 +322,7 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
                     AttachPoint::Iter { .. }
                         | AttachPoint::Fentry { .. }
                         | AttachPoint::Lsm { .. }
+                        | AttachPoint::LsmCgroup { .. }
                         | AttachPoint::TpBtf { .. }
                 ) && !supported(&mut probes, false, t)
             }) {
@@ -318,10 +333,13 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
                     super::sys::prog_type_name(t)
                 ));
             }
-            if ptype.is_none() {
+            if ptype.is_none() && !p.section.starts_with('?') {
                 problems.push(format!(
-                    "program {} ({}): libbpf does not know this section name, so it cannot guess the program type",
-                    p.name, p.section
+                    "program {} ({}): libbpf does not know this section name, so it cannot guess the program type; {}rename it (the names: {})",
+                    p.name,
+                    p.section,
+                    crate::load::section::did_you_mean(&p.section),
+                    crate::load::section::DOCUMENTED_AT
                 ));
             }
             ProgView {
@@ -386,6 +404,11 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
                 .into(),
         );
     }
+    for c in &spec.unsafe_calls {
+        problems.push(format!(
+            "{c}: `run` refuses it without --allow-unsafe-helpers"
+        ));
+    }
     if spec.programs.is_empty() {
         problems.push(
             "no programs: nothing to load (programs need SEC(\"...\") on a global function)".into(),
@@ -400,6 +423,7 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
         params,
         btf: btf_summary,
         normalisation: spec.changes.clone(),
+        unsafe_calls: spec.unsafe_calls.clone(),
         problems,
     })
 }

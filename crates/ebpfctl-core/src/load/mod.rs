@@ -7,6 +7,7 @@
 
 pub mod attach;
 pub mod cleanup;
+pub mod section;
 pub mod verifier;
 
 use std::sync::Mutex;
@@ -15,6 +16,7 @@ use libbpf_rs::{Map, MapCore, Object, ObjectBuilder, PrintLevel};
 
 use crate::convention::{self, BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF};
 use crate::mounts::{self, MountError};
+use crate::object::helpers::UnsafeCall;
 use crate::object::{params, ObjectSpec, DEFAULT_MAX_ENTRIES, DEFAULT_RINGBUF_BYTES};
 use attach::{AttachError, AttachOptions, AttachPoint, Attachment};
 pub use verifier::VerifierReport;
@@ -37,10 +39,52 @@ pub enum LoadError {
     Attach(#[from] AttachError),
     #[error("program {} ({}) cannot run here (--strict): {}", .0.program, .0.section, .0.reason)]
     Refused(Skipped),
-    #[error("no program could be attached ({0} skipped); nothing to run")]
-    NothingAttached(usize),
-    #[error("loading BPF needs root (CAP_BPF and CAP_PERFMON or CAP_SYS_ADMIN); run with sudo")]
-    NotRoot,
+    #[error("no program could be attached, so nothing would run: {}", skipped_list(.0))]
+    NothingAttached(Vec<Skipped>),
+    #[error("the object has no programs, so nothing would run: a program is a global function in a SEC(\"...\") section, e.g. SEC(\"tracepoint/syscalls/sys_enter_openat\") (see {})", section::DOCUMENTED_AT)]
+    NoPrograms,
+    #[error("program {program}: section \"{section}\" is not a section name libbpf knows, so it cannot tell the program type; {hint}rename it in SEC(\"...\") and rebuild (the names: {})", section::DOCUMENTED_AT)]
+    UnknownSection {
+        program: String,
+        section: String,
+        /// "did you mean ...? " or empty.
+        hint: String,
+    },
+    #[error(transparent)]
+    Capabilities(#[from] crate::caps::MissingCapabilities),
+    #[error("{}: refused, as it changes the system being traced; run with --allow-unsafe-helpers only if you trust this probe", crate::object::helpers::describe(.0))]
+    UnsafeHelpers(Vec<UnsafeCall>),
+}
+
+fn skipped_list(s: &[Skipped]) -> String {
+    if s.is_empty() {
+        return "no program was loaded".into();
+    }
+    s.iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Refuses, before anything reaches the kernel, an object that would run nothing or whose
+/// programs libbpf cannot type from their section names (it would fail later with a
+/// misleading "missing BPF prog type" from the verifier step).
+fn check_programs(spec: &ObjectSpec, opts: &LoadOptions) -> Result<(), LoadError> {
+    if spec.programs.is_empty() && !opts.no_attach {
+        return Err(LoadError::NoPrograms);
+    }
+    for p in &spec.programs {
+        // `SEC("?...")`: not loaded by default (libbpf's convention), so its name is moot.
+        if p.section.starts_with('?') || section::libbpf_prog_type(&p.section).is_some() {
+            continue;
+        }
+        return Err(LoadError::UnknownSection {
+            program: p.name.clone(),
+            section: p.section.clone(),
+            hint: section::did_you_mean(&p.section),
+        });
+    }
+    Ok(())
 }
 
 /// How to load and attach.
@@ -57,6 +101,9 @@ pub struct LoadOptions {
     pub verbose: bool,
     /// Load but do not attach (for introspection tests and `--dry-run`).
     pub no_attach: bool,
+    /// Load objects that call helpers which change the traced system
+    /// ([`crate::object::helpers::UNSAFE`]); refused otherwise.
+    pub allow_unsafe_helpers: bool,
 }
 
 /// A program that is not running, and why (one line for the user).
@@ -134,22 +181,25 @@ fn kernel_may_lack(p: &AttachPoint) -> bool {
         p,
         AttachPoint::Fentry { .. }
             | AttachPoint::Lsm { .. }
+            | AttachPoint::LsmCgroup { .. }
             | AttachPoint::Kprobe { .. }
             | AttachPoint::Iter { .. }
     )
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no arguments and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 impl Loaded {
     /// Loads and attaches `spec` (see the module docs).
     pub fn load(spec: &ObjectSpec, opts: &LoadOptions) -> Result<Loaded, LoadError> {
-        if !is_root() {
-            return Err(LoadError::NotRoot);
+        check_programs(spec, opts)?;
+        // Read from the object's instructions: refused before anything reaches the kernel.
+        if !spec.unsafe_calls.is_empty() && !opts.allow_unsafe_helpers {
+            return Err(LoadError::UnsafeHelpers(spec.unsafe_calls.clone()));
         }
+        // Root in a container may lack them: name what is missing before touching the kernel.
+        crate::caps::require(
+            "this object",
+            &crate::caps::needs_for(spec.programs.iter().map(|p| &p.attach)),
+        )?;
         // Parameters first: bad input must fail before anything touches the kernel.
         let mut param_bytes = Vec::new();
         for (name, value) in &opts.params {
@@ -266,10 +316,13 @@ impl Loaded {
                                     ps.attach.needs()
                                 ),
                             };
-                            if opts.strict || skipped.len() >= spec.programs.len() {
+                            if opts.strict {
                                 return Err(LoadError::Refused(refused));
                             }
                             skipped.push(refused);
+                            if skipped.len() >= spec.programs.len() {
+                                return Err(LoadError::NothingAttached(skipped));
+                            }
                         }
                         _ => {
                             let short = log
@@ -323,7 +376,9 @@ impl Loaded {
             }
         }
         if loaded.attachments.is_empty() && !spec.programs.is_empty() {
-            return Err(LoadError::NothingAttached(loaded.skipped.len()));
+            return Err(LoadError::NothingAttached(std::mem::take(
+                &mut loaded.skipped,
+            )));
         }
         Ok(loaded)
     }

@@ -53,6 +53,8 @@ const HINTS: &[(&str, &str)] = &[
      "program too large or too complex for the verifier: split it (tail calls, bpf_loop) or reduce unrolling"),
     (r"cannot call GPL-restricted function",
      "helper is GPL-only: declare char LICENSE[] SEC(\"license\") = \"GPL\";"),
+    (r"cannot use helper bpf_probe_write_user|unknown func bpf_probe_write_user",
+     PROBE_WRITE_USER),
     (r"unknown func|helper call is not allowed|program of this type cannot use helper|not allowed in this program type",
      "helper not allowed for this program type (or unknown to this kernel): use another helper or program type"),
     (r"invalid access to packet",
@@ -65,6 +67,22 @@ const HINTS: &[(&str, &str)] = &[
     (r"R\d+ (invalid mem access|min value is negative|unbounded memory access)",
      "out-of-bounds or unchecked access: bound the index/offset with an explicit check before using it"),
 ];
+
+/// `bpf_probe_write_user` exists in every tracing program type; the kernel withholds it from
+/// a loader without CAP_SYS_ADMIN and whenever it is locked down (`security_locked_down
+/// (LOCKDOWN_BPF_WRITE_USER)`, from lockdown=integrity on).
+const PROBE_WRITE_USER: &str = "the kernel refuses bpf_probe_write_user: kernel lockdown (integrity or confidentiality, see /sys/kernel/security/lockdown) forbids it, as do program types other than tracing ones and a loader without CAP_SYS_ADMIN; --allow-unsafe-helpers cannot lift what the kernel refuses, so this probe cannot run here";
+const PROBE_WRITE_USER_INTEGRITY: &str = "this kernel is locked down (integrity), and lockdown forbids bpf_probe_write_user; --allow-unsafe-helpers cannot lift what the kernel refuses, so this probe cannot run here";
+const PROBE_WRITE_USER_CONFIDENTIALITY: &str = "this kernel is locked down (confidentiality), and lockdown forbids bpf_probe_write_user; --allow-unsafe-helpers cannot lift what the kernel refuses, so this probe cannot run here";
+
+/// The active lockdown mode (`[integrity]` in /sys/kernel/security/lockdown), when securityfs
+/// is mounted.
+fn lockdown_mode() -> Option<String> {
+    let text = std::fs::read_to_string("/sys/kernel/security/lockdown").ok()?;
+    let start = text.find('[')? + 1;
+    let end = start + text[start..].find(']')?;
+    Some(text[start..end].to_string())
+}
 
 /// Builds a report from the captured libbpf output for `program`.
 pub fn explain(program: &str, error: &str, log: &[String]) -> VerifierReport {
@@ -113,7 +131,14 @@ pub fn explain(program: &str, error: &str, log: &[String]) -> VerifierReport {
     let hint = HINTS
         .iter()
         .find(|(pat, _)| Regex::new(pat).expect("static regex").is_match(&joined))
-        .map(|(_, h)| *h);
+        .map(|(_, h)| *h)
+        .map(
+            |h| match (h == PROBE_WRITE_USER, lockdown_mode().as_deref()) {
+                (true, Some("integrity")) => PROBE_WRITE_USER_INTEGRITY,
+                (true, Some("confidentiality")) => PROBE_WRITE_USER_CONFIDENTIALITY,
+                _ => h,
+            },
+        );
     VerifierReport {
         program: program.to_string(),
         error: error.to_string(),

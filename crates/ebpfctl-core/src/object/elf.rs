@@ -5,6 +5,7 @@ use super::ObjectError;
 
 pub const EM_BPF: u16 = 247;
 pub const SHT_SYMTAB: u32 = 2;
+pub const SHT_REL: u32 = 9;
 pub const SHF_EXECINSTR: u64 = 0x4;
 pub const STT_OBJECT: u8 = 1;
 pub const STT_FUNC: u8 = 2;
@@ -37,6 +38,8 @@ pub struct Section {
     pub offset: u64,
     pub size: u64,
     pub link: u32,
+    /// For relocation sections: the section the relocations apply to.
+    pub info: u32,
     pub entsize: u64,
     /// Where this header sits in the file.
     pub header_at: usize,
@@ -138,6 +141,7 @@ impl Elf {
                 offset: u64_at(b, h + 24)?,
                 size: u64_at(b, h + 32)?,
                 link: u32_at(b, h + 40)?,
+                info: u32_at(b, h + 44)?,
                 entsize: u64_at(b, h + 56)?,
                 header_at: h,
             });

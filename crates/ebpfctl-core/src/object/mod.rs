@@ -3,6 +3,7 @@
 //! accepts. Never touches the kernel: the same file gives the same spec on every machine.
 
 mod elf;
+pub mod helpers;
 mod normalise;
 pub mod params;
 
@@ -124,6 +125,8 @@ pub struct ObjectSpec {
     pub normalised: Vec<u8>,
     /// What normalisation changed, one line each.
     pub changes: Vec<String>,
+    /// Calls to helpers and kfuncs that change the traced system (see [`helpers::UNSAFE`]).
+    pub unsafe_calls: Vec<helpers::UnsafeCall>,
 }
 
 impl ObjectSpec {
@@ -138,6 +141,7 @@ impl ObjectSpec {
     /// Parses and normalises an object.
     pub fn parse(bytes: &[u8]) -> Result<ObjectSpec, ObjectError> {
         let elf = elf::Elf::parse(bytes)?;
+        let unsafe_calls = helpers::scan(bytes, &elf);
         let btf = match elf.section(".BTF") {
             Some(s) => {
                 let mut btf = Btf::parse(elf.data(bytes, s))?;
@@ -226,6 +230,7 @@ impl ObjectSpec {
             btf,
             normalised: norm.bytes,
             changes: norm.changes,
+            unsafe_calls,
         })
     }
 

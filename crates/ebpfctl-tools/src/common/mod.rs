@@ -1,6 +1,7 @@
 //! What execsnoop and opensnoop share: loading a tool's probe through the runner's loader,
 //! the event loop with lost-event accounting, metrics, and fast text formatting.
 
+pub mod containers;
 pub mod error;
 pub mod fmt;
 #[cfg(test)]

@@ -125,7 +125,7 @@ impl Metrics {
     }
 }
 
-/// Parses `--metrics-addr` ("127.0.0.1:9091", ":9091", "9091").
+/// Parses `--metrics-addr` ("127.0.0.1:19435", ":19435", "19435").
 pub fn parse_metrics_addr(text: &str) -> Result<SocketAddr, ToolError> {
     let t = text.trim();
     let full = if let Ok(port) = t.parse::<u16>() {
@@ -137,7 +137,7 @@ pub fn parse_metrics_addr(text: &str) -> Result<SocketAddr, ToolError> {
     };
     full.parse().map_err(|_| {
         ToolError::BadInput(format!(
-            "--metrics-addr {text:?}: expected HOST:PORT like 127.0.0.1:9091"
+            "--metrics-addr {text:?}: expected HOST:PORT like 127.0.0.1:19435"
         ))
     })
 }
@@ -210,7 +210,8 @@ pub struct LoopSummary {
 
 /// Runs until stopped: `consumer` dispatches records to the tool's callbacks, which write
 /// into `out`; after each batch `out` is flushed and losses are reported.
-/// `on_loss` runs after records were found lost (e.g. to drop state their loss made stale).
+/// `on_loss` runs after records were found lost (e.g. to drop state their loss made stale);
+/// `on_poll` after every look at the ring buffer (e.g. to print events that waited).
 pub fn run_loop(
     cfg: &LoopConfig,
     consumer: &Consumer<'_>,
@@ -218,6 +219,7 @@ pub fn run_loop(
     metrics: &Metrics,
     out: &std::cell::RefCell<Output>,
     on_loss: &dyn Fn(),
+    on_poll: &dyn Fn(),
 ) -> Result<LoopSummary, ToolError> {
     let start = Instant::now();
     let deadline = cfg.duration.map(|d| start + d);
@@ -254,6 +256,7 @@ pub fn run_loop(
             timeout = timeout.min(left);
         }
         consumer.poll(timeout)?;
+        on_poll();
         {
             let mut o = out.borrow_mut();
             check_loss(&mut o);
@@ -271,6 +274,7 @@ pub fn run_loop(
     }
     // What is still queued belongs to the run.
     consumer.drain()?;
+    on_poll();
     let mut o = out.borrow_mut();
     check_loss(&mut o);
     o.flush();

@@ -14,6 +14,7 @@ pub const FILTER_UID: u32 = 0x01;
 pub const FILTER_PPID: u32 = 0x02;
 pub const FILTER_CGROUP: u32 = 0x04;
 pub const FILTER_FAILED: u32 = 0x08;
+pub const FILTER_CONTAINER: u32 = 0x10;
 
 /// `ESNP_MAX_ARGS_CAP` and `ESNP_ARG_LEN_CAP - 1`.
 pub const MAX_ARGS_CAP: u32 = 60;

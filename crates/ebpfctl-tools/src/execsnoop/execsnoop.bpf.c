@@ -87,7 +87,11 @@ struct {
 	__type(value, __u8);
 } tracked SEC(".maps");
 
-#define ESNP_KERNEL_FILTERS (ESNP_FILTER_UID | ESNP_FILTER_PPID | ESNP_FILTER_CGROUP)
+#define ESNP_KERNEL_FILTERS                                                   \
+	(ESNP_FILTER_UID | ESNP_FILTER_PPID | ESNP_FILTER_CGROUP | ESNP_FILTER_CONTAINER)
+
+/* --container / --pod / --namespace: a verdict per cgroup id, written by user space. */
+EBPFCTL_CGROUP_FILTER;
 
 /* --cgroup: slot 0 holds the cgroup; tasks in it or below pass. */
 struct {
@@ -189,6 +193,9 @@ static __always_inline int enter_exec(const char *filename, const char *const *a
 			return 0;
 	}
 	if (!cgroup_passes())
+		return 0;
+	if ((esnp_filters & ESNP_FILTER_CONTAINER) &&
+	    !ebpfctl_cgroup_passes(bpf_get_current_cgroup_id()))
 		return 0;
 	in.filename = filename;
 	in.argv = argv;

@@ -35,6 +35,7 @@ enum esnp_kind {
 #define ESNP_FILTER_PPID 0x02
 #define ESNP_FILTER_CGROUP 0x04
 #define ESNP_FILTER_FAILED 0x08   /* only failed execs; exits are not traced */
+#define ESNP_FILTER_CONTAINER 0x10 /* cgroup verdicts (ebpfctl_cgroup_filter) */
 
 struct esnp_head {
 	__u32 kind;

@@ -22,6 +22,7 @@ pub use event::{DecodeError, MAX_ARGS_CAP};
 pub use print::TableStyle;
 pub use proc::{snapshot, ProcInfo};
 
+use crate::common::containers::{ContainerOptions, Containers};
 use crate::common::probe::{self, Probe};
 pub use crate::common::report::Summary;
 use crate::common::report::{self, Metrics, Output, StreamConfig};
@@ -116,6 +117,7 @@ pub struct Config {
     pub max_args: u32,
     pub arg_len: u32,
     pub snapshot: bool,
+    pub containers: ContainerOptions,
 }
 
 impl Default for Config {
@@ -127,6 +129,7 @@ impl Default for Config {
             max_args: DEFAULT_MAX_ARGS,
             arg_len: DEFAULT_ARG_LEN,
             snapshot: true,
+            containers: ContainerOptions::default(),
         }
     }
 }
@@ -195,6 +198,9 @@ impl Config {
         if f.failed_only {
             bits |= event::FILTER_FAILED;
         }
+        if !self.containers.selector.is_empty() {
+            bits |= event::FILTER_CONTAINER;
+        }
         // Exits matter only for JSON `exited` events.
         let exits = self.stream.json && !f.failed_only;
         let p = |n: &'static str, v: u32| (n, v);
@@ -229,10 +235,17 @@ pub fn run(
     out: Box<dyn std::io::Write>,
 ) -> Result<Summary, ToolError> {
     let metrics = Metrics::new(TOOL, cfg.stream.metrics_addr)?;
+    let mut containers = Containers::start(TOOL, &cfg.containers)?;
     let probe = Probe::load(TOOL, OBJECT, &cfg.params(), cfg.stream.ring_bytes)?;
     if let Some(path) = &cfg.filters.cgroup {
         probe.set_cgroup("cgroup_filter", path)?;
     }
+    containers.attach_filter(&probe)?;
+    let container_filter = containers.filtering();
+    let table = TableStyle {
+        container: containers.column,
+        ..cfg.table
+    };
     let events_map = probe.map(probe::EVENTS_MAP)?;
     let loss = probe.loss_source()?;
 
@@ -240,23 +253,23 @@ pub fn run(
     let mode = if cfg.stream.json {
         Mode::Json
     } else {
-        Mode::Table(cfg.table)
+        Mode::Table(table)
     };
-    let tracker = RefCell::new(Tracker::new(mode, &cfg.filters, &out, &metrics));
+    let tracker = RefCell::new(Tracker::new(mode, &cfg.filters, &out, &metrics, containers));
     let mut builder = ConsumerBuilder::new();
     builder.ring_buffer(&events_map, |data| tracker.borrow_mut().on_record(data))?;
     let consumer = builder.build()?;
 
     if !cfg.stream.json {
         out.borrow_mut()
-            .line(print::table_header(&cfg.table).as_bytes());
+            .line(print::table_header(&table).as_bytes());
     }
     // Attached first, then the snapshot: a process cannot fall between the two.
     if cfg.stream.json && cfg.snapshot && !cfg.filters.failed_only {
         let list = proc::snapshot(cfg.max_args as usize, cfg.arg_len as usize);
         let shown = tracker.borrow_mut().snapshot(list);
         let f = &cfg.filters;
-        if f.uid.is_some() || f.ppid.is_some() || f.cgroup.is_some() {
+        if f.uid.is_some() || f.ppid.is_some() || f.cgroup.is_some() || container_filter {
             // The probe sends exits of shown processes only: tell it about these.
             let tracked = probe.map("tracked")?;
             for pid in shown {
@@ -275,7 +288,8 @@ pub fn run(
     // A lost exit would leave its process in the table for good (and a reused pid would
     // inherit it): after losses, drop the entries of processes that are gone.
     let prune = || tracker.borrow_mut().prune();
-    let s = report::run_loop(&lc, &consumer, &loss, &metrics, &out, &prune)?;
+    let on_poll = || tracker.borrow_mut().on_poll();
+    let s = report::run_loop(&lc, &consumer, &loss, &metrics, &out, &prune, &on_poll)?;
     let t = tracker.borrow();
     Ok(Summary {
         events: t.events,

@@ -3,7 +3,7 @@
 use ebpfctl_core::decode::sys::{errno_name, signal_name};
 
 use super::track::{Proc, Source};
-use crate::common::fmt;
+use crate::common::{containers, fmt};
 
 /// What happened to a process.
 pub enum Happening {
@@ -68,6 +68,10 @@ pub fn json(out: &mut Vec<u8>, p: &Proc, what: &Happening) {
     if let Some(id) = p.cgroup_id {
         fmt::uint(out, "cgroup_id", id);
     }
+    if let Some(h) = &p.host_exe {
+        fmt::string(out, "host_exe", h);
+    }
+    containers::json_member(out, p.container.as_deref());
     fmt::boolean(out, "args_truncated", p.args_truncated);
     fmt::string(
         out,
@@ -93,6 +97,8 @@ pub struct TableStyle {
     pub uid: bool,
     /// -q: arguments in double quotes.
     pub quote: bool,
+    /// A CONTAINER column (containers are shown).
+    pub container: bool,
 }
 
 pub fn table_header(style: &TableStyle) -> String {
@@ -106,10 +112,11 @@ pub fn table_header(style: &TableStyle) -> String {
     if style.uid {
         s.push_str(&format!("{:<6} ", "UID"));
     }
-    s.push_str(&format!(
-        "{:<16} {:<7} {:<7} {:>3} ARGS\n",
-        "PCOMM", "PID", "PPID", "RET"
-    ));
+    s.push_str(&format!("{:<16} {:<7} {:<7} ", "PCOMM", "PID", "PPID"));
+    if style.container {
+        s.push_str(&format!("{:<16} ", "CONTAINER"));
+    }
+    s.push_str(&format!("{:>3} ARGS\n", "RET"));
     s
 }
 
@@ -125,10 +132,14 @@ pub fn table_row(out: &mut Vec<u8>, style: &TableStyle, p: &Proc, ret: i32, sinc
     if style.uid {
         s.push_str(&format!("{:<6} ", p.uid));
     }
-    s.push_str(&format!(
-        "{:<16} {:<7} {:<7} {:>3} ",
-        p.comm, p.pid, p.ppid, ret
-    ));
+    s.push_str(&format!("{:<16} {:<7} {:<7} ", p.comm, p.pid, p.ppid));
+    if style.container {
+        s.push_str(&format!(
+            "{:<16} ",
+            containers::cell(p.container.as_deref())
+        ));
+    }
+    s.push_str(&format!("{ret:>3} "));
     for (i, a) in p.args.iter().enumerate() {
         if i > 0 {
             s.push(' ');
@@ -169,6 +180,8 @@ mod tests {
             args_truncated: false,
             cgroup_id: None,
             source: Source::Exec,
+            container: None,
+            host_exe: None,
         }
     }
 

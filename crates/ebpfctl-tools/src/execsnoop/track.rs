@@ -2,6 +2,10 @@
 //! so its `exited` event repeats its `started` fields. Entries leave when processes exit.
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use ebpfctl_container::resolver::Entry;
+use ebpfctl_container::select::Verdict;
 
 use ebpfctl_core::decode::time::ktime_to_unix_ns;
 use prometheus_client::metrics::counter::Counter;
@@ -10,6 +14,7 @@ use super::event::{Exec, Exit, Record, F_EXECVEAT};
 use super::print::{self, Happening, TableStyle};
 use super::proc::ProcInfo;
 use super::Filters;
+use crate::common::containers::{self, Containers};
 use crate::common::fmt::cstr;
 use crate::common::report::{Metrics, Output};
 
@@ -38,6 +43,10 @@ pub struct Proc {
     pub args_truncated: bool,
     pub cgroup_id: Option<u64>,
     pub source: Source,
+    /// Its container, when containers are shown.
+    pub container: Option<Arc<Entry>>,
+    /// `exe` on the host, for a process in a container (another mount namespace).
+    pub host_exe: Option<String>,
 }
 
 pub enum Mode {
@@ -58,6 +67,12 @@ pub struct Tracker<'a> {
     start_unix_ns: i128,
     pub decode_errors: u64,
     pub events: u64,
+    pub containers: Containers,
+    /// Any filter at all (user space, kernel or container): exits only of shown processes.
+    filtered: bool,
+    /// With container labels: counters per (kind, cgroup id).
+    labelled: HashMap<(&'static str, u64), Counter>,
+    metrics_events: prometheus_client::metrics::family::Family<Vec<(String, String)>, Counter>,
 }
 
 impl<'a> Tracker<'a> {
@@ -66,12 +81,16 @@ impl<'a> Tracker<'a> {
         filters: &'a Filters,
         out: &'a RefCell<Output>,
         metrics: &Metrics,
+        containers: Containers,
     ) -> Self {
+        let with_labels = containers.metric_labels;
         let counter = |t: &str| {
-            metrics
-                .events
-                .get_or_create(&vec![("type".to_string(), t.to_string())])
-                .clone()
+            let mut l = vec![("type".to_string(), t.to_string())];
+            if with_labels {
+                // The series of processes outside containers: empty container labels.
+                l.extend(containers::labels(None));
+            }
+            metrics.events.get_or_create(&l).clone()
         };
         Self {
             mode,
@@ -85,6 +104,46 @@ impl<'a> Tracker<'a> {
             start_unix_ns: ktime_to_unix_ns(ebpfctl_core::decode::time::monotonic_now_ns()),
             decode_errors: 0,
             events: 0,
+            filtered: filters.any() || containers.filtering(),
+            containers,
+            labelled: HashMap::new(),
+            metrics_events: metrics.events.clone(),
+        }
+    }
+
+    /// Counts one event of `kind` ("started", "exited", "error") of cgroup `cg`.
+    fn count(&mut self, kind: &'static str, cg: Option<u64>) {
+        if !self.containers.metric_labels {
+            match kind {
+                "started" => self.started.inc(),
+                "exited" => self.exited.inc(),
+                _ => self.errors.inc(),
+            };
+            return;
+        }
+        let cg = cg.unwrap_or(0);
+        let entry = if cg == 0 {
+            None
+        } else {
+            self.containers.entry(cg)
+        };
+        let family = &self.metrics_events;
+        self.labelled
+            .entry((kind, cg))
+            .or_insert_with(|| {
+                let mut l = vec![("type".to_string(), kind.to_string())];
+                l.extend(containers::labels(entry.as_deref()));
+                family.get_or_create(&l).clone()
+            })
+            .inc();
+    }
+
+    /// The container of cgroup `cg`, when containers are shown.
+    fn container_of(&mut self, cg: u64) -> Option<Arc<Entry>> {
+        if self.containers.show {
+            self.containers.entry(cg)
+        } else {
+            None
         }
     }
 
@@ -104,7 +163,26 @@ impl<'a> Tracker<'a> {
     pub fn snapshot(&mut self, list: Vec<ProcInfo>) -> Vec<u32> {
         let mut shown = Vec::new();
         let comms: HashMap<u32, String> = list.iter().map(|p| (p.pid, p.comm.clone())).collect();
+        let resolver = self.containers.resolver().cloned();
         for pi in list {
+            let entry = match (&resolver, &pi.cgroup) {
+                (Some(r), Some(path)) => r.get_path(path),
+                _ => None,
+            };
+            let cgroup_id = match (&resolver, &pi.cgroup) {
+                (Some(r), Some(path)) => r.cgroupfs().id_of(path).ok(),
+                _ => None,
+            };
+            if self.containers.filtering()
+                && cgroup_id.is_none_or(|cg| self.containers.admit(cg) != Verdict::Yes)
+            {
+                continue;
+            }
+            let shown_entry = if self.containers.show { entry } else { None };
+            let host_exe = match &shown_entry {
+                Some(e) => self.containers.host_path(e, pi.pid, &pi.exe),
+                None => None,
+            };
             let p = Proc {
                 pid: pi.pid,
                 ppid: pi.ppid,
@@ -117,8 +195,10 @@ impl<'a> Tracker<'a> {
                 exe: pi.exe,
                 args: pi.args,
                 args_truncated: pi.args_truncated,
-                cgroup_id: None,
+                cgroup_id,
                 source: Source::Snapshot,
+                container: shown_entry,
+                host_exe,
             };
             if !self.filters.snapshot_passes(&p, pi.cgroup.as_deref()) {
                 continue;
@@ -126,7 +206,7 @@ impl<'a> Tracker<'a> {
             if let Mode::Json = self.mode {
                 print::json(&mut self.buf, &p, &Happening::Started);
                 self.emit();
-                self.started.inc();
+                self.count("started", p.cgroup_id);
             }
             shown.push(p.pid);
             self.procs.insert(p.pid, p);
@@ -136,16 +216,56 @@ impl<'a> Tracker<'a> {
 
     /// A ring buffer record.
     pub fn on_record(&mut self, data: &[u8]) {
-        match Record::parse(data) {
-            Ok(Record::Exec(e)) => self.on_exec(&e),
-            Ok(Record::Exit(x)) => self.on_exit(&x),
-            Err(_) => self.decode_errors += 1,
+        let rec = match Record::parse(data) {
+            Ok(r) => r,
+            Err(_) => {
+                self.decode_errors += 1;
+                return;
+            }
+        };
+        let cg = match &rec {
+            Record::Exec(e) => e.cgroup_id,
+            Record::Exit(x) => x.cgroup_id,
+        };
+        if self.containers.holding(cg) {
+            // Behind events of that cgroup that wait: keep the order.
+            self.containers.hold(cg, data);
+            return;
+        }
+        if let Record::Exec(_) = rec {
+            match self.containers.admit(cg) {
+                Verdict::Yes => {}
+                Verdict::No => return,
+                Verdict::Unknown => {
+                    // A new container whose names are not known yet: decided once they are.
+                    self.containers.hold(cg, data);
+                    return;
+                }
+            }
+        }
+        self.dispatch(&rec);
+    }
+
+    fn dispatch(&mut self, rec: &Record<'_>) {
+        match rec {
+            Record::Exec(e) => self.on_exec(e),
+            Record::Exit(x) => self.on_exit(x),
+        }
+    }
+
+    /// Records that waited for their container's names, now shown (or dropped).
+    pub fn on_poll(&mut self) {
+        for data in self.containers.release() {
+            if let Ok(rec) = Record::parse(&data) {
+                self.dispatch(&rec);
+            }
         }
     }
 
     fn on_exec(&mut self, e: &Exec<'_>) {
         let args: Vec<String> = e.args().map(|a| a.into_owned()).collect();
-        let p = Proc {
+        let container = self.container_of(e.cgroup_id);
+        let mut p = Proc {
             pid: e.pid,
             ppid: e.ppid,
             uid: e.uid,
@@ -166,7 +286,13 @@ impl<'a> Tracker<'a> {
             } else {
                 Source::Exec
             },
+            container: None,
+            host_exe: None,
         };
+        if let (Some(c), 0) = (&container, e.ret) {
+            p.host_exe = self.containers.host_path(c, e.pid, &p.exe);
+        }
+        p.container = container;
         if !self.filters.user_passes(&p) {
             // A process we show no more (it exec'd into something filtered out).
             self.procs.remove(&p.pid);
@@ -188,12 +314,12 @@ impl<'a> Tracker<'a> {
         }
         self.emit();
         if e.ret == 0 {
-            self.started.inc();
+            self.count("started", Some(e.cgroup_id));
             if let Mode::Json = self.mode {
                 self.procs.insert(p.pid, p);
             }
         } else {
-            self.errors.inc();
+            self.count("error", Some(e.cgroup_id));
         }
     }
 
@@ -202,9 +328,10 @@ impl<'a> Tracker<'a> {
         let p = match self.procs.remove(&x.pid) {
             Some(p) => p,
             // Filters on: only processes whose `started` was shown get an `exited`.
-            None if self.filters.any() => return,
+            None if self.filtered => return,
             None => {
                 // Never seen exec'ing: it runs its parent's program.
+                let container = self.container_of(x.cgroup_id);
                 let parent = self.procs.get(&x.ppid);
                 let comm = cstr(x.comm).into_owned();
                 Proc {
@@ -223,6 +350,8 @@ impl<'a> Tracker<'a> {
                     comm,
                     cgroup_id: Some(x.cgroup_id),
                     source: Source::Fork,
+                    host_exe: parent.and_then(|p| p.host_exe.clone()),
+                    container,
                 }
             }
         };
@@ -235,6 +364,6 @@ impl<'a> Tracker<'a> {
             },
         );
         self.emit();
-        self.exited.inc();
+        self.count("exited", p.cgroup_id);
     }
 }

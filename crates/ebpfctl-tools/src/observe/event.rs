@@ -78,6 +78,12 @@ pub struct Request {
     pub traceparent: Option<String>,
     /// Go's goroutine (runtime.g) address: tells concurrent requests of a process apart.
     pub goroutine: u64,
+    /// The pid in the process's own pid namespace (a container's), when it differs from `pid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_pid: Option<u32>,
+    /// The process's container (docs/containers.md), when containers are shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<ebpfctl_container::Container>,
     #[serde(skip)]
     pub start_mono_ns: u64,
     /// Which observed executable the event came from (index of its target).
@@ -235,6 +241,8 @@ impl Request {
             error_type: None,
             traceparent,
             goroutine,
+            container_pid: None,
+            container: None,
             start_mono_ns: start,
             instance,
             raw_error,
@@ -349,6 +357,8 @@ impl Request {
             },
             traceparent: None,
             goroutine: 1,
+            container_pid: None,
+            container: None,
             start_mono_ns: 0,
             instance: 0,
             raw_error: Vec::new(),

@@ -34,6 +34,9 @@ pub struct HttpLabels {
     pub error_type: String,
     /// The observed process (comm@NAME).
     pub service_name: String,
+    /// With `--metrics-container-labels`: `container`, `pod`, `namespace`.
+    #[prometheus(flatten)]
+    pub container: Vec<(String, String)>,
 }
 
 fn new_histogram() -> Histogram {
@@ -50,6 +53,8 @@ pub struct Metrics {
     /// The histogram of each series seen, by a hash of the request fields its labels come
     /// from: a request like an earlier one costs a hash and a comparison, no label strings.
     series: HashMap<u64, Vec<(SeriesKey, Histogram)>>,
+    /// Container labels on every series.
+    container_labels: bool,
 }
 
 /// The request fields a series' labels are made of.
@@ -63,6 +68,18 @@ struct SeriesKey {
     proto: String,
     error_type: Option<String>,
     service: String,
+    container: Option<[String; 3]>,
+}
+
+/// What a request's container labels are made of: (name, pod, namespace).
+fn container_key(r: &Request) -> Option<(&str, &str, &str)> {
+    r.container.as_ref().map(|c| {
+        (
+            c.display_name(),
+            c.pod.as_deref().unwrap_or(""),
+            c.namespace.as_deref().unwrap_or(""),
+        )
+    })
 }
 
 impl SeriesKey {
@@ -76,6 +93,7 @@ impl SeriesKey {
             proto: r.proto.clone(),
             error_type: r.error_type.clone(),
             service: r.service.clone(),
+            container: container_key(r).map(|(a, b, c)| [a.into(), b.into(), c.into()]),
         }
     }
 
@@ -88,6 +106,11 @@ impl SeriesKey {
             && self.proto == r.proto
             && self.error_type == r.error_type
             && self.service == r.service
+            && self
+                .container
+                .as_ref()
+                .map(|[a, b, c]| (a.as_str(), b.as_str(), c.as_str()))
+                == container_key(r)
     }
 
     /// The hash `r`'s series is filed under.
@@ -101,6 +124,7 @@ impl SeriesKey {
         r.proto.hash(&mut h);
         r.error_type.hash(&mut h);
         r.service.hash(&mut h);
+        container_key(r).hash(&mut h);
         h.finish()
     }
 }
@@ -157,6 +181,11 @@ pub fn error_type(r: &Request) -> String {
 
 impl Metrics {
     pub fn new() -> Metrics {
+        Metrics::with_container_labels(false)
+    }
+
+    /// With `container`, `pod` and `namespace` labels on every series.
+    pub fn with_container_labels(container_labels: bool) -> Metrics {
         let mut registry = Registry::default();
         let client =
             Family::<HttpLabels, Histogram, fn() -> Histogram>::new_with_constructor(new_histogram);
@@ -187,6 +216,7 @@ impl Metrics {
             lost,
             lost_seen: 0,
             series: HashMap::new(),
+            container_labels,
         }
     }
 
@@ -197,7 +227,7 @@ impl Metrics {
             h.observe(secs);
             return;
         }
-        let h = Self::series_of(&self.client, &self.server, r);
+        let h = Self::series_of(&self.client, &self.server, r, self.container_labels);
         h.observe(secs);
         bucket.push((SeriesKey::of(r), h));
     }
@@ -207,6 +237,7 @@ impl Metrics {
         client: &Family<HttpLabels, Histogram, fn() -> Histogram>,
         server: &Family<HttpLabels, Histogram, fn() -> Histogram>,
         r: &Request,
+        container_labels: bool,
     ) -> Histogram {
         let (addr, port) = split_host_port(&r.host, &r.scheme);
         let status = if r.status == 0 {
@@ -223,6 +254,16 @@ impl Metrics {
             network_protocol_version: protocol_version(&r.proto),
             error_type: error_type(r),
             service_name: r.service.clone(),
+            container: if container_labels {
+                let (n, p, ns) = container_key(r).unwrap_or(("", "", ""));
+                vec![
+                    ("container".into(), n.into()),
+                    ("pod".into(), p.into()),
+                    ("namespace".into(), ns.into()),
+                ]
+            } else {
+                Vec::new()
+            },
         };
         let family = match r.kind {
             Kind::Client => client,

@@ -55,12 +55,14 @@ pub enum ObserveError {
     },
     #[error("process {0} does not exist (no /proc/{0}); check the PID with `ps`")]
     NoSuchPid(u32),
-    #[error("process {pid}: cannot resolve its executable /proc/{pid}/exe: {source} (a kernel thread, or not allowed: run as root)")]
+    #[error("process {pid}: cannot resolve its executable /proc/{pid}/exe: {source} (a kernel thread, or not allowed: run as root, or with CAP_SYS_PTRACE in a container)")]
     PidExe { pid: u32, source: std::io::Error },
     #[error("nothing to observe: give a Go executable path or --pid")]
     NoTarget,
     #[error("loading the observe probe into the kernel failed: {0} (needs BPF ring buffers, Linux 5.8+, and CAP_BPF + CAP_PERFMON or root)")]
     Load(libbpf_rs::Error),
+    #[error(transparent)]
+    Capabilities(#[from] ebpfctl_core::caps::MissingCapabilities),
     #[error("observe probe object: {0}")]
     Object(String),
     #[error("attaching uprobe {prog} to {path} at file offset {offset:#x} failed: {source} (needs CONFIG_UPROBE_EVENTS and the uprobe perf PMU, /sys/bus/event_source/devices/uprobe)")]
@@ -76,6 +78,8 @@ pub enum ObserveError {
     Consume(#[from] ebpfctl_core::consume::ConsumeError),
     #[error("{0}")]
     Metrics(#[from] ebpfctl_core::metrics::MetricsError),
+    #[error("{0}")]
+    Containers(String),
     #[error("OTLP exporter for {endpoint}: {what}")]
     Otlp { endpoint: String, what: String },
 }

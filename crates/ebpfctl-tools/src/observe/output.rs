@@ -166,7 +166,7 @@ pub fn log_line(r: &Request) -> String {
     } else {
         format!(" {}", r.proto)
     };
-    match r.kind {
+    let line = match r.kind {
         Kind::Client => format!(
             "{} -[{}{proto}]-> {} [{outcome}]",
             r.service, r.method, r.url
@@ -178,6 +178,10 @@ pub fn log_line(r: &Request) -> String {
                 r.method, r.service, r.url
             )
         }
+    };
+    match &r.container {
+        Some(c) => format!("{line} (container {})", c.display_name()),
+        None => line,
     }
 }
 

@@ -134,6 +134,11 @@ impl Observer {
         if targets.is_empty() {
             return Err(ObserveError::NoTarget);
         }
+        use ebpfctl_core::caps;
+        caps::require(
+            "tracing Go programs with uprobes",
+            &[caps::BPF, caps::TRACING, caps::UPROBES],
+        )?;
         if !Path::new("/sys/bus/event_source/devices/uprobe").exists() {
             // libbpf falls back to tracefs' uprobe_events without the uprobe PMU.
             ebpfctl_core::mounts::ensure_tracing()?;

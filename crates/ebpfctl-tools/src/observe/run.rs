@@ -6,7 +6,13 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+
+use ebpfctl_container::select::Verdict;
+use ebpfctl_container::{Resolver, Selector};
 use ebpfctl_core::consume::ConsumerBuilder;
+
+use crate::common::containers::{ContainerOptions, Containers};
 
 use super::event::{decode_proc, realtime_offset_ns, Request};
 use super::goerror::TypeNames;
@@ -32,6 +38,9 @@ pub struct RunOptions {
     pub count: Option<u64>,
     /// How often user space collects events (the probes do not wake it per event).
     pub poll_interval: Duration,
+    /// Containers shown, filtered, labelled; with a filter, `paths` are inside the
+    /// chosen containers.
+    pub containers: ContainerOptions,
 }
 
 /// What a run saw.
@@ -77,15 +86,159 @@ pub fn resolve_targets(paths: &[PathBuf], pids: &[u32]) -> Result<Vec<Target>, O
     Ok(targets)
 }
 
+/// Paths inside containers (`--container NAME /app/server`) as host paths through a
+/// process of each chosen container: `/proc/PID/root/app/server`.
+pub fn paths_in_containers(
+    paths: &[PathBuf],
+    resolver: &Resolver,
+    selector: &Selector,
+) -> Result<Vec<PathBuf>, ObserveError> {
+    let chosen: Vec<_> = resolver
+        .scan()
+        .into_iter()
+        .filter(|(_, e)| selector.verdict(Some(&e.container)) == Verdict::Yes)
+        .collect();
+    if chosen.is_empty() {
+        return Err(ObserveError::Containers(
+            "no running container matches --container/--pod/--namespace (see `podman ps`, `ctr -n NS containers ls`, `crictl ps`)".into(),
+        ));
+    }
+    let fs = resolver.cgroupfs();
+    let mut out = Vec::new();
+    for p in paths {
+        let rel = p.strip_prefix("/").map_err(|_| {
+            ObserveError::Containers(format!(
+                "{}: with --container, give the executable's absolute path inside the container",
+                p.display()
+            ))
+        })?;
+        let mut found = false;
+        for (_, e) in &chosen {
+            // A process of the container: its own cgroup or one below it.
+            let mut dirs = vec![e.cgroup.clone()];
+            let mut pid = None;
+            while let Some(d) = dirs.pop() {
+                if let Some(p) = fs.procs(&d).into_iter().next() {
+                    pid = Some(p);
+                    break;
+                }
+                if let Ok(rd) = std::fs::read_dir(fs.dir_of(&d)) {
+                    for ent in rd.flatten() {
+                        if ent.file_type().is_ok_and(|t| t.is_dir()) {
+                            dirs.push(format!("{d}/{}", ent.file_name().to_string_lossy()));
+                        }
+                    }
+                }
+            }
+            let Some(pid) = pid else { continue };
+            let host = PathBuf::from(format!("/proc/{pid}/root")).join(rel);
+            if host.exists() {
+                out.push(host);
+                found = true;
+            }
+        }
+        if !found {
+            return Err(ObserveError::Containers(format!(
+                "{}: not found in the chosen containers ({})",
+                p.display(),
+                chosen
+                    .iter()
+                    .map(|(_, e)| e.container.display_name().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// What observe knows of a pid: its cgroup id and its pid in its own namespace.
+#[derive(Clone, Copy)]
+struct PidInfo {
+    cgroup: Option<u64>,
+    ns_pid: Option<u32>,
+}
+
+/// Containers of requests, by pid (read once per process from /proc).
+struct PidContainers {
+    containers: Containers,
+    pids: HashMap<u32, PidInfo>,
+    /// Requests of containers whose names are not known yet.
+    waiting: Vec<(Instant, Request)>,
+}
+
+impl PidContainers {
+    fn info(&mut self, pid: u32) -> PidInfo {
+        if let Some(i) = self.pids.get(&pid) {
+            return *i;
+        }
+        if self.pids.len() > 4096 {
+            self.pids.clear();
+        }
+        let cgroup = self.containers.resolver().and_then(|r| {
+            let path = ebpfctl_container::cgroupfs::proc_cgroup(pid)?;
+            r.cgroupfs().id_of(&path).ok()
+        });
+        let ns_pid = ebpfctl_container::mounts::ns_pid(pid).filter(|&n| n != pid);
+        let i = PidInfo { cgroup, ns_pid };
+        self.pids.insert(pid, i);
+        i
+    }
+
+    /// Fills the request's container fields and applies the filter.
+    fn place(&mut self, mut r: Request) -> Placed {
+        if !self.containers.active() {
+            return Placed::Show(r);
+        }
+        let info = self.info(r.pid);
+        r.container_pid = info.ns_pid;
+        if self.containers.filtering() {
+            match info.cgroup.map(|cg| self.containers.admit(cg)) {
+                Some(Verdict::Yes) => {}
+                Some(Verdict::Unknown) => return Placed::Wait(r),
+                _ => return Placed::Drop,
+            }
+        }
+        if self.containers.show || self.containers.metric_labels {
+            r.container = info
+                .cgroup
+                .and_then(|cg| self.containers.entry(cg))
+                .map(|e| e.container.clone());
+        }
+        Placed::Show(r)
+    }
+}
+
+/// What the container filter makes of a request.
+enum Placed {
+    Show(Request),
+    Drop,
+    /// Its container's names are not known yet.
+    Wait(Request),
+}
+
 /// Runs until stopped; requests go to `out`, status lines to `diag`.
 pub fn run(
     opts: &RunOptions,
     out: &mut dyn Write,
     diag: &mut dyn Write,
 ) -> Result<RunSummary, ObserveError> {
-    let targets = resolve_targets(&opts.paths, &opts.pids)?;
+    let copts = ContainerOptions {
+        // With paths inside containers, no match is an error of its own below.
+        quiet_unmatched: !opts.paths.is_empty(),
+        ..opts.containers.clone()
+    };
+    let containers = Containers::start("observe", &copts)
+        .map_err(|e| ObserveError::Containers(e.to_string()))?;
+    let paths = match containers.resolver() {
+        Some(r) if !opts.containers.selector.is_empty() && !opts.paths.is_empty() => {
+            paths_in_containers(&opts.paths, r, &opts.containers.selector)?
+        }
+        _ => opts.paths.clone(),
+    };
+    let targets = resolve_targets(&paths, &opts.pids)?;
     let stop = ebpfctl_core::signals::stop_flag();
-    let mut metrics = Metrics::new();
+    let mut metrics = Metrics::with_container_labels(opts.containers.metric_labels);
     let metrics_server = match opts.metrics_addr {
         Some(a) => Some(ebpfctl_core::metrics::MetricsServer::start(
             a,
@@ -155,6 +308,11 @@ pub fn run(
         }
     })?;
     let consumer = builder.build()?;
+    let mut placed = PidContainers {
+        containers,
+        pids: HashMap::new(),
+        waiting: Vec::new(),
+    };
     let started = Instant::now();
     let mut lost_reported = 0u64;
     let mut fan = Fanout {
@@ -171,10 +329,25 @@ pub fn run(
     };
     loop {
         consumer.poll(opts.poll_interval)?;
-        for mut r in std::mem::take(&mut *pending.borrow_mut()) {
+        // Requests whose container is not decided wait up to a second, in order.
+        let mut batch: Vec<(Instant, Request)> = std::mem::take(&mut placed.waiting)
+            .into_iter()
+            .filter(|(since, _)| since.elapsed() < Duration::from_secs(1))
+            .collect();
+        let now = Instant::now();
+        batch.extend(
+            std::mem::take(&mut *pending.borrow_mut())
+                .into_iter()
+                .map(|r| (now, r)),
+        );
+        for (since, mut r) in batch {
             let mut names = names.borrow_mut();
             r.service = names.name(r.pid, &r.comm);
-            fan.handle(&r, names.identity(r.pid));
+            match placed.place(r) {
+                Placed::Show(r) => fan.handle(&r, names.identity(r.pid)),
+                Placed::Drop => {}
+                Placed::Wait(r) => placed.waiting.push((since, r)),
+            }
         }
         let _ = fan.out.flush();
         let lost_now = observer.lost();
@@ -202,7 +375,9 @@ pub fn run(
     for mut r in std::mem::take(&mut *pending.borrow_mut()) {
         let mut names = names.borrow_mut();
         r.service = names.name(r.pid, &r.comm);
-        fan.handle(&r, names.identity(r.pid));
+        if let Placed::Show(r) = placed.place(r) {
+            fan.handle(&r, names.identity(r.pid));
+        }
     }
     let requests = fan.requests;
     let lost = observer.lost();

@@ -2,12 +2,13 @@
 use crate::common::fmt::cstr;
 
 /// `offsetof(struct osnp_event, path)`.
-pub const HEAD: usize = 80;
+pub const HEAD: usize = 88;
 
 pub const FILTER_PID: u32 = 0x01;
 pub const FILTER_TID: u32 = 0x02;
 pub const FILTER_UID: u32 = 0x04;
 pub const FILTER_FAILED: u32 = 0x08;
+pub const FILTER_CONTAINER: u32 = 0x10;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -49,6 +50,8 @@ pub struct Open<'a> {
     pub uid: u32,
     pub dfd: i32,
     pub path_truncated: bool,
+    /// The caller's cgroup v2 id.
+    pub cgroup_id: u64,
     pub comm: &'a [u8],
     pub path: &'a [u8],
 }
@@ -85,6 +88,7 @@ impl<'a> Open<'a> {
             dfd: u32_at(b, 52) as i32,
             path_truncated: b[58] != 0,
             comm: &b[64..80],
+            cgroup_id: u64_at(b, 80),
             path: &b[HEAD..HEAD + path_len],
         })
     }
@@ -174,6 +178,7 @@ mod tests {
             ("path_len", 56),
             ("path_trunc", 58),
             ("comm", 64),
+            ("cgroup_id", 80),
             ("path", HEAD),
         ];
         for (name, off) in want {
@@ -191,8 +196,10 @@ mod tests {
         b[52..56].copy_from_slice(&(-100i32).to_ne_bytes());
         b[56..58].copy_from_slice(&5u16.to_ne_bytes());
         b[64..68].copy_from_slice(b"cat\0");
+        b[80..88].copy_from_slice(&77u64.to_ne_bytes());
         b.extend_from_slice(b"/etc\0");
         let o = Open::parse(&b).unwrap();
+        assert_eq!(o.cgroup_id, 77);
         assert_eq!(o.syscall, Syscall::Openat2);
         assert_eq!(o.path(), "/etc");
         assert_eq!(o.comm(), "cat");

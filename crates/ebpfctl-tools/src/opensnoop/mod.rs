@@ -11,14 +11,19 @@ use std::cell::RefCell;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
+use ebpfctl_container::select::Verdict;
 use ebpfctl_core::consume::ConsumerBuilder;
 use ebpfctl_core::decode::time::{ktime_to_unix_ns, monotonic_now_ns};
 use prometheus_client::metrics::counter::Counter;
 use regex::Regex;
 
 pub use event::{flag_names, DecodeError, Open, Syscall};
+use print::Place;
 pub use print::TableStyle;
 
+use crate::common::containers::{self, ContainerOptions, Containers};
 use crate::common::probe::{self, Probe};
 pub use crate::common::report::Summary;
 use crate::common::report::{self, Metrics, Output, StreamConfig};
@@ -54,6 +59,7 @@ pub struct Config {
     pub stream: StreamConfig,
     pub table: TableStyle,
     pub filters: Filters,
+    pub containers: ContainerOptions,
 }
 
 impl Default for Config {
@@ -62,6 +68,7 @@ impl Default for Config {
             stream: StreamConfig::with_ring(512 << 10),
             table: TableStyle::default(),
             filters: Filters::default(),
+            containers: ContainerOptions::default(),
         }
     }
 }
@@ -82,6 +89,9 @@ impl Config {
         if f.failed_only {
             bits |= event::FILTER_FAILED;
         }
+        if !self.containers.selector.is_empty() {
+            bits |= event::FILTER_CONTAINER;
+        }
         let p = |n: &'static str, v: u32| (n, v);
         vec![
             p("osnp_filters", bits),
@@ -99,6 +109,11 @@ struct Printer<'a> {
     out: &'a RefCell<Output>,
     ok: Counter,
     failed: Counter,
+    containers: Containers,
+    table: TableStyle,
+    /// With container labels: one counter per (cgroup, failed).
+    labelled: HashMap<(u64, bool), Counter>,
+    metrics: &'a Metrics,
     start_unix_ns: i128,
     events: u64,
     decode_errors: u64,
@@ -118,19 +133,65 @@ impl Printer<'_> {
                 return;
             }
         }
+        match self.containers.admit(o.cgroup_id) {
+            Verdict::Yes => self.print(&o),
+            Verdict::No => {}
+            // A new container whose names are not known yet: decided once they are.
+            Verdict::Unknown => self.containers.hold(o.cgroup_id, data),
+        }
+    }
+
+    fn print(&mut self, o: &Open<'_>) {
+        let c = &mut self.containers;
+        let entry = if c.show || c.metric_labels {
+            c.entry(o.cgroup_id)
+        } else {
+            None
+        };
+        let host_path = match (&entry, c.show) {
+            (Some(e), true) => c.host_path(e, o.pid, &o.path()),
+            _ => None,
+        };
+        let place = Place {
+            entry: if c.show { entry.as_deref() } else { None },
+            host_path: host_path.as_deref(),
+        };
         let mut out = self.out.borrow_mut();
         if self.cfg.stream.json {
-            print::json(out.buf(), &o);
+            print::json(out.buf(), o, &place);
         } else {
             let since = ktime_to_unix_ns(o.time_ns) - self.start_unix_ns;
-            print::table_row(out.buf(), &self.cfg.table, &o, since);
+            print::table_row(out.buf(), &self.table, o, since, &place);
         }
         out.written();
         self.events += 1;
-        if o.ret < 0 {
+        let failed = o.ret < 0;
+        if self.containers.metric_labels {
+            let metrics = self.metrics;
+            self.labelled
+                .entry((o.cgroup_id, failed))
+                .or_insert_with(|| {
+                    let mut l = vec![(
+                        "result".to_string(),
+                        if failed { "error" } else { "ok" }.to_string(),
+                    )];
+                    l.extend(containers::labels(entry.as_deref()));
+                    metrics.events.get_or_create(&l).clone()
+                })
+                .inc();
+        } else if failed {
             self.failed.inc();
         } else {
             self.ok.inc();
+        }
+    }
+
+    /// Events that waited for their container's names.
+    fn on_poll(&mut self) {
+        for rec in self.containers.release() {
+            if let Ok(o) = Open::parse(&rec) {
+                self.print(&o);
+            }
         }
     }
 }
@@ -142,21 +203,34 @@ pub fn run(
     out: Box<dyn std::io::Write>,
 ) -> Result<Summary, ToolError> {
     let metrics = Metrics::new(TOOL, cfg.stream.metrics_addr)?;
+    let mut containers = Containers::start(TOOL, &cfg.containers)?;
     let probe = Probe::load(TOOL, OBJECT, &cfg.params(), cfg.stream.ring_bytes)?;
+    containers.attach_filter(&probe)?;
+    let table = TableStyle {
+        container: containers.column,
+        ..cfg.table
+    };
     let events_map = probe.map(probe::EVENTS_MAP)?;
     let loss = probe.loss_source()?;
     let out = RefCell::new(Output::new(out));
+    let with_labels = containers.metric_labels;
     let counter = |r: &str| {
-        metrics
-            .events
-            .get_or_create(&vec![("result".to_string(), r.to_string())])
-            .clone()
+        let mut l = vec![("result".to_string(), r.to_string())];
+        if with_labels {
+            // The series of events outside containers: empty container labels.
+            l.extend(containers::labels(None));
+        }
+        metrics.events.get_or_create(&l).clone()
     };
     let printer = RefCell::new(Printer {
         cfg,
         out: &out,
         ok: counter("ok"),
         failed: counter("error"),
+        containers,
+        table,
+        labelled: HashMap::new(),
+        metrics: &metrics,
         start_unix_ns: ktime_to_unix_ns(monotonic_now_ns()),
         events: 0,
         decode_errors: 0,
@@ -166,7 +240,7 @@ pub fn run(
     let consumer = builder.build()?;
     if !cfg.stream.json {
         out.borrow_mut()
-            .line(print::table_header(&cfg.table).as_bytes());
+            .line(print::table_header(&table).as_bytes());
     }
     out.borrow_mut().flush();
     eprintln!(
@@ -174,7 +248,8 @@ pub fn run(
         probe.attached().len()
     );
     let lc = cfg.stream.loop_config(TOOL, stop);
-    let s = report::run_loop(&lc, &consumer, &loss, &metrics, &out, &|| {})?;
+    let on_poll = || printer.borrow_mut().on_poll();
+    let s = report::run_loop(&lc, &consumer, &loss, &metrics, &out, &|| {}, &on_poll)?;
     let p = printer.borrow();
     Ok(Summary {
         events: p.events,

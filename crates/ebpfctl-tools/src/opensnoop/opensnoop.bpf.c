@@ -59,6 +59,9 @@ struct {
 	__type(value, struct osnp_event);
 } scratch SEC(".maps");
 
+/* --container / --pod / --namespace: a verdict per cgroup id, written by user space. */
+EBPFCTL_CGROUP_FILTER;
+
 static __always_inline int enter_open(__u32 syscall, __s32 dfd, const char *path, __u64 flags,
 				      __u64 mode)
 {
@@ -72,6 +75,9 @@ static __always_inline int enter_open(__u32 syscall, __s32 dfd, const char *path
 		return 0;
 	if ((osnp_filters & OSNP_FILTER_UID) &&
 	    (__u32)bpf_get_current_uid_gid() != osnp_uid)
+		return 0;
+	if ((osnp_filters & OSNP_FILTER_CONTAINER) &&
+	    !ebpfctl_cgroup_passes(bpf_get_current_cgroup_id()))
 		return 0;
 	a = bpf_map_lookup_elem(&inflight, &tid);
 	if (!a) {
@@ -127,6 +133,7 @@ static __always_inline int exit_open(long ret)
 	e->uid = (__u32)bpf_get_current_uid_gid();
 	e->dfd = a->dfd;
 	e->path_trunc = 0;
+	e->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	n = bpf_probe_read_user_str(e->path, OSNP_PATH_CAP, a->path);
 	if (n <= 0) {

@@ -21,6 +21,7 @@ enum osnp_syscall {
 #define OSNP_FILTER_TID 0x02
 #define OSNP_FILTER_UID 0x04
 #define OSNP_FILTER_FAILED 0x08 /* only failed opens */
+#define OSNP_FILTER_CONTAINER 0x10 /* cgroup verdicts (ebpfctl_cgroup_filter) */
 
 /* What sys_enter_* saw, kept per thread until sys_exit_*. */
 struct osnp_args {
@@ -47,6 +48,7 @@ struct osnp_event {
 	__u8 path_trunc;  /* the path filled OSNP_PATH_CAP or could not be read */
 	__u8 pad[5];
 	char comm[16];
+	__u64 cgroup_id;  /* bpf_get_current_cgroup_id() */
 	char path[OSNP_PATH_CAP];
 };
 

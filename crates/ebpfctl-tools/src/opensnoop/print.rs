@@ -2,8 +2,10 @@
 use ebpfctl_core::decode::sys::errno_name;
 use ebpfctl_core::decode::time::ktime_to_unix_ns;
 
+use ebpfctl_container::resolver::Entry;
+
 use super::event::{flag_names, Open};
-use crate::common::fmt;
+use crate::common::{containers, fmt};
 
 /// Table columns chosen by flags.
 #[derive(Debug, Clone, Copy, Default)]
@@ -14,10 +16,19 @@ pub struct TableStyle {
     pub uid: bool,
     /// -e: FLAGS (and TID) columns.
     pub extended: bool,
+    /// A CONTAINER column (containers are shown).
+    pub container: bool,
+}
+
+/// Where an event's container is, when containers are shown.
+pub struct Place<'a> {
+    pub entry: Option<&'a Entry>,
+    /// The path on the host, for absolute paths of a container's process.
+    pub host_path: Option<&'a str>,
 }
 
 /// Appends one JSON line.
-pub fn json(out: &mut Vec<u8>, o: &Open<'_>) {
+pub fn json(out: &mut Vec<u8>, o: &Open<'_>, place: &Place<'_>) {
     out.extend_from_slice(b"{\"type\":\"open\"");
     fmt::time(out, "time", ktime_to_unix_ns(o.time_ns));
     fmt::uint(out, "pid", u64::from(o.pid));
@@ -39,6 +50,11 @@ pub fn json(out: &mut Vec<u8>, o: &Open<'_>) {
     }
     fmt::string(out, "syscall", o.syscall.name());
     fmt::int(out, "dfd", i64::from(o.dfd));
+    fmt::uint(out, "cgroup_id", o.cgroup_id);
+    if let Some(h) = place.host_path {
+        fmt::string(out, "host_path", h);
+    }
+    containers::json_member(out, place.entry);
     out.extend_from_slice(b"}\n");
 }
 
@@ -54,6 +70,9 @@ pub fn table_header(style: &TableStyle) -> String {
     if style.extended {
         s.push_str(&format!("{:<7} ", "TID"));
     }
+    if style.container {
+        s.push_str(&format!("{:<16} ", "CONTAINER"));
+    }
     s.push_str(&format!("{:<16} {:>4} {:>3} ", "COMM", "FD", "ERR"));
     if style.extended {
         s.push_str(&format!("{:<28} ", "FLAGS"));
@@ -62,7 +81,13 @@ pub fn table_header(style: &TableStyle) -> String {
     s
 }
 
-pub fn table_row(out: &mut Vec<u8>, style: &TableStyle, o: &Open<'_>, since_start_ns: i128) {
+pub fn table_row(
+    out: &mut Vec<u8>,
+    style: &TableStyle,
+    o: &Open<'_>,
+    since_start_ns: i128,
+    place: &Place<'_>,
+) {
     let mut s = String::with_capacity(96);
     if style.timestamp {
         s.push_str(&format!("{:<14.9}", since_start_ns.max(0) as f64 / 1e9));
@@ -73,6 +98,9 @@ pub fn table_row(out: &mut Vec<u8>, style: &TableStyle, o: &Open<'_>, since_star
     s.push_str(&format!("{:<7} ", o.pid));
     if style.extended {
         s.push_str(&format!("{:<7} ", o.tid));
+    }
+    if style.container {
+        s.push_str(&format!("{:<16} ", containers::cell(place.entry)));
     }
     s.push_str(&format!("{:<16} {:>4} {:>3} ", o.comm(), o.fd(), o.errno()));
     if style.extended {

@@ -23,7 +23,8 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         anyhow::bail!("{}: no such file", a.source.display());
     }
     let out = a.output.unwrap_or_else(|| a.source.with_extension("o"));
-    let include_dir = ebpfctl_build::prepare_include_dir(&ebpfctl_build::default_include_dir())
+    let include_dir = ebpfctl_build::default_include_dir()
+        .and_then(|d| ebpfctl_build::prepare_include_dir(&d))
         .context("preparing headers (vmlinux.h, libbpf, ebpfctl.h)")?;
     ebpfctl_build::Compile {
         src: a.source.clone(),

@@ -1,9 +1,11 @@
 //! `ebpfctl execsnoop`: process execution as `started` / `exited` / `error` events.
 use std::path::PathBuf;
 
+use ebpfctl_tools::common::containers::Show;
 use ebpfctl_tools::common::users::parse_uid;
 use ebpfctl_tools::execsnoop::{self, Config, Filters, TableStyle};
 
+use super::containers::ContainerArgs;
 use super::snoop::{self, Format};
 
 #[derive(clap::Args)]
@@ -56,6 +58,8 @@ pub struct Args {
     no_snapshot: bool,
     #[command(flatten)]
     stream: snoop::StreamArgs,
+    #[command(flatten)]
+    containers: ContainerArgs,
     /// Ring buffer size in KiB (a power of two); raise it if events are reported lost.
     #[arg(long, default_value_t = 256, value_name = "KIB")]
     ring_kib: u32,
@@ -69,6 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             timestamp: args.timestamp,
             uid: args.print_uid,
             quote: args.quote,
+            container: false,
         },
         filters: Filters {
             uid: args.uid.as_deref().map(parse_uid).transpose()?,
@@ -82,6 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         max_args: args.max_args,
         arg_len: args.arg_len,
         snapshot: !args.no_snapshot,
+        containers: args.containers.options(Show::Auto)?,
     };
     cfg.validate()?;
     let stop = ebpfctl_core::signals::stop_flag();

@@ -75,14 +75,21 @@ char LICENSE[] SEC("license") = "GPL";
 
 pub fn run(a: Args) -> anyhow::Result<i32> {
     let src = a.dir.join(format!("{}.bpf.c", a.name));
-    if src.exists() {
+    if src.symlink_metadata().is_ok() {
         anyhow::bail!(
             "{} already exists; pick another directory or --name",
             src.display()
         );
     }
     std::fs::create_dir_all(&a.dir).with_context(|| format!("create {}", a.dir.display()))?;
-    std::fs::write(&src, TEMPLATE).with_context(|| format!("write {}", src.display()))?;
+    // O_CREAT|O_EXCL: never follows a symlink or replaces a file that appeared meanwhile.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&src)
+        .with_context(|| format!("create {}", src.display()))?;
+    std::io::Write::write_all(&mut f, TEMPLATE.as_bytes())
+        .with_context(|| format!("write {}", src.display()))?;
     println!(
         "wrote {}\nnext:\n  ebpfctl build {}\n  sudo ebpfctl run {}",
         src.display(),

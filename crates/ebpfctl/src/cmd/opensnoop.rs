@@ -1,7 +1,9 @@
 //! `ebpfctl opensnoop`: open, openat and openat2 calls with their results.
+use ebpfctl_tools::common::containers::Show;
 use ebpfctl_tools::common::users::parse_uid;
 use ebpfctl_tools::opensnoop::{self, Config, Filters, TableStyle};
 
+use super::containers::ContainerArgs;
 use super::snoop::{self, Format};
 
 #[derive(clap::Args)]
@@ -39,6 +41,8 @@ pub struct Args {
     print_uid: bool,
     #[command(flatten)]
     stream: snoop::StreamArgs,
+    #[command(flatten)]
+    containers: ContainerArgs,
     /// Ring buffer size in KiB (a power of two); raise it if events are reported lost.
     #[arg(long, default_value_t = 512, value_name = "KIB")]
     ring_kib: u32,
@@ -51,6 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             timestamp: args.timestamp,
             uid: args.print_uid,
             extended: args.extended,
+            container: false,
         },
         filters: Filters {
             pid: args.pid,
@@ -59,6 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             failed_only: args.failed,
             name: args.name.as_deref().map(Filters::name_regex).transpose()?,
         },
+        containers: args.containers.options(Show::Auto)?,
     };
     let stop = ebpfctl_core::signals::stop_flag();
     let s = opensnoop::run(&cfg, stop, Box::new(std::io::stdout()))?;

@@ -7,26 +7,18 @@ use anyhow::Context;
 pub struct Args {
     /// What to pull: registry/repository[:tag|@digest].
     reference: String,
-    /// Write the object here [default: the cache, $XDG_CACHE_HOME/ebpfctl/oci/<sha256>.o].
+    /// Write the object here [default: the cache, $XDG_CACHE_HOME/ebpfctl/oci/<sha256>.o, see docs/oci.md].
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Skip TLS certificate checks, or use plain HTTP if the registry has no TLS (local/test registries).
-    #[arg(long)]
-    insecure: bool,
-    /// Registry user [default: $EBPFCTL_REGISTRY_USER, else a saved docker/podman login].
-    #[arg(long, short = 'u')]
-    username: Option<String>,
-    /// Registry password or token [default: $EBPFCTL_REGISTRY_PASSWORD].
-    #[arg(long, short = 'p')]
-    password: Option<String>,
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
+    #[command(flatten)]
+    credentials: super::registry::CredentialArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<i32> {
     let opts = ebpfctl_oci::PullOptions {
-        connection: ebpfctl_oci::Connection {
-            insecure: a.insecure,
-            auth: ebpfctl_oci::Auth::new(a.username, a.password),
-        },
+        connection: a.registry.connection(a.credentials.auth())?,
         output: a.output,
     };
     let pulled = ebpfctl_oci::pull(&a.reference, &opts).context("pull")?;

@@ -15,23 +15,15 @@ pub struct Args {
     /// Probe name in the artifact [default: the object's file name without .bpf.o].
     #[arg(long)]
     name: Option<String>,
-    /// Skip TLS certificate checks, or use plain HTTP if the registry has no TLS (local/test registries).
-    #[arg(long)]
-    insecure: bool,
-    /// Registry user [default: $EBPFCTL_REGISTRY_USER, else a saved docker/podman login].
-    #[arg(long, short = 'u')]
-    username: Option<String>,
-    /// Registry password or token [default: $EBPFCTL_REGISTRY_PASSWORD].
-    #[arg(long, short = 'p')]
-    password: Option<String>,
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
+    #[command(flatten)]
+    credentials: super::registry::CredentialArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<i32> {
     let opts = ebpfctl_oci::PushOptions {
-        connection: ebpfctl_oci::Connection {
-            insecure: a.insecure,
-            auth: ebpfctl_oci::Auth::new(a.username, a.password),
-        },
+        connection: a.registry.connection(a.credentials.auth())?,
         source: a.source,
         name: a.name,
     };

@@ -2,6 +2,7 @@
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use ebpfctl_core::convention::Keyword;
@@ -23,9 +24,9 @@ pub enum Format {
 pub struct Args {
     /// The compiled BPF object (.o), or a probe in a registry (host/repo:tag).
     object: PathBuf,
-    /// Pull OBJECT over plain HTTP or unverified HTTPS.
-    #[arg(long)]
-    insecure_registry: bool,
+    /// How to reach the registry when OBJECT is a reference.
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
     /// Output on stdout [default: table on a terminal, json otherwise].
     #[arg(short, long, value_enum)]
     output: Option<Format>,
@@ -35,18 +36,18 @@ pub struct Args {
     /// List the object's parameters with types and defaults, then exit.
     #[arg(long)]
     list_params: bool,
-    /// Serve Prometheus metrics here [default: 127.0.0.1:9091 when a map has a metric keyword].
+    /// Serve Prometheus metrics here [default: 127.0.0.1:19435 when a map has a metric keyword].
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
     /// Serve no metrics.
     #[arg(long, conflicts_with = "metrics_addr")]
     no_metrics: bool,
-    /// Snapshot / redraw period for key/value maps.
+    /// Snapshot / redraw period for key/value maps (at least 10ms).
     #[arg(long, default_value = "1s", value_parser = parse_cli_duration)]
-    interval: std::time::Duration,
+    interval: Duration,
     /// Stop after this long (default: until Ctrl-C / SIGTERM).
     #[arg(long, value_parser = parse_cli_duration)]
-    duration: Option<std::time::Duration>,
+    duration: Option<Duration>,
     /// Network interface for xdp, tc, tcx and socket programs.
     #[arg(long)]
     iface: Option<String>,
@@ -72,9 +73,29 @@ pub struct Args {
     /// Size in bytes of ring buffers declared with max_entries 0.
     #[arg(long)]
     ringbuf_size: Option<u32>,
+    /// Load an object that calls helpers which change the traced system (bpf_send_signal,
+    /// bpf_probe_write_user, bpf_override_return, ...: docs/security.md).
+    #[arg(long)]
+    allow_unsafe_helpers: bool,
     /// Show libbpf's messages.
     #[arg(short, long)]
     verbose: bool,
+    /// After every `ebpfctl_cgroup_id` member, its container (runtime, id, name; pod,
+    /// namespace); tables show the container's name in that column. See docs/containers.md.
+    #[arg(long)]
+    containers: bool,
+}
+
+/// The container resolver behind `--containers`, for the decoder.
+struct Names(std::sync::Mutex<ebpfctl_container::resolver::View>);
+
+impl ebpfctl_core::decode::ContainerNames for Names {
+    fn lookup(&self, id: u64, found: &mut dyn FnMut(&[u8], &str)) {
+        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = v.get(id) {
+            found(&e.json, e.container.display_name());
+        }
+    }
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -83,8 +104,33 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected NAME=VALUE, got {s:?}"))
 }
 
+/// The shortest `--interval`: each tick reads every key/value map and redraws, and a zero
+/// period turned the loop into a busy spin.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Flag values that parse but make no sense, refused before anything is pulled or loaded.
+fn check_flags(a: &Args) -> anyhow::Result<()> {
+    if a.interval < MIN_INTERVAL {
+        anyhow::bail!(
+            "--interval {:?} is too short: it must be at least 10ms (the period of map snapshots and table redraws)",
+            a.interval
+        );
+    }
+    if a.duration.is_some_and(|d| d.is_zero()) {
+        anyhow::bail!("--duration 0 would stop at once: give a positive duration like 10s, or leave it out to run until Ctrl-C");
+    }
+    if let Some(step) = a.hist_linear_step {
+        if !(step.is_finite() && step > 0.0) {
+            anyhow::bail!("--hist-linear-step {step}: must be a positive number (the width of one histogram slot)");
+        }
+    }
+    Ok(())
+}
+
 pub fn run(mut a: Args) -> anyhow::Result<i32> {
-    a.object = ebpfctl_oci::resolve_object(&a.object, a.insecure_registry)?;
+    check_flags(&a)?;
+    let connection = a.registry.connection(ebpfctl_oci::Auth::new(None, None))?;
+    a.object = ebpfctl_oci::resolve_object(&a.object, &connection)?;
     let spec = ObjectSpec::from_path(&a.object).with_context(|| a.object.display().to_string())?;
     if a.list_params {
         print_params(&spec);
@@ -127,6 +173,7 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
             ringbuf_bytes: a.ringbuf_size,
             verbose: a.verbose,
             no_attach: false,
+            allow_unsafe_helpers: a.allow_unsafe_helpers,
         },
         output,
         interval: a.interval,
@@ -136,6 +183,13 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
         hist_key: a.hist_key,
         hist_linear_step: a.hist_linear_step,
     };
+    if a.containers {
+        let r = std::sync::Arc::new(
+            ebpfctl_container::Resolver::start(Default::default()).context("--containers")?,
+        );
+        r.scan();
+        ebpfctl_core::decode::set_container_names(Box::new(Names(std::sync::Mutex::new(r.view()))));
+    }
     let stdout = Box::new(std::io::stdout().lock());
     ebpfctl_core::run::run(&spec, &opts, stdout, &mut |msg: &str| {
         eprintln!("ebpfctl: {msg}")

@@ -27,7 +27,7 @@ pub struct StreamArgs {
     /// Stop after this many seconds.
     #[arg(short = 'd', long, value_name = "SECONDS")]
     duration: Option<f64>,
-    /// Serve Prometheus metrics (events, lost events) at this address, e.g. 127.0.0.1:9091.
+    /// Serve Prometheus metrics (events, lost events) at this address, e.g. 127.0.0.1:19435.
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<String>,
 }

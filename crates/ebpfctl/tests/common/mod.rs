@@ -100,6 +100,19 @@ pub fn target_dir() -> PathBuf {
     })
 }
 
+/// Copies an executable through `cp`, so no file descriptor writing it is ever open in this
+/// process: a test thread forking at the same moment would inherit such a descriptor and
+/// make every exec of the copy fail with ETXTBSY until its child execs.
+pub fn copy_exe(src: &Path, dst: &Path) {
+    let st = Command::new("cp")
+        .arg("--")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cp {} {}: {st}", src.display(), dst.display());
+}
+
 /// Runs the example target with arguments; returns its pid after it exited successfully.
 pub fn target(args: &[&str]) -> u32 {
     target_as(TARGET, args)
@@ -114,7 +127,7 @@ pub fn target_as(name: &str, args: &[&str]) -> u32 {
     let path = dir.join(name);
     if name != TARGET {
         once_per_key(&format!("target-as-{name}"), || {
-            std::fs::copy(dir.join(TARGET), &path).unwrap();
+            copy_exe(&dir.join(TARGET), &path);
             path.clone()
         });
     }
@@ -258,7 +271,10 @@ impl Run {
 
     /// Stdout so far, as JSON values (one per line).
     pub fn json(&self) -> Vec<serde_json::Value> {
-        parse_lines(&self.stdout.lock().unwrap())
+        let out = self.stdout.lock().unwrap().clone();
+        // Only whole lines: the child may be in the middle of writing the last one.
+        let end = out.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        parse_lines(&out[..end])
     }
 
     /// Waits until `pred` holds for the JSON lines so far (or panics after 10 s).

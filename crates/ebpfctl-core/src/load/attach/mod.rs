@@ -39,6 +39,10 @@ pub enum AttachPoint {
     Lsm {
         hook: String,
     },
+    /// `lsm_cgroup/HOOK`: an LSM hook run for one cgroup (`--cgroup`).
+    LsmCgroup {
+        hook: String,
+    },
     Uprobe {
         target: Option<String>,
         ret: bool,
@@ -109,7 +113,8 @@ impl AttachPoint {
             },
             "fentry" | "fexit" | "fmod_ret" | "fentry.s" | "fexit.s" | "fmod_ret.s"
             | "freplace" => AttachPoint::Fentry { target: s(rest) },
-            "lsm" | "lsm.s" | "lsm_cgroup" => AttachPoint::Lsm { hook: s(rest) },
+            "lsm" | "lsm.s" => AttachPoint::Lsm { hook: s(rest) },
+            "lsm_cgroup" => AttachPoint::LsmCgroup { hook: s(rest) },
             "uprobe" | "uprobe.s" | "uprobe.multi" | "uprobe.multi.s" => AttachPoint::Uprobe {
                 target: (!rest.is_empty()).then(|| s(rest)),
                 ret: false,
@@ -145,6 +150,7 @@ impl AttachPoint {
             AttachPoint::Kprobe { .. } => "kprobe",
             AttachPoint::Fentry { .. } => "fentry",
             AttachPoint::Lsm { .. } => "lsm",
+            AttachPoint::LsmCgroup { .. } => "lsm_cgroup",
             AttachPoint::Uprobe { .. } => "uprobe",
             AttachPoint::Usdt { .. } => "usdt",
             AttachPoint::PerfEvent => "perf_event",
@@ -164,6 +170,7 @@ impl AttachPoint {
             AttachPoint::Kprobe { .. } => "kprobes (CONFIG_KPROBES)",
             AttachPoint::Fentry { .. } => "BPF trampolines (fentry/fexit: CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS, ftrace not locked)",
             AttachPoint::Lsm { .. } => "BPF LSM (CONFIG_BPF_LSM and `bpf` in the lsm= boot list)",
+            AttachPoint::LsmCgroup { .. } => "BPF LSM cgroup hooks (Linux 6.0, CONFIG_BPF_LSM and `bpf` in the lsm= boot list)",
             AttachPoint::Uprobe { .. } | AttachPoint::Usdt { .. } => "uprobes (CONFIG_UPROBE_EVENTS)",
             AttachPoint::Tracepoint { .. } => "tracepoints (tracefs)",
             AttachPoint::TpBtf { .. } => "BTF-enabled raw tracepoints (kernel BTF)",
@@ -243,7 +250,9 @@ pub fn attach(
         | AttachPoint::Tc { .. }
         | AttachPoint::Tcx { .. }
         | AttachPoint::SocketFilter => net::attach(prog, point, opts).map_err(fail),
-        AttachPoint::Cgroup { .. } => cgroup::attach(prog, opts).map_err(fail),
+        AttachPoint::Cgroup { .. } | AttachPoint::LsmCgroup { .. } => {
+            cgroup::attach(prog, opts).map_err(fail)
+        }
         AttachPoint::PerfEvent => perf_event::attach(prog, opts.perf_freq).map_err(fail),
         AttachPoint::Other { .. } => Ok(Attachment::None),
         _ => tracing::attach(prog, point).map_err(fail),

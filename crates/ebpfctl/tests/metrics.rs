@@ -1,0 +1,613 @@
+//! The metrics server of `ebpfctl run` (docs/metrics.md) under idle and slow clients, its
+//! format negotiation (0.0.4 text, OpenMetrics, gzip) checked with promtool, and a real
+//! Prometheus scraping both formats. Needs root, promtool and prometheus.
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const COMM: &str = "ebpfctl-mtarget";
+
+/// `ebpfctl run syscall_counter` counting the syscalls of our target only, serving metrics
+/// on a free loopback port.
+fn start() -> Run {
+    let obj = example("syscall_counter");
+    let param = format!("target_comm={COMM}");
+    let run = Run::start(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "none",
+        "--param",
+        &param,
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    target_as(COMM, &["getppid", "5"]);
+    run
+}
+
+/// A response: status line, headers (lower-case names), body as sent.
+struct Reply {
+    status: String,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    /// The body, gunzipped when it says it is gzip.
+    fn text(&self) -> String {
+        if self.header("content-encoding") == Some("gzip") {
+            let mut out = String::new();
+            flate2::read::GzDecoder::new(&self.body[..])
+                .read_to_string(&mut out)
+                .expect("valid gzip");
+            out
+        } else {
+            String::from_utf8(self.body.clone()).expect("UTF-8 body")
+        }
+    }
+}
+
+fn parse_reply(raw: &[u8]) -> Reply {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or("").to_string();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`), read to the end.
+fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    parse_reply(&raw)
+}
+
+fn get(addr: &str, headers: &[(&str, &str)]) -> Reply {
+    let r = request(addr, "GET", "/metrics", headers);
+    assert!(r.status.starts_with("HTTP/1.1 200"), "{}", r.status);
+    r
+}
+
+/// What Prometheus 2.42 sends.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// promtool's OpenMetrics parser (the TSDB importer) must accept the body: a timestamp is
+/// added to each sample, as that importer requires; nothing else changes.
+fn promtool_openmetrics_ok(body: &str) {
+    let dir = tmp().join(format!("om-check-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let stamped: String = body
+        .lines()
+        .map(|l| {
+            if l.starts_with('#') {
+                format!("{l}\n")
+            } else {
+                format!("{l} 1700000000\n")
+            }
+        })
+        .collect();
+    let file = dir.join("metrics.om");
+    std::fs::write(&file, stamped).unwrap();
+    let o = Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&file)
+        .arg(dir.join("blocks"))
+        .output()
+        .expect("promtool (apt-get install prometheus) is needed by this test");
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    // The importer reports a parse error on stderr (its exit code stays 0 in 2.42).
+    assert!(
+        o.status.success() && out.contains("NUM SAMPLES") && !out.contains("getting min and max"),
+        "promtool rejected the OpenMetrics body:\n{out}\n--- body:\n{body}"
+    );
+}
+
+#[test]
+fn idle_and_half_open_connections_do_not_delay_a_scrape() {
+    let run = start();
+    let addr = run.metrics_addr();
+    // 150 connections that say nothing, and 20 that stop in the middle of their headers.
+    let mut held: Vec<TcpStream> = (0..150)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..5 {
+        let t = Instant::now();
+        let body = get(&addr, &[]).text();
+        let took = t.elapsed();
+        // The old one-at-a-time server made this wait for every idle client's 2 s timeout.
+        assert!(
+            took < Duration::from_secs(1),
+            "a scrape took {took:?} with 170 idle connections open"
+        );
+        assert!(
+            sample(&body, "ebpfctl_program_runs_total").is_some(),
+            "{body}"
+        );
+    }
+    // Stopping with all of them still open is immediate.
+    let t = Instant::now();
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "stopping took {:?}",
+        t.elapsed()
+    );
+    drop(held);
+}
+
+#[test]
+fn a_slow_loris_is_cut_by_the_header_timeout() {
+    let run = start();
+    let addr = run.metrics_addr();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(250)))
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    let started = Instant::now();
+    let mut scraped_meanwhile = false;
+    let cut = loop {
+        // One header byte every 250 ms, never finishing.
+        if s.write_all(b"a").is_err() {
+            break started.elapsed();
+        }
+        let mut buf = [0u8; 512];
+        match s.read(&mut buf) {
+            Ok(_) => break started.elapsed(), // closed (0) or an error status, then closed
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break started.elapsed(),
+        }
+        if !scraped_meanwhile && started.elapsed() > Duration::from_secs(2) {
+            let t = Instant::now();
+            get(&addr, &[]);
+            assert!(
+                t.elapsed() < Duration::from_secs(1),
+                "scrape beside the slow client took {:?}",
+                t.elapsed()
+            );
+            scraped_meanwhile = true;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "a client sending headers byte by byte was never cut off"
+        );
+    };
+    assert!(scraped_meanwhile);
+    // HEADER_TIMEOUT is 5 s.
+    assert!(
+        cut >= Duration::from_secs(4) && cut < Duration::from_secs(9),
+        "cut after {cut:?}"
+    );
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+}
+
+#[test]
+fn text_openmetrics_and_gzip_are_negotiated_and_promtool_accepts_both() {
+    let run = start();
+    let addr = run.metrics_addr();
+
+    // No preference: the 0.0.4 text format, as before.
+    let plain = get(&addr, &[]);
+    assert_eq!(
+        plain.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert_eq!(plain.header("content-encoding"), None);
+    let text = plain.text();
+    assert!(
+        text.contains("# TYPE ebpfctl_program_runs_total counter"),
+        "{text}"
+    );
+    assert!(!text.contains("# EOF"), "{text}");
+    let syscalls = format!("ebpfctl_syscalls_total{{nr=\"getppid\",comm=\"{COMM}\"}}");
+    assert!(sample(&text, &syscalls).unwrap() >= 5.0, "{text}");
+    promtool_ok(&text);
+
+    // What Prometheus asks for: OpenMetrics, gzipped.
+    let om = get(
+        &addr,
+        &[("Accept", PROMETHEUS_ACCEPT), ("Accept-Encoding", "gzip")],
+    );
+    assert_eq!(
+        om.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert_eq!(om.header("content-encoding"), Some("gzip"));
+    assert_eq!(om.header("vary"), Some("Accept, Accept-Encoding"));
+    let body = om.text();
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    assert!(
+        body.contains("# TYPE ebpfctl_program_runs counter"),
+        "{body}"
+    );
+    assert!(sample(&body, &syscalls).unwrap() >= 5.0, "{body}");
+    promtool_openmetrics_ok(&body);
+
+    // Text, gzipped; OpenMetrics, not.
+    let r = get(&addr, &[("Accept-Encoding", "deflate, gzip;q=0.8")]);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert!(
+        r.body.len() < r.text().len() / 3,
+        "gzip should shrink the body"
+    );
+    promtool_ok(&r.text());
+    let r = get(
+        &addr,
+        &[("Accept", "application/openmetrics-text; version=1.0.0")],
+    );
+    assert_eq!(r.header("content-encoding"), None);
+    promtool_openmetrics_ok(&r.text());
+    // gzip refused explicitly.
+    let r = get(&addr, &[("Accept-Encoding", "gzip;q=0")]);
+    assert_eq!(r.header("content-encoding"), None);
+
+    // Other methods and paths.
+    let r = request(&addr, "HEAD", "/metrics", &[]);
+    assert!(r.status.starts_with("HTTP/1.1 200"), "{}", r.status);
+    assert!(r.body.is_empty());
+    assert!(request(&addr, "POST", "/metrics", &[])
+        .status
+        .contains(" 405"));
+    assert!(request(&addr, "GET", "/nope", &[]).status.contains(" 404"));
+
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+}
+
+#[test]
+fn the_default_address_is_port_19435_on_loopback() {
+    let obj = example("syscall_counter");
+    let param = format!("target_comm={COMM}");
+    let run = Run::start(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "none",
+        "--param",
+        &param,
+    ]);
+    let err = run.stderr().join("\n");
+    // Another run on this machine may hold the port: then the default is reported, not fatal.
+    assert!(
+        err.contains("serving metrics on http://127.0.0.1:19435/metrics")
+            || err.contains("metrics disabled: cannot serve metrics on 127.0.0.1:19435"),
+        "{err}"
+    );
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+}
+
+/// A one-request-per-connection HTTP relay in front of the metrics server: optionally
+/// replaces the scraper's `Accept`, and records the `Content-Type` and `Content-Encoding` of
+/// every response it relays.
+struct Relay {
+    addr: String,
+    seen: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl Relay {
+    fn start(upstream: String, accept: Option<&'static str>) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = Arc::clone(&seen);
+        // Ends with the test process.
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let _ = relay_one(conn, &upstream, accept, &seen2);
+            }
+        });
+        Relay { addr, seen }
+    }
+}
+
+fn relay_one(
+    mut client: TcpStream,
+    upstream: &str,
+    accept: Option<&str>,
+    seen: &Mutex<Vec<(String, String)>>,
+) -> std::io::Result<()> {
+    client.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut byte)? == 0 {
+            return Ok(());
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let mut out = String::new();
+    for line in head.split("\r\n").filter(|l| !l.is_empty()) {
+        let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
+        if name == "connection" || (accept.is_some() && name == "accept") {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    if let Some(a) = accept {
+        out.push_str(&format!("Accept: {a}\r\n"));
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    let mut up = TcpStream::connect(upstream)?;
+    up.write_all(out.as_bytes())?;
+    let mut raw = Vec::new();
+    up.read_to_end(&mut raw)?;
+    let reply = parse_reply(&raw);
+    seen.lock().unwrap().push((
+        reply.header("content-type").unwrap_or("").to_string(),
+        reply.header("content-encoding").unwrap_or("").to_string(),
+    ));
+    client.write_all(&raw)
+}
+
+/// A Prometheus server with its own config and storage; killed (and its directory removed)
+/// on drop.
+struct Prometheus {
+    child: Child,
+    dir: PathBuf,
+    addr: String,
+}
+
+impl Prometheus {
+    fn start(jobs: &[(&str, &str)]) -> Prometheus {
+        let dir = tmp().join(format!("prometheus-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut config =
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n".to_string();
+        for (job, target) in jobs {
+            config.push_str(&format!(
+                "  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"
+            ));
+        }
+        std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.join("log")).unwrap();
+        let mut cmd = Command::new("prometheus");
+        cmd.arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={addr}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+        // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .expect("prometheus (apt-get install prometheus) is needed by this test");
+        let mut p = Prometheus { child, dir, addr };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(st)) = p.child.try_wait() {
+                panic!("prometheus exited ({st}):\n{}", p.log());
+            }
+            if TcpStream::connect(&p.addr).is_ok()
+                && request(&p.addr, "GET", "/-/ready", &[])
+                    .status
+                    .contains(" 200")
+            {
+                return p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus not ready:\n{}",
+                p.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+
+    /// An instant query's result vector.
+    fn query(&self, q: &str) -> Vec<serde_json::Value> {
+        let enc: String = q
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let r = request(
+            &self.addr,
+            "GET",
+            &format!("/api/v1/query?query={enc}"),
+            &[],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&r.body)
+            .unwrap_or_else(|e| panic!("query {q}: {e}: {}", String::from_utf8_lossy(&r.body)));
+        assert_eq!(v["status"], "success", "{v}");
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The scrape error Prometheus reports for `job`, if any.
+    fn last_error(&self, job: &str) -> String {
+        let r = request(&self.addr, "GET", "/api/v1/targets", &[]);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        v["data"]["activeTargets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["labels"]["job"] == job)
+            .map(|t| t["lastError"].to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_real_prometheus_scrapes_both_formats() {
+    let run = start();
+    let addr = run.metrics_addr();
+    // Prometheus asks for OpenMetrics; the second relay makes it a plain text scrape.
+    let om = Relay::start(addr.clone(), None);
+    let text = Relay::start(addr.clone(), Some("text/plain;version=0.0.4"));
+    let prom = Prometheus::start(&[("om", &om.addr), ("text", &text.addr)]);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let series = format!("ebpfctl_syscalls_total{{nr=\"getppid\",comm=\"{COMM}\"}}");
+    loop {
+        let up: Vec<(String, String)> = prom
+            .query("up")
+            .iter()
+            .map(|r| {
+                (
+                    r["metric"]["job"].as_str().unwrap_or("").to_string(),
+                    r["value"][1].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        let both_up = ["om", "text"]
+            .iter()
+            .all(|j| up.iter().any(|(job, v)| job == j && v == "1"));
+        let jobs_with_series: Vec<String> = prom
+            .query(&series)
+            .iter()
+            .filter(|r| r["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()) >= Some(5.0))
+            .map(|r| r["metric"]["job"].as_str().unwrap_or("").to_string())
+            .collect();
+        if both_up
+            && jobs_with_series.contains(&"om".to_string())
+            && jobs_with_series.contains(&"text".to_string())
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "prometheus did not scrape both formats: up {up:?}, {series} in {jobs_with_series:?}; errors om={} text={}\n{}",
+            prom.last_error("om"),
+            prom.last_error("text"),
+            prom.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The series have the same names whichever format carried them.
+    for job in ["om", "text"] {
+        let runs = prom.query(&format!("ebpfctl_program_runs_total{{job=\"{job}\"}}"));
+        assert_eq!(runs.len(), 1, "{job}: {runs:?}");
+        assert_eq!(runs[0]["metric"]["program"], "count_syscalls");
+    }
+    let seen_om = om.seen.lock().unwrap().clone();
+    let seen_text = text.seen.lock().unwrap().clone();
+    assert!(
+        !seen_om.is_empty()
+            && seen_om
+                .iter()
+                .all(|(t, e)| t.starts_with("application/openmetrics-text") && e == "gzip"),
+        "{seen_om:?}"
+    );
+    assert!(
+        !seen_text.is_empty()
+            && seen_text
+                .iter()
+                .all(|(t, e)| t.starts_with("text/plain; version=0.0.4") && e == "gzip"),
+        "{seen_text:?}"
+    );
+    drop(prom);
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+}
+
+#[test]
+fn histograms_and_gauges_are_valid_in_both_formats() {
+    let obj = example("sleep_latency");
+    let run = Run::start(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "none",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    target(&["sleep", "5", "2000"]);
+    let addr = run.metrics_addr();
+    let om = get(&addr, &[("Accept", PROMETHEUS_ACCEPT)]).text();
+    assert!(
+        om.contains("# TYPE ebpfctl_sleeps_seconds histogram"),
+        "{om}"
+    );
+    assert!(om.contains("ebpfctl_sleeps_seconds_bucket{"), "{om}");
+    promtool_openmetrics_ok(&om);
+    promtool_ok(&get(&addr, &[]).text());
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+}
