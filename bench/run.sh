@@ -13,7 +13,8 @@ for b in "${which[@]}"; do
   case $b in
     runner) python3 bench/runner/run.py target/release/ebpfctl "${ROUNDS:-5}" | tee bench/out/runner.md ;;
     snoop) [[ -x bench/snoop/run.sh ]] && bench/snoop/run.sh | tee bench/out/snoop.md ;;
-    observe) [[ -x bench/observe/run.sh ]] && bench/observe/run.sh | tee bench/out/observe.md ;;
+    observe) [[ -x bench/observe/run.sh ]] && bench/observe/run.sh | tee bench/out/observe.md
+      python3 bench/observe/stop.py | tee bench/out/observe-stop.md ;;
     *) echo "unknown benchmark $b (runner, snoop, observe)" >&2; exit 2 ;;
   esac
 done

@@ -146,6 +146,43 @@ fn attach_btf_prog(fd: &OwnedFd, attach_type: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether the kernel has uprobe-multi links (`BPF_TRACE_UPROBE_MULTI`, Linux 6.6+): a
+/// no-op program of that expected attach type loads, and a link to a directory is refused
+/// with EBADF (the kernel got as far as checking the path). Nothing is attached.
+pub fn uprobe_multi() -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = load_noop(
+        libbpf_sys::BPF_PROG_TYPE_KPROBE,
+        libbpf_sys::BPF_TRACE_UPROBE_MULTI,
+        0,
+    )?;
+    let path = CString::new("/").expect("no NUL");
+    let offset: std::os::raw::c_ulong = 0;
+    // SAFETY: all-zero is a valid bpf_link_create_opts; `sz` is set as libbpf requires.
+    let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _;
+    opts.__bindgen_anon_1.uprobe_multi =
+        libbpf_sys::bpf_link_create_opts__bindgen_ty_1__bindgen_ty_3 {
+            path: path.as_ptr(),
+            offsets: &offset,
+            cnt: 1,
+            ..Default::default()
+        };
+    // SAFETY: `fd` is a loaded program; path, offset and opts outlive the call.
+    let rc = unsafe {
+        libbpf_sys::bpf_link_create(fd.as_raw_fd(), 0, libbpf_sys::BPF_TRACE_UPROBE_MULTI, &opts)
+    };
+    if rc >= 0 {
+        // SAFETY: a fresh link fd owned by nobody else; closing it detaches.
+        drop(unsafe { OwnedFd::from_raw_fd(rc) });
+        return Ok(());
+    }
+    match sys::errno_of(rc) {
+        e if e.raw_os_error() == Some(libc::EBADF) => Ok(()),
+        e => Err(e),
+    }
+}
+
 /// Opens (disabled) and closes a perf event: `kind` is the PMU type, config as given.
 fn perf_open(pmu: u32, config: u64, config1: u64, config2: u64) -> io::Result<()> {
     // struct perf_event_attr, PERF_ATTR_SIZE_VER5 (112 bytes) laid out by hand.

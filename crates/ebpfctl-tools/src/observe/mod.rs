@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 pub mod deferred;
 pub mod event;
 pub mod goelf;
+pub mod goerror;
 pub mod graph;
 pub mod metrics;
+pub mod moduledata;
 pub mod offsets;
 pub mod otlp;
 pub mod output;
@@ -21,7 +23,7 @@ pub mod run;
 pub mod success;
 
 pub use event::{Kind, Request};
-pub use goelf::{GoBinary, GoVersion};
+pub use goelf::{GoBinary, GoTypes, GoVersion};
 pub use offsets::{OffsetSource, Offsets};
 pub use probe::{Observer, ObserverConfig};
 
@@ -171,6 +173,9 @@ pub fn inspect_json(t: &Target) -> serde_json::Value {
         "pie": t.binary.pie,
         "stripped": t.binary.stripped,
         "functions_from": t.binary.symbols,
+        "pclntab": t.binary.pclntab.map(|a| format!("{a:#x}")),
+        "moduledata": t.binary.moduledata.map(|a| format!("{a:#x}")),
+        "error_types": t.binary.types.as_ref().map(|t| t.errors.len()),
         "offsets_from": t.offset_source,
         "offsets": t.offsets,
         "client": f(t.binary.round_trip.as_ref()),
@@ -192,5 +197,7 @@ pub fn inspect_json(t: &Target) -> serde_json::Value {
         "hijack": f(t.binary.hijack.as_ref()),
         "h2_handler_done": f(t.binary.h2_handler_done.as_ref()),
         "h2_new_request": f(t.binary.h2_new_request.as_ref()),
+        "server_recover": f(t.binary.server_recover.as_ref()),
+        "h2_recover": f(t.binary.h2_recover.as_ref()),
     })
 }
