@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every benchmark, side by side with its peer (bpftrace; for observe, no observer), in one run.
+# Every benchmark, side by side with its peer (bpftrace; for snoop also libbpf-tools; for
+# observe, no observer), in one run.
 # As root. Usage: bench/run.sh [runner|snoop|observe ...]   (default: all)
 # Results (markdown tables with medians and ratios) go to stdout and bench/out/.
 set -euo pipefail
