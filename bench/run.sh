@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every benchmark, side by side with its peer (bpftrace; for observe, no observer), in one run.
+# Every benchmark, side by side with its peer (bpftrace; for snoop also libbpf-tools; for
+# observe, no observer), in one run.
 # As root. Usage: bench/run.sh [runner|snoop|observe ...]   (default: all)
 # Results (markdown tables with medians and ratios) go to stdout and bench/out/.
 set -euo pipefail
@@ -13,7 +14,8 @@ for b in "${which[@]}"; do
   case $b in
     runner) python3 bench/runner/run.py target/release/ebpfctl "${ROUNDS:-5}" | tee bench/out/runner.md ;;
     snoop) [[ -x bench/snoop/run.sh ]] && bench/snoop/run.sh | tee bench/out/snoop.md ;;
-    observe) [[ -x bench/observe/run.sh ]] && bench/observe/run.sh | tee bench/out/observe.md ;;
+    observe) [[ -x bench/observe/run.sh ]] && bench/observe/run.sh | tee bench/out/observe.md
+      python3 bench/observe/stop.py | tee bench/out/observe-stop.md ;;
     *) echo "unknown benchmark $b (runner, snoop, observe)" >&2; exit 2 ;;
   esac
 done

@@ -30,6 +30,11 @@ typedef __s64 ebpfctl_syscall;
 typedef __u32 ebpfctl_uid;
 typedef __u32 ebpfctl_gid;
 typedef __u32 ebpfctl_pid;
+/* A stack id from bpf_get_stackid(ctx, &stack_map, 0) (kernel) or with BPF_F_USER_STACK
+ * (user), into the object's BPF_MAP_TYPE_STACK_TRACE map: printed as symbolised frames
+ * ([{addr, sym, offset, module}, ...], innermost first); negative (no stack) as []. */
+typedef __s32 ebpfctl_kernel_stack;
+typedef __s32 ebpfctl_user_stack;
 /* A task command name (TASK_COMM_LEN). */
 typedef char ebpfctl_comm[16];
 /* A cgroup v2 id (bpf_get_current_cgroup_id()): printed as the number; with
@@ -61,6 +66,8 @@ typedef ebpfctl_gid gid;
 typedef ebpfctl_pid pid;
 typedef ebpfctl_comm comm;
 typedef ebpfctl_cgroup_id cgroup_id;
+typedef ebpfctl_kernel_stack kernel_stack;
+typedef ebpfctl_user_stack user_stack;
 typedef ebpfctl_l4_endpoint l4_endpoint;
 #endif
 
@@ -165,6 +172,18 @@ static __always_inline __u64 ebpfctl_wakeup_flags(void *counter, __u64 threshold
 		}                                                             \
 		!__ebpfctl_v || *__ebpfctl_v;                                 \
 	})
+#endif
+
+/* ---- builtins probes call by their libc names -------------------------------- *
+ * BPF has no libc: clang turns these into inline copies, but only under their builtin
+ * names; bumblebee's probes call memcpy undeclared (an error since C99). */
+#ifdef __bpf__
+#ifndef memcpy
+#define memcpy(dst, src, n) __builtin_memcpy((dst), (src), (n))
+#endif
+#ifndef memset
+#define memset(dst, c, n) __builtin_memset((dst), (c), (n))
+#endif
 #endif
 
 /* ---- histogram slots ---------------------------------------------------------- */

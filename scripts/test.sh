@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine (as root: tests load real programs into the kernel).
-# Installs what the tests need, runs every test, and fails if any BPF program is left loaded.
-# Then the tests this kernel cannot run (kprobes, fentry, LSM: tests/kernels.rs) and the
-# snoop tools in a QEMU guest on Debian's kernel (scripts/vm-test.sh; downloads it once):
+# Installs what the tests need, runs every test and each fuzz target briefly, and fails if any
+# BPF program is left loaded. Then the tests this kernel cannot run (kprobes, fentry, LSM:
+# tests/kernels.rs) and the snoop tools in a QEMU guest on Debian's kernel
+# (scripts/vm-test.sh; downloads it once):
 #   EBPFCTL_VM_KERNELS  guest kernels, space-separated (default "6.12"; "" for none)
 #   EBPFCTL_VM_TESTS    test binaries run there (default "kernels,execsnoop,opensnoop")
+#   FUZZ_SECONDS        seconds per fuzz target (default 20; 0 skips fuzzing)
 # The whole suite on 6.1 and 6.12 is `scripts/vm-test.sh --kernel all` (docs/kernels.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,6 +73,11 @@ fi
 status=0
 cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-4}" || status=$?
 stop_beside
+
+# Every fuzz target for a short while (docs/fuzzing.md); FUZZ_SECONDS=0 skips them.
+if [[ "${FUZZ_SECONDS:-20}" != 0 ]]; then
+  scripts/fuzz.sh --time "${FUZZ_SECONDS:-20}" || status=1
+fi
 
 sleep 1
 leaked=$(unheld_since "$since")

@@ -1,16 +1,26 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark of ebpfctl execsnoop/opensnoop and bpftrace one-liners.
+"""Side-by-side benchmark of ebpfctl execsnoop/opensnoop, libbpf-tools' C execsnoop/opensnoop
+(bcc) and bpftrace one-liners on the same tracepoints.
 
-Driven by run.sh. Per round and storm, the configurations run in a rotating order (no
-tracer, ebpfctl, bpftrace). For a traced run: launch the tracer (output to tmpfs), trigger
-a marker event every few ms until it shows in the output (start-up), run the storm (wall
-time), stop the tracer with SIGINT, read its CPU time and peak RSS from wait4(), and count
-the storm's events in its output. Medians over rounds. Tracer output goes to tmpfs
-(--outdir) so that both tracers pay the same, small, price for writing it.
+Driven by run.sh. Per round and storm the configurations run in a rotating order (no tracer,
+ebpfctl, libbpf-tools, bpftrace), so slow phases of a shared machine hit each of them alike.
+Per traced configuration and round, two runs:
+
+- start-up: launch the tracer, trigger a marker event every 2 ms until it shows in the output
+  (the C tools run under `stdbuf -oL`, else their stdout is flushed only at exit), stop it.
+- storm: launch the tracer with its normal output buffering, wait until a marker shows (the
+  C tools: a fixed settle, then the marker is checked in the output afterwards), run the
+  storm (its wall time), stop the tracer with SIGINT, read its CPU time from wait4() and its
+  peak RSS (VmHWM) just before, count the storm's events in its output and the losses it
+  reported on stderr.
+
+Tracer output goes to tmpfs (--outdir) so that every tracer pays the same small price for
+writing it. Medians over rounds with min–max; ratios are to libbpf-tools.
 """
 import argparse
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -22,7 +32,7 @@ OPENS = 200000
 
 BPFTRACE_EXEC = r"""
 tracepoint:syscalls:sys_enter_execve, tracepoint:syscalls:sys_enter_execveat
-{ printf("exec %d %s ", pid, comm); join(args->argv); }
+{ printf("exec %d %d %s ", pid, curtask->real_parent->tgid, comm); join(args->argv); }
 tracepoint:syscalls:sys_exit_execve, tracepoint:syscalls:sys_exit_execveat
 { printf("ret %d %d\n", pid, args->ret); }
 tracepoint:sched:sched_process_exit /pid == tid/ { printf("exit %d %s\n", pid, comm); }
@@ -36,11 +46,22 @@ tracepoint:syscalls:sys_exit_open, tracepoint:syscalls:sys_exit_openat /@f[tid]/
 END { clear(@f); }
 """
 
+TRACERS = ["ebpfctl", "libbpf-tools", "bpftrace"]
+C_SETTLE_S = 1.5  # storm runs of the C tools: their marker is only visible at exit
 
-def wall(cmd):
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True)
-    return time.perf_counter() - t
+# Losses as each tracer reports them on stderr.
+LOSS_RE = {
+    "ebpfctl": (re.compile(rb"events lost \((\d+) in total\)"), max),
+    "libbpf-tools": (re.compile(rb"Lost (\d+) events on CPU"), sum),
+    "bpftrace": (re.compile(rb"Lost (\d+) events"), sum),
+}
+
+
+def c_tool(name):
+    for p in (f"/usr/sbin/{name}", f"/usr/sbin/bpf-{name}"):
+        if os.access(p, os.X_OK):
+            return p
+    sys.exit(f"libbpf-tools' {name} not found (apt-get install libbpf-tools)")
 
 
 class Tracer:
@@ -56,44 +77,56 @@ class Tracer:
         with open(self.out_path, "rb") as f:
             f.seek(self.pos)
             data = f.read()
-        # Keep a tail in case the needle straddles two reads.
         if needle in data:
             return True
+        # Keep a tail in case the needle straddles two reads.
         self.pos += max(0, len(data) - len(needle))
         return False
 
+    def died(self):
+        if self.p.poll() is not None:
+            raise RuntimeError(f"tracer died: {open(self.err.name).read()}")
+
     def wait_first(self, needle, trigger, timeout=30.0):
         while time.perf_counter() - self.t0 < timeout:
-            if self.p.poll() is not None:
-                raise RuntimeError(f"tracer died: {open(self.err.name).read()}")
+            self.died()
             trigger()
             if self.seen(needle):
                 return time.perf_counter() - self.t0
             time.sleep(0.002)
         raise RuntimeError("no first event within %ss" % timeout)
 
-    def peak_rss_kib(self):
-        # VmHWM of the tracer's own image. (wait4's ru_maxrss would also count the
-        # pre-exec copy of this Python process.)
+    def rss_kib(self):
+        # VmHWM (peak) and VmRSS (now) of the tracer's own image. (wait4's ru_maxrss would
+        # also count the pre-exec copy of this Python process.)
+        v = {}
         with open(f"/proc/{self.p.pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-        return 0
+                k, _, rest = line.partition(":")
+                if k in ("VmHWM", "VmRSS"):
+                    v[k] = int(rest.split()[0])
+        return v.get("VmHWM", 0), v.get("VmRSS", 0)
 
-    def stop(self):
-        time.sleep(0.3)  # let the last records reach the output
-        rss = self.peak_rss_kib()
+    def stop(self, settle=0.3):
+        time.sleep(settle)  # let the last records reach the output
+        hwm, rss = self.rss_kib()
         self.p.send_signal(signal.SIGINT)
         _, status, ru = os.wait4(self.p.pid, 0)
         self.p.returncode = os.waitstatus_to_exitcode(status)
         self.out.close()
         self.err.close()
-        return {
-            "cpu_s": ru.ru_utime + ru.ru_stime,
-            "peak_rss_kib": rss,
-            "exit": self.p.returncode,
-        }
+        return {"cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_kib": hwm,
+                "end_rss_kib": rss, "exit": self.p.returncode}
+
+
+def losses(cfg, out_path, err_path):
+    rx, agg = LOSS_RE[cfg]
+    found = []
+    # bpftrace reports its losses on stdout, the others on stderr.
+    for p in (out_path, err_path) if cfg == "bpftrace" else (err_path,):
+        with open(p, "rb") as f:
+            found += [int(m) for m in rx.findall(f.read())]
+    return agg(found) if found else 0
 
 
 def count_lines(path, pred):
@@ -105,31 +138,89 @@ def count_lines(path, pred):
     return n
 
 
+def run_storm(argv):
+    t = time.perf_counter()
+    p = subprocess.Popen(argv)
+    p.wait()
+    if p.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed")
+    return time.perf_counter() - t, p.pid
+
+
+def traced(a, cfg, storm_key, argv, marker, trigger, storm, counters):
+    """Start-up run, then storm run, of one tracer; returns the storm run's figures."""
+    out = os.path.join(a.outdir, f"{storm_key}-{cfg}.out")
+    err = os.path.join(a.outdir, f"{storm_key}-{cfg}.err")
+    lb = ["stdbuf", "-oL"] if cfg == "libbpf-tools" else []
+    t = Tracer(lb + argv, out, err)
+    startup = t.wait_first(marker, trigger)
+    t.stop(settle=0)
+    t = Tracer(argv, out, err)
+    if cfg == "libbpf-tools":
+        while time.perf_counter() - t.t0 < C_SETTLE_S:
+            t.died()
+            time.sleep(0.05)
+        trigger()
+    else:
+        t.wait_first(marker, trigger)
+    w, storm_pid = run_storm(storm)
+    r = t.stop()
+    with open(out, "rb") as f:
+        ready = marker in f.read()
+    if not ready:
+        raise RuntimeError(f"{cfg} had not attached {C_SETTLE_S}s after start")
+    r.update(wall_s=w, startup_s=startup, lost=losses(cfg, out, err))
+    for key, pred in counters(storm_pid).items():
+        r[key] = count_lines(out, pred)
+    return r
+
+
 def exec_storm(cfg, a, work):
     storm = [os.path.join(work, "execstorm"), str(EXECS)]
     if cfg == "none":
-        return {"wall_s": wall(storm)}
-    out, err = os.path.join(a.outdir, f"exec-{cfg}.out"), os.path.join(a.outdir, f"exec-{cfg}.err")
+        return {"wall_s": run_storm(storm)[0]}
     if cfg == "ebpfctl":
         argv = [a.ebpfctl, "execsnoop", "-o", "json"] + a.exec_args.split()
-        is_storm = lambda l: b'"type":"started"' in l and b'"args":["/bin/true","a","b"]' in l
-        is_exit = lambda l: b'"type":"exited"' in l and b'"args":["/bin/true","a","b"]' in l
+
+        def counters(sp):
+            ppid = b'"ppid":%d,' % sp
+            return {
+                "captured": lambda l: b'"type":"started"' in l and ppid in l,
+                "with_args": lambda l: b'"type":"started"' in l and ppid in l
+                and b'"args":["/bin/true","a","b"]' in l,
+                "exits": lambda l: b'"type":"exited"' in l and ppid in l,
+            }
+    elif cfg == "libbpf-tools":
+        argv = [c_tool("execsnoop")]
+
+        def counters(sp):
+            def mine(l):
+                f = l.split()
+                return len(f) >= 4 and f[0] == b"true" and f[2] == b"%d" % sp
+
+            return {
+                "captured": mine,
+                "with_args": lambda l: mine(l) and l.rstrip().endswith(b"/bin/true a b"),
+            }
     else:
         argv = ["bpftrace", "-B", "full", "-e", BPFTRACE_EXEC]
-        # The storm's execs, by the caller's comm; whether argv was readable is counted apart.
-        is_storm = lambda l: l.startswith(b"exec ") and b" execstorm " in l
-        is_exit = lambda l: l.startswith(b"exit ") and l.rstrip(b"\n").endswith(b" true")
-    t = Tracer(argv, out, err)
-    startup = t.wait_first(b"snoopbench-start",
-                           lambda: subprocess.run(["/bin/true", "snoopbench-start"]))
-    w = wall(storm)
-    r = t.stop()
-    with_args = lambda l: is_storm(l) and l.rstrip(b"\n").endswith(b"/bin/true a b")
-    if cfg == "ebpfctl":
-        with_args = is_storm
-    r.update(wall_s=w, startup_s=startup, captured=count_lines(out, is_storm),
-             with_args=count_lines(out, with_args), exits=count_lines(out, is_exit),
-             issued=EXECS)
+
+        def counters(sp):
+            def mine(l):
+                f = l.split()
+                return len(f) >= 4 and f[0] == b"exec" and f[2] == b"%d" % sp
+
+            return {
+                "captured": mine,
+                "with_args": lambda l: mine(l) and l.rstrip().endswith(b"/bin/true a b"),
+                "exits": lambda l: l.startswith(b"exit ") and l.rstrip().endswith(b" true"),
+            }
+
+    def trigger():
+        subprocess.run(["/bin/true", "snoopbench-start"])
+
+    r = traced(a, cfg, "exec", argv, b"snoopbench-start", trigger, storm, counters)
+    r["issued"] = EXECS
     return r
 
 
@@ -140,56 +231,94 @@ def open_storm(cfg, a, work):
         open(p, "w").close()
     storm = [os.path.join(work, "openstorm"), target, str(OPENS)]
     if cfg == "none":
-        return {"wall_s": wall(storm)}
-    out, err = os.path.join(a.outdir, f"open-{cfg}.out"), os.path.join(a.outdir, f"open-{cfg}.err")
+        return {"wall_s": run_storm(storm)[0]}
     needle = target.encode()
     if cfg == "ebpfctl":
         argv = [a.ebpfctl, "opensnoop", "-o", "json"] + a.open_args.split()
-        is_storm = lambda l: b'"path":"' + needle + b'"' in l
+
+        def counters(sp):
+            pid = b'"pid":%d,' % sp
+            return {"captured": lambda l: pid in l and b'"path":"' + needle + b'"' in l}
+    elif cfg == "libbpf-tools":
+        argv = [c_tool("opensnoop")]
+
+        def counters(sp):
+            return {"captured": lambda l: l.startswith(b"%d " % sp)
+                    and l.rstrip().endswith(b" " + needle)}
     else:
         argv = ["bpftrace", "-B", "full", "-e", BPFTRACE_OPEN]
-        is_storm = lambda l: l.rstrip(b"\n").endswith(b" " + needle)
+
+        def counters(sp):
+            return {"captured": lambda l: l.startswith(b"%d " % sp)
+                    and l.rstrip().endswith(b" " + needle)}
 
     def trigger():
         os.close(os.open(marker, os.O_RDONLY))
 
-    t = Tracer(argv, out, err)
-    startup = t.wait_first(b"snoopbench-start-marker", trigger)
-    w = wall(storm)
-    r = t.stop()
-    r.update(wall_s=w, startup_s=startup, captured=count_lines(out, is_storm), issued=OPENS)
+    r = traced(a, cfg, "open", argv, os.path.basename(marker).encode(), trigger, storm, counters)
+    r["issued"] = OPENS
     return r
 
 
-def med(runs, key):
+def stats(runs, key):
     v = [r[key] for r in runs if key in r]
-    return statistics.median(v) if v else None
+    if not v:
+        return None
+    return statistics.median(v), min(v), max(v)
 
 
-def table(name, results):
-    base = med(results["none"], "wall_s")
-    print(f"\n{name}: medians of {len(results['none'])} rounds")
-    print(f"{'tracer':<9} {'wall s':>8} {'slowdown':>9} {'tracer CPU s':>13} {'captured/issued':>16} "
-          f"{'peak RSS MiB':>13} {'start-up ms':>12}  notes")
-    for cfg, runs in results.items():
-        w = med(runs, "wall_s")
-        if cfg == "none":
-            print(f"{cfg:<9} {w:>8.3f} {'1.00x':>9} {'-':>13} {'-':>16} {'-':>13} {'-':>12}")
-            continue
-        cap = f"{int(med(runs, 'captured'))}/{runs[0]['issued']}"
-        worst = min(r["captured"] for r in runs)
-        if worst != runs[0]["issued"]:
-            cap += f" (min {worst})"
-        notes = ""
-        if "with_args" in runs[0]:
-            notes += f"argv read in {int(med(runs, 'with_args'))}; "
-        if "exits" in runs[0]:
-            notes += f"exits {int(med(runs, 'exits'))}"
-        print(f"{cfg:<9} {w:>8.3f} {w / base:>8.2f}x {med(runs, 'cpu_s'):>13.3f} {cap:>16} "
-              f"{med(runs, 'peak_rss_kib') / 1024:>13.1f} {med(runs, 'startup_s') * 1000:>12.1f}  {notes}")
+def fmt(s, scale=1.0, digits=3, unit=""):
+    if s is None:
+        return "n/a"
+    m, lo, hi = (x * scale for x in s)
+    return f"{m:.{digits}f}{unit} ({lo:.{digits}f}–{hi:.{digits}f})"
+
+
+def table(name, results, load):
+    base = stats(results["none"], "wall_s")
+    c = {k: stats(results["libbpf-tools"], k) for k in ("cpu_s", "peak_rss_kib", "end_rss_kib", "startup_s")}
+    n = len(results["none"])
+    print(f"\n### {name}\n")
+    print(f"Medians of {n} interleaved rounds (min–max); ×: ratio to libbpf-tools. "
+          f"No tracer: {fmt(base)} s. Load average before / after: {load[0]} / {load[1]}.\n")
+    exec_storm_ = "with_args" in results["ebpfctl"][0]
+    head = ["tracer", "captured", "losses reported", "workload slowdown", "tracer CPU s"]
+    if exec_storm_:
+        head.append("argv captured")
+    head += ["peak RSS MiB", "RSS at end MiB", "start to first event ms"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+
+    def ratio(key, v):
+        if c[key] is None or v is None or c[key][0] == 0:
+            return ""
+        return f" ×{v[0] / c[key][0]:.2f}"
+
+    for cfg in TRACERS:
+        runs = results[cfg]
+        issued = runs[0]["issued"]
+        cap = stats(runs, "captured")
+        row = [cfg,
+               f"{cap[0] / issued * 100:.1f} % ({cap[1] / issued * 100:.1f}–{cap[2] / issued * 100:.1f})",
+               "/".join(str(r["lost"]) for r in runs)]
+        slow = [r["wall_s"] / base[0] for r in runs]
+        row.append(f"×{statistics.median(slow):.2f} ({min(slow):.2f}–{max(slow):.2f})")
+        cpu = stats(runs, "cpu_s")
+        row.append(fmt(cpu) + ratio("cpu_s", cpu))
+        if exec_storm_:
+            wa = stats(runs, "with_args")
+            row.append(f"{int(wa[0])} / {issued} ({int(wa[1])}–{int(wa[2])})")
+        rss = stats(runs, "peak_rss_kib")
+        row.append(fmt(rss, 1 / 1024, 1) + ratio("peak_rss_kib", rss))
+        end = stats(runs, "end_rss_kib")
+        row.append(fmt(end, 1 / 1024, 1) + ratio("end_rss_kib", end))
+        st = stats(runs, "startup_s")
+        row.append(fmt(st, 1000, 0) + ratio("startup_s", st))
+        print("| " + " | ".join(row) + " |")
 
 
 def main():
+    global TRACERS
     ap = argparse.ArgumentParser()
     ap.add_argument("--ebpfctl", required=True)
     ap.add_argument("--work", required=True)
@@ -198,13 +327,15 @@ def main():
     ap.add_argument("--exec-args", default="", help="extra flags for ebpfctl execsnoop")
     ap.add_argument("--open-args", default="", help="extra flags for ebpfctl opensnoop")
     ap.add_argument("--storms", default="exec,open", help="which storms: exec,open")
+    ap.add_argument("--tracers", default=",".join(TRACERS), help="subset of " + ",".join(TRACERS))
     ap.add_argument("--outdir", default="/dev/shm/snoopbench",
                     help="tracer output (tmpfs, so disk writes do not count as tracer CPU)")
     a = ap.parse_args()
-    os.makedirs(a.outdir, exist_ok=True)
     if os.geteuid() != 0:
         sys.exit("run as root")
-    cfgs = ["none", "ebpfctl", "bpftrace"]
+    os.makedirs(a.outdir, exist_ok=True)
+    TRACERS = [t for t in TRACERS if t in a.tracers.split(",")]
+    cfgs = ["none"] + TRACERS
     all_results = {}
     storms = (("exec", "exec storm (3,000 fork+exec of /bin/true a b)", exec_storm),
               ("open", "open storm (200,000 open+close of one file)", open_storm))
@@ -212,16 +343,20 @@ def main():
         if key not in a.storms.split(","):
             continue
         results = {c: [] for c in cfgs}
+        load0 = open("/proc/loadavg").read().split()[0]
         for r in range(a.rounds):
-            order = cfgs[r % 3:] + cfgs[:r % 3]
-            for cfg in order:
+            k = r % len(cfgs)
+            for cfg in cfgs[k:] + cfgs[:k]:
                 res = fn(cfg, a, a.work)
                 results[cfg].append(res)
                 print(f"  round {r + 1} {cfg}: {json.dumps(res)}", file=sys.stderr)
-        table(storm_name, results)
-        all_results[storm_name] = results
+        load1 = open("/proc/loadavg").read().split()[0]
+        table(storm_name, results, (load0, load1))
+        all_results[storm_name] = {"load": [load0, load1], "runs": results}
     with open(a.out, "w") as f:
         json.dump(all_results, f, indent=1)
+    for f in os.listdir(a.outdir):
+        os.unlink(os.path.join(a.outdir, f))
     print(f"\nraw runs: {a.out}")
 
 

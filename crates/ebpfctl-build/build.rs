@@ -24,8 +24,11 @@ fn main() {
     ] {
         fs::copy(inc.join("bpf").join(h), out.join("bpf").join(h)).unwrap();
     }
-    let ours =
-        PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../include/ebpfctl.h");
-    fs::copy(&ours, out.join("ebpfctl.h")).unwrap();
-    println!("cargo:rerun-if-changed={}", ours.display());
+    for h in ["ebpfctl.h", "solo_types.h"] {
+        let ours = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap())
+            .join("../../include")
+            .join(h);
+        fs::copy(&ours, out.join(h)).unwrap();
+        println!("cargo:rerun-if-changed={}", ours.display());
+    }
 }

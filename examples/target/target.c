@@ -79,7 +79,7 @@ static void on_usr1(int sig) { (void)sig; }
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s sample|getppid N|sleep N USEC|signal N|udp PORT N\n", argv[0]);
+		fprintf(stderr, "usage: %s sample|getppid N [LINGER_MS]|sleep N USEC|signal N|udp PORT N\n", argv[0]);
 		return 2;
 	}
 	const char *mode = argv[1];
@@ -90,6 +90,11 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "getppid")) {
 		for (long i = 0; i < n; i++)
 			syscall(SYS_getppid);
+		/* Stay a while, e.g. so user stacks can be symbolised against the live process. */
+		long linger = argc > 3 ? atol(argv[3]) : 0;
+		struct timespec ts = { linger / 1000, (linger % 1000) * 1000000 };
+		if (linger > 0)
+			nanosleep(&ts, NULL);
 	} else if (!strcmp(mode, "sleep")) {
 		long us = argc > 3 ? atol(argv[3]) : 1000;
 		struct timespec req = { us / 1000000, (us % 1000000) * 1000 };

@@ -9,7 +9,7 @@ extern crate libbpf_sys;
 
 pub mod cache;
 
-use std::ffi::CString;
+use std::ffi::{c_void, CString};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
@@ -56,6 +56,11 @@ const HEADERS: &[(&str, &[u8])] = &[
         "ebpfctl.h",
         include_bytes!(concat!(env!("OUT_DIR"), "/headers/ebpfctl.h")),
     ),
+    // Bumblebee's name for the same typedefs (`#include "solo_types.h"`).
+    (
+        "solo_types.h",
+        include_bytes!(concat!(env!("OUT_DIR"), "/headers/solo_types.h")),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +73,8 @@ pub enum BuildError {
     Btf { what: String, source: io::Error },
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
+    #[error("writing the header: {0}")]
+    Write(io::Error),
     #[error("architecture {0} has no BPF target macro here (supported: x86_64, aarch64)")]
     Arch(String),
     #[error("unknown target architecture {0:?}: give one of {ARCH_NAMES}")]
@@ -102,10 +109,14 @@ pub fn find_clang() -> Result<PathBuf, BuildError> {
     })
 }
 
-/// Where a BTF blob comes from, for [`dump_c_header`].
+/// Where a BTF blob comes from, for [`dump_c`] and [`dump_c_header`].
 #[derive(Debug, Clone)]
 pub enum BtfSource<'a> {
-    /// A raw BTF file or an ELF object with a `.BTF` section; `base` for split BTF.
+    /// Raw BTF in memory. libbpf's dumper trusts it: validate it first
+    /// (`ebpfctl_core::btf::Btf::parse`), as it crashes on malformed BTF.
+    Raw(&'a [u8]),
+    /// A raw BTF file or an ELF object with a `.BTF` section that libbpf reads itself; `base`
+    /// for split BTF. Only for trusted files, such as the kernel's own.
     File {
         path: &'a Path,
         base: Option<&'a Path>,
@@ -114,12 +125,17 @@ pub enum BtfSource<'a> {
     KernelId { id: u32, base: Option<&'a Path> },
 }
 
+type WriteFn = unsafe extern "C" fn(ctx: *mut c_void, buf: *const libc_char, len: usize) -> i32;
+
 extern "C" {
     fn ebpfctl_btf_dump_c(
+        data: *const c_void,
+        size: usize,
         path: *const libc_char,
         id: u32,
         base_path: *const libc_char,
-        out_path: *const libc_char,
+        write: WriteFn,
+        ctx: *mut c_void,
     ) -> i32;
 }
 #[allow(non_camel_case_types)]
@@ -129,29 +145,71 @@ fn cpath(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap_or_else(|_| CString::new("?").unwrap())
 }
 
-/// Writes a C header declaring every type of a BTF blob, as libbpf's `btf_dump` prints them,
-/// wrapped for CO-RE (`preserve_access_index`), suitable as `vmlinux.h`.
-pub fn dump_c_header(src: &BtfSource<'_>, out: &Path) -> Result<(), BuildError> {
-    let (path, id, base, what) = match src {
+/// Where the dumper's text goes, and the first write error.
+struct Sink<'w> {
+    w: &'w mut dyn Write,
+    err: Option<io::Error>,
+}
+
+/// Called by the shim with each chunk of the header; non-zero stops the dump.
+///
+/// # Safety
+/// `ctx` is the `Sink` passed to `ebpfctl_btf_dump_c`; `buf` points to `len` bytes.
+unsafe extern "C" fn write_chunk(ctx: *mut c_void, buf: *const libc_char, len: usize) -> i32 {
+    // SAFETY: the shim hands back the pointer to the `Sink` that `dump_c` keeps alive (and
+    // does not otherwise touch) for the whole call.
+    let sink = unsafe { &mut *ctx.cast::<Sink<'_>>() };
+    // SAFETY: the shim's buffer holds `len` bytes until we return.
+    let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) };
+    // A panic must not unwind into C.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.w.write_all(bytes))) {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
+            sink.err = Some(e);
+            1
+        }
+        Err(_) => {
+            sink.err = Some(io::Error::other("panic while writing the header"));
+            1
+        }
+    }
+}
+
+/// Writes a C header declaring every type of a BTF blob to `w`, as libbpf's `btf_dump`
+/// prints them, wrapped for CO-RE (`preserve_access_index`), suitable as `vmlinux.h`.
+/// A write error stops the dump and is returned as [`BuildError::Write`].
+pub fn dump_c(src: &BtfSource<'_>, w: &mut dyn Write) -> Result<(), BuildError> {
+    let (data, path, id, base, what) = match src {
+        BtfSource::Raw(d) => (Some(*d), None, 0, None, "BTF in memory".to_string()),
         BtfSource::File { path, base } => (
+            None,
             Some(cpath(path)),
             0,
             base.map(cpath),
             path.display().to_string(),
         ),
-        BtfSource::KernelId { id, base } => (None, *id, base.map(cpath), format!("BTF id {id}")),
+        BtfSource::KernelId { id, base } => {
+            (None, None, *id, base.map(cpath), format!("BTF id {id}"))
+        }
     };
-    let out_c = cpath(out);
-    // SAFETY: every pointer is either null or a NUL-terminated string that outlives the call;
-    // the shim only reads them and writes the file named by `out_c`.
+    let mut sink = Sink { w, err: None };
+    // SAFETY: every pointer is null or valid for the call: `data` for `size` bytes, the paths
+    // NUL-terminated; the shim only reads them. `write_chunk` gets `sink` back as `ctx`, and
+    // nothing else uses `sink` until the call returns.
     let rc = unsafe {
         ebpfctl_btf_dump_c(
+            data.map_or(std::ptr::null(), |d| d.as_ptr().cast()),
+            data.map_or(0, <[u8]>::len),
             path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
             id,
             base.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
-            out_c.as_ptr(),
+            write_chunk,
+            (&raw mut sink).cast(),
         )
     };
+    if let Some(e) = sink.err {
+        return Err(BuildError::Write(e));
+    }
     if rc != 0 {
         return Err(BuildError::Btf {
             what,
@@ -159,6 +217,15 @@ pub fn dump_c_header(src: &BtfSource<'_>, out: &Path) -> Result<(), BuildError> 
         });
     }
     Ok(())
+}
+
+/// As [`dump_c`], into a new file at `out`.
+pub fn dump_c_header(src: &BtfSource<'_>, out: &Path) -> Result<(), BuildError> {
+    let f = fs::File::create(out).map_err(io_err(format!("create {}", out.display())))?;
+    let mut w = io::BufWriter::new(f);
+    dump_c(src, &mut w)?;
+    w.flush()
+        .map_err(io_err(format!("write {}", out.display())))
 }
 
 /// A small content hash for cache keys (FNV-1a, 64 bit).
@@ -304,6 +371,13 @@ impl Compile {
         .arg(src_dir);
         for inc in &self.extra_includes {
             cmd.arg("-I").arg(inc);
+        }
+        // The target's own system headers last (as libbpf-tools' build does): libbpf's
+        // usdt.bpf.h includes <linux/errno.h>, which needs <asm/errno.h> from the multiarch
+        // directory that `-target bpf` does not search.
+        let multiarch = Path::new("/usr/include").join(format!("{}-linux-gnu", env::consts::ARCH));
+        if multiarch.is_dir() {
+            cmd.arg("-idirafter").arg(multiarch);
         }
         cmd.args(&self.cflags)
             .arg("-c")

@@ -6,6 +6,9 @@
 
 use std::collections::HashMap;
 
+mod validate;
+pub use validate::MAX_DEPTH;
+
 const MAGIC: u16 = 0xeb9f;
 const HEADER_LEN: usize = 24;
 
@@ -21,6 +24,16 @@ pub enum BtfError {
     NoType(u32),
     #[error("BTF string offset {0} is outside the string table")]
     BadString(u32),
+    #[error("bad BTF header: {0}")]
+    BadHeader(String),
+    #[error("the BTF string table does not start and end with a NUL byte")]
+    BadStringTable,
+    #[error("BTF type id {id} ({kind}): {reason}")]
+    Invalid {
+        id: u32,
+        kind: &'static str,
+        reason: String,
+    },
 }
 
 /// BTF kinds, numbered as in `include/uapi/linux/btf.h`.
@@ -196,8 +209,19 @@ fn rd_u32(b: &[u8], at: usize) -> Result<u32, BtfError> {
 }
 
 impl Btf {
-    /// Parses a raw BTF blob (the `.BTF` section, a kernel BTF object, or `/sys/kernel/btf/vmlinux`).
+    /// Parses and validates a raw BTF blob (the `.BTF` section, a kernel BTF object, or
+    /// `/sys/kernel/btf/vmlinux`): see [`Btf::validate`]. What it returns is safe to walk, by
+    /// us or by libbpf.
     pub fn parse(raw: &[u8]) -> Result<Btf, BtfError> {
+        let btf = Self::parse_records(raw)?;
+        btf.validate()?;
+        Ok(btf)
+    }
+
+    /// Reads the type records without checking what they refer to, for showing broken BTF as
+    /// it is (`btf dump --format raw`). Only [`Btf::get`], [`Btf::iter`] and [`Btf::str`] are
+    /// safe on the result: sizes, names and decoders may not terminate.
+    pub fn parse_records(raw: &[u8]) -> Result<Btf, BtfError> {
         if raw.len() < HEADER_LEN {
             return Err(BtfError::Truncated(raw.len()));
         }
@@ -205,11 +229,27 @@ impl Btf {
         if magic != MAGIC {
             return Err(BtfError::BadMagic(magic));
         }
+        if raw[2] != 1 {
+            return Err(BtfError::BadHeader(format!(
+                "version {} (only version 1 exists)",
+                raw[2]
+            )));
+        }
         let hdr_len = rd_u32(raw, 4)? as usize;
+        if hdr_len < HEADER_LEN {
+            return Err(BtfError::BadHeader(format!(
+                "header length {hdr_len} (at least {HEADER_LEN})"
+            )));
+        }
         let type_off = rd_u32(raw, 8)? as usize;
         let type_len = rd_u32(raw, 12)? as usize;
         let str_off = rd_u32(raw, 16)? as usize;
         let str_len = rd_u32(raw, 20)? as usize;
+        if !type_off.is_multiple_of(4) || !type_len.is_multiple_of(4) {
+            return Err(BtfError::BadHeader(format!(
+                "type section at {type_off}, {type_len} bytes: not 4-byte aligned"
+            )));
+        }
         let ts = hdr_len + type_off;
         let ss = hdr_len + str_off;
         let tbytes = raw

@@ -98,7 +98,12 @@ pub const BPF_MAP_TYPE_PERCPU_HASH: u32 = 5;
 pub const BPF_MAP_TYPE_PERCPU_ARRAY: u32 = 6;
 pub const BPF_MAP_TYPE_LRU_HASH: u32 = 9;
 pub const BPF_MAP_TYPE_LRU_PERCPU_HASH: u32 = 10;
+pub const BPF_MAP_TYPE_STACK_TRACE: u32 = 7;
+pub const BPF_MAP_TYPE_STRUCT_OPS: u32 = 26;
 pub const BPF_MAP_TYPE_RINGBUF: u32 = 27;
+/// Frames a stack-trace map holds per entry when its value size is left at 0
+/// (PERF_MAX_STACK_DEPTH, the kernel's default `kernel.perf_event_max_stack`).
+pub const DEFAULT_STACK_DEPTH: u32 = 127;
 
 pub fn family(map_type: u32) -> MapFamily {
     match map_type {

@@ -11,6 +11,7 @@ pub mod load;
 pub mod metrics;
 pub mod mounts;
 pub mod object;
+pub mod plan;
 pub mod print;
 pub mod run;
 pub mod signals;

@@ -2,7 +2,7 @@
 //! stdout. Wires load → consume → decode → print; adds nothing of its own to the data.
 //!
 //! [`run`] takes a `Session` through its steps, each a short method: `plan` (decoders, no
-//! kernel) → `load` → `wire` (metrics, printer, stdout writer, loss sources) → `consumer` →
+//! kernel) → `load` → `stacks` → `wire` (metrics, printer, stdout writer, loss sources) → `consumer` →
 //! `serve` → `run_loop`. Stdout is written by a [`Writer`] thread, so a reader that stalls
 //! never holds the loop: signals, `--duration` and the metrics server keep working.
 use std::cell::RefCell;
@@ -17,15 +17,17 @@ use prometheus_client::registry::Registry;
 
 use crate::consume::{ConsumeError, Consumer, ConsumerBuilder, LossSource};
 use crate::convention::{Keyword, MapFamily};
-use crate::decode::{DecodeError, Decoder};
+use crate::decode::DecodeError;
 use crate::load::{LoadError, LoadOptions, Loaded};
 use crate::metrics::{MetricsError, MetricsServer};
 use crate::object::ObjectSpec;
 use crate::print::prometheus::{
     read_entries, MapCollector, ProgramStats, RunnerMetrics, StatsGuard, StreamMetric,
 };
-use crate::print::writer::{Sink, Writer};
-use crate::print::{json::JsonPrinter, table::TablePrinter, MapOut, NullPrinter, Printer};
+use crate::print::writer::{Sink, Source, Writer};
+use crate::print::{
+    folded::FoldedPrinter, json::JsonPrinter, table::TablePrinter, MapOut, NullPrinter, Printer,
+};
 use crate::{convention, signals};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,8 @@ pub enum RunError {
 pub enum Output {
     Json,
     Table,
+    /// Folded stacks (`frame;frame;frame count`) of maps keyed by stack ids, at exit.
+    Folded,
     /// Metrics only.
     None,
 }
@@ -68,8 +72,8 @@ pub struct RunOptions {
     pub metrics_addr: Option<SocketAddr>,
     /// Whether a bind failure on `metrics_addr` is fatal (an address the user chose).
     pub metrics_addr_explicit: bool,
-    /// Member observed by `hist` on stream maps.
-    pub hist_key: Option<String>,
+    /// `--all-maps`, `--hist-key`, `--buckets`.
+    pub plan: crate::plan::PlanOptions,
     /// Linear slot width for slot-keyed `hist` maps (default: log2 slots).
     pub hist_linear_step: Option<f64>,
     /// Called with the loaded object before any program is attached.
@@ -90,30 +94,13 @@ impl std::fmt::Debug for BeforeAttach {
     }
 }
 
-/// Builds the output plan of each keyword map; `MapOut::id` is the position in the plan.
-pub fn plan(spec: &ObjectSpec) -> Result<Vec<MapOut>, RunError> {
-    let mut outs = Vec::new();
-    let Some(btf) = &spec.btf else {
-        return Ok(outs);
-    };
-    for m in spec.maps.iter().filter(|m| m.keyword.is_some()) {
-        let dec = |id: u32| {
-            Decoder::new(btf, id).map_err(|source| RunError::Decode {
-                map: m.name.clone(),
-                source,
-            })
-        };
-        let value = dec(m.value_type.expect("checked when the spec was parsed"))?;
-        let key = match (convention::family(m.map_type), m.key_type) {
-            (MapFamily::KeyValue, Some(k)) => Some(dec(k)?),
-            (MapFamily::KeyValue, None) => Some(Decoder::raw(m.key_size as usize)),
-            _ => None,
-        };
-        let mut out = MapOut::new(m, key, value);
-        out.id = outs.len();
-        outs.push(out);
-    }
-    Ok(outs)
+/// Builds the output plan of each keyword map (and, with `--all-maps`, every other map);
+/// `MapOut::id` is the position in the plan.
+pub fn plan(spec: &ObjectSpec, opts: &RunOptions) -> Result<Vec<MapOut>, RunError> {
+    crate::plan::plan(spec, &opts.plan).map_err(|e| match e {
+        crate::plan::PlanError::Decode { map, source } => RunError::Decode { map, source },
+        crate::plan::PlanError::Hist(msg) => RunError::Convention(msg),
+    })
 }
 
 /// Where user-visible notices go (stderr in the CLI).
@@ -127,14 +114,15 @@ pub fn run(
     stdout: Sink,
     notify: Notify<'_>,
 ) -> Result<(), RunError> {
-    let session = Session::plan(spec, opts)?;
+    let mut session = Session::plan(spec, opts)?;
     let loaded = session.load(notify)?;
+    session.stacks(&loaded, notify)?;
     let (wired, registry) = session.wire(&loaded, stdout, notify)?;
     let maps = session.stream_maps(&loaded)?;
     let consumer = session.consumer(&wired, &maps)?;
     let _serving = session.serve(registry, notify)?;
     session.announce(&loaded, notify);
-    session.run_loop(&wired, &consumer, notify)
+    session.run_loop(&loaded, &wired, &consumer, notify)
 }
 
 /// One run of an object: what to do with each map, and the options.
@@ -191,6 +179,8 @@ struct Wired {
     /// Key/value maps, snapshotted each interval.
     kv: Vec<(MapOut, MapHandle)>,
     losses: RefCell<Vec<Loss>>,
+    /// The writer's source of each iterator's records, in [`Loaded::iterators`] order.
+    iters: Vec<Source>,
 }
 
 /// Kept alive while the loop runs: the metrics endpoint and BPF statistics.
@@ -205,17 +195,28 @@ impl<'s> Session<'s> {
         Ok(Session {
             spec,
             opts,
-            outs: plan(spec)?,
+            outs: plan(spec, opts)?,
         })
     }
 
     /// Installs the stop signals, then loads (with `before_attach` between load and attach)
-    /// and attaches; skipped programs and the loader's notices are reported.
+    /// and attaches; skipped programs (also those of a load that failed) and the loader's
+    /// notices are reported, and an object without keyword maps is told so.
     fn load(&self, notify: Notify<'_>) -> Result<Loaded, RunError> {
         signals::stop_flag();
         let loaded = match &self.opts.before_attach {
-            Some(h) => Loaded::load_then(self.spec, &self.opts.load, &mut |l| (h.0)(l))?,
-            None => Loaded::load(self.spec, &self.opts.load)?,
+            Some(h) => Loaded::load_then(self.spec, &self.opts.load, &mut |l| (h.0)(l)),
+            None => Loaded::load(self.spec, &self.opts.load),
+        };
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                // Several programs skipped: one line each, then the error counts them.
+                for s in e.skipped() {
+                    notify(&s.to_string());
+                }
+                return Err(e.into());
+            }
         };
         for s in &loaded.skipped {
             notify(&s.to_string());
@@ -223,7 +224,53 @@ impl<'s> Session<'s> {
         for n in &loaded.notices {
             notify(n);
         }
+        // Once loaded: an object that fails gets its error alone.
+        if self.outs.is_empty() && !self.spec.maps.is_empty() {
+            notify("no map carries a keyword (print_, counter_, gauge_, hist_ or SEC(\".maps.KEYWORD\")), so nothing will be printed; --all-maps prints every map");
+        }
         Ok(loaded)
+    }
+
+    /// Stack members print frames from the object's stack-trace map (the first one).
+    fn stacks(&mut self, loaded: &Loaded, notify: Notify<'_>) -> Result<(), RunError> {
+        let stack_maps: Vec<&str> = self
+            .spec
+            .maps
+            .iter()
+            .filter(|m| m.map_type == convention::BPF_MAP_TYPE_STACK_TRACE)
+            .map(|m| m.name.as_str())
+            .collect();
+        let Some(first) = stack_maps.first() else {
+            return Ok(());
+        };
+        let uses_stacks = self
+            .outs
+            .iter()
+            .any(|o| o.value.has_stack() || o.key.as_ref().is_some_and(|k| k.has_stack()));
+        if !uses_stacks {
+            return Ok(());
+        }
+        if stack_maps.len() > 1 {
+            notify(&format!(
+                "the object has {} stack-trace maps ({}); kernel_stack/user_stack members are looked up in {first}",
+                stack_maps.len(),
+                stack_maps.join(", ")
+            ));
+        }
+        let map = loaded
+            .map(first)
+            .ok_or_else(|| RunError::MissingMap(first.to_string()))?;
+        let handle = MapHandle::try_from(&map)
+            .map_err(|e| RunError::Convention(format!("map {first}: {e}")))?;
+        let stacks: Arc<dyn crate::decode::stack::StackResolve> =
+            Arc::new(crate::decode::stack::Stacks::new(handle));
+        for o in &mut self.outs {
+            o.value.set_stacks(&stacks);
+            if let Some(k) = &mut o.key {
+                k.set_stacks(&stacks);
+            }
+        }
+        Ok(())
     }
 
     /// The registry (runner series, one metric per keyword map, program statistics), the
@@ -251,7 +298,7 @@ impl<'s> Session<'s> {
             let printed = self.prints(m);
             let labels = RunnerMetrics::map_labels(m);
             // Maps that never print keep their dropped count out of the metrics.
-            out.source(if printed && self.opts.output == Output::Json {
+            out.source(if printed && self.records_per_map() {
                 runner.output_dropped.get_or_create(&labels).clone()
             } else {
                 Counter::default()
@@ -265,6 +312,7 @@ impl<'s> Session<'s> {
         reg.register_collector(Box::new(ProgramStats {
             programs: program_fds(loaded),
         }));
+        let iters = self.iter_sources(loaded, &mut out, &runner);
         let printer = self.printer(&mut out, &runner);
         let losses = self.losses(loaded, &streams, &runner, notify);
         let events = Events {
@@ -276,17 +324,46 @@ impl<'s> Session<'s> {
             events: RefCell::new(events),
             kv,
             losses: RefCell::new(losses),
+            iters,
         };
         Ok((wired, reg))
     }
 
-    /// Whether `m`'s records reach stdout: tables show every map, JSON only `print` maps.
+    /// Whether `m`'s records reach stdout: tables show every map, JSON only `print` maps,
+    /// folded stacks the maps keyed by stacks.
     fn prints(&self, m: &MapOut) -> bool {
         match self.opts.output {
             Output::Table => true,
             Output::Json => m.keyword == Keyword::Print,
+            Output::Folded => m.key.as_ref().is_some_and(|k| k.has_stack()),
             Output::None => false,
         }
+    }
+
+    /// Whether the output writes records of each map (counted per map when dropped); a table
+    /// is counted per redraw instead.
+    fn records_per_map(&self) -> bool {
+        matches!(self.opts.output, Output::Json | Output::Folded)
+    }
+
+    /// One writer source per iterator program (`map="_iter/PROG"` in the dropped counts).
+    fn iter_sources(
+        &self,
+        loaded: &Loaded,
+        out: &mut Writer,
+        runner: &RunnerMetrics,
+    ) -> Vec<Source> {
+        loaded
+            .iterators()
+            .map(|(prog, _)| {
+                out.source(if self.opts.output == Output::Json {
+                    let labels = vec![("map".to_string(), format!("_iter/{prog}"))];
+                    runner.output_dropped.get_or_create(&labels).clone()
+                } else {
+                    Counter::default()
+                })
+            })
+            .collect()
     }
 
     /// A stream map's state, with its `counter` / `hist` metric when it has one.
@@ -298,10 +375,9 @@ impl<'s> Session<'s> {
         printed: bool,
     ) -> Result<Stream, RunError> {
         let metric = match m.keyword {
-            Keyword::Counter | Keyword::Hist => Some(
-                StreamMetric::register(reg, m, self.opts.hist_key.as_deref())
-                    .map_err(RunError::Convention)?,
-            ),
+            Keyword::Counter | Keyword::Hist => {
+                Some(StreamMetric::register(reg, m).map_err(RunError::Convention)?)
+            }
             _ => None,
         };
         let labels = RunnerMetrics::map_labels(m);
@@ -320,7 +396,7 @@ impl<'s> Session<'s> {
             MapHandle::try_from(map)
                 .map_err(|e| RunError::Convention(format!("map {}: {e}", m.name)))
         };
-        if m.keyword != Keyword::Print {
+        if m.keyword != Keyword::Print || m.slots.is_some() {
             let collector = MapCollector::new(handle()?, m.clone(), self.opts.hist_linear_step);
             reg.register_collector(Box::new(collector));
         }
@@ -336,6 +412,7 @@ impl<'s> Session<'s> {
                 let frames = out.source(runner.output_dropped.get_or_create(&labels).clone());
                 Box::new(TablePrinter::new(frames, self.opts.interval))
             }
+            Output::Folded => Box::new(FoldedPrinter::new()),
         }
     }
 
@@ -446,8 +523,13 @@ impl<'s> Session<'s> {
 
     fn announce(&self, loaded: &Loaded, notify: Notify<'_>) {
         let attached: Vec<&str> = loaded.attachments.iter().map(|(n, _)| n.as_str()).collect();
+        let registered: String = loaded
+            .struct_ops
+            .iter()
+            .map(|(n, _)| format!("; struct_ops {n} registered"))
+            .collect();
         notify(&format!(
-            "running: {} program(s) attached ({}); stop with Ctrl-C",
+            "running: {} program(s) attached ({}){registered}; stop with Ctrl-C",
             attached.len(),
             attached.join(", ")
         ));
@@ -456,6 +538,7 @@ impl<'s> Session<'s> {
     /// Polls, ticks every interval, flushes every cycle; then drains what is left.
     fn run_loop(
         &self,
+        loaded: &Loaded,
         wired: &Wired,
         consumer: &Consumer<'_>,
         notify: Notify<'_>,
@@ -465,7 +548,7 @@ impl<'s> Session<'s> {
         while !self.done(wired, started) {
             consumer.poll(self.wait(started, next_tick))?;
             if Instant::now() >= next_tick {
-                self.tick(wired, notify);
+                self.tick(loaded, wired, notify);
                 // After a long poll, the next tick is one interval from now, not a burst.
                 next_tick += self.opts.interval;
                 next_tick = next_tick.max(Instant::now());
@@ -473,7 +556,7 @@ impl<'s> Session<'s> {
             wired.flush(notify);
         }
         consumer.drain()?;
-        self.tick(wired, notify);
+        self.tick(loaded, wired, notify);
         wired.finish(notify)
     }
 
@@ -493,8 +576,9 @@ impl<'s> Session<'s> {
         wait.min(Duration::from_millis(100))
     }
 
-    /// Snapshots of key/value maps that print, and new losses (record, metric, notice).
-    fn tick(&self, wired: &Wired, notify: Notify<'_>) {
+    /// Snapshots of key/value maps that print, iterator reads, and new losses (record,
+    /// metric, notice).
+    fn tick(&self, loaded: &Loaded, wired: &Wired, notify: Notify<'_>) {
         let mut ev = wired.events.borrow_mut();
         let Events {
             streams,
@@ -504,6 +588,17 @@ impl<'s> Session<'s> {
         for (m, handle) in &wired.kv {
             if self.prints(m) {
                 printer.snapshot(out, m, &read_entries(handle, m));
+            }
+        }
+        // Iterators: each read runs the program over the kernel's objects once.
+        for ((prog, link), &src) in loaded.iterators().zip(&wired.iters) {
+            let mut text = Vec::new();
+            let read = libbpf_rs::Iter::new(link)
+                .map_err(std::io::Error::other)
+                .and_then(|mut it| std::io::Read::read_to_end(&mut it, &mut text));
+            match read {
+                Ok(_) => printer.iter_text(out, src, prog, &String::from_utf8_lossy(&text)),
+                Err(e) => notify(&format!("iterator {prog}: cannot read it: {e}")),
             }
         }
         for loss in wired.losses.borrow_mut().iter_mut() {

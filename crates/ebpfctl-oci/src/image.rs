@@ -163,6 +163,21 @@ fn parse_config(data: &[u8]) -> Option<ProbeConfig> {
     serde_json::from_slice(data).ok()
 }
 
+/// What `pull` reads of a registry's answer before verifying any digest (the fuzz target
+/// `oci_manifest`): a manifest must be a probe's, an index must have an entry for this
+/// machine; the error says why not.
+pub fn check_manifest(whole: &str, raw: &[u8]) -> Result<(), OciError> {
+    match read_top(whole, raw)? {
+        Top::Manifest(m) => probe_parts(whole, &m).map(|_| ()),
+        Top::Index(i) => choose(whole, &i, None).map(|_| ()),
+    }
+}
+
+/// A probe config blob as `pull` reads it (`None`: not ours, or unreadable).
+pub fn read_config(data: &[u8]) -> Option<ProbeConfig> {
+    parse_config(data)
+}
+
 /// A manifest or an index, from its bytes.
 enum Top {
     Manifest(Manifest),

@@ -21,8 +21,8 @@ use ebpfctl_core::object::ObjectError;
 pub use format::ProbeConfig;
 use format::*;
 pub use image::{
-    describe, list, package, pull, push, remove, tag, Described, DescribedManifest, ListEntry,
-    Pulled, Pushed,
+    check_manifest, describe, list, package, pull, push, read_config, remove, tag, Described,
+    DescribedManifest, ListEntry, Pulled, Pushed,
 };
 pub use login::{login, logout, LoggedIn, LoggedOut};
 pub use store::Store;
@@ -310,6 +310,7 @@ pub fn normalise_reference(s: &str) -> Result<String, OciError> {
     Ok(registry::parse_reference(s)?.whole())
 }
 
+/// Reads a pulled manifest; the error says why it is not a probe's.
 fn read_manifest(reference: &str, raw: &[u8]) -> Result<Manifest, OciError> {
     let not_probe = |why: String| OciError::NotAProbe {
         reference: reference.to_string(),

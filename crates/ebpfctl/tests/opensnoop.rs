@@ -361,3 +361,41 @@ fn a_path_in_a_page_not_yet_mapped_is_read() {
     assert_eq!(e[0]["path"], "/nonexistent/ebpfctl-opensnoop-cold-path");
     assert_eq!(e[0]["errno"], 2);
 }
+
+#[test]
+fn long_paths_arrive_whole_and_overlong_ones_cut_with_a_flag() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let t = Tracer::start(&["-o", "json", "-p", &me()]);
+    // 4,000 bytes: 200-byte components, whole; records are as long as their path.
+    let comp = "d".repeat(199);
+    let mut long = format!("/nonexistent-{}", marker("long"));
+    while long.len() + comp.len() < 4000 {
+        long.push('/');
+        long.push_str(&comp);
+    }
+    // Longer than PATH_MAX: the kernel refuses it (ENAMETOOLONG); the record keeps 4,095
+    // bytes and says it was cut.
+    let e = "e".repeat(200);
+    let overlong = format!("{long}/{e}/{e}");
+    assert!(long.len() > 3800 && overlong.len() > 4096);
+    let mut tried = Vec::new();
+    for p in [&long, &overlong] {
+        let c = std::ffi::CString::new(p.as_str()).unwrap();
+        // SAFETY: a NUL-terminated path; the call fails (nothing to close).
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) };
+        assert_eq!(fd, -1);
+        tried.push(std::io::Error::last_os_error().raw_os_error().unwrap());
+    }
+    assert_eq!(tried, [libc::ENOENT, libc::ENAMETOOLONG]);
+    let (ev, _) = t.stop();
+    let whole = for_path(&ev, &long);
+    assert_eq!(whole.len(), 1, "{ev:?}");
+    assert_eq!(whole[0]["error"], "ENOENT");
+    assert!(whole[0].get("path_truncated").is_none(), "{:?}", whole[0]);
+    let cut: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["path_truncated"] == true && e["error"] == "ENAMETOOLONG")
+        .collect();
+    assert_eq!(cut.len(), 1, "{ev:?}");
+    assert_eq!(cut[0]["path"], overlong[..4095]);
+}

@@ -265,7 +265,7 @@ fn build_creates_a_private_cache() {
         .filter(|n| {
             !matches!(
                 n.as_str(),
-                "bpf" | "ebpfctl.h" | "vmlinux.h" | "vmlinux.h.key"
+                "bpf" | "ebpfctl.h" | "solo_types.h" | "vmlinux.h" | "vmlinux.h.key"
             )
         })
         .collect();

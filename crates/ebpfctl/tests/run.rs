@@ -666,7 +666,24 @@ fn cgroup2_root() -> String {
 
 #[test]
 fn network_cgroup_perf_and_btf_tracepoint_kinds_attach() {
-    let obj = build_source("kinds", KINDS);
+    // tcx came in 6.6: before it, `tc/ingress` is a legacy clsact filter (with a notice) and
+    // the `tcx/egress` program cannot attach, so the object runs without it and a tcx-only
+    // run is refused with the reason. Decided from the kernel, said out loud.
+    let tcx = kernel_has_tcx();
+    let source = if tcx {
+        KINDS.to_string()
+    } else {
+        eprintln!(
+            "KERNEL MATRIX: kernel {:?} has no tcx (Linux 6.6+): the tcx/egress program is left out, tc/ingress must fall back to a legacy tc filter",
+            kernel_version()
+        );
+        KINDS
+            .lines()
+            .filter(|l| !l.contains("SEC(\"tcx/"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let obj = build_source(if tcx { "kinds" } else { "kinds_notcx" }, &source);
     let cg = cgroup2_root();
     let run = Run::start(&[
         "run",
@@ -683,6 +700,34 @@ fn network_cgroup_perf_and_btf_tracepoint_kinds_attach() {
         "127.0.0.1:0",
         "--strict",
     ]);
+    let legacy_notice = |stderr: &[String]| {
+        stderr
+            .iter()
+            .find(|l| {
+                l.contains("program kinds_tc:") && l.contains("so it is a tc filter on lo ingress")
+            })
+            .cloned()
+    };
+    if tcx {
+        assert_eq!(
+            legacy_notice(&run.stderr()),
+            None,
+            "tc/ingress should be a tcx link on this kernel"
+        );
+    } else {
+        let notice = legacy_notice(&run.stderr())
+            .unwrap_or_else(|| panic!("no legacy tc notice:\n{}", run.stderr().join("\n")));
+        assert!(
+            notice.contains("this kernel has no tcx links (Linux 6.6+"),
+            "{notice}"
+        );
+        assert!(notice.contains("ebpfctl net detach"), "{notice}");
+        let tc = tc_filters_on_lo_ingress();
+        assert!(
+            tc.contains("kinds_tc"),
+            "the legacy filter is not on lo:\n{tc}"
+        );
+    }
     target(&["udp", "47124", "20"]);
     std::thread::sleep(std::time::Duration::from_millis(600));
     let m = run.scrape();
@@ -694,20 +739,52 @@ fn network_cgroup_perf_and_btf_tracepoint_kinds_attach() {
         (5, "perf_event"),
         (6, "tp_btf"),
     ] {
+        if k == 2 && !tcx {
+            continue;
+        }
         let n = sample(&m, &format!("ebpfctl_kind_hits_total{{key=\"{k}\"}}")).unwrap_or(0.0);
         assert!(n > 0.0, "{what} never ran:\n{m}");
     }
     run.stop();
     // The tc filter and the clsact qdisc we created are gone.
+    let tc = tc_filters_on_lo_ingress();
+    assert!(!tc.contains("kinds_tc"), "{tc}");
+    if !tcx {
+        // What the kernel cannot do is refused with the reason, not attached halfway.
+        let tcx_only = build_source(
+            "kinds_tcx_only",
+            &KINDS
+                .lines()
+                .filter(|l| {
+                    !l.contains("SEC(\"")
+                        || ["SEC(\"tcx/", "SEC(\".maps\")", "SEC(\"license\")"]
+                            .iter()
+                            .any(|k| l.contains(k))
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        let o = ebpfctl(&[
+            "run",
+            tcx_only.to_str().unwrap(),
+            "-o",
+            "none",
+            "--iface",
+            "lo",
+            "--strict",
+            "--duration",
+            "1",
+        ]);
+        assert_one_line_error(&o, "tcx needs Linux 6.6+");
+    }
+}
+
+fn tc_filters_on_lo_ingress() -> String {
     let tc = std::process::Command::new("tc")
         .args(["filter", "show", "dev", "lo", "ingress"])
         .output()
         .unwrap();
-    assert!(
-        !String::from_utf8_lossy(&tc.stdout).contains("kinds_tc"),
-        "{}",
-        String::from_utf8_lossy(&tc.stdout)
-    );
+    String::from_utf8_lossy(&tc.stdout).into_owned()
 }
 
 const HIST_KEY: &str = r#"

@@ -10,6 +10,7 @@
 mod names;
 pub mod net;
 pub mod sink;
+pub mod stack;
 pub mod sys;
 pub mod time;
 
@@ -24,6 +25,10 @@ pub enum DecodeError {
     Btf(#[from] BtfError),
     #[error("type nesting deeper than {0} levels")]
     TooDeep(usize),
+    #[error("the type holds more than {MAX_ITEMS} values, too many to decode")]
+    TooLarge,
+    #[error("a member lies beyond 4 GiB")]
+    Offset,
 }
 
 /// A typedef with a meaning to the decoder.
@@ -156,11 +161,49 @@ pub enum Node {
         size: u32,
         kind: Special,
     },
+    /// A lone `char`: printed as the character (`"R"`).
+    Char {
+        off: u32,
+    },
+    /// A stack id (`kernel_stack` / `user_stack` typedefs): symbolised frames once the
+    /// runner gave the decoder the object's stack map ([`Decoder::set_stacks`]), else the id.
+    Stack {
+        off: u32,
+        size: u8,
+        user: bool,
+        /// A sibling `tgid` (else `pid`) member: whose address space a user stack is in.
+        pid: Option<(u32, u8)>,
+        stacks: Option<Arc<dyn stack::StackResolve>>,
+    },
     /// Void, functions and other things with no value.
     Empty,
 }
 
+/// Whether a typedef name marks a stack id, and which kind (true: user).
+fn stack_typedef(name: &str) -> Option<bool> {
+    match name.strip_prefix("ebpfctl_").unwrap_or(name) {
+        "kernel_stack" => Some(false),
+        "user_stack" => Some(true),
+        _ => None,
+    }
+}
+
 const MAX_DEPTH: usize = 32;
+/// Most scalars one value may decode into: bounds the work and output per record (an array
+/// of a billion empty structs is valid BTF).
+pub const MAX_ITEMS: u64 = 1 << 20;
+
+/// How many values `n` renders.
+fn items(n: &Node) -> u64 {
+    match n {
+        Node::Array { count, elem, .. } => u64::from(*count).saturating_mul(items(elem).max(1)),
+        Node::Struct { fields, .. } => fields
+            .iter()
+            .fold(0u64, |a, (_, f)| a.saturating_add(items(f)))
+            .max(1),
+        _ => 1,
+    }
+}
 
 #[inline]
 fn read_uint(data: &[u8], off: usize, size: usize) -> u64 {
@@ -206,6 +249,15 @@ fn compile_at(btf: &Btf, type_id: u32, off: u32, depth: usize) -> Result<Node, D
         return Err(DecodeError::TooDeep(MAX_DEPTH));
     }
     for name in btf.typedef_names(type_id) {
+        if let Some(user) = stack_typedef(name) {
+            return Ok(Node::Stack {
+                off,
+                size: btf.size_of(type_id)?.min(8) as u8,
+                user,
+                pid: None,
+                stacks: None,
+            });
+        }
         if let Some(kind) = Special::from_typedef(name) {
             let size = btf.size_of(type_id)? as u32;
             return Ok(Node::Special { off, size, kind });
@@ -229,12 +281,17 @@ fn compile_at(btf: &Btf, type_id: u32, off: u32, depth: usize) -> Result<Node, D
             let signed = encoding & INT_SIGNED != 0;
             if u32::from(*bits) < u32::from(size) * 8 || *bit_offset != 0 {
                 Node::Bitfield {
-                    bit_off: off * 8 + u32::from(*bit_offset),
+                    bit_off: off
+                        .checked_mul(8)
+                        .and_then(|b| b.checked_add(u32::from(*bit_offset)))
+                        .ok_or(DecodeError::Offset)?,
                     bits: *bits,
                     signed,
                 }
             } else if encoding & INT_BOOL != 0 {
                 Node::Bool { off, size }
+            } else if size == 1 && btf.str(t.name_off) == "char" {
+                Node::Char { off }
             } else if signed {
                 Node::Int { off, size }
             } else {
@@ -264,11 +321,15 @@ fn compile_at(btf: &Btf, type_id: u32, off: u32, depth: usize) -> Result<Node, D
                 Node::Str { off, len: *len }
             } else {
                 let stride = btf.size_of(*elem)? as u32;
+                let elem = compile_at(btf, *elem, 0, depth + 1)?;
+                if u64::from(*len).saturating_mul(items(&elem).max(1)) > MAX_ITEMS {
+                    return Err(DecodeError::TooLarge);
+                }
                 Node::Array {
                     off,
                     stride,
                     count: *len,
-                    elem: Box::new(compile_at(btf, *elem, 0, depth + 1)?),
+                    elem: Box::new(elem),
                 }
             }
         }
@@ -301,25 +362,50 @@ fn compile_at(btf: &Btf, type_id: u32, off: u32, depth: usize) -> Result<Node, D
                     n => fields.push((name, n)),
                 }
             }
-            Node::Struct { off, fields }
+            link_stack_pids(&mut fields);
+            let node = Node::Struct { off, fields };
+            if items(&node) > MAX_ITEMS {
+                return Err(DecodeError::TooLarge);
+            }
+            node
         }
         _ => Node::Empty,
     })
+}
+
+/// Gives each user-stack member of a struct the struct's `tgid` (else `pid`) member.
+fn link_stack_pids(fields: &mut [(String, Node)]) {
+    let pid = ["tgid", "pid"].iter().find_map(|want| {
+        fields.iter().find_map(|(n, f)| match f {
+            Node::Uint { off, size } | Node::Int { off, size } if n == want && *size <= 8 => {
+                Some((*off, *size))
+            }
+            _ => None,
+        })
+    });
+    for (_, f) in fields.iter_mut() {
+        if let Node::Stack {
+            user: true, pid: p, ..
+        } = f
+        {
+            *p = pid;
+        }
+    }
 }
 
 /// Moves a node compiled at offset 0 of an anonymous member to that member's offset.
 fn shift(node: Node, by: u32) -> Node {
     match node {
         Node::Uint { off, size } => Node::Uint {
-            off: off + by,
+            off: off.saturating_add(by),
             size,
         },
         Node::Int { off, size } => Node::Int {
-            off: off + by,
+            off: off.saturating_add(by),
             size,
         },
         Node::Bool { off, size } => Node::Bool {
-            off: off + by,
+            off: off.saturating_add(by),
             size,
         },
         Node::Bitfield {
@@ -327,12 +413,12 @@ fn shift(node: Node, by: u32) -> Node {
             bits,
             signed,
         } => Node::Bitfield {
-            bit_off: bit_off + by * 8,
+            bit_off: bit_off.saturating_add(by.saturating_mul(8)),
             bits,
             signed,
         },
         Node::Float { off, size } => Node::Float {
-            off: off + by,
+            off: off.saturating_add(by),
             size,
         },
         Node::Enum {
@@ -341,32 +427,51 @@ fn shift(node: Node, by: u32) -> Node {
             signed,
             names,
         } => Node::Enum {
-            off: off + by,
+            off: off.saturating_add(by),
             size,
             signed,
             names,
         },
-        Node::Ptr { off } => Node::Ptr { off: off + by },
-        Node::Str { off, len } => Node::Str { off: off + by, len },
+        Node::Ptr { off } => Node::Ptr {
+            off: off.saturating_add(by),
+        },
+        Node::Str { off, len } => Node::Str {
+            off: off.saturating_add(by),
+            len,
+        },
         Node::Array {
             off,
             stride,
             count,
             elem,
         } => Node::Array {
-            off: off + by,
+            off: off.saturating_add(by),
             stride,
             count,
             elem,
         },
         Node::Struct { off, fields } => Node::Struct {
-            off: off + by,
+            off: off.saturating_add(by),
             fields,
         },
         Node::Special { off, size, kind } => Node::Special {
-            off: off + by,
+            off: off.saturating_add(by),
             size,
             kind,
+        },
+        Node::Char { off } => Node::Char { off: off + by },
+        Node::Stack {
+            off,
+            size,
+            user,
+            pid,
+            stacks,
+        } => Node::Stack {
+            off: off + by,
+            size,
+            user,
+            pid: pid.map(|(o, s)| (o + by, s)),
+            stacks,
         },
         Node::Empty => Node::Empty,
     }
@@ -473,7 +578,91 @@ impl Node {
             Node::Special { off, size, kind } => {
                 render_special(*kind, data, base + *off as usize, *size as usize, sink)
             }
+            Node::Char { off } => {
+                let b = read_uint(data, base + *off as usize, 1) as u8;
+                if b == 0 {
+                    sink.str("");
+                } else {
+                    let mut tmp = [0u8; 4];
+                    sink.str(char::from(b).encode_utf8(&mut tmp));
+                }
+            }
+            Node::Stack {
+                off, size, stacks, ..
+            } => match stacks {
+                None => {
+                    let v = read_uint(data, base + *off as usize, *size as usize);
+                    sink.i64(sign_extend(v, u32::from(*size) * 8));
+                }
+                Some(_) => {
+                    sink.begin_array();
+                    for f in self.frames(data, base).unwrap_or_default() {
+                        sink.begin_object();
+                        sink.key("addr");
+                        sink.str(&format!("{:#x}", f.addr));
+                        sink.key("sym");
+                        match &f.sym {
+                            Some(s) => sink.str(s),
+                            None => sink.null(),
+                        }
+                        sink.key("offset");
+                        sink.u64(f.offset);
+                        sink.key("module");
+                        match &f.module {
+                            Some(m) => sink.str(m),
+                            None => sink.null(),
+                        }
+                        sink.end_object();
+                    }
+                    sink.end_array();
+                }
+            },
             Node::Empty => sink.str(""),
+        }
+    }
+
+    /// The frames of a stack member (innermost first), when this is one and the runner gave
+    /// the decoder a stack map.
+    pub fn frames(&self, data: &[u8], base: usize) -> Option<Vec<stack::Frame>> {
+        let Node::Stack {
+            off,
+            size,
+            user,
+            pid,
+            stacks: Some(stacks),
+        } = self
+        else {
+            return None;
+        };
+        let id = sign_extend(
+            read_uint(data, base + *off as usize, *size as usize),
+            u32::from(*size) * 8,
+        );
+        let pid = pid.map(|(o, s)| read_uint(data, base + o as usize, s as usize) as u32);
+        Some(stacks.frames(id, *user, pid))
+    }
+
+    /// True for a stack member.
+    pub fn is_stack(&self) -> bool {
+        matches!(self, Node::Stack { .. })
+    }
+
+    /// Hands `stacks` to every stack member below this node.
+    fn set_stacks(&mut self, to: &Arc<dyn stack::StackResolve>) {
+        match self {
+            Node::Stack { stacks, .. } => *stacks = Some(Arc::clone(to)),
+            Node::Struct { fields, .. } => fields.iter_mut().for_each(|(_, f)| f.set_stacks(to)),
+            Node::Array { elem, .. } => elem.set_stacks(to),
+            _ => {}
+        }
+    }
+
+    fn has_stack(&self) -> bool {
+        match self {
+            Node::Stack { .. } => true,
+            Node::Struct { fields, .. } => fields.iter().any(|(_, f)| f.has_stack()),
+            Node::Array { elem, .. } => elem.has_stack(),
+            _ => false,
         }
     }
 
@@ -587,6 +776,16 @@ impl Decoder {
             size: btf.size_of(type_id)? as usize,
             type_name: btf.type_name(type_id),
         })
+    }
+
+    /// Lets stack members (`kernel_stack`, `user_stack`) print frames read from `stacks`.
+    pub fn set_stacks(&mut self, stacks: &Arc<dyn stack::StackResolve>) {
+        self.root.set_stacks(stacks);
+    }
+
+    /// Whether the type holds a stack member.
+    pub fn has_stack(&self) -> bool {
+        self.root.has_stack()
     }
 
     /// A decoder that shows raw bytes as hex (no BTF).

@@ -8,6 +8,10 @@ pub trait Sink {
     fn f64(&mut self, v: f64);
     fn bool(&mut self, v: bool);
     fn str(&mut self, s: &str);
+    /// No value (JSON `null`; empty text).
+    fn null(&mut self) {
+        self.str("");
+    }
     /// A wall-clock time (Unix ns), written as an RFC 3339 string.
     fn timestamp(&mut self, unix_ns: i128) {
         self.str(&super::time::rfc3339_ns(unix_ns));
@@ -120,6 +124,11 @@ impl Sink for JsonSink<'_> {
             .extend_from_slice(if v { b"true" } else { b"false" });
         self.need_comma = true;
     }
+    fn null(&mut self) {
+        self.sep();
+        self.out.extend_from_slice(b"null");
+        self.need_comma = true;
+    }
     fn str(&mut self, s: &str) {
         self.sep();
         write_json_str(self.out, s);
@@ -210,6 +219,9 @@ impl Sink for TextSink {
     }
     fn str(&mut self, s: &str) {
         self.scalar(s, |j| j.str(s));
+    }
+    fn null(&mut self) {
+        self.scalar("", |j| j.null());
     }
     fn begin_object(&mut self) {
         self.open(b'{');

@@ -1,8 +1,9 @@
 //! BTF: `btf list`, `btf dump (vmlinux | file PATH | id N) --format c|raw`.
 //!
-//! `--format c` goes through libbpf's own `btf_dump` (via `ebpfctl_build::dump_c_header`), so
-//! the header is the same `vmlinux.h` CO-RE probes are built against. `--format raw` lists
-//! every type record, parsed by [`crate::btf`].
+//! `--format c` goes through libbpf's own `btf_dump` (via `ebpfctl_build::dump_c`), so the
+//! header is the same `vmlinux.h` CO-RE probes are built against; BTF from a file is validated
+//! first. `--format raw` lists every type record, parsed by [`crate::btf`], even of BTF that
+//! fails validation.
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,10 @@ impl std::fmt::Display for BtfTarget {
 }
 
 /// Writes a C header of every type (libbpf's dumper, CO-RE attributes on) to `w`.
+///
+/// libbpf's dumper trusts the BTF it is given and crashes on malformed types, so the BTF of
+/// a file is read and validated here ([`Btf::parse`]) and handed over from memory; the
+/// kernel's own (vmlinux, loaded objects) comes from the kernel, which validated it.
 pub fn dump_c<W: Write>(target: &BtfTarget, w: &mut W) -> Result<()> {
     let vmlinux = Path::new(VMLINUX_BTF);
     if *target == BtfTarget::Vmlinux && !vmlinux.exists() {
@@ -48,10 +53,17 @@ pub fn dump_c<W: Write>(target: &BtfTarget, w: &mut W) -> Result<()> {
             ),
         ));
     }
-    if let BtfTarget::File(p) = target {
-        std::fs::metadata(p)
-            .map_err(|e| InspectError::sys(format!("reading {}", p.display()), e))?;
-    }
+    let file_btf = match target {
+        BtfTarget::File(p) => {
+            let raw = file_bytes(p)?;
+            Btf::parse(&raw).map_err(|source| InspectError::Btf {
+                what: target.to_string(),
+                source,
+            })?;
+            Some(raw)
+        }
+        _ => None,
+    };
     let split = match target {
         BtfTarget::Id(id) => {
             let i = sys::btf_info(*id)?;
@@ -59,70 +71,56 @@ pub fn dump_c<W: Write>(target: &BtfTarget, w: &mut W) -> Result<()> {
         }
         _ => false,
     };
-    let src = match target {
-        BtfTarget::Vmlinux => BtfSource::File {
-            path: vmlinux,
-            base: None,
-        },
-        BtfTarget::File(p) => BtfSource::File {
-            path: p,
-            base: None,
-        },
-        BtfTarget::Id(id) => BtfSource::KernelId {
+    let src = match (target, &file_btf) {
+        (_, Some(raw)) => BtfSource::Raw(raw),
+        (BtfTarget::Id(id), _) => BtfSource::KernelId {
             id: *id,
             base: split.then_some(vmlinux),
         },
+        _ => BtfSource::File {
+            path: vmlinux,
+            base: None,
+        },
     };
-    let tmp = std::env::temp_dir().join(format!(
-        "ebpfctl-btf-{}-{}.h",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    let res = ebpfctl_build::dump_c_header(&src, &tmp)
-        .map_err(InspectError::from)
-        .and_then(|()| {
-            let mut f = std::fs::File::open(&tmp)
-                .map_err(|e| InspectError::sys(format!("reading {}", tmp.display()), e))?;
-            io::copy(&mut f, w).map_err(InspectError::Output)?;
-            Ok(())
-        });
-    let _ = std::fs::remove_file(&tmp);
-    res
+    match ebpfctl_build::dump_c(&src, w) {
+        Err(ebpfctl_build::BuildError::Write(e)) => Err(InspectError::Output(e)),
+        other => other.map_err(InspectError::from),
+    }
 }
 
-/// Parses the BTF of a target (not split module BTF).
-pub fn load(target: &BtfTarget) -> Result<Btf> {
-    let raw = match target {
+/// The raw BTF of a file: the file itself, or the `.BTF` section of an ELF object.
+fn file_bytes(p: &Path) -> Result<Vec<u8>> {
+    let data =
+        std::fs::read(p).map_err(|e| InspectError::sys(format!("reading {}", p.display()), e))?;
+    if data.starts_with(b"\x7fELF") {
+        elf_btf(&data).map_err(|why| {
+            InspectError::sys(
+                format!("reading {}", p.display()),
+                io::Error::new(io::ErrorKind::InvalidData, why),
+            )
+        })
+    } else if data.starts_with(&[0x9f, 0xeb]) {
+        Ok(data)
+    } else {
+        Err(InspectError::sys(
+            format!("reading {}", p.display()),
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "neither raw BTF (magic 0xeb9f) nor an ELF object with a .BTF section",
+            ),
+        ))
+    }
+}
+
+fn target_bytes(target: &BtfTarget) -> Result<Vec<u8>> {
+    Ok(match target {
         BtfTarget::Vmlinux => std::fs::read(VMLINUX_BTF).map_err(|e| {
             InspectError::sys(
                 format!("reading {VMLINUX_BTF} (kernel built without CONFIG_DEBUG_INFO_BTF?)"),
                 e,
             )
         })?,
-        BtfTarget::File(p) => {
-            let data = std::fs::read(p)
-                .map_err(|e| InspectError::sys(format!("reading {}", p.display()), e))?;
-            if data.starts_with(b"\x7fELF") {
-                elf_btf(&data).map_err(|why| {
-                    InspectError::sys(
-                        format!("reading {}", p.display()),
-                        io::Error::new(io::ErrorKind::InvalidData, why),
-                    )
-                })?
-            } else if data.starts_with(&[0x9f, 0xeb]) {
-                data
-            } else {
-                return Err(InspectError::sys(
-                    format!("reading {}", p.display()),
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "neither raw BTF (magic 0xeb9f) nor an ELF object with a .BTF section",
-                    ),
-                ));
-            }
-        }
+        BtfTarget::File(p) => file_bytes(p)?,
         BtfTarget::Id(id) => {
             let (raw, split) = sys::kernel_btf_raw(*id)?;
             if split {
@@ -136,11 +134,29 @@ pub fn load(target: &BtfTarget) -> Result<Btf> {
             }
             raw
         }
-    };
-    Btf::parse(&raw).map_err(|source| InspectError::Btf {
+    })
+}
+
+/// Parses and validates the BTF of a target (not split module BTF).
+pub fn load(target: &BtfTarget) -> Result<Btf> {
+    Btf::parse(&target_bytes(target)?).map_err(|source| InspectError::Btf {
         what: target.to_string(),
         source,
     })
+}
+
+/// Reads the type records of a target as they are, for `--format raw`, with what validation
+/// found wrong, if anything: malformed BTF can be looked at, only not walked.
+pub fn load_records(target: &BtfTarget) -> Result<(Btf, Option<InspectError>)> {
+    let btf = Btf::parse_records(&target_bytes(target)?).map_err(|source| InspectError::Btf {
+        what: target.to_string(),
+        source,
+    })?;
+    let problem = btf.validate().err().map(|source| InspectError::Btf {
+        what: target.to_string(),
+        source,
+    });
+    Ok((btf, problem))
 }
 
 /// The `.BTF` section of an ELF file, or why there is none: a file that does not parse, or

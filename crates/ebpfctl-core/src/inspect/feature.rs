@@ -146,6 +146,43 @@ fn attach_btf_prog(fd: &OwnedFd, attach_type: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether the kernel has uprobe-multi links (`BPF_TRACE_UPROBE_MULTI`, Linux 6.6+): a
+/// no-op program of that expected attach type loads, and a link to a directory is refused
+/// with EBADF (the kernel got as far as checking the path). Nothing is attached.
+pub fn uprobe_multi() -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = load_noop(
+        libbpf_sys::BPF_PROG_TYPE_KPROBE,
+        libbpf_sys::BPF_TRACE_UPROBE_MULTI,
+        0,
+    )?;
+    let path = CString::new("/").expect("no NUL");
+    let offset: std::os::raw::c_ulong = 0;
+    // SAFETY: all-zero is a valid bpf_link_create_opts; `sz` is set as libbpf requires.
+    let mut opts: libbpf_sys::bpf_link_create_opts = unsafe { std::mem::zeroed() };
+    opts.sz = std::mem::size_of::<libbpf_sys::bpf_link_create_opts>() as _;
+    opts.__bindgen_anon_1.uprobe_multi =
+        libbpf_sys::bpf_link_create_opts__bindgen_ty_1__bindgen_ty_3 {
+            path: path.as_ptr(),
+            offsets: &offset,
+            cnt: 1,
+            ..Default::default()
+        };
+    // SAFETY: `fd` is a loaded program; path, offset and opts outlive the call.
+    let rc = unsafe {
+        libbpf_sys::bpf_link_create(fd.as_raw_fd(), 0, libbpf_sys::BPF_TRACE_UPROBE_MULTI, &opts)
+    };
+    if rc >= 0 {
+        // SAFETY: a fresh link fd owned by nobody else; closing it detaches.
+        drop(unsafe { OwnedFd::from_raw_fd(rc) });
+        return Ok(());
+    }
+    match sys::errno_of(rc) {
+        e if e.raw_os_error() == Some(libc::EBADF) => Ok(()),
+        e => Err(e),
+    }
+}
+
 /// Opens (disabled) and closes a perf event: `kind` is the PMU type, config as given.
 fn perf_open(pmu: u32, config: u64, config1: u64, config2: u64) -> io::Result<()> {
     // struct perf_event_attr, PERF_ATTR_SIZE_VER5 (112 bytes) laid out by hand.
@@ -801,6 +838,86 @@ fn settings() -> Vec<Check> {
     out
 }
 
+/// `BPF_MAP_TYPE_STRUCT_OPS`.
+const STRUCT_OPS_MAP: u32 = 26;
+/// How many of vmlinux's struct_ops value types to try before giving up.
+const STRUCT_OPS_TRIES: usize = 8;
+
+/// A BTF object with one `int`: the kernel wants some BTF fd beside a struct_ops map's
+/// vmlinux value type (a loader passes its object's).
+fn load_int_btf() -> io::Result<OwnedFd> {
+    let mut raw = Vec::with_capacity(45);
+    raw.extend_from_slice(&0xeb9fu16.to_le_bytes());
+    raw.extend_from_slice(&[1, 0]); // version, flags
+                                    // hdr_len, type_off, type_len, str_off, str_len; then `int` (INT, 4 bytes, 32 bits).
+    for w in [24u32, 0, 16, 16, 5, 1, 1 << 24, 4, 32] {
+        raw.extend_from_slice(&w.to_le_bytes());
+    }
+    raw.extend_from_slice(b"\0int\0");
+    // SAFETY: `raw` is a complete BTF blob of the length given; null opts are allowed.
+    let rc = unsafe {
+        libbpf_sys::bpf_btf_load(raw.as_ptr().cast(), raw.len() as _, std::ptr::null_mut())
+    };
+    if rc < 0 {
+        return Err(sys::errno_of(rc));
+    }
+    // SAFETY: a fresh fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(rc) })
+}
+
+/// Whether a real struct_ops map can be created: one of vmlinux BTF's value types
+/// (`struct bpf_struct_ops_NAME { <common>; struct NAME data; }`, `tcp_congestion_ops`
+/// first) with its own size. libbpf 1.7's probe sets `value_type_btf_obj_fd` (a 6.9
+/// field) to -1, which kernels before 6.9 refuse as a non-zero unknown attribute (EINVAL)
+/// instead of the ENOTSUPP the probe expects, so it reports struct_ops maps missing on
+/// kernels that have had them since 5.6. This asks the question a loader would.
+fn struct_ops_map_creates(btf: Option<&Btf>) -> bool {
+    use std::os::fd::AsRawFd;
+    let Some(btf) = btf else {
+        return false;
+    };
+    let Ok(btf_fd) = load_int_btf() else {
+        return false;
+    };
+    let preferred = "bpf_struct_ops_tcp_congestion_ops";
+    let mut candidates: Vec<(u32, &str)> = btf
+        .iter()
+        .filter(|(_, t)| t.kind == Kind::Struct)
+        .map(|(id, t)| (id, btf.str(t.name_off)))
+        .filter(|(id, n)| {
+            n.starts_with("bpf_struct_ops_")
+                && btf
+                    .members(*id)
+                    .iter()
+                    .any(|m| btf.str(m.name_off) == "data")
+        })
+        .collect();
+    candidates.sort_by_key(|&(_, n)| n != preferred);
+    candidates
+        .into_iter()
+        .take(STRUCT_OPS_TRIES)
+        .any(|(id, _)| {
+            let Ok(size) = u32::try_from(btf.size_of(id).unwrap_or(0)) else {
+                return false;
+            };
+            // SAFETY: all-zero is a valid bpf_map_create_opts; `sz` is set as libbpf requires.
+            let mut opts: libbpf_sys::bpf_map_create_opts = unsafe { std::mem::zeroed() };
+            opts.sz = std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as _;
+            opts.btf_fd = btf_fd.as_raw_fd() as u32;
+            opts.btf_vmlinux_value_type_id = id;
+            // SAFETY: a null name is allowed; opts outlives the call.
+            let rc = unsafe {
+                libbpf_sys::bpf_map_create(STRUCT_OPS_MAP, std::ptr::null(), 4, size, 1, &opts)
+            };
+            if rc < 0 {
+                return false;
+            }
+            // SAFETY: a fresh map fd owned by nobody else; closing it frees the map.
+            drop(unsafe { OwnedFd::from_raw_fd(rc) });
+            true
+        })
+}
+
 /// Probes everything.
 pub fn probe() -> Features {
     let btf = vmlinux_btf();
@@ -815,10 +932,19 @@ pub fn probe() -> Features {
         // SAFETY: no pointers besides the null options.
         unsafe { libbpf_sys::libbpf_probe_bpf_prog_type(t, std::ptr::null()) }
     });
-    let maps = probe_types(type_count(sys::map_type_name), sys::map_type_name, &|t| {
+    let mut maps = probe_types(type_count(sys::map_type_name), sys::map_type_name, &|t| {
         // SAFETY: as above.
         unsafe { libbpf_sys::libbpf_probe_bpf_map_type(t, std::ptr::null()) }
     });
+    if let Some(m) = maps
+        .iter_mut()
+        .find(|m| m.name == sys::map_type_name(STRUCT_OPS_MAP))
+    {
+        if !m.supported && struct_ops_map_creates(btf.as_ref()) {
+            m.supported = true;
+            m.error = None;
+        }
+    }
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     let warnings = if root {
@@ -896,4 +1022,24 @@ pub fn print_features<W: Write>(w: &mut W, f: &Features, format: Format) -> io::
     checks(w, "lockdown", std::slice::from_ref(&f.lockdown))?;
     checks(w, "helpers", &f.helpers)?;
     checks(w, "settings", &f.settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Root on a kernel with BTF and TCP (every kernel the suite runs on): the real-map
+    /// probe must work where libbpf's answer can be wrong (before 6.9).
+    #[test]
+    fn a_real_struct_ops_map_can_be_created() {
+        let btf = vmlinux_btf().expect("kernel BTF (/sys/kernel/btf/vmlinux) is needed");
+        assert!(
+            btf.find("bpf_struct_ops_tcp_congestion_ops", Kind::Struct)
+                .next()
+                .is_some(),
+            "this kernel's BTF has no struct_ops value type for tcp_congestion_ops"
+        );
+        assert!(struct_ops_map_creates(Some(&btf)));
+        assert!(!struct_ops_map_creates(None));
+    }
 }

@@ -47,6 +47,8 @@ pub struct MapView {
     pub value_size: u32,
     /// As declared; 0 means the runner's default.
     pub max_entries: u32,
+    /// What `ebpfctl run` does with it (and would with `--all-maps`).
+    pub plan: String,
 }
 
 /// A `const volatile` parameter.
@@ -173,26 +175,46 @@ impl Kernel {
                     (true, _) => (true, format!("raw tracepoint {name} exists")),
                 }
             }
-            AttachPoint::Kprobe { .. } => {
-                if self.kprobe {
-                    (true, "kprobes available".into())
-                } else {
+            AttachPoint::Kprobe {
+                target, syscall, ..
+            } => {
+                if !self.kprobe {
                     (false, format!("this kernel has no {}", a.needs()))
+                } else if let Some(f) = missing_kernel_function(target, *syscall) {
+                    (
+                        false,
+                        format!("kprobes available, but {f} is not a kernel function here (not in /proc/kallsyms)"),
+                    )
+                } else {
+                    (true, "kprobes available".into())
                 }
             }
             AttachPoint::Uprobe { target, .. } => match (self.uprobe, target) {
                 (false, _) => (false, format!("this kernel has no {}", a.needs())),
                 (true, None) => (
                     false,
-                    "section names no target; write SEC(\"uprobe/PATH:FUNCTION\")".into(),
+                    "section names no function: write SEC(\"uprobe/FUNCTION\") and run with --target PATH, or SEC(\"uprobe/PATH:FUNCTION\")".into(),
+                ),
+                (true, Some(t)) if !t.contains(':') => (
+                    true,
+                    format!("uprobes available; names {t} but no binary: run needs --target PATH (or --pid PID)"),
                 ),
                 (true, Some(_)) => (true, "uprobes available".into()),
             },
-            AttachPoint::Usdt { .. } => {
-                if self.uprobe {
-                    (true, "uprobes available".into())
-                } else {
-                    (false, format!("this kernel has no {}", a.needs()))
+            AttachPoint::Usdt { target } => {
+                if !self.uprobe {
+                    return (false, format!("this kernel has no {}", a.needs()));
+                }
+                match target.split(':').count() {
+                    3 => (true, "uprobes available (libbpf's USDT support)".into()),
+                    2 => (
+                        true,
+                        format!("uprobes available; names probe {target} but no binary: run needs --target PATH (or --pid PID)"),
+                    ),
+                    _ => (
+                        false,
+                        "SEC(\"usdt\") names no probe: write SEC(\"usdt/PROVIDER:NAME\") and run with --target PATH, or SEC(\"usdt/PATH:PROVIDER:NAME\")".into(),
+                    ),
                 }
             }
             AttachPoint::Fentry { target } => {
@@ -255,11 +277,18 @@ impl Kernel {
             AttachPoint::PerfEvent => (true, "attaches to CPU clock events".into()),
             AttachPoint::Iter { target } => {
                 if self.func(&format!("bpf_iter_{target}")).is_some() {
-                    (true, format!("iterator {target} exists"))
+                    (
+                        true,
+                        format!("iterator {target} exists; run reads it every --interval and prints its text"),
+                    )
                 } else {
                     (false, format!("no iterator {target} in this kernel"))
                 }
             }
+            AttachPoint::Other { section } if section.starts_with("struct_ops") => (
+                true,
+                "runs through the object's struct_ops map, which run registers".into(),
+            ),
             AttachPoint::Other { section } => (
                 false,
                 format!("the runner loads but does not attach section {section}"),
@@ -284,6 +313,30 @@ fn supported(cache: &mut std::collections::HashMap<(bool, u32), bool>, map: bool
 }
 
 /// Inspects an object file.
+/// The function a kprobe section names (`FUNC` or `FUNC+OFFSET`), when /proc/kallsyms is
+/// readable and lacks it: `run` could not attach there. Globs (kprobe.multi), syscalls
+/// (resolved to the architecture's wrapper) and empty targets are not checked.
+fn missing_kernel_function(target: &str, syscall: bool) -> Option<String> {
+    static SYMS: std::sync::OnceLock<Option<std::collections::HashSet<String>>> =
+        std::sync::OnceLock::new();
+    let name = target.split('+').next().unwrap_or("");
+    if syscall || name.is_empty() || name.contains(['*', '?', '[']) {
+        return None;
+    }
+    let syms = SYMS
+        .get_or_init(|| {
+            let text = std::fs::read_to_string("/proc/kallsyms").ok()?;
+            Some(
+                text.lines()
+                    .filter_map(|l| l.split_whitespace().nth(2))
+                    .map(str::to_string)
+                    .collect(),
+            )
+        })
+        .as_ref()?;
+    (!syms.contains(name)).then(|| name.to_string())
+}
+
 pub fn inspect(path: &Path) -> Result<ObjectView> {
     let spec = ObjectSpec::from_path(path)?;
     let mut kernel = Kernel::probe();
@@ -355,10 +408,12 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
             }
         })
         .collect();
+    let plan = crate::plan::describe(&spec, &crate::plan::PlanOptions::default());
     let maps = spec
         .maps
         .iter()
-        .map(|m| MapView {
+        .zip(plan)
+        .map(|(m, (_, plan))| MapView {
             name: m.name.clone(),
             section: m.section.clone(),
             kind: m.type_name(),
@@ -369,8 +424,32 @@ pub fn inspect(path: &Path) -> Result<ObjectView> {
             key_size: m.key_size,
             value_size: m.value_size,
             max_entries: m.max_entries,
+            plan,
         })
         .collect();
+    // Alternatives of one hook: run attaches the first that works and skips the others.
+    for (i, p) in spec.programs.iter().enumerate() {
+        let Some(h) = crate::load::attach::hook(&p.section) else {
+            continue;
+        };
+        if let Some(first) = spec.programs[..i]
+            .iter()
+            .find(|q| crate::load::attach::hook(&q.section).as_ref() == Some(&h))
+        {
+            problems.push(format!(
+                "program {} ({}): {}; run skips it when {} attaches",
+                p.name,
+                p.section,
+                crate::load::select::alternative_reason(p, first, &h),
+                first.name
+            ));
+        }
+    }
+    if !spec.maps.is_empty() && !spec.maps.iter().any(|m| m.keyword.is_some()) {
+        problems.push(
+            "no map carries a keyword (print_, counter_, gauge_, hist_ or SEC(\".maps.KEYWORD\")): run prints nothing unless given --all-maps".into(),
+        );
+    }
     let params = spec
         .params
         .iter()
@@ -466,7 +545,15 @@ pub fn print_view<W: Write>(w: &mut W, v: &ObjectView, format: Format) -> io::Re
     }
     t.write(w)?;
     writeln!(w, "\nmaps ({})", v.maps.len())?;
-    let mut t = Table::new(&["NAME", "TYPE", "KEYWORD", "KEY", "VALUE", ">MAX_ENTRIES"]);
+    let mut t = Table::new(&[
+        "NAME",
+        "TYPE",
+        "KEYWORD",
+        "KEY",
+        "VALUE",
+        ">MAX_ENTRIES",
+        "RUN DOES",
+    ]);
     for m in &v.maps {
         // Ring buffers and perf arrays have no kernel-side key/value: show the event type.
         let side = |ty: &Option<String>, size: u32| match (ty, size) {
@@ -490,6 +577,7 @@ pub fn print_view<W: Write>(w: &mut W, v: &ObjectView, format: Format) -> io::Re
             } else {
                 m.max_entries.to_string()
             },
+            m.plan.clone(),
         ]);
     }
     t.write(w)?;

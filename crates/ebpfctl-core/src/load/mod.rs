@@ -7,18 +7,22 @@
 
 pub mod attach;
 pub mod cleanup;
+pub mod libbpf_log;
 pub mod section;
+pub mod select;
 pub mod verifier;
 
-use std::sync::Mutex;
+use libbpf_rs::{Map, MapCore, Object, ObjectBuilder};
 
-use libbpf_rs::{Map, MapCore, Object, ObjectBuilder, PrintLevel};
-
-use crate::convention::{self, BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF};
+use crate::convention::{
+    self, BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF, BPF_MAP_TYPE_STACK_TRACE,
+    BPF_MAP_TYPE_STRUCT_OPS,
+};
 use crate::mounts::{self, MountError};
 use crate::object::helpers::UnsafeCall;
 use crate::object::{params, ObjectSpec, DEFAULT_MAX_ENTRIES, DEFAULT_RINGBUF_BYTES};
 use attach::{AttachError, AttachOptions, AttachPoint, Attachment};
+use select::{SelectError, Selection};
 pub use verifier::VerifierReport;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,8 +46,12 @@ pub enum LoadError {
     Attach(#[from] AttachError),
     #[error("program {} ({}) cannot run here (--strict): {}", .0.program, .0.section, .0.reason)]
     Refused(Skipped),
-    #[error("no program could be attached, so nothing would run: {}", skipped_list(.0))]
+    #[error("{}", nothing_attached(.0))]
     NothingAttached(Vec<Skipped>),
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    #[error("struct_ops map {map} could not be registered: {reason}")]
+    StructOps { map: String, reason: String },
     #[error("the object has no programs, so nothing would run: a program is a global function in a SEC(\"...\") section, e.g. SEC(\"tracepoint/syscalls/sys_enter_openat\") (see {})", section::DOCUMENTED_AT)]
     NoPrograms,
     #[error("program {program}: section \"{section}\" is not a section name libbpf knows, so it cannot tell the program type; {hint}rename it in SEC(\"...\") and rebuild (the names: {})", section::DOCUMENTED_AT)]
@@ -59,24 +67,27 @@ pub enum LoadError {
     UnsafeHelpers(Vec<UnsafeCall>),
 }
 
-fn skipped_list(s: &[Skipped]) -> String {
-    if s.is_empty() {
-        return "no program was loaded".into();
+/// One skipped program: its reason on the error line. More: the reasons are printed one
+/// line each before it ([`LoadError::skipped`]), the error line counts them.
+fn nothing_attached(s: &[Skipped]) -> String {
+    match s {
+        [] => "no program could be attached, so nothing would run: no program was loaded".into(),
+        [one] => format!("no program could be attached, so nothing would run: {one}"),
+        many => format!(
+            "no program could be attached ({} skipped, each said above); nothing to run",
+            many.len()
+        ),
     }
-    s.iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Refuses, before anything reaches the kernel, an object that would run nothing or whose
 /// programs libbpf cannot type from their section names (it would fail later with a
 /// misleading "missing BPF prog type" from the verifier step).
-fn check_programs(spec: &ObjectSpec, opts: &LoadOptions) -> Result<(), LoadError> {
+fn check_programs(spec: &ObjectSpec, opts: &LoadOptions, sel: &Selection) -> Result<(), LoadError> {
     if spec.programs.is_empty() && !opts.no_attach {
         return Err(LoadError::NoPrograms);
     }
-    for p in &spec.programs {
+    for p in spec.programs.iter().filter(|p| sel.wants(p)) {
         // `SEC("?...")`: not loaded by default (libbpf's convention), so its name is moot.
         if p.section.starts_with('?') || section::libbpf_prog_type(&p.section).is_some() {
             continue;
@@ -107,6 +118,10 @@ pub struct LoadOptions {
     /// Load objects that call helpers which change the traced system
     /// ([`crate::object::helpers::UNSAFE`]); refused otherwise.
     pub allow_unsafe_helpers: bool,
+    /// `--program GLOB`: load only the programs these match (name or section).
+    pub programs: Vec<String>,
+    /// `--skip GLOB`: do not load the programs these match.
+    pub skip: Vec<String>,
 }
 
 /// A program that is not running, and why (one line for the user).
@@ -115,6 +130,17 @@ pub struct Skipped {
     pub program: String,
     pub section: String,
     pub reason: String,
+}
+
+impl LoadError {
+    /// The skipped programs a [`LoadError::NothingAttached`] holds when its line does not
+    /// spell them out (more than one): the caller prints one line each first.
+    pub fn skipped(&self) -> &[Skipped] {
+        match self {
+            LoadError::NothingAttached(s) if s.len() > 1 => s,
+            _ => &[],
+        }
+    }
 }
 
 impl std::fmt::Display for Skipped {
@@ -131,42 +157,21 @@ impl std::fmt::Display for Skipped {
 pub struct Loaded {
     // Field order matters: attachments drop (detach) before the object (unload).
     pub attachments: Vec<(String, Attachment)>,
+    /// struct_ops maps registered with the kernel (their links unregister on drop).
+    pub struct_ops: Vec<(String, libbpf_rs::Link)>,
     pub skipped: Vec<Skipped>,
     /// Lines the user must see about what is attached (e.g. a tc filter a SIGKILL would leave).
     pub notices: Vec<String>,
     pub object: Object,
 }
 
-static LIBBPF_LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
-static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-fn capture(level: PrintLevel, msg: String) {
-    if VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
-        eprint!("libbpf: {msg}");
-    }
-    if level != PrintLevel::Debug {
-        LIBBPF_LOG
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(msg);
-    }
-}
-
 /// Routes libbpf's messages into a buffer (shown on failure, or live with `verbose`).
 pub fn capture_libbpf_output(verbose: bool) {
-    VERBOSE.store(verbose, std::sync::atomic::Ordering::Relaxed);
-    libbpf_rs::set_print(Some((
-        if verbose {
-            PrintLevel::Debug
-        } else {
-            PrintLevel::Info
-        },
-        capture,
-    )));
+    libbpf_log::capture(verbose);
 }
 
 fn take_log() -> Vec<String> {
-    std::mem::take(&mut *LIBBPF_LOG.lock().unwrap_or_else(|p| p.into_inner()))
+    libbpf_log::take()
 }
 
 /// The program libbpf names in its failure message ("prog 'NAME': ... failed").
@@ -190,6 +195,70 @@ fn kernel_may_lack(p: &AttachPoint) -> bool {
     )
 }
 
+/// Why the kernel refused to load a program of a kind it may lack, and what to do.
+fn kernel_refusal(ps: &crate::object::ProgramSpec, errno: &str) -> String {
+    // ESRCH from a BTF-typed program: its target function is not in the kernel's BTF
+    // (libbpf-tools' placeholders such as `dummy_file_read` are retargeted from user space).
+    if errno.contains("os error 3)") {
+        if let AttachPoint::Fentry { target } = &ps.attach {
+            return format!(
+                "{target} is not a function in this kernel's BTF, so nothing can hook it; {}",
+                closest_functions(target)
+            );
+        }
+    }
+    let instead = ps.attach.instead();
+    format!(
+        "the kernel refused to load it ({errno}); it lacks {}{}{instead}",
+        ps.attach.needs(),
+        if instead.is_empty() { "" } else { "; " }
+    )
+}
+
+/// The kernel functions closest to `name` ("the closest are a, b, c"), or what to check.
+/// A libbpf-tools placeholder (`dummy_file_read`) gets the functions that contain the rest
+/// of its name (`ext4_file_read_iter`, ...).
+fn closest_functions(name: &str) -> String {
+    // Parsed once per process: an object may have many such programs.
+    static FUNCS: std::sync::OnceLock<Option<Vec<String>>> = std::sync::OnceLock::new();
+    let Some(funcs) = FUNCS.get_or_init(|| {
+        let btf = crate::inspect::feature::vmlinux_btf()?;
+        Some(
+            btf.iter()
+                .filter(|(_, t)| t.kind == crate::btf::Kind::Func)
+                .map(|(_, t)| btf.str(t.name_off).to_string())
+                .collect(),
+        )
+    }) else {
+        return "this kernel has no BTF (/sys/kernel/btf/vmlinux) to look it up".into();
+    };
+    let placeholder = name.strip_prefix("dummy_").filter(|r| r.len() >= 4);
+    let mut scored: Vec<(f64, &str)> = match placeholder {
+        Some(rest) => funcs
+            .iter()
+            .filter(|f| f.contains(rest))
+            .map(|f| (-(f.len() as f64), f.as_str()))
+            .collect(),
+        None => funcs
+            .iter()
+            .map(|f| (strsim::jaro_winkler(name, f), f.as_str()))
+            .filter(|(s, _)| *s > 0.85)
+            .collect(),
+    };
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    scored.dedup_by(|a, b| a.1 == b.1);
+    let names: Vec<&str> = scored.iter().take(3).map(|(_, n)| *n).collect();
+    match (placeholder, names.is_empty()) {
+        (Some(_), true) => "it is a placeholder its own loader retargets from user space, and no kernel function looks like its target".into(),
+        (Some(_), false) => format!(
+            "it is a placeholder its own loader retargets from user space (to one of {}, ...)",
+            names.join(", ")
+        ),
+        (None, true) => "no function of a similar name either".into(),
+        (None, false) => format!("the closest are {}", names.join(", ")),
+    }
+}
+
 impl Loaded {
     /// Loads and attaches `spec` (see the module docs).
     pub fn load(spec: &ObjectSpec, opts: &LoadOptions) -> Result<Loaded, LoadError> {
@@ -203,18 +272,8 @@ impl Loaded {
         opts: &LoadOptions,
         before_attach: &mut dyn FnMut(&Loaded) -> Result<(), String>,
     ) -> Result<Loaded, LoadError> {
-        let mut loaded = Self::load_only(spec, opts)?;
-        if opts.no_attach {
-            return Ok(loaded);
-        }
-        before_attach(&loaded).map_err(LoadError::BeforeAttach)?;
-        loaded.attach_all(spec, opts)?;
-        Ok(loaded)
-    }
-
-    /// Checks, opens and loads `spec` without attaching anything.
-    fn load_only(spec: &ObjectSpec, opts: &LoadOptions) -> Result<Loaded, LoadError> {
-        check_programs(spec, opts)?;
+        let sel = Selection::new(&opts.programs, &opts.skip, &spec.programs)?;
+        check_programs(spec, opts, &sel)?;
         // Read from the object's instructions: refused before anything reaches the kernel.
         if !spec.unsafe_calls.is_empty() && !opts.allow_unsafe_helpers {
             return Err(LoadError::UnsafeHelpers(spec.unsafe_calls.clone()));
@@ -245,7 +304,9 @@ impl Loaded {
             })?;
             param_bytes.push((p, bytes));
         }
-        let tracing = spec.programs.iter().any(|p| {
+        let wanted: Vec<&crate::object::ProgramSpec> =
+            spec.programs.iter().filter(|p| sel.wants(p)).collect();
+        let tracing = wanted.iter().any(|p| {
             matches!(
                 p.attach,
                 AttachPoint::Tracepoint { .. }
@@ -263,6 +324,10 @@ impl Loaded {
         capture_libbpf_output(opts.verbose);
 
         let mut skipped: Vec<Skipped> = Vec::new();
+        // Programs not to load: deselected, or refused by the kernel in an earlier round.
+        let off = |name: &str, skipped: &[Skipped]| {
+            !wanted.iter().any(|p| p.name == name) || skipped.iter().any(|s| s.program == name)
+        };
         let object = loop {
             take_log();
             let mut open = ObjectBuilder::default()
@@ -277,35 +342,48 @@ impl Loaded {
                 })?;
             for mut m in open.maps_mut() {
                 let name = m.name().to_string_lossy().into_owned();
+                let bad = |e: libbpf_rs::Error| LoadError::Open(format!("map {name}: {e}"));
                 // Parameters live in the internal `<obj>.rodata` map.
                 for (p, bytes) in &param_bytes {
                     if name.ends_with(&p.section) {
                         if let Some(data) = m.initial_value_mut() {
-                            data[p.offset..p.offset + bytes.len()].copy_from_slice(bytes);
+                            let Some(dst) = data.get_mut(p.offset..p.offset + bytes.len()) else {
+                                return Err(LoadError::BadParam {
+                                    name: p.name.clone(),
+                                    msg: format!("it lies outside map {name}; rebuild the object"),
+                                });
+                            };
+                            dst.copy_from_slice(bytes);
                         }
                     }
                 }
+                let map_type = m.map_type() as u32;
                 // A perf array whose event type was stripped by normalisation: the kernel wants 4/4.
-                if m.map_type() as u32 == BPF_MAP_TYPE_PERF_EVENT_ARRAY && m.value_size() == 0 {
+                if map_type == BPF_MAP_TYPE_PERF_EVENT_ARRAY && m.value_size() == 0 {
                     m.set_key_size(4)
                         .and_then(|_| m.set_value_size(4))
-                        .map_err(|e| LoadError::Open(format!("map {name}: {e}")))?;
+                        .map_err(bad)?;
                 }
-                if m.max_entries() == 0 && !convention::sized_by_kernel(m.map_type() as u32) {
-                    let n = match m.map_type() as u32 {
+                // A stack-trace map whose value size user space was to set (libbpf-tools):
+                // as deep as the kernel's default maximum, 8 bytes per frame.
+                if map_type == BPF_MAP_TYPE_STACK_TRACE && m.value_size() == 0 {
+                    m.set_value_size(convention::DEFAULT_STACK_DEPTH * 8)
+                        .map_err(bad)?;
+                    if m.key_size() == 0 {
+                        m.set_key_size(4).map_err(bad)?;
+                    }
+                }
+                if m.max_entries() == 0 && !convention::sized_by_kernel(map_type) {
+                    let n = match map_type {
                         BPF_MAP_TYPE_RINGBUF => opts.ringbuf_bytes.unwrap_or(DEFAULT_RINGBUF_BYTES),
                         BPF_MAP_TYPE_PERF_EVENT_ARRAY => continue, // libbpf sizes it to the CPU count
                         _ => DEFAULT_MAX_ENTRIES,
                     };
-                    m.set_max_entries(n)
-                        .map_err(|e| LoadError::Open(format!("map {name}: {e}")))?;
+                    m.set_max_entries(n).map_err(bad)?;
                 }
             }
             for mut p in open.progs_mut() {
-                if skipped
-                    .iter()
-                    .any(|s| s.program == p.name().to_string_lossy())
-                {
+                if off(&p.name().to_string_lossy(), &skipped) {
                     p.set_autoload(false);
                 }
             }
@@ -327,25 +405,17 @@ impl Loaded {
                     };
                     let ps = spec.programs.iter().find(|p| p.name == prog);
                     let errno = format!("{e}");
-                    match ps {
+                    // The last program standing: its own error says it all.
+                    let last = skipped.len() + 1 >= wanted.len();
+                    let refused = match ps {
                         Some(ps)
                             if kernel_may_lack(&ps.attach)
                                 && !errno.contains("Permission denied (os error 13)") =>
                         {
-                            let refused = Skipped {
+                            Skipped {
                                 program: prog.clone(),
                                 section: ps.section.clone(),
-                                reason: format!(
-                                    "the kernel refused to load it ({errno}); it lacks {}",
-                                    ps.attach.needs()
-                                ),
-                            };
-                            if opts.strict {
-                                return Err(LoadError::Refused(refused));
-                            }
-                            skipped.push(refused);
-                            if skipped.len() >= spec.programs.len() {
-                                return Err(LoadError::NothingAttached(skipped));
+                                reason: kernel_refusal(ps, &errno),
                             }
                         }
                         _ => {
@@ -357,27 +427,45 @@ impl Loaded {
                                         .map(|s| s.trim().to_string())
                                 })
                                 .unwrap_or(errno);
-                            return Err(LoadError::Verifier(Box::new(verifier::explain(
-                                &prog, &short, &log,
-                            ))));
+                            let mut report = verifier::explain(&prog, &short, &log);
+                            verifier::locate(&mut report, &spec.lines);
+                            match ps {
+                                // Outside --strict the others still run: the object is
+                                // loaded again without this one.
+                                Some(ps) if !opts.strict && !last => Skipped {
+                                    program: prog.clone(),
+                                    section: ps.section.clone(),
+                                    reason: format!("{report}\n  the other programs run without it (--strict makes this fatal)"),
+                                },
+                                _ => return Err(LoadError::Verifier(Box::new(report))),
+                            }
                         }
+                    };
+                    if opts.strict {
+                        return Err(LoadError::Refused(refused));
+                    }
+                    skipped.push(refused);
+                    if last {
+                        return Err(LoadError::NothingAttached(skipped));
                     }
                 }
             }
         };
 
-        Ok(Loaded {
+        let mut loaded = Loaded {
             attachments: Vec::new(),
+            struct_ops: Vec::new(),
             skipped,
             notices: Vec::new(),
             object,
-        })
-    }
-
-    /// Attaches every loaded program of `spec` (skipping, unless strict, those that fail).
-    fn attach_all(&mut self, spec: &ObjectSpec, opts: &LoadOptions) -> Result<(), LoadError> {
-        let loaded = self;
-        for ps in &spec.programs {
+        };
+        if opts.no_attach {
+            return Ok(loaded);
+        }
+        before_attach(&loaded).map_err(LoadError::BeforeAttach)?;
+        // The first program attached on each hook, by hook.
+        let mut hooked: Vec<((&'static str, String), &crate::object::ProgramSpec)> = Vec::new();
+        for ps in &wanted {
             let Some(prog) = loaded
                 .object
                 .progs_mut()
@@ -388,10 +476,26 @@ impl Loaded {
             if loaded.skipped.iter().any(|s| s.program == ps.name) {
                 continue;
             }
+            let hook = attach::hook(&ps.section);
+            if let Some(h) = &hook {
+                if let Some((_, first)) = hooked.iter().find(|(k, _)| k == h) {
+                    if !(sel.named(ps) && sel.named(first)) {
+                        loaded.skipped.push(Skipped {
+                            program: ps.name.clone(),
+                            section: ps.section.clone(),
+                            reason: select::alternative_reason(ps, first, h),
+                        });
+                        continue;
+                    }
+                }
+            }
             match attach::attach(&prog, &ps.attach, &opts.attach) {
                 Ok(a) => {
                     loaded.notices.extend(a.notice().map(str::to_string));
                     loaded.attachments.push((ps.name.clone(), a));
+                    if let Some(h) = hook {
+                        hooked.push((h, ps));
+                    }
                 }
                 Err(e) if opts.strict => return Err(e.into()),
                 Err(e) => loaded.skipped.push(Skipped {
@@ -401,12 +505,36 @@ impl Loaded {
                 }),
             }
         }
-        if loaded.attachments.is_empty() && !spec.programs.is_empty() {
+        // struct_ops maps (a TCP congestion control, a scheduler...) are registered as a
+        // whole; their programs run through them.
+        for mut m in loaded.object.maps_mut() {
+            if m.map_type() as u32 != BPF_MAP_TYPE_STRUCT_OPS {
+                continue;
+            }
+            let name = m.name().to_string_lossy().into_owned();
+            match m.attach_struct_ops() {
+                Ok(link) => loaded.struct_ops.push((name, link)),
+                Err(e) => {
+                    let log = take_log();
+                    let reason = log
+                        .iter()
+                        .rev()
+                        .find(|l| l.contains("struct_ops") || l.contains("failed"))
+                        .map(|l| format!("{}: {}", attach::describe(&e), l.trim()))
+                        .unwrap_or_else(|| attach::describe(&e));
+                    return Err(LoadError::StructOps { map: name, reason });
+                }
+            }
+        }
+        if loaded.attachments.is_empty()
+            && loaded.struct_ops.is_empty()
+            && !spec.programs.is_empty()
+        {
             return Err(LoadError::NothingAttached(std::mem::take(
                 &mut loaded.skipped,
             )));
         }
-        Ok(())
+        Ok(loaded)
     }
 
     /// A loaded map by its name in the object.
@@ -414,6 +542,14 @@ impl Loaded {
         self.object
             .maps()
             .find(|m| m.name().to_string_lossy() == name)
+    }
+
+    /// The iterators: program name and the link to create readers from.
+    pub fn iterators(&self) -> impl Iterator<Item = (&str, &libbpf_rs::Link)> {
+        self.attachments.iter().filter_map(|(n, a)| match a {
+            Attachment::Iter(l) => Some((n.as_str(), l)),
+            _ => None,
+        })
     }
 
     /// The object's `.bss` map (lost-event counters live there).

@@ -1,8 +1,12 @@
 //! Explaining a verifier rejection: the decisive log lines, the failing instruction with its
-//! C source line (the kernel annotates the log from BTF line info), and a one-line hint.
+//! C source line (the kernel annotates the log from BTF line info; kernels before 6.4 print
+//! the line's text only, and [`locate`] names its file and line from the object), and a
+//! one-line hint.
 use std::fmt;
 
 use regex::Regex;
+
+use crate::object::lines::SourceLines;
 
 /// What went wrong loading one program, distilled from libbpf's and the verifier's logs.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +47,9 @@ impl fmt::Display for VerifierReport {
 }
 
 const HINTS: &[(&str, &str)] = &[
+    // libbpf poisons an access whose CO-RE relocation found nothing in the kernel's BTF.
+    (r"failed to resolve CO-RE relocation|<invalid CO-RE relocation>",
+     "a CO-RE relocation found no match in this kernel's BTF (the field or type named above was renamed or removed since the object was built): guard the access with bpf_core_field_exists() or build the object for this kernel"),
     (r"_or_null'|invalid mem access 'scalar'|invalid mem access 'map_value_or_null'",
      "missing NULL check (test the pointer from bpf_map_lookup_elem / bpf_ringbuf_reserve before use) or use after bpf_ringbuf_submit"),
     (r"back-edge from insn|infinite loop detected|loop is not bounded|unbounded loop",
@@ -149,6 +156,34 @@ pub fn explain(program: &str, error: &str, log: &[String]) -> VerifierReport {
     }
 }
 
+/// Gives `report` the `text @ file:line` of its failing instruction from the object's own
+/// line records when the kernel's log lacks the location (before 6.4 it prints `; text`
+/// only). The instruction index is the loaded program's: [`SourceLines`] lays the program
+/// out as libbpf did. When the log has a text, ours must be the same line, or, if the
+/// layout disagrees, the one line of the program with that text; otherwise the report
+/// keeps the kernel's text alone rather than name a wrong line.
+pub fn locate(report: &mut VerifierReport, lines: &SourceLines) {
+    if report.source.as_deref().is_some_and(|s| s.contains(" @ ")) {
+        return;
+    }
+    let insn = report
+        .insn
+        .as_deref()
+        .and_then(|i| i.split(':').next())
+        .and_then(|n| n.parse::<u64>().ok());
+    let found = insn.and_then(|i| lines.line(&report.program, i));
+    let logged = report.source.as_deref().map(str::trim);
+    let located = match (logged, found) {
+        (None, Some(f)) => Some(f.verifier_style()),
+        (Some(text), Some(f)) if f.info.text.trim() == text => Some(f.verifier_style()),
+        (Some(text), _) => lines.unique_line_with_text(&report.program, text),
+        (None, None) => None,
+    };
+    if let Some(l) = located {
+        report.source = Some(l);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +207,23 @@ mod tests {
         assert_eq!(r.insn.as_deref(), Some("5: (62) *(u32 *)(r0 +0) = 1"));
         assert!(r.hint.unwrap().contains("NULL check"));
         assert!(r.decisive.last().unwrap().contains("invalid mem access"));
+    }
+
+    #[test]
+    fn unresolved_core_relocation_says_the_kernel_lacks_the_field() {
+        // As libbpf-tools' runqlen reports it on a kernel without cfs_rq.nr_running.
+        let log: Vec<String> = [
+            "libbpf: prog 'do_sample': -- BEGIN PROG LOAD LOG --",
+            "7: (85) call bpf_probe_read_kernel#113        ; R0=scalar() fp-16=mmmmmmmm",
+            "8: <invalid CO-RE relocation>",
+            "failed to resolve CO-RE relocation <byte_off> [336] struct cfs_rq.nr_running (0:1 @ offset 16)",
+            "processed 9 insns (limit 1000000) max_states_per_insn 0",
+            "-- END PROG LOAD LOG --",
+        ]
+        .map(String::from)
+        .to_vec();
+        let r = explain("do_sample", "-EINVAL", &log);
+        assert!(r.hint.unwrap().contains("bpf_core_field_exists"), "{r}");
+        assert!(r.decisive.last().unwrap().contains("cfs_rq.nr_running"));
     }
 }

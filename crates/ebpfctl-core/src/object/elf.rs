@@ -74,10 +74,24 @@ pub struct Elf {
     pub shstrndx: usize,
 }
 
-fn cstr(b: &[u8], at: usize) -> String {
-    let s = b.get(at..).unwrap_or(&[]);
-    let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
-    String::from_utf8_lossy(&s[..end]).into_owned()
+/// `size` bytes at `offset` of the file, when they are all in it.
+fn range(b: &[u8], offset: u64, size: u64) -> Option<&[u8]> {
+    let start = usize::try_from(offset).ok()?;
+    let end = start.checked_add(usize::try_from(size).ok()?)?;
+    b.get(start..end)
+}
+
+/// The NUL-terminated name at `at` of a string table (offset 0 of an empty table is "").
+fn cstr(b: &[u8], at: usize) -> Result<String, ObjectError> {
+    if b.is_empty() && at == 0 {
+        return Ok(String::new());
+    }
+    let s = b.get(at..).ok_or(ObjectError::Truncated)?;
+    let end = s
+        .iter()
+        .position(|&c| c == 0)
+        .ok_or(ObjectError::Truncated)?;
+    Ok(String::from_utf8_lossy(&s[..end]).into_owned())
 }
 
 /// Machine names for the common `e_machine` values, for error messages.
@@ -147,11 +161,10 @@ impl Elf {
             });
         }
         let strtab = sections.get(shstrndx).ok_or(ObjectError::Truncated)?;
-        let (so, ss) = (strtab.offset as usize, strtab.size as usize);
-        let names = b.get(so..so + ss).ok_or(ObjectError::Truncated)?;
+        let names = range(b, strtab.offset, strtab.size).ok_or(ObjectError::Truncated)?;
         for s in &mut sections {
-            s.name = cstr(names, u32_at(b, s.header_at)? as usize);
-            if s.sh_type != 8 /* NOBITS */ && (s.offset + s.size) as usize > b.len() {
+            s.name = cstr(names, u32_at(b, s.header_at)? as usize)?;
+            if s.sh_type != 8 /* NOBITS */ && range(b, s.offset, s.size).is_none() {
                 return Err(ObjectError::Truncated);
             }
         }
@@ -160,15 +173,13 @@ impl Elf {
             let strs = sections
                 .get(st.link as usize)
                 .ok_or(ObjectError::Truncated)?;
-            let strs = b
-                .get(strs.offset as usize..(strs.offset + strs.size) as usize)
-                .ok_or(ObjectError::Truncated)?;
+            let strs = range(b, strs.offset, strs.size).ok_or(ObjectError::Truncated)?;
             let n = st.size as usize / SYM;
             for i in 0..n {
                 let e = st.offset as usize + i * SYM;
                 symbols.push(Symbol {
                     index: i,
-                    name: cstr(strs, u32_at(b, e)? as usize),
+                    name: cstr(strs, u32_at(b, e)? as usize)?,
                     info: *b.get(e + 4).ok_or(ObjectError::Truncated)?,
                     shndx: u16_at(b, e + 6)?,
                     value: u64_at(b, e + 8)?,
@@ -192,8 +203,7 @@ impl Elf {
         if s.sh_type == 8 {
             return &[];
         }
-        b.get(s.offset as usize..(s.offset + s.size) as usize)
-            .unwrap_or(&[])
+        range(b, s.offset, s.size).unwrap_or(&[])
     }
 }
 

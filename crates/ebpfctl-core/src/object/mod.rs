@@ -2,8 +2,10 @@
 //! conventions and types, parameters, license, BTF; and normalising it into bytes libbpf
 //! accepts. Never touches the kernel: the same file gives the same spec on every machine.
 
+pub mod btf_ext;
 mod elf;
 pub mod helpers;
+pub mod lines;
 mod normalise;
 pub mod params;
 
@@ -35,7 +37,7 @@ pub enum ObjectError {
     NoBtf(String),
     #[error("map {map}: {msg}")]
     Map { map: String, msg: String },
-    #[error("bad BTF in object: {0}")]
+    #[error("bad BTF in object: {0}; rebuild the object")]
     Btf(#[from] BtfError),
     #[error("cannot read {path}: {source}")]
     Read {
@@ -127,6 +129,8 @@ pub struct ObjectSpec {
     pub changes: Vec<String>,
     /// Calls to helpers and kfuncs that change the traced system (see [`helpers::UNSAFE`]).
     pub unsafe_calls: Vec<helpers::UnsafeCall>,
+    /// Source lines of the programs' instructions as libbpf loads them (from `.BTF.ext`).
+    pub lines: lines::SourceLines,
 }
 
 impl ObjectSpec {
@@ -150,6 +154,12 @@ impl ObjectSpec {
             }
             None => None,
         };
+        // A `.BTF.ext` libbpf cannot use either is ignored (libbpf loads without it too).
+        let ext = match (&btf, elf.section(".BTF.ext")) {
+            (Some(btf), Some(s)) => btf_ext::BtfExt::parse(elf.data(bytes, s), btf).ok(),
+            _ => None,
+        };
+        let lines = lines::SourceLines::new(bytes, &elf, ext.unwrap_or_default());
 
         let sections = elf
             .sections
@@ -192,7 +202,7 @@ impl ObjectSpec {
         let btf = norm.btf;
         let maps = norm.maps;
         let params = match &btf {
-            Some(b) => params::collect(bytes, &elf, b),
+            Some(b) => params::collect(bytes, &elf, b)?,
             None => Vec::new(),
         };
 
@@ -231,6 +241,7 @@ impl ObjectSpec {
             normalised: norm.bytes,
             changes: norm.changes,
             unsafe_calls,
+            lines,
         })
     }
 

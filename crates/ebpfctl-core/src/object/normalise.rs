@@ -95,6 +95,38 @@ pub fn normalise(bytes: &[u8], elf: &Elf, mut btf: Option<Btf>) -> Result<Normal
         });
     }
 
+    // struct_ops maps: variables of `.struct_ops` / `.struct_ops.link` (libbpf makes each a
+    // map the runner registers). Listed for inspect and the loader; nothing to rewrite.
+    for sym in elf.symbols.iter().filter(|y| y.kind() == elf::STT_OBJECT) {
+        let Some(sec) = elf.sections.get(sym.shndx as usize) else {
+            continue;
+        };
+        if sec.name != ".struct_ops" && sec.name != ".struct_ops.link" {
+            continue;
+        }
+        let value_type = btf.as_ref().and_then(|b| {
+            let Data::Datasec(vars) = &b.get(datasec_id(b, &sec.name)?).ok()?.data else {
+                return None;
+            };
+            let var = vars.iter().find(|v| b.name(v.type_id) == sym.name)?;
+            Some(b.get(var.type_id).ok()?.size_or_type)
+        });
+        maps.push(MapSpec {
+            name: sym.name.clone(),
+            section: sec.name.clone(),
+            map_type: convention::BPF_MAP_TYPE_STRUCT_OPS,
+            keyword: None,
+            keyword_source: None,
+            key_type: None,
+            value_type,
+            key_size: 4,
+            value_size: sym.size as u32,
+            max_entries: 1,
+            lost_counter: None,
+            pinned: false,
+        });
+    }
+
     let Some(b) = btf.as_mut() else {
         return Ok(Normalised {
             bytes: out,

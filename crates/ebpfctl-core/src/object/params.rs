@@ -2,7 +2,7 @@
 //! before load, typed through BTF.
 
 use super::elf::Elf;
-use super::ParamSpec;
+use super::{ObjectError, ParamSpec};
 use crate::btf::{Btf, Data, Kind, INT_BOOL, INT_SIGNED};
 use crate::decode::{Decoder, Special};
 
@@ -28,8 +28,9 @@ fn is_const_volatile(btf: &Btf, mut id: u32) -> bool {
     c && v
 }
 
-/// Every `const volatile` global with its default value.
-pub fn collect(bytes: &[u8], elf: &Elf, btf: &Btf) -> Vec<ParamSpec> {
+/// Every `const volatile` global with its default value. A parameter that does not lie in
+/// its section, or whose size is not its type's, makes the object corrupt.
+pub fn collect(bytes: &[u8], elf: &Elf, btf: &Btf) -> Result<Vec<ParamSpec>, ObjectError> {
     let mut out = Vec::new();
     for (_, t) in btf.iter() {
         let (Kind::Datasec, Data::Datasec(vars)) = (t.kind, &t.data) else {
@@ -50,22 +51,28 @@ pub fn collect(bytes: &[u8], elf: &Elf, btf: &Btf) -> Vec<ParamSpec> {
             if !is_const_volatile(btf, var.size_or_type) {
                 continue;
             }
+            let name = btf.str(var.name_off).to_string();
             let (off, size) = (v.offset as usize, v.size as usize);
+            let type_size = btf.size_of(var.size_or_type)?;
+            let default = data.get(off..off.saturating_add(size));
+            if default.is_none() || type_size != size as u64 {
+                return Err(ObjectError::Unsupported(format!(
+                    "parameter {name}: {size} bytes at {off} of {sec_name} ({} bytes), type of {type_size} bytes: a corrupt object; rebuild it",
+                    data.len()
+                )));
+            }
             out.push(ParamSpec {
-                name: btf.str(var.name_off).to_string(),
+                name,
                 type_id: var.size_or_type,
                 type_name: btf.type_name(btf.resolve(var.size_or_type).unwrap_or(0)),
                 offset: off,
                 size,
                 section: sec_name.to_string(),
-                default: data
-                    .get(off..off + size)
-                    .map(<[u8]>::to_vec)
-                    .unwrap_or_else(|| vec![0; size]),
+                default: default.map(<[u8]>::to_vec).unwrap_or_default(),
             });
         }
     }
-    out
+    Ok(out)
 }
 
 /// A parameter's value rendered as text (default or current bytes).
@@ -120,11 +127,14 @@ pub fn encode(btf: &Btf, p: &ParamSpec, text: &str) -> Result<Vec<u8>, String> {
             let v = parse_int(text).ok_or_else(|| format!("expected an integer, got {text:?}"))?;
             let bits = (p.size * 8) as u32;
             let (lo, hi) = if encoding & INT_SIGNED != 0 {
-                (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+                let m = 1i128
+                    .checked_shl(bits.saturating_sub(1))
+                    .unwrap_or(i128::MAX);
+                (-m, m - 1)
             } else {
-                (0, (1i128 << bits) - 1)
+                (0, 1i128.checked_shl(bits).map_or(i128::MAX, |m| m - 1))
             };
-            if v < lo || v > hi {
+            if p.size == 0 || p.size > 16 || v < lo || v > hi {
                 return Err(format!("{v} does not fit a {} ({lo}..={hi})", p.type_name));
             }
             Ok((v as u128).to_le_bytes()[..p.size].to_vec())
@@ -140,7 +150,10 @@ pub fn encode(btf: &Btf, p: &ParamSpec, text: &str) -> Result<Vec<u8>, String> {
                     )
                 })?,
             };
-            Ok((v as u128).to_le_bytes()[..p.size].to_vec())
+            let b = (v as u128).to_le_bytes();
+            b.get(..p.size)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| format!("an enum of {} bytes", p.size))
         }
         (Kind::Array, Data::Array { elem, len, .. })
             if btf.name(btf.resolve(*elem).unwrap_or(0)) == "char" =>

@@ -1,6 +1,6 @@
 //! JSON lines on stdout (schema: docs/json.md). The event path writes straight into the
 //! writer's buffer: no intermediate values, u64 exact.
-use super::writer::Writer;
+use super::writer::{Source, Writer};
 use super::{Entry, MapOut, Printer};
 use crate::decode::{sink::write_json_str, time, JsonSink, Sink};
 
@@ -25,9 +25,36 @@ impl Printer for JsonPrinter {
     fn event(&mut self, out: &mut Writer, map: &MapOut, data: &[u8]) {
         let buf = out.buf();
         head(buf, map);
-        map.value
-            .write_fields(data, "value", &mut JsonSink::new(buf, true));
+        if map.raw {
+            // No type to decode with: the length and the bytes.
+            buf.extend_from_slice(b",\"_len\":");
+            buf.extend_from_slice(itoa::Buffer::new().format(data.len()).as_bytes());
+            buf.extend_from_slice(b",\"_hex\":\"");
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            for b in data {
+                buf.push(HEX[(b >> 4) as usize]);
+                buf.push(HEX[(b & 0xf) as usize]);
+            }
+            buf.push(b'"');
+        } else {
+            map.value
+                .write_fields(data, "value", &mut JsonSink::new(buf, true));
+        }
         end(out, map);
+    }
+
+    fn iter_text(&mut self, out: &mut Writer, src: Source, prog: &str, text: &str) {
+        for line in text.lines() {
+            let buf = out.buf();
+            buf.extend_from_slice(b"{\"_iter\":");
+            write_json_str(buf, prog);
+            buf.extend_from_slice(b",\"_time\":");
+            time::write_now_quoted(buf);
+            buf.extend_from_slice(b",\"text\":");
+            write_json_str(buf, line);
+            buf.extend_from_slice(b"}\n");
+            out.record(src);
+        }
     }
 
     fn snapshot(&mut self, out: &mut Writer, map: &MapOut, entries: &[Entry]) {

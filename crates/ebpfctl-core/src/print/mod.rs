@@ -1,9 +1,10 @@
 //! Printers: one per output format. Each receives decoded-on-demand records from the runner:
 //! events (ring buffer / perf), snapshots (key/value maps, per interval), lost-event notices.
 //!
-//! `json` (JSON lines, docs/json.md), `table` (live terminal view), `prometheus` (metrics,
-//! docs/metrics.md). Printers format into a [`writer::Writer`], which owns stdout.
+//! `json` (JSON lines, docs/json.md), `table` (live terminal view), `folded` (flame graph
+//! input), `prometheus` (metrics, docs/metrics.md). Printers format into a [`writer::Writer`], which owns stdout.
 
+pub mod folded;
 pub mod json;
 pub mod prometheus;
 pub mod table;
@@ -29,6 +30,13 @@ pub struct MapOut {
     pub percpu: bool,
     /// Position in the run's plan; the writer's source of this map's records.
     pub id: usize,
+    /// A stream map with no value type in BTF (taken in by `--all-maps`): each record is
+    /// printed as its length and hex bytes.
+    pub raw: bool,
+    /// The value's `slots` array member when the value is a libbpf-tools log2 histogram.
+    pub slots: Option<String>,
+    /// For a stream `hist`: the member observed and its buckets.
+    pub observe: Option<crate::plan::Observe>,
 }
 
 impl MapOut {
@@ -42,6 +50,9 @@ impl MapOut {
             value,
             percpu: convention::is_percpu(spec.map_type),
             id: 0,
+            raw: false,
+            slots: None,
+            observe: None,
         }
     }
 
@@ -65,6 +76,9 @@ pub trait Printer {
     fn snapshot(&mut self, out: &mut Writer, map: &MapOut, entries: &[Entry]);
     /// `new` more events were lost on `map` (`total` so far).
     fn lost(&mut self, out: &mut Writer, map: &MapOut, new: u64, total: u64);
+    /// The text an iterator program wrote in one read (`iter/...` sections, every interval);
+    /// its records belong to `src` (the iterator's source in the writer).
+    fn iter_text(&mut self, _out: &mut Writer, _src: writer::Source, _prog: &str, _text: &str) {}
     /// Called once per poll cycle: flush or redraw.
     fn flush(&mut self, out: &mut Writer);
     /// Called once at exit: everything still pending goes out.

@@ -45,15 +45,7 @@ pub fn metric_name(map: &MapOut) -> String {
     format!("ebpfctl_{}", sanitize(&map.display))
 }
 
-/// Buckets for durations in seconds: 1 µs … ~16 s, doubling.
-pub fn duration_buckets() -> Vec<f64> {
-    (0..25).map(|i| 1e-6 * f64::from(1u32 << i)).collect()
-}
-
-/// Buckets for plain numbers: 1 … 2^31, doubling.
-pub fn number_buckets() -> Vec<f64> {
-    (0..32).map(|i| f64::from(1u32 << i.min(31))).collect()
-}
+pub use crate::plan::{duration_buckets, number_buckets};
 
 fn labels_of(node_fields: &[(&str, &Node)], data: &[u8], skip: Option<&str>) -> Labels {
     node_fields
@@ -132,16 +124,10 @@ enum StreamKind {
 }
 
 impl StreamMetric {
-    /// Registers the metric for `map`; `hist_key` names the observed member (default: the
-    /// first `duration` member, else `value`). Returns an error naming the members when the
-    /// member is missing or not numeric.
-    pub fn register(
-        reg: &mut Registry,
-        map: &MapOut,
-        hist_key: Option<&str>,
-    ) -> Result<StreamMetric, String> {
+    /// Registers the metric for `map` (a `hist` observes what the plan chose:
+    /// [`crate::plan::observe`]).
+    pub fn register(reg: &mut Registry, map: &MapOut) -> Result<StreamMetric, String> {
         let name = metric_name(map);
-        let fields = map.value.fields("value");
         match map.keyword {
             Keyword::Counter => {
                 let fam = Family::<Labels, Counter>::default();
@@ -156,41 +142,28 @@ impl StreamMetric {
                 })
             }
             Keyword::Hist => {
-                let member = match hist_key {
-                    Some(k) => fields.iter().find(|(n, _)| *n == k),
-                    None => fields
-                        .iter()
-                        .find(|(_, n)| n.is_duration())
-                        .or_else(|| fields.iter().find(|(n, _)| *n == "value")),
-                };
-                let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
-                let Some((mname, node)) = member else {
-                    return Err(format!(
-                        "map {}: hist needs a numeric member to observe (a `duration` member, one named `value`, or --hist-key); members: {}",
-                        map.name,
-                        names.join(", ")
-                    ));
-                };
-                let is_duration = node.is_duration();
-                let buckets = if is_duration {
-                    duration_buckets()
-                } else {
-                    number_buckets()
-                };
-                let fam = Family::new_with_constructor(Buckets(std::sync::Arc::new(buckets)));
-                let full = if is_duration {
+                let obs = map
+                    .observe
+                    .clone()
+                    .ok_or_else(|| format!("map {}: hist has no member to observe", map.name))?;
+                let fam =
+                    Family::new_with_constructor(Buckets(std::sync::Arc::new(obs.buckets.clone())));
+                let full = if obs.seconds {
                     format!("{name}_seconds")
                 } else {
                     name
                 };
                 reg.register(
                     full,
-                    format!("Distribution of {mname} in events of map {}", map.name),
+                    format!(
+                        "Distribution of {} in events of map {}",
+                        obs.member, map.name
+                    ),
                     fam.clone(),
                 );
                 Ok(StreamMetric {
                     kind: StreamKind::Hist(fam),
-                    observe: Some((mname.to_string(), is_duration)),
+                    observe: Some((obs.member, obs.seconds)),
                 })
             }
             _ => Err(format!(
@@ -341,10 +314,15 @@ impl prometheus_client::collector::Collector for MapCollector {
                     let mut me = enc.encode_descriptor(&n, &help, None, ty)?;
                     for (labels, x) in samples {
                         let mut fam = me.encode_family(&labels)?;
-                        if is_counter {
-                            fam.encode_counter::<Labels, f64, f64>(&x, None)?;
-                        } else {
-                            fam.encode_gauge(&x)?;
+                        // Integral values print as integers (`82`, not `82.0`).
+                        let int = x.fract() == 0.0 && x.abs() < 9.007e15;
+                        match (is_counter, int) {
+                            (true, true) if x >= 0.0 => {
+                                fam.encode_counter::<Labels, u64, f64>(&(x as u64), None)?
+                            }
+                            (true, _) => fam.encode_counter::<Labels, f64, f64>(&x, None)?,
+                            (false, true) => fam.encode_gauge(&(x as i64))?,
+                            (false, false) => fam.encode_gauge(&x)?,
                         }
                     }
                 }
@@ -380,30 +358,68 @@ impl prometheus_client::collector::Collector for MapCollector {
                     MetricType::Histogram,
                 )?;
                 for (labels, slots) in hists {
-                    let upper = |s: u64| match self.linear_step {
-                        Some(step) => (s as f64 + 1.0) * step,
-                        None => 2f64.powi(s.min(1023) as i32 + 1) - 1.0,
-                    };
-                    let mut buckets: Vec<(f64, u64)> = Vec::new();
-                    let (mut count, mut sum) = (0u64, 0.0);
-                    let max = slots.keys().max().copied().unwrap_or(0);
-                    for s in 0..=max {
-                        let c = slots.get(&s).copied().unwrap_or(0);
-                        buckets.push((upper(s), c));
-                        count += c;
-                        // Midpoint estimate: slots keep no exact sum.
-                        let lo = if s == 0 { 0.0 } else { upper(s - 1) };
-                        sum += c as f64 * (lo + upper(s)) / 2.0;
+                    encode_slots(&mut me, &labels, &slots, self.linear_step)?;
+                }
+            }
+            // A libbpf-tools histogram value (`slots[]`), taken in by --all-maps.
+            Keyword::Print if self.out.slots.is_some() => {
+                let slot_name = self.out.slots.as_deref();
+                let mut me = enc.encode_descriptor(
+                    &name,
+                    &format!("Histogram from the slots of map {} (log2)", self.out.name),
+                    None,
+                    MetricType::Histogram,
+                )?;
+                for (k, v) in &entries {
+                    let mut labels = labels_of(&key_fields, k, None);
+                    for (n, node) in &val_fields {
+                        if Some(*n) != slot_name
+                            && matches!(node, Node::Str { .. } | Node::Char { .. })
+                        {
+                            labels.push((sanitize(n), node.text(v, 0)));
+                        }
                     }
-                    buckets.push((f64::MAX, 0));
-                    me.encode_family(&labels)?
-                        .encode_histogram::<Labels>(sum, count, &buckets, None)?;
+                    let counts = super::table::slot_counts(&self.out, v);
+                    let slots: BTreeMap<u64, u64> = counts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| (i as u64, *c))
+                        .collect();
+                    encode_slots(&mut me, &labels, &slots, self.linear_step)?;
                 }
             }
             Keyword::Print => {}
         }
         Ok(())
     }
+}
+
+/// One histogram from slot counts: log2 slots (slot *s* holds [2^s, 2^(s+1)), `le`
+/// 2^(s+1)−1), or linear ones of width `linear_step`; the sum estimated from midpoints.
+fn encode_slots(
+    me: &mut prometheus_client::encoding::MetricEncoder<'_>,
+    labels: &Labels,
+    slots: &BTreeMap<u64, u64>,
+    linear_step: Option<f64>,
+) -> Result<(), std::fmt::Error> {
+    let upper = |s: u64| match linear_step {
+        Some(step) => (s as f64 + 1.0) * step,
+        None => 2f64.powi(s.min(1023) as i32 + 1) - 1.0,
+    };
+    let mut buckets: Vec<(f64, u64)> = Vec::new();
+    let (mut count, mut sum) = (0u64, 0.0);
+    let max = slots.keys().max().copied().unwrap_or(0);
+    for s in 0..=max {
+        let c = slots.get(&s).copied().unwrap_or(0);
+        buckets.push((upper(s), c));
+        count += c;
+        // Midpoint estimate: slots keep no exact sum.
+        let lo = if s == 0 { 0.0 } else { upper(s - 1) };
+        sum += c as f64 * (lo + upper(s)) / 2.0;
+    }
+    buckets.push((f64::MAX, 0));
+    me.encode_family(labels)?
+        .encode_histogram::<Labels>(sum, count, &buckets, None)
 }
 
 /// Per-program run time and run count from the kernel (BPF statistics are switched on while
@@ -454,7 +470,7 @@ impl prometheus_client::collector::Collector for ProgramStats {
         )?;
         for (l, _, c) in &stats {
             me.encode_family(l)?
-                .encode_counter::<Labels, f64, f64>(c, None)?;
+                .encode_counter::<Labels, u64, f64>(&(*c as u64), None)?;
         }
         Ok(())
     }

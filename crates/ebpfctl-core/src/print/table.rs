@@ -15,6 +15,8 @@ struct View {
     rows: VecDeque<Vec<String>>,
     events: u64,
     lost: u64,
+    /// Free text instead of rows: histograms, iterator output.
+    text: Option<String>,
 }
 
 /// Redraws the whole screen on `flush` when something changed; each redraw is one record of
@@ -31,7 +33,69 @@ fn cell(node: &Node, data: &[u8], base: usize) -> String {
     if node.is_duration() {
         return time::human_duration(node.number(data, base).unwrap_or(0.0) as u64);
     }
+    if let Some(frames) = node.frames(data, base) {
+        let names: Vec<String> = frames.iter().map(|f| f.label()).collect();
+        return names.join(";");
+    }
     node.text(data, base)
+}
+
+/// A log2 histogram as text, one line per slot from the first to the last non-empty one:
+/// `[lo, hi]  count  |bar|` (slot i counts values in [2^i, 2^(i+1)); slot 0 also 0).
+pub fn log2_histogram(counts: &[u64]) -> String {
+    let Some(last) = counts.iter().rposition(|&c| c > 0) else {
+        return "  (empty)\n".into();
+    };
+    let first = counts.iter().position(|&c| c > 0).unwrap_or(0);
+    let max = counts.iter().copied().max().unwrap_or(1).max(1);
+    const WIDTH: u64 = 40;
+    let mut s = String::new();
+    for (i, &c) in counts.iter().enumerate().take(last + 1).skip(first) {
+        let lo: u64 = if i == 0 { 0 } else { 1u64 << i.min(63) };
+        let hi: u64 = if i >= 63 {
+            u64::MAX
+        } else {
+            (1u64 << (i + 1)) - 1
+        };
+        let bar = "*".repeat((c * WIDTH).div_ceil(max).min(WIDTH) as usize);
+        s.push_str(&format!(
+            "  {:>20} : {:<10} |{:<40}|\n",
+            format!("{lo} -> {hi}"),
+            c,
+            bar
+        ));
+    }
+    s
+}
+
+/// The slot counts of a `slots[]` member.
+pub fn slot_counts(map: &MapOut, value: &[u8]) -> Vec<u64> {
+    let Some(name) = &map.slots else {
+        return Vec::new();
+    };
+    let Some((_, node)) = map
+        .value
+        .fields("value")
+        .into_iter()
+        .find(|(n, _)| n == name)
+    else {
+        return Vec::new();
+    };
+    let Node::Array {
+        off,
+        stride,
+        count,
+        elem,
+    } = node
+    else {
+        return Vec::new();
+    };
+    (0..*count as usize)
+        .map(|i| {
+            elem.number(value, *off as usize + i * *stride as usize)
+                .unwrap_or(0.0) as u64
+        })
+        .collect()
 }
 
 fn row(map: &MapOut, key: Option<&[u8]>, value: &[u8]) -> (Vec<String>, Vec<String>) {
@@ -65,6 +129,10 @@ impl TablePrinter {
     fn render(&self) -> String {
         let mut s = String::from("\x1b[H\x1b[2J");
         for (name, v) in &self.views {
+            if let Some(text) = &v.text {
+                s.push_str(&format!("\x1b[1m{name}\x1b[0m\n{text}\n"));
+                continue;
+            }
             s.push_str(&format!(
                 "\x1b[1m{name}\x1b[0m  events {}  lost {}\n",
                 v.events, v.lost
@@ -103,7 +171,15 @@ impl TablePrinter {
 
 impl Printer for TablePrinter {
     fn event(&mut self, _: &mut Writer, map: &MapOut, data: &[u8]) {
-        let (cols, cells) = row(map, None, data);
+        let (cols, cells) = if map.raw {
+            let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+            (
+                vec!["len".to_string(), "hex".to_string()],
+                vec![data.len().to_string(), hex],
+            )
+        } else {
+            row(map, None, data)
+        };
         let v = self.views.entry(map.display.clone()).or_default();
         v.columns = cols;
         v.rows.push_front(cells);
@@ -113,6 +189,34 @@ impl Printer for TablePrinter {
     }
 
     fn snapshot(&mut self, _: &mut Writer, map: &MapOut, entries: &[Entry]) {
+        if map.slots.is_some() {
+            // One histogram per key, labelled by the key and the other value members.
+            let mut text = String::new();
+            for (k, val) in entries {
+                let mut labels = Vec::new();
+                if let Some(kd) = &map.key {
+                    for (n, node) in kd.fields("key") {
+                        labels.push(format!("{n}={}", cell(node, k, 0)));
+                    }
+                }
+                for (n, node) in map.value.fields("value") {
+                    if Some(n) != map.slots.as_deref() {
+                        labels.push(format!("{n}={}", cell(node, val, 0)));
+                    }
+                }
+                text.push_str(&labels.join(" "));
+                text.push('\n');
+                text.push_str(&log2_histogram(&slot_counts(map, val)));
+            }
+            let v = self.views.entry(map.display.clone()).or_default();
+            v.text = Some(if text.is_empty() {
+                "  (no entries yet)\n".into()
+            } else {
+                text
+            });
+            self.dirty = true;
+            return;
+        }
         let mut rows: Vec<(f64, Vec<String>)> = Vec::with_capacity(entries.len());
         let mut columns = Vec::new();
         for (k, val) in entries {
@@ -127,6 +231,13 @@ impl Printer for TablePrinter {
         }
         v.events = entries.len() as u64;
         v.rows = rows.into_iter().take(MAX_ROWS).map(|(_, r)| r).collect();
+        self.dirty = true;
+    }
+
+    fn iter_text(&mut self, _: &mut Writer, _: Source, prog: &str, text: &str) {
+        let v = self.views.entry(format!("{prog} (iterator)")).or_default();
+        let lines: Vec<&str> = text.lines().take(MAX_ROWS).collect();
+        v.text = Some(lines.join("\n") + "\n");
         self.dirty = true;
     }
 

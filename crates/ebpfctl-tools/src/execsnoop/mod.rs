@@ -5,9 +5,9 @@
 //! result with `-x`; the command-name regex and the argument match run here, as the kernel
 //! cannot evaluate them. See docs/execsnoop.md for the event schema and table format.
 pub mod event;
-mod print;
+pub mod print;
 pub mod proc;
-mod track;
+pub mod track;
 
 use std::cell::RefCell;
 use std::path::PathBuf;

@@ -1,10 +1,14 @@
 //! Decoding `struct obs_event` (observe.h) into a [`Request`].
 use serde::Serialize;
 
-/// Size of `struct obs_event`; the loader checks the object's BTF agrees.
-pub const EVENT_SIZE: usize = 1032;
-/// Offset of `hdr`, the last field: events are sent without hdr's unused tail.
-const HDR_OFFSET: usize = 520;
+use super::goerror::{self, RawLevel, TypeNames};
+
+/// Size of `struct obs_event`, as sent with an error (`err` filled).
+pub const EVENT_SIZE: usize = 1392;
+/// Offset of `hdr`: events without a request head or an error end there.
+const HDR_OFFSET: usize = 424;
+/// Offset of `err`: events without an error end there.
+const ERR_OFFSET: usize = 936;
 
 /// Size of `struct obs_proc`: pid, len, 8 KiB of environment.
 pub const PROC_SIZE: usize = 8 + 8192;
@@ -12,6 +16,7 @@ pub const PROC_SIZE: usize = 8 + 8192;
 const F_ERROR: u8 = 1;
 const F_HIJACKED: u8 = 2;
 const F_TLS: u8 = 4;
+const F_PANIC: u8 = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -59,8 +64,11 @@ pub struct Request {
     /// Server: the peer's address (Request.RemoteAddr).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_addr: Option<String>,
-    /// Client: why roundTrip failed.
+    /// Client: why roundTrip failed; server: the handler's panic.
     pub error: Option<String>,
+    /// OpenTelemetry's `error.type`: a failure's kind (`timeout`, `dns`, ...), the status
+    /// code of a client's 4xx/5xx or a server's 5xx, `panic`; `None` otherwise.
+    pub error_type: Option<String>,
     /// Server: the handler took over the connection (`Hijack`); `status` is what it set
     /// through the ResponseWriter, 0 when nothing.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -78,6 +86,14 @@ pub struct Request {
     pub container: Option<ebpfctl_container::Container>,
     #[serde(skip)]
     pub start_mono_ns: u64,
+    /// Which observed executable the event came from (index of its target).
+    #[serde(skip)]
+    pub instance: u16,
+    /// The error chain as read (client error, panic value), until [`Request::resolve_error`].
+    #[serde(skip)]
+    pub raw_error: Vec<RawLevel>,
+    #[serde(skip)]
+    pub panicked: bool,
 }
 
 fn cstr(b: &[u8]) -> String {
@@ -120,54 +136,64 @@ pub fn decode_proc(b: &[u8]) -> Option<(u32, &[u8])> {
 }
 
 impl Request {
-    /// Decodes one ring buffer record; `None` when it is not an `obs_event`.
+    /// Decodes one ring buffer record; `None` when it is not an `obs_event`. The error is
+    /// named by [`Request::resolve_error`].
     pub fn decode(b: &[u8], realtime_offset: i128) -> Option<Request> {
-        if b.len() < HDR_OFFSET || b.len() > EVENT_SIZE {
+        if b.len() != HDR_OFFSET && b.len() != ERR_OFFSET && b.len() != EVENT_SIZE {
             return None;
         }
         let start = u64_at(b, 0);
         let end = u64_at(b, 8);
         let goroutine = u64_at(b, 16);
         let content_length = u64_at(b, 24) as i64;
-        let errno = u64_at(b, 32) as i64;
-        let pid = u32_at(b, 56);
-        let tid = u32_at(b, 60);
-        let mut status = u16_at(b, 64);
-        let kind = match b[66] {
+        let pid = u32_at(b, 32);
+        let tid = u32_at(b, 36);
+        let mut status = u16_at(b, 40);
+        let kind = match b[42] {
             1 => Kind::Client,
             2 => Kind::Server,
             _ => return None,
         };
-        let flags = b[67];
-        let hdr_len = (u16_at(b, 68) as usize).min(b.len() - HDR_OFFSET);
-        let comm = cstr(&b[72..88]);
-        let method = cstr(&b[88..104]);
-        let proto = cstr(&b[104..120]);
-        let mut scheme = cstr(&b[120..128]);
-        let err_net = cstr(&b[128..136]);
-        let host = cstr(&b[136..200]);
-        let path = cstr(&b[200..328]);
-        let query = cstr(&b[328..392]);
-        let remote = cstr(&b[392..456]);
-        let err_msg = cstr(&b[456..520]);
+        let flags = b[43];
+        let hdr_len = (u16_at(b, 44) as usize).min(b.len().min(ERR_OFFSET) - HDR_OFFSET);
+        let instance = u16_at(b, 46);
+        let comm = cstr(&b[48..64]);
+        let method = cstr(&b[64..80]);
+        let proto = cstr(&b[80..96]);
+        let mut scheme = cstr(&b[96..104]);
+        let host = cstr(&b[104..168]);
+        let path = cstr(&b[168..296]);
+        let query = cstr(&b[296..360]);
+        let remote = cstr(&b[360..424]);
         let hdr = &b[HDR_OFFSET..HDR_OFFSET + hdr_len];
+        let raw_error = if b.len() == EVENT_SIZE {
+            goerror::decode_raw(&b[ERR_OFFSET..])
+        } else {
+            Vec::new()
+        };
         let mut error = None;
         let mut traceparent = None;
         let mut remote_addr = None;
+        let panicked = kind == Kind::Server && flags & F_PANIC != 0;
         match kind {
             Kind::Client => {
                 if flags & F_ERROR != 0 {
                     status = 0;
-                    error = Some(format_error(&err_msg, &err_net, errno));
+                    error = Some(String::new()); // named by resolve_error
                 }
             }
             Kind::Server => {
                 if scheme.is_empty() {
                     scheme = if flags & F_TLS != 0 { "https" } else { "http" }.into();
                 }
-                // A handler that writes nothing gets its 200 from finishRequest (the probe
-                // reads the status at its entry), unless it hijacked the connection.
-                if status == 0 && flags & F_HIJACKED == 0 {
+                if panicked {
+                    // net/http sends no status after a panic (HTTP/1 closes the connection,
+                    // HTTP/2 resets the stream): a 500, as OpenTelemetry has it.
+                    status = 500;
+                    error = Some(String::new());
+                } else if status == 0 && flags & F_HIJACKED == 0 {
+                    // A handler that writes nothing gets its 200 from finishRequest (the
+                    // probe reads the status at its entry), unless it hijacked the connection.
                     status = 200;
                 }
                 if !remote.is_empty() {
@@ -192,7 +218,7 @@ impl Request {
             )
         };
         let start_unix = (start as i128 + realtime_offset).max(0) as u64;
-        Some(Request {
+        let mut r = Request {
             kind,
             start_unix_ns: start_unix,
             duration_ns: end.saturating_sub(start),
@@ -212,53 +238,48 @@ impl Request {
             remote_addr,
             hijacked: kind == Kind::Server && flags & F_HIJACKED != 0,
             error,
+            error_type: None,
             traceparent,
             goroutine,
             container_pid: None,
             container: None,
             start_mono_ns: start,
-        })
+            instance,
+            raw_error,
+            panicked,
+        };
+        if r.error.is_none() {
+            r.error_type = status_error_type(r.kind, r.status);
+        }
+        Some(r)
+    }
+
+    /// Names the error read by the probe (client error, panic value) with the executable's
+    /// types: `error` and `error_type`.
+    pub fn resolve_error(&mut self, names: &TypeNames) {
+        if self.error.is_none() {
+            return;
+        }
+        if self.panicked {
+            self.error = Some(goerror::describe_panic(&self.raw_error, names));
+            self.error_type = Some("panic".into());
+        } else {
+            let d = goerror::describe(&self.raw_error, names);
+            self.error = Some(d.message);
+            self.error_type = Some(d.error_type);
+        }
+        self.raw_error = Vec::new();
     }
 }
 
-fn printable(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| !c.is_control())
-}
-
-/// Builds a message from what the probe could read of the error value.
-fn format_error(msg: &str, net: &str, errno: i64) -> String {
-    const OPS: &[&str] = &[
-        "dial",
-        "read",
-        "write",
-        "close",
-        "accept",
-        "listen",
-        "proxyconnect",
-    ];
-    if OPS.contains(&msg) {
-        let mut s = msg.to_string();
-        if printable(net) && net.chars().all(|c| c.is_ascii_alphanumeric()) {
-            s.push(' ');
-            s.push_str(net);
-        }
-        if (1..4096).contains(&errno) {
-            let e = std::io::Error::from_raw_os_error(errno as i32).to_string();
-            let e = e.split(" (os error").next().unwrap_or(&e).to_string();
-            let mut chars = e.chars();
-            let e = match chars.next() {
-                Some(c) => c.to_lowercase().collect::<String>() + chars.as_str(),
-                None => e,
-            };
-            s.push_str(": ");
-            s.push_str(&e);
-        }
-        return s;
-    }
-    if printable(msg) {
-        return msg.to_string();
-    }
-    "request failed (error value not readable)".to_string()
+/// `error.type` of a response: a client's 4xx and 5xx, a server's 5xx (OpenTelemetry's HTTP
+/// conventions).
+fn status_error_type(kind: Kind, status: u16) -> Option<String> {
+    let failed = match kind {
+        Kind::Client => status >= 400,
+        Kind::Server => status >= 500,
+    };
+    failed.then(|| status.to_string())
 }
 
 /// The value of a `traceparent` header in a raw HTTP/1 request head, if well formed.
@@ -329,11 +350,19 @@ impl Request {
             remote_addr: None,
             hijacked: false,
             error: error.then(|| "dial tcp: connection refused".into()),
+            error_type: if error {
+                Some("connection_refused".into())
+            } else {
+                status_error_type(kind, status)
+            },
             traceparent: None,
             goroutine: 1,
             container_pid: None,
             container: None,
             start_mono_ns: 0,
+            instance: 0,
+            raw_error: Vec::new(),
+            panicked: false,
         }
     }
 }
@@ -352,22 +381,6 @@ mod tests {
         assert_eq!(
             find_traceparent(b"GET / HTTP/1.1\r\ntraceparent: junk\r\n"),
             None
-        );
-    }
-
-    #[test]
-    fn errors() {
-        assert_eq!(
-            format_error("dial", "tcp", 111),
-            "dial tcp: connection refused"
-        );
-        assert_eq!(
-            format_error("net/http: request canceled", "", 0),
-            "net/http: request canceled"
-        );
-        assert_eq!(
-            format_error("", "", 0),
-            "request failed (error value not readable)"
         );
     }
 }

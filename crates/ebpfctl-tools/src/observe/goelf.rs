@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 
 use super::deferred::{self, DeferredReturn};
+use super::moduledata;
 use super::pclntab;
 use super::success;
 use super::ObserveError;
@@ -39,6 +40,25 @@ const FN_H2_NEW_REQUEST: [&str; 2] = [
     "net/http.(*http2serverConn).newWriterAndRequest",
     "net/http/internal/http2.(*serverConn).newWriterAndRequest",
 ];
+
+/// Closures of the functions whose deferred closure recovers a handler's panic: HTTP/1's
+/// `(*conn).serve` and the HTTP/2 server's `runHandler` (the one calling `runtime.gorecover`
+/// is the deferred one).
+const FN_SERVE_CLOSURES: [&str; 3] = [
+    "net/http.(*conn).serve.func1",
+    "net/http.(*conn).serve.func2",
+    "net/http.(*conn).serve.func3",
+];
+const FN_H2_RUN_CLOSURES: [&str; 6] = [
+    "net/http.(*http2serverConn).runHandler.func1",
+    "net/http.(*http2serverConn).runHandler.func2",
+    "net/http.(*http2serverConn).runHandler.func3",
+    "net/http/internal/http2.(*serverConn).runHandler.func1",
+    "net/http/internal/http2.(*serverConn).runHandler.func2",
+    "net/http/internal/http2.(*serverConn).runHandler.func3",
+];
+/// What `recover()` compiles to.
+const FN_GORECOVER: &str = "runtime.gorecover";
 
 /// A Go version, e.g. 1.21.13 → (1, 21, 13).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -125,10 +145,35 @@ pub struct GoBinary {
     pub h2_handler_done: Option<GoFunc>,
     /// The HTTP/2 server's new request, with its header fields.
     pub h2_new_request: Option<GoFunc>,
+    /// conn.serve's deferred closure that recovers a handler's panic (HTTP/1).
+    pub server_recover: Option<GoFunc>,
+    /// runHandler's deferred closure (HTTP/2): recovers a panic, else calls handlerDone.
+    pub h2_recover: Option<GoFunc>,
     /// roundTrip's deferred closure, when its returns can be seen from there.
     pub client_exit: Option<DeferredExit>,
     /// Without such a closure (Go < 1.23): roundTrip's test of a nil error.
     pub client_success: Option<SuccessExit>,
+    /// Type data from the module data (`None` when it was not found: error values are then
+    /// decoded from their first string only).
+    pub types: Option<GoTypes>,
+    /// Addresses of the pclntab and the module data, when found.
+    pub pclntab: Option<u64>,
+    pub moduledata: Option<u64>,
+}
+
+/// What events need of the binary's types: the type data's range (type names resolve in
+/// it) and the types that implement `error`.
+#[derive(Debug, Clone)]
+pub struct GoTypes {
+    pub types: u64,
+    pub etypes: u64,
+    /// (type address, name as `%T` prints it), sorted by address.
+    pub errors: Vec<(u64, String)>,
+    /// The lowest address of the executable segment (`mm->start_code` minus the load bias).
+    pub exec_vaddr: u64,
+    /// (virtual address, file offset, size) of the loaded segments, to read type names
+    /// from the file later.
+    pub segments: Vec<(u64, u64, u64)>,
 }
 
 /// roundTrip's success seen at its error check (see `success.rs`).
@@ -167,7 +212,7 @@ impl GoBinary {
         }
         let file = object::File::parse(data).map_err(|e| ObserveError::Malformed {
             path: path.to_owned(),
-            what: format!("cannot parse ELF: {e}"),
+            what: format!("cannot parse ELF ({e}); is the file truncated or corrupt?"),
         })?;
         let arch = match file.architecture() {
             object::Architecture::X86_64 => "amd64",
@@ -179,8 +224,18 @@ impl GoBinary {
                 });
             }
         };
-        let version_string = read_buildinfo_version(&file, data)
-            .ok_or_else(|| ObserveError::NotGo(path.to_owned()))?;
+        let version_string = match read_buildinfo_version(&file, data) {
+            Some(v) => v,
+            None if file.section_by_name(".go.buildinfo").is_some() => {
+                return Err(ObserveError::Malformed {
+                    path: path.to_owned(),
+                    what:
+                        "its Go build info (.go.buildinfo) cannot be read; is the file truncated?"
+                            .into(),
+                })
+            }
+            None => return Err(ObserveError::NotGo(path.to_owned())),
+        };
         let version = GoVersion::parse(&version_string).unwrap_or(GoVersion {
             major: 1,
             minor: 99,
@@ -207,6 +262,26 @@ impl GoBinary {
         wanted.push(FN_PERSIST_ROUND_TRIP);
         wanted.extend(FN_H2_HANDLER_DONE);
         wanted.extend(FN_H2_NEW_REQUEST);
+        wanted.extend(FN_SERVE_CLOSURES);
+        wanted.extend(FN_H2_RUN_CLOSURES);
+        wanted.push(FN_GORECOVER);
+        let img = moduledata::Image::new(&file, data);
+        let pclntab_addr = moduledata::find_pclntab(&file, &img);
+        let module =
+            pclntab_addr.and_then(|pc| moduledata::find_moduledata(&file, &img, version, pc));
+        let types = module.map(|m| GoTypes {
+            types: m.types,
+            etypes: m.etypes,
+            errors: moduledata::error_types(&img, &m),
+            exec_vaddr: moduledata::exec_vaddr(&file),
+            segments: file
+                .segments()
+                .map(|s| {
+                    let (off, size) = s.file_range();
+                    (s.address(), off, size)
+                })
+                .collect(),
+        });
         let (found, symbols) = if has_symtab {
             let mut found: Vec<Option<(u64, u64)>> = vec![None; wanted.len()];
             for sym in file.symbols() {
@@ -218,25 +293,26 @@ impl GoBinary {
             }
             (found, SymbolSource::Symtab)
         } else {
-            let text_addr = file
-                .section_by_name(".text")
-                .map(|s| s.address())
+            let tab_addr = pclntab_addr.ok_or_else(|| ObserveError::Malformed {
+                path: path.to_owned(),
+                what: "stripped, and no Go pclntab found (neither a section for it nor its header in the loaded segments): cannot find functions".into(),
+            })?;
+            // The text start: the module data's, else the .text section's (the header's own
+            // textStart is used when set).
+            let text_addr = module
+                .map(|m| m.text)
+                .or_else(|| file.section_by_name(".text").map(|s| s.address()))
                 .unwrap_or(0);
-            let tab = file
-                .section_by_name(".gopclntab")
-                .and_then(|s| s.data().ok())
-                .ok_or_else(|| ObserveError::Malformed {
-                    path: path.to_owned(),
-                    what: "stripped and without .gopclntab: cannot find functions".into(),
-                })?;
+            let tab = img.rest(tab_addr).unwrap_or_default();
             let found = pclntab::find_functions(tab, text_addr, &wanted).map_err(|what| {
                 ObserveError::Malformed {
                     path: path.to_owned(),
-                    what: format!(".gopclntab: {what}"),
+                    what: format!("pclntab at {tab_addr:#x}: {what}"),
                 }
             })?;
             (found, SymbolSource::Pclntab)
         };
+        let found_copy = found.clone();
         let mut funcs = Vec::new();
         for (name, f) in wanted.iter().zip(found) {
             funcs.push(match f {
@@ -245,7 +321,10 @@ impl GoBinary {
                     if FN_ROUND_TRIP_CLOSURES.contains(name)
                         || *name == FN_PERSIST_ROUND_TRIP
                         || FN_H2_HANDLER_DONE.contains(name)
-                        || FN_H2_NEW_REQUEST.contains(name) =>
+                        || FN_H2_NEW_REQUEST.contains(name)
+                        || FN_SERVE_CLOSURES.contains(name)
+                        || FN_H2_RUN_CLOSURES.contains(name)
+                        || *name == FN_GORECOVER =>
                 {
                     analyse_func(path, &file, data, name, addr, size).ok()
                 }
@@ -261,7 +340,19 @@ impl GoBinary {
         let closures: Vec<GoFunc> = funcs.by_ref().take(3).flatten().collect();
         let persist_round_trip = funcs.next().flatten();
         let h2_handler_done = funcs.by_ref().take(2).flatten().next();
-        let h2_new_request = funcs.flatten().next();
+        let h2_new_request = funcs.by_ref().take(2).flatten().next();
+        let serve_closures: Vec<GoFunc> = funcs.by_ref().take(3).flatten().collect();
+        let run_closures: Vec<GoFunc> = funcs.by_ref().take(6).flatten().collect();
+        // gorecover is never probed: only its address matters.
+        let gorecover = found_addr(&wanted, &found_copy, FN_GORECOVER);
+        let recovering = |closures: Vec<GoFunc>| match gorecover {
+            Some(target) if arch == "amd64" => {
+                closures.into_iter().find(|c| calls(&file, data, c, target))
+            }
+            _ => None,
+        };
+        let server_recover = recovering(serve_closures);
+        let h2_recover = recovering(run_closures);
         let client_exit = match &round_trip {
             Some(rt) if arch == "amd64" => deferred_exit(&file, data, rt, closures),
             _ => None,
@@ -289,10 +380,39 @@ impl GoBinary {
             hijack,
             h2_handler_done,
             h2_new_request,
+            server_recover,
+            h2_recover,
             client_exit,
             client_success,
+            types,
+            pclntab: pclntab_addr,
+            moduledata: module.map(|m| m.addr),
         })
     }
+}
+
+/// The address found for `name` among `wanted`.
+fn found_addr(wanted: &[&str], found: &[Option<(u64, u64)>], name: &str) -> Option<u64> {
+    let i = wanted.iter().position(|w| *w == name)?;
+    found.get(i).copied().flatten().map(|(a, _)| a)
+}
+
+/// Whether the amd64 function `f` calls `target` directly.
+fn calls(file: &object::File<'_>, data: &[u8], f: &GoFunc, target: u64) -> bool {
+    use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind};
+    let Some(start) = vaddr_to_offset(file, f.addr) else {
+        return false;
+    };
+    let Some(code) = data.get(start as usize..(start + f.size) as usize) else {
+        return false;
+    };
+    Decoder::with_ip(64, code, f.addr, DecoderOptions::NONE)
+        .into_iter()
+        .any(|i| {
+            i.mnemonic() == Mnemonic::Call
+                && i.op0_kind() == OpKind::NearBranch64
+                && i.near_branch64() == target
+        })
 }
 
 /// Virtual address → file offset through the PT_LOAD segments.
@@ -300,7 +420,7 @@ pub fn vaddr_to_offset(file: &object::File<'_>, addr: u64) -> Option<u64> {
     file.segments().find_map(|seg| {
         let (off, fsize) = seg.file_range();
         let va = seg.address();
-        (addr >= va && addr < va + fsize).then(|| addr - va + off)
+        (addr >= va && addr - va < fsize).then(|| addr - va + off)
     })
 }
 
@@ -313,7 +433,7 @@ fn deferred_exit(
     closures: Vec<GoFunc>,
 ) -> Option<DeferredExit> {
     let start = vaddr_to_offset(file, rt.addr)?;
-    let code = data.get(start as usize..(start + rt.size) as usize)?;
+    let code = data.get(start as usize..start.checked_add(rt.size)? as usize)?;
     let referenced = deferred::rip_lea_targets(code, rt.addr);
     let mut used = closures
         .into_iter()
@@ -342,7 +462,7 @@ fn success_exit(
     callee: u64,
 ) -> Option<SuccessExit> {
     let start = vaddr_to_offset(file, rt.addr)?;
-    let code = data.get(start as usize..(start + rt.size) as usize)?;
+    let code = data.get(start as usize..start.checked_add(rt.size)? as usize)?;
     let check = success::success_check_amd64(code, rt.addr, callee)?;
     Some(SuccessExit {
         probe_offset: start + check.probe,
@@ -367,8 +487,9 @@ fn analyse_func(
     if size == 0 || size > 1 << 20 {
         return Err(bad(format!("implausible size {size}")));
     }
-    let code = data
-        .get(off as usize..(off + size) as usize)
+    let code = off
+        .checked_add(size)
+        .and_then(|end| data.get(off as usize..end as usize))
         .ok_or_else(|| bad("code extends past the end of the file".into()))?;
     let (entry, rets, entry_emulated) = if HOST_ARCH == "arm64" {
         let (entry, rets) = find_rets_arm64(code);
@@ -495,7 +616,10 @@ fn read_buildinfo_version(file: &object::File<'_>, data: &[u8]) -> Option<String
     let (start, bi) = match file.section_by_name(".go.buildinfo") {
         Some(s) => {
             let (off, len) = s.file_range()?;
-            (off as usize, data.get(off as usize..(off + len) as usize)?)
+            (
+                off as usize,
+                data.get(off as usize..off.checked_add(len)? as usize)?,
+            )
         }
         None => {
             let pos = data
@@ -529,9 +653,9 @@ fn read_buildinfo_version(file: &object::File<'_>, data: &[u8]) -> Option<String
     let hdr_addr = rd(&bi[16..])?;
     let hdr_off = vaddr_to_offset(file, hdr_addr)? as usize;
     let str_addr = rd(data.get(hdr_off..)?)?;
-    let str_len = rd(data.get(hdr_off + ptr_size..)?)? as usize;
+    let str_len = rd(data.get(hdr_off.checked_add(ptr_size)?..)?)? as usize;
     let str_off = vaddr_to_offset(file, str_addr)? as usize;
-    let s = data.get(str_off..str_off + str_len)?;
+    let s = data.get(str_off..str_off.checked_add(str_len)?)?;
     Some(String::from_utf8_lossy(s).into_owned())
 }
 
@@ -551,8 +675,9 @@ fn read_varint_string(b: &[u8]) -> Option<(String, usize)> {
             return None;
         }
     }
-    let s = b.get(i..i + len as usize)?;
-    Some((String::from_utf8_lossy(s).into_owned(), i + len as usize))
+    let end = i.checked_add(usize::try_from(len).ok()?)?;
+    let s = b.get(i..end)?;
+    Some((String::from_utf8_lossy(s).into_owned(), end))
 }
 
 #[cfg(test)]

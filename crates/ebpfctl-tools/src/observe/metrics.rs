@@ -29,7 +29,8 @@ pub struct HttpLabels {
     pub server_port: String,
     pub url_scheme: String,
     pub network_protocol_version: String,
-    /// Set (the error message's kind) when the request failed or got a 5xx.
+    /// Set when the request failed: its kind (`timeout`, `dns`, ...), the status code of a
+    /// client's 4xx/5xx or a server's 5xx, `panic`.
     pub error_type: String,
     /// The observed process (comm@NAME).
     pub service_name: String,
@@ -67,7 +68,7 @@ struct SeriesKey {
     host: String,
     scheme: String,
     proto: String,
-    error: Option<String>,
+    error_type: Option<String>,
     service: String,
     container: Option<[String; 3]>,
 }
@@ -92,7 +93,7 @@ impl SeriesKey {
             host: r.host.clone(),
             scheme: r.scheme.clone(),
             proto: r.proto.clone(),
-            error: r.error.clone(),
+            error_type: r.error_type.clone(),
             service: r.service.clone(),
             container: container_key(r).map(|(a, b, c)| [a.into(), b.into(), c.into()]),
         }
@@ -105,7 +106,7 @@ impl SeriesKey {
             && self.host == r.host
             && self.scheme == r.scheme
             && self.proto == r.proto
-            && self.error == r.error
+            && self.error_type == r.error_type
             && self.service == r.service
             && self
                 .container
@@ -123,7 +124,7 @@ impl SeriesKey {
         r.host.hash(&mut h);
         r.scheme.hash(&mut h);
         r.proto.hash(&mut h);
-        r.error.hash(&mut h);
+        r.error_type.hash(&mut h);
         r.service.hash(&mut h);
         container_key(r).hash(&mut h);
         h.finish()
@@ -164,25 +165,20 @@ pub fn split_host_port(host: &str, scheme: &str) -> (String, String) {
     }
 }
 
-fn protocol_version(proto: &str) -> String {
-    proto.strip_prefix("HTTP/").unwrap_or("").to_string()
+/// OpenTelemetry's `network.protocol.version` of a Go `Proto`: `HTTP/1.1` → `1.1`,
+/// `HTTP/2.0` → `2`.
+pub fn protocol_version(proto: &str) -> String {
+    let v = proto.strip_prefix("HTTP/").unwrap_or("");
+    match v {
+        "2.0" => "2".into(),
+        "3.0" => "3".into(),
+        _ => v.to_string(),
+    }
 }
 
-/// `error.type` for a failed request: the operation of the error ("dial", "read", ...),
-/// or "error"; for 5xx responses the status code.
+/// `error.type` of a request (see [`Request::error_type`]), empty when none.
 pub fn error_type(r: &Request) -> String {
-    if let Some(e) = &r.error {
-        let word = e.split([' ', ':']).next().unwrap_or("");
-        return if word.chars().all(|c| c.is_ascii_alphabetic()) && !word.is_empty() {
-            word.to_string()
-        } else {
-            "error".to_string()
-        };
-    }
-    if r.status >= 500 {
-        return r.status.to_string();
-    }
-    String::new()
+    r.error_type.clone().unwrap_or_default()
 }
 
 impl Metrics {
@@ -323,7 +319,11 @@ mod tests {
         };
         let client = "http_client_request_duration_seconds_count";
         assert_eq!(count(client, "status_code=\"200\""), ["2"], "{text}");
-        assert_eq!(count(client, "error_type=\"dial\""), ["1"], "{text}");
+        assert_eq!(
+            count(client, "error_type=\"connection_refused\""),
+            ["1"],
+            "{text}"
+        );
         let server = "http_server_request_duration_seconds_count";
         assert_eq!(count(server, ""), ["1"], "{text}");
     }

@@ -7,21 +7,23 @@
 //! graph ([`graph`]).
 use std::path::{Path, PathBuf};
 
-mod deferred;
+pub mod deferred;
 pub mod event;
 pub mod goelf;
+pub mod goerror;
 pub mod graph;
 pub mod metrics;
+pub mod moduledata;
 pub mod offsets;
 pub mod otlp;
 pub mod output;
-mod pclntab;
+pub mod pclntab;
 pub mod probe;
 pub mod run;
-mod success;
+pub mod success;
 
 pub use event::{Kind, Request};
-pub use goelf::{GoBinary, GoVersion};
+pub use goelf::{GoBinary, GoTypes, GoVersion};
 pub use offsets::{OffsetSource, Offsets};
 pub use probe::{Observer, ObserverConfig};
 
@@ -105,10 +107,25 @@ pub fn analyse(path: &Path) -> Result<Target, ObserveError> {
         path: path.to_owned(),
         source,
     })?;
-    let binary = GoBinary::parse(path, &data)?;
-    let file = object::File::parse(&*data).map_err(|e| ObserveError::Malformed {
+    let (binary, offsets, offset_source) = analyse_data(path, &data)?;
+    Ok(Target {
+        binary,
+        offsets,
+        offset_source,
+        file_id: (meta.dev(), meta.ino()),
+    })
+}
+
+/// The analysis of an executable's bytes (`path` only names it in errors): its functions,
+/// and the struct offsets from its DWARF or, without DWARF, from the table for its Go version.
+pub fn analyse_data(
+    path: &Path,
+    data: &[u8],
+) -> Result<(GoBinary, Offsets, OffsetSource), ObserveError> {
+    let binary = GoBinary::parse(path, data)?;
+    let file = object::File::parse(data).map_err(|e| ObserveError::Malformed {
         path: path.to_owned(),
-        what: format!("cannot parse ELF: {e}"),
+        what: format!("cannot parse ELF ({e}); is the file truncated or corrupt?"),
     })?;
     let (offsets, offset_source) = match offsets::from_dwarf(&file) {
         Some(o) => (o, OffsetSource::Dwarf),
@@ -123,12 +140,7 @@ pub fn analyse(path: &Path) -> Result<Target, ObserveError> {
             }
         },
     };
-    Ok(Target {
-        binary,
-        offsets,
-        offset_source,
-        file_id: (meta.dev(), meta.ino()),
-    })
+    Ok((binary, offsets, offset_source))
 }
 
 /// The executable of a running process, checked to exist.
@@ -163,6 +175,9 @@ pub fn inspect_json(t: &Target) -> serde_json::Value {
         "pie": t.binary.pie,
         "stripped": t.binary.stripped,
         "functions_from": t.binary.symbols,
+        "pclntab": t.binary.pclntab.map(|a| format!("{a:#x}")),
+        "moduledata": t.binary.moduledata.map(|a| format!("{a:#x}")),
+        "error_types": t.binary.types.as_ref().map(|t| t.errors.len()),
         "offsets_from": t.offset_source,
         "offsets": t.offsets,
         "client": f(t.binary.round_trip.as_ref()),
@@ -184,5 +199,7 @@ pub fn inspect_json(t: &Target) -> serde_json::Value {
         "hijack": f(t.binary.hijack.as_ref()),
         "h2_handler_done": f(t.binary.h2_handler_done.as_ref()),
         "h2_new_request": f(t.binary.h2_new_request.as_ref()),
+        "server_recover": f(t.binary.server_recover.as_ref()),
+        "h2_recover": f(t.binary.h2_recover.as_ref()),
     })
 }

@@ -17,6 +17,12 @@
  *   server_hijack  entry of net/http.(*conn).hijackLocked(c): the handler took the
  *                  connection, finishRequest will not come
  *   server_return  every RET of ServeHTTP, only when finishRequest is not in the binary
+ *   server_recover entry of conn.serve's deferred closure (the one that recovers a
+ *                  handler's panic; once per connection): a request still in flight on the
+ *                  goroutine while it panics ended in that panic
+ *   server_h2_recover entry of the HTTP/2 server's runHandler deferred closure (once per
+ *                  request, in place of handlerDone, which it calls when the handler
+ *                  returned): the end of an HTTP/2 request, or its panic
  *
  * Why finishRequest and the deferred closure rather than RETs: the kernel emulates a probed
  * jump, while a RET (like most instructions) is single-stepped out of line, a second trap
@@ -132,9 +138,11 @@ struct {
 /* Copies of the first bytes of an http.Request and its url.URL (see read_request). */
 #define OBS_REQ_CHUNK 224
 #define OBS_URL_CHUNK 112
+#define OBS_RESP_CHUNK 96
 struct obs_chunks {
 	char req[OBS_REQ_CHUNK];
 	char url[OBS_URL_CHUNK];
+	char resp[OBS_RESP_CHUNK];
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -151,6 +159,15 @@ struct {
 	__type(key, __s64);
 	__type(value, struct obs_site);
 } client_sites SEC(".maps");
+
+/* Layouts of the binary's error types, by type address in the file (user space fills it
+ * from the types that have an itab for `error`; see struct obs_err_desc). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct obs_err_desc);
+} err_types SEC(".maps");
 
 /* Processes already announced with an obs_proc record. */
 struct {
@@ -226,29 +243,39 @@ static __always_inline void submit_bytes(void *data, __u64 size)
 		__sync_fetch_and_add(&ebpfctl_lost_events, 1);
 }
 
-/* Reserves an event in the ring buffer, with room for the request head or without (the
- * constant `with_hdr` picks one of two fixed sizes), zeroed up to hdr; NULL (counted as
- * lost) when the ring is full. The in-flight entry `st` fills the common fields. */
-static __always_inline struct obs_event *reserve_event(bool with_hdr, __u8 kind,
+/* The three sizes an event is sent with: up to hdr, up to err, everything. */
+#define OBS_EV_BASE __builtin_offsetof(struct obs_event, hdr)
+#define OBS_EV_HDR __builtin_offsetof(struct obs_event, err)
+#define OBS_EV_ERR sizeof(struct obs_event)
+enum obs_size { SZ_BASE, SZ_HDR, SZ_ERR };
+
+/* Reserves an event in the ring buffer in one of the three sizes (a constant `size` picks
+ * one), zeroed up to hdr, and err too when it is sent; NULL (counted as lost) when the ring
+ * is full. The in-flight entry `st` fills the common fields. */
+static __always_inline struct obs_event *reserve_event(enum obs_size size, __u8 kind,
 						       struct obs_key *key, struct obs_start *st)
 {
 	struct obs_event *e;
-	if (with_hdr)
-		e = bpf_ringbuf_reserve(&events, sizeof(struct obs_event), 0);
+	if (size == SZ_ERR)
+		e = bpf_ringbuf_reserve(&events, OBS_EV_ERR, 0);
+	else if (size == SZ_HDR)
+		e = bpf_ringbuf_reserve(&events, OBS_EV_HDR, 0);
 	else
-		e = bpf_ringbuf_reserve(&events, __builtin_offsetof(struct obs_event, hdr), 0);
+		e = bpf_ringbuf_reserve(&events, OBS_EV_BASE, 0);
 	if (!e) {
 		__sync_fetch_and_add(&ebpfctl_lost_events, 1);
 		return NULL;
 	}
-	__builtin_memset(e, 0, __builtin_offsetof(struct obs_event, hdr));
+	__builtin_memset(e, 0, OBS_EV_BASE);
+	if (size == SZ_ERR)
+		__builtin_memset(&e->err, 0, sizeof(e->err));
 	e->kind = kind;
 	e->pid = key->pid;
 	e->tid = st->tid;
 	e->goroutine = key->goroutine;
 	e->start_ns = st->start_ns;
 	e->end_ns = bpf_ktime_get_ns();
-	e->resp_ptr = st->resp;
+	e->instance = cfg.instance;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	return e;
 }
@@ -346,6 +373,75 @@ static __always_inline void read_request(struct obs_event *e, __u64 req)
 		CHUNK_GO_STR(e->remote, c->req, OBS_REQ_CHUNK, cfg.off.req_remote_addr);
 }
 
+struct go_iface {
+	__u64 tab;  /* itab (or, for `any`, the type) */
+	__u64 data;
+};
+
+/* Reads the Go string at `addr` into the next free string slot of `x` at level `i`. */
+static __always_inline void err_string(struct obs_err *x, __u32 *slot, int i, __u64 addr)
+{
+	__u32 k = *slot;
+	if (k >= OBS_ERR_STRS)
+		return;
+	READ_GO_STR(x->str[k], addr, 0);
+	*slot = k + 1;
+	x->nstr[i]++;
+}
+
+/* Follows the error value (type, data) and what it wraps, OBS_ERR_DEPTH levels at most,
+ * into `x`: at each level the type's layout from `err_types` (or, for a type without one,
+ * a string or a wrapped error at offset 0) says what to read. Only on the error path. */
+static __noinline void read_error(struct obs_err *x, __u64 type, __u64 data)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 bias = BPF_CORE_READ(task, mm, start_code) - cfg.exec_vaddr;
+	__u32 slot = 0;
+	for (int i = 0; i < OBS_ERR_DEPTH; i++) {
+		if (!type)
+			break;
+		__u64 at = type - bias;
+		x->type[i] = at;
+		if (!data) /* a nil pointer of an error type */
+			break;
+		struct obs_err_desc d = {
+			.str = { OBS_ERR_NONE, OBS_ERR_NONE, OBS_ERR_NONE },
+			.next = OBS_ERR_NONE,
+			.num = OBS_ERR_NONE,
+			.flags = OBS_ED_GUESS,
+		};
+		struct obs_err_desc *known = bpf_map_lookup_elem(&err_types, &at);
+		if (known)
+			d = *known;
+		for (int j = 0; j < 3; j++)
+			if (d.str[j] != OBS_ERR_NONE)
+				err_string(x, &slot, i, data + d.str[j]);
+		if (d.num != OBS_ERR_NONE) {
+			__u64 v = 0;
+			__u32 n = d.num_size;
+			if (n == 1 || n == 2 || n == 4 || n == 8)
+				bpf_probe_read_user(&v, n & 15, (const void *)(data + d.num));
+			x->num[i] = (__s64)v;
+		}
+		struct go_iface next = {};
+		if (d.next != OBS_ERR_NONE) {
+			bpf_probe_read_user(&next, sizeof(next), (const void *)(data + d.next));
+		} else if (d.flags & OBS_ED_GUESS) {
+			/* A struct whose first field is an error (net/http's wrappers, caddy's
+			 * DialError, ...) when that word is an itab of a known error type; else
+			 * a string (errors.errorString, a string type). */
+			bpf_probe_read_user(&next, sizeof(next), (const void *)data);
+			__u64 t = read_u64(next.tab ? next.tab + 8 : 0) - bias;
+			if (!next.tab || !bpf_map_lookup_elem(&err_types, &t)) {
+				err_string(x, &slot, i, data);
+				break;
+			}
+		}
+		type = read_u64(next.tab ? next.tab + 8 : 0); /* itab.Type */
+		data = next.data;
+	}
+}
+
 SEC("uprobe")
 int client_enter(struct pt_regs *ctx)
 {
@@ -364,24 +460,29 @@ int client_enter(struct pt_regs *ctx)
 static __always_inline void client_done(struct obs_start *st, struct obs_key *key, __u64 resp,
 					__u64 itab, __u64 data)
 {
-	struct obs_event *e = reserve_event(false, OBS_KIND_CLIENT, key, st);
+	struct obs_event *e;
+	if (!resp && itab)
+		e = reserve_event(SZ_ERR, OBS_KIND_CLIENT, key, st);
+	else
+		e = reserve_event(SZ_BASE, OBS_KIND_CLIENT, key, st);
 	if (!e)
 		goto out;
 	read_request(e, st->req);
-	if (resp) {
-		e->status = (__u16)read_field(resp, cfg.off.resp_status_code);
-		e->content_length = (__s64)read_field(resp, cfg.off.resp_content_length);
-	} else if (itab) {
+	__u32 zero = 0;
+	struct obs_chunks *c = bpf_map_lookup_elem(&chunks, &zero);
+	if (resp && c && !bpf_probe_read_user(c->resp, sizeof(c->resp), (const void *)resp)) {
+		e->status = (__u16)chunk_u64(c->resp, OBS_RESP_CHUNK, cfg.off.resp_status_code);
+		e->content_length =
+			(__s64)chunk_u64(c->resp, OBS_RESP_CHUNK, cfg.off.resp_content_length);
+		/* The protocol spoken (HTTP/2.0 when the transport upgraded; the request's
+		 * own Proto says HTTP/1.1, or nothing for a redirect's follow-up). */
+		if (chunk_u64(c->resp, OBS_RESP_CHUNK, cfg.off.resp_proto + 8)) {
+			__builtin_memset(e->proto, 0, sizeof(e->proto));
+			CHUNK_GO_STR(e->proto, c->resp, OBS_RESP_CHUNK, cfg.off.resp_proto);
+		}
+	} else if (!resp && itab) {
 		e->flags |= OBS_F_ERROR;
-		e->err_itab = itab;
-		/* Best effort, decoded by user space: the first string field of the error value
-		 * (errors.errorString.s, fmt.wrapError.msg, net.OpError.Op), the second
-		 * (net.OpError.Net), and the errno in net.OpError.Err → os.SyscallError.Err. */
-		READ_GO_STR(e->err_msg, data, 0);
-		READ_GO_STR(e->err_net, data, 16);
-		__u64 syscall_err = read_u64(data + 72);
-		__u64 errno_ptr = read_u64(syscall_err ? syscall_err + 24 : 0);
-		e->err_errno = (__s64)read_u64(errno_ptr);
+		read_error(&e->err, read_u64(itab + 8), data);
 	}
 	commit(e);
 out:
@@ -563,11 +664,13 @@ int server_h2_hdrs(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Builds and sends the server event of `st`, with the head when `with_hdr`. */
-static __always_inline void server_event(bool with_hdr, struct obs_start *st,
-					 struct obs_key *key, struct obs_head *h, __u8 flags)
+/* Builds and sends the server event of `st`, with the head when `h` has one; `panic` is the
+ * runtime._panic of a handler that panicked (flags has OBS_F_PANIC). */
+static __always_inline void server_event(enum obs_size size, struct obs_start *st,
+					 struct obs_key *key, struct obs_head *h, __u8 flags,
+					 __u64 panic)
 {
-	struct obs_event *e = reserve_event(with_hdr, OBS_KIND_SERVER, key, st);
+	struct obs_event *e = reserve_event(size, OBS_KIND_SERVER, key, st);
 	if (!e)
 		return;
 	e->flags = flags;
@@ -585,24 +688,35 @@ static __always_inline void server_event(bool with_hdr, struct obs_start *st,
 	if (status >= 100 && status <= 999)
 		e->status = (__u16)status;
 	e->content_length = (__s64)read_field(w, written_off);
-	if (with_hdr && h) {
+	if (size != SZ_BASE && h) {
 		__u32 len = h->len & (OBS_HDR_LEN - 1);
 		if (len && !bpf_probe_read_kernel(e->hdr, len, h->buf))
 			e->hdr_len = len;
+	}
+	if (size == SZ_ERR && panic) {
+		/* The panic value (an `any`: type, data). */
+		struct go_iface arg = {};
+		if (cfg.off.panic_arg != OBS_NO_OFFSET)
+			bpf_probe_read_user(&arg, sizeof(arg),
+					    (const void *)(panic + cfg.off.panic_arg));
+		read_error(&e->err, arg.tab, arg.data);
 	}
 	commit(e);
 }
 
 /* Ends the server request `st` (key `key`): status and bytes written from the *response. */
-static __always_inline void server_done(struct obs_start *st, struct obs_key *key, __u8 flags)
+static __always_inline void server_done(struct obs_start *st, struct obs_key *key, __u8 flags,
+					__u64 panic)
 {
 	struct obs_head *h = NULL;
 	if (cfg.capture_headers)
 		h = bpf_map_lookup_elem(&server_heads, key);
-	if (h && h->len)
-		server_event(true, st, key, h, flags);
+	if (panic)
+		server_event(SZ_ERR, st, key, h, flags | OBS_F_PANIC, panic);
+	else if (h && h->len)
+		server_event(SZ_HDR, st, key, h, flags, 0);
 	else
-		server_event(false, st, key, NULL, flags);
+		server_event(SZ_BASE, st, key, NULL, flags, 0);
 	if (h)
 		bpf_map_delete_elem(&server_heads, key);
 	bpf_map_delete_elem(&server_inflight, key);
@@ -617,7 +731,7 @@ static __always_inline int server_end_for_writer(struct pt_regs *ctx, __u8 flags
 	struct obs_start *st = bpf_map_lookup_elem(&server_inflight, &key);
 	if (!st || st->resp != GO_ARG1(ctx))
 		return 0;
-	server_done(st, &key, flags);
+	server_done(st, &key, flags, 0);
 	return 0;
 }
 
@@ -645,7 +759,7 @@ int server_hijack(struct pt_regs *ctx)
 	/* hijackLocked(c *conn [RAX]): only the connection of the request in flight. */
 	if (!st || read_field(st->resp, cfg.off.sresp_conn) != GO_ARG1(ctx))
 		return 0;
-	server_done(st, &key, OBS_F_HIJACKED);
+	server_done(st, &key, OBS_F_HIJACKED, 0);
 	return 0;
 }
 
@@ -656,6 +770,36 @@ int server_return(struct pt_regs *ctx)
 	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
 	struct obs_start *st = bpf_map_lookup_elem(&server_inflight, &key);
 	if (st)
-		server_done(st, &key, 0);
+		server_done(st, &key, 0, 0);
 	return 0;
+}
+
+/* The deferred closure that recovers a handler's panic was entered (HTTP/1: conn.serve's,
+ * when the connection ends; HTTP/2: runHandler's, after every request). A request still in
+ * flight on this goroutine while it panics (runtime.g._panic set) ended in that panic;
+ * net/http then closes the connection (HTTP/1) or resets the stream (HTTP/2). Without a
+ * panic, the HTTP/2 request ends here (runHandler calls handlerDone next). */
+static __always_inline int server_recover_at(struct pt_regs *ctx, __u8 flags)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
+	struct obs_start *st = bpf_map_lookup_elem(&server_inflight, &key);
+	if (!st)
+		return 0;
+	__u64 panic = read_field(GO_G(ctx), cfg.off.g_panic);
+	if (panic || (flags & OBS_F_H2))
+		server_done(st, &key, flags, panic);
+	return 0;
+}
+
+SEC("uprobe")
+int server_recover(struct pt_regs *ctx)
+{
+	return server_recover_at(ctx, 0);
+}
+
+SEC("uprobe")
+int server_h2_recover(struct pt_regs *ctx)
+{
+	return server_recover_at(ctx, OBS_F_H2);
 }

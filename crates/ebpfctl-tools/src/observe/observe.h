@@ -10,20 +10,19 @@
 #define OBS_KIND_SERVER 2
 
 /* flags */
-#define OBS_F_ERROR 1        /* client: roundTrip returned a non-nil error */
+#define OBS_F_ERROR 1        /* client: roundTrip returned a non-nil error (obs_err filled) */
 #define OBS_F_HIJACKED 2     /* server: the handler hijacked the connection */
 #define OBS_F_TLS 4          /* request carried TLS connection state */
 #define OBS_F_H2 8           /* server: an HTTP/2 request (status and bytes from the h2 writer) */
+#define OBS_F_PANIC 16       /* server: the handler panicked (obs_err holds the panic value) */
 
 #define OBS_METHOD_LEN 16
 #define OBS_PROTO_LEN 16
 #define OBS_SCHEME_LEN 8
-#define OBS_NET_LEN 8
 #define OBS_HOST_LEN 64
 #define OBS_PATH_LEN 128
 #define OBS_QUERY_LEN 64
 #define OBS_REMOTE_LEN 64
-#define OBS_ERR_LEN 64
 #define OBS_HDR_LEN 512
 #define OBS_ENV_LEN 8192
 
@@ -42,6 +41,7 @@ struct obs_offsets {
 	__u32 url_path;        /* net/url.URL.Path */
 	__u32 url_raw_query;   /* net/url.URL.RawQuery (moved in Go 1.26) */
 	__u32 resp_status_code;    /* net/http.Response.StatusCode (int) */
+	__u32 resp_proto;          /* net/http.Response.Proto (string) */
 	__u32 resp_content_length; /* net/http.Response.ContentLength (int64) */
 	__u32 sresp_conn;      /* net/http.response.conn (*conn) */
 	__u32 sresp_status;    /* net/http.response.status (int) */
@@ -49,6 +49,8 @@ struct obs_offsets {
 	__u32 conn_bufr;       /* net/http.conn.bufr (*bufio.Reader) */
 	__u32 bufio_buf;       /* bufio.Reader.buf ([]byte) */
 	__u32 bufio_r;         /* bufio.Reader.r (int) */
+	__u32 g_panic;         /* runtime.g._panic (*_panic) */
+	__u32 panic_arg;       /* runtime._panic.arg (any; moved in Go 1.26) */
 	/* HTTP/2 server (optional: OBS_NO_OFFSET when unknown) */
 	__u32 h2_rws;          /* http2responseWriter.rws (*http2responseWriterState) */
 	__u32 h2_status;       /* http2responseWriterState.status (int) */
@@ -61,8 +63,38 @@ struct obs_config {
 	struct obs_offsets off;
 	__u32 filter_pids;     /* 1: only PIDs in the `pids` map */
 	__u32 capture_headers; /* 1: copy the server's raw request head (traceparent) */
+	__u32 instance;        /* which executable this probe instance serves (sent in events) */
 	__u32 _pad;
 	__u64 wakeup_bytes;    /* wake user space only when this much data is waiting */
+	__u64 exec_vaddr;      /* lowest address of the executable's code segment (mm->start_code
+				* minus the load bias: types are looked up at their file address) */
+};
+
+/* An error value, read by following its chain of wrapped errors (client: roundTrip's
+ * error; server: the panic value). Each level is the concrete type (its address in the
+ * file) and what the layout of that type (map `err_types`, filled by user space from the
+ * binary's types) says to read: up to three strings, an integer, the wrapped error. */
+#define OBS_ERR_DEPTH 4
+#define OBS_ERR_STRS 6
+#define OBS_ERR_STR_LEN 64
+struct obs_err {
+	__u64 type[OBS_ERR_DEPTH]; /* 0 past the last level */
+	__s64 num[OBS_ERR_DEPTH];
+	__u8 nstr[OBS_ERR_DEPTH];  /* strings read at each level, in order in `str` */
+	__u32 _pad;
+	char str[OBS_ERR_STRS][OBS_ERR_STR_LEN];
+};
+
+/* Layout of one error type (value of map `err_types`, key: the type's file address).
+ * Offsets are from the value the interface's data word points to. */
+#define OBS_ERR_NONE 0xffff
+#define OBS_ED_GUESS 1 /* unknown layout: a string, or a wrapped error, at offset 0 */
+struct obs_err_desc {
+	__u16 str[3];
+	__u16 next;     /* the wrapped error (an interface) */
+	__u16 num;
+	__u8 num_size;  /* 1, 4 or 8 */
+	__u8 flags;
 };
 
 struct obs_event {
@@ -70,34 +102,34 @@ struct obs_event {
 	__u64 end_ns;          /* at the end probe (a RET, the deferred closure, finishRequest, ...) */
 	__u64 goroutine;       /* runtime.g pointer (R14) */
 	__s64 content_length;  /* client: Response.ContentLength; server: bytes written */
-	__s64 err_errno;       /* client error: errno inside *net.OpError → *os.SyscallError, best effort */
-	__u64 err_itab;        /* client error: itab pointer of the error interface */
-	__u64 resp_ptr;        /* server: the *response (internal) */
 	__u32 pid;
 	__u32 tid;
 	__u16 status;
 	__u8 kind;
 	__u8 flags;
 	__u16 hdr_len;
-	__u16 _pad;
+	__u16 instance;        /* cfg.instance */
 	char comm[16];
 	char method[OBS_METHOD_LEN];
 	char proto[OBS_PROTO_LEN];
 	char scheme[OBS_SCHEME_LEN];
-	char err_net[OBS_NET_LEN];
 	char host[OBS_HOST_LEN];
 	char path[OBS_PATH_LEN];
 	char query[OBS_QUERY_LEN];
 	char remote[OBS_REMOTE_LEN];
-	char err_msg[OBS_ERR_LEN];
+	/* Sent only when used: events end before hdr, or before err. */
 	char hdr[OBS_HDR_LEN];
+	struct obs_err err;
 };
 
-/* The config is 112 bytes (probe.rs CONFIG_SIZE). */
-_Static_assert(sizeof(struct obs_config) == 112, "struct obs_config size: update probe.rs");
-/* The event is 1032 bytes (event.rs EVENT_SIZE), hdr starts at 520 (HDR_OFFSET). */
-_Static_assert(sizeof(struct obs_event) == 1032, "struct obs_event size: update event.rs");
-_Static_assert(__builtin_offsetof(struct obs_event, hdr) == 520, "hdr offset: update event.rs");
+/* The config is 136 bytes (probe.rs CONFIG_SIZE). */
+_Static_assert(sizeof(struct obs_config) == 136, "struct obs_config size: update probe.rs");
+/* The event is 1392 bytes (event.rs EVENT_SIZE), hdr starts at 424, err at 936. */
+_Static_assert(sizeof(struct obs_event) == 1392, "struct obs_event size: update event.rs");
+_Static_assert(__builtin_offsetof(struct obs_event, hdr) == 424, "hdr offset: update event.rs");
+_Static_assert(__builtin_offsetof(struct obs_event, err) == 936, "err offset: update event.rs");
+_Static_assert(sizeof(struct obs_err) == 456, "struct obs_err size: update event.rs");
+_Static_assert(sizeof(struct obs_err_desc) == 12, "struct obs_err_desc size: update probe.rs");
 
 /* What an entry probe keeps for the end probe, which builds the event in place in the ring
  * buffer (a small in-flight value: no 1 KiB copies per request). */

@@ -1,6 +1,7 @@
 //! Byte offsets of the Go struct fields the probe reads: from the binary's DWARF when it
 //! has some, else from a built-in table by Go version (fields move between releases).
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use object::{Object, ObjectSection};
 
@@ -20,6 +21,7 @@ pub struct Offsets {
     pub url_path: u32,
     pub url_raw_query: u32,
     pub resp_status_code: u32,
+    pub resp_proto: u32,
     pub resp_content_length: u32,
     pub sresp_conn: u32,
     pub sresp_status: u32,
@@ -27,6 +29,8 @@ pub struct Offsets {
     pub conn_bufr: u32,
     pub bufio_buf: u32,
     pub bufio_r: u32,
+    pub g_panic: u32,
+    pub panic_arg: u32,
     pub h2_rws: u32,
     pub h2_status: u32,
     pub h2_wrote_bytes: u32,
@@ -52,6 +56,7 @@ const FIELDS: &[(&str, &str, Setter)] = &[
     ("net/http.Response", "StatusCode", |o| {
         &mut o.resp_status_code
     }),
+    ("net/http.Response", "Proto", |o| &mut o.resp_proto),
     ("net/http.Response", "ContentLength", |o| {
         &mut o.resp_content_length
     }),
@@ -61,6 +66,8 @@ const FIELDS: &[(&str, &str, Setter)] = &[
     ("net/http.conn", "bufr", |o| &mut o.conn_bufr),
     ("bufio.Reader", "buf", |o| &mut o.bufio_buf),
     ("bufio.Reader", "r", |o| &mut o.bufio_r),
+    ("runtime.g", "_panic", |o| &mut o.g_panic),
+    ("runtime._panic", "arg", |o| &mut o.panic_arg),
 ];
 
 /// The HTTP/2 server's fields (`net/http/internal/http2` since Go 1.27, bundled into
@@ -167,6 +174,7 @@ impl Offsets {
             o.url_path,
             o.url_raw_query,
             o.resp_status_code,
+            o.resp_proto,
             o.resp_content_length,
             o.sresp_conn,
             o.sresp_status,
@@ -174,6 +182,8 @@ impl Offsets {
             o.conn_bufr,
             o.bufio_buf,
             o.bufio_r,
+            o.g_panic,
+            o.panic_arg,
             o.h2_rws,
             o.h2_status,
             o.h2_wrote_bytes,
@@ -188,6 +198,23 @@ impl Offsets {
 
 /// Offsets from DWARF; `None` when the binary has no DWARF or lacks some field.
 pub fn from_dwarf(file: &object::File<'_>) -> Option<Offsets> {
+    let structs: Vec<&str> = all_fields().map(|(s, _, _)| *s).collect();
+    let members = dwarf_members(file, &structs)?;
+    let mut out = Offsets::unknown();
+    for (s, f, set) in all_fields() {
+        if let Some(&off) = members.get(&(s.to_string(), f.to_string())) {
+            *set(&mut out) = off as u32;
+        }
+    }
+    out.missing().is_empty().then_some(out)
+}
+
+/// Byte offsets of the members of the named structs in the binary's DWARF, by (struct,
+/// member); `None` without DWARF.
+pub fn dwarf_members(
+    file: &object::File<'_>,
+    structs: &[&str],
+) -> Option<HashMap<(String, String), u64>> {
     file.section_by_name(".debug_info")?;
     let load = |id: gimli::SectionId| -> Result<Cow<'_, [u8]>, gimli::Error> {
         Ok(file
@@ -197,7 +224,7 @@ pub fn from_dwarf(file: &object::File<'_>) -> Option<Offsets> {
     };
     let owned = gimli::DwarfSections::load(load).ok()?;
     let dwarf = owned.borrow(|s| gimli::EndianSlice::new(s, gimli::LittleEndian));
-    let mut out = Offsets::unknown();
+    let mut out = HashMap::new();
     let mut units = dwarf.units();
     while let Ok(Some(header)) = units.next() {
         let Ok(unit) = dwarf.unit(header) else {
@@ -220,7 +247,7 @@ pub fn from_dwarf(file: &object::File<'_>) -> Option<Offsets> {
             };
             if entry.tag() == gimli::DW_TAG_structure_type {
                 if let Some(n) = name() {
-                    if all_fields().any(|(s, _, _)| *s == n) {
+                    if structs.contains(&n.as_str()) {
                         current = Some((n, depth));
                     }
                 }
@@ -232,13 +259,8 @@ pub fn from_dwarf(file: &object::File<'_>) -> Option<Offsets> {
                                 .attr_value(gimli::DW_AT_data_member_location)
                                 .ok()
                                 .flatten();
-                            let off = loc.and_then(|v| v.udata_value());
-                            if let Some(off) = off {
-                                for (s, f, set) in all_fields() {
-                                    if s == sname && *f == fname {
-                                        *set(&mut out) = off as u32;
-                                    }
-                                }
+                            if let Some(off) = loc.and_then(|v| v.udata_value()) {
+                                out.insert((sname.clone(), fname), off);
                             }
                         }
                     }
@@ -246,13 +268,14 @@ pub fn from_dwarf(file: &object::File<'_>) -> Option<Offsets> {
             }
         }
     }
-    out.missing().is_empty().then_some(out)
+    Some(out)
 }
 
 /// Built-in offsets for binaries without DWARF, measured from the DWARF of binaries built
 /// with Go 1.19, 1.21, 1.22, 1.23, 1.24, 1.25, 1.26 and 1.27 (the integration tests compare
 /// this table with the DWARF of the toolchains they build with). Of the fields read here,
-/// 1.26 moved url.URL.RawQuery and 1.27 moved net/http.response.status and .written
+/// 1.26 moved url.URL.RawQuery and runtime._panic.arg, and 1.27 moved
+/// net/http.response.status and .written
 /// (Request.ctx moved in 1.23 but is not read). 1.17 and 1.18 are assumed to share 1.19's
 /// layout (no toolchain to measure them here). Newer releases get no entry (their stripped
 /// binaries are refused with a clear error) until measured.
@@ -273,6 +296,7 @@ pub fn from_table(v: GoVersion) -> Option<Offsets> {
         url_path: 56,
         url_raw_query: 96,
         resp_status_code: 16,
+        resp_proto: 24,
         resp_content_length: 80,
         sresp_conn: 0,
         sresp_status: 120,
@@ -280,6 +304,8 @@ pub fn from_table(v: GoVersion) -> Option<Offsets> {
         conn_bufr: 80,
         bufio_buf: 0,
         bufio_r: 40,
+        g_panic: 32,
+        panic_arg: 8,
         h2_rws: 0,
         h2_status: 80,
         h2_wrote_bytes: 104,
@@ -304,6 +330,8 @@ pub fn from_table(v: GoVersion) -> Option<Offsets> {
     }
     if at_least(26) {
         o.url_raw_query = 88;
+        // runtime._panic lost argp.
+        o.panic_arg = 0;
     }
     if at_least(27) {
         o.sresp_written = 112;
@@ -334,7 +362,7 @@ mod tests {
         assert_eq!((o19.sresp_status, o19.sresp_written), (120, 104));
         assert_eq!((o27.sresp_status, o27.sresp_written), (128, 112));
         assert!(o19.missing().is_empty());
-        assert_eq!(o19.to_bytes().len(), 23 * 4);
+        assert_eq!(o19.to_bytes().len(), 26 * 4);
         assert!(o19.has_h2_trace() && !from_table(v(20)).unwrap().has_h2_trace());
         assert_eq!((o19.h2_status, o19.h2_wrote_bytes), (80, 104));
         assert!(!from_table(v(20)).unwrap().has_h2());

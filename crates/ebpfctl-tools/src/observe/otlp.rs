@@ -1,30 +1,46 @@
-//! OTLP/HTTP (protobuf) trace export with the OpenTelemetry SDK: one span per request, with
-//! the probe's start and end times. Client spans start new traces; a server span whose
-//! request carried a W3C `traceparent` header becomes a child of the caller's span (read
-//! only: nothing is injected into the observed program).
+//! OTLP/HTTP (protobuf) trace export with the OpenTelemetry SDK's exporter: one span per
+//! request, with the probe's start and end times. Client spans start new traces; a server
+//! span whose request carried a W3C `traceparent` header becomes a child of the caller's
+//! span (read only: nothing is injected into the observed program).
 //!
-//! One tracer provider per service, so each span carries its own `service.name` resource.
+//! Each observed process is its own resource (`service.name`, `process.pid`,
+//! `process.executable.path`, `telemetry.sdk.*`). Spans are made here and handed to one
+//! thread, which batches them by process and sends each batch with its resource through
+//! one exporter (a tracer provider per process would be a thread per process).
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, UNIX_EPOCH};
+use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
-    Tracer, TracerProvider as _,
-};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceState};
+use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::resource::TelemetryResourceDetector;
+use opentelemetry_sdk::trace::{
+    IdGenerator, RandomIdGenerator, SpanData, SpanEvents, SpanExporter, SpanLinks,
+};
 use opentelemetry_sdk::Resource;
 
 use super::event::{parse_traceparent, Kind, Request};
 use super::metrics::error_type;
 use super::ObserveError;
 
+/// Spans sent in one request at most, and how long one waits to be sent.
+const BATCH: usize = 512;
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Spans queued for the sending thread at most; more are dropped (counted).
+const QUEUE: usize = 8192;
+
 /// Exports spans to one OTLP/HTTP collector.
 pub struct OtlpExporter {
-    endpoint: String,
-    providers: Mutex<HashMap<String, SdkTracerProvider>>,
+    tx: Option<SyncSender<(u32, Arc<Resource>, SpanData)>>,
+    thread: Option<JoinHandle<()>>,
+    resources: HashMap<u32, Arc<Resource>>,
+    ids: RandomIdGenerator,
+    scope: InstrumentationScope,
+    dropped: u64,
 }
 
 /// `http://host:4318` → `http://host:4318/v1/traces` (a URL already ending so is kept).
@@ -37,16 +53,53 @@ pub fn traces_url(endpoint: &str) -> String {
     }
 }
 
-/// The service name of a request: its NAME/SERVICE_NAME when set, else its comm.
-fn service_name(r: &Request) -> String {
-    match r.service.split_once('@') {
-        Some((_, name)) if !name.is_empty() => name.to_string(),
-        _ => r.comm.clone(),
-    }
+/// What names a process in its resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessIdentity {
+    /// `OTEL_SERVICE_NAME`, or `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, from the
+    /// process's environment.
+    pub otel_service_name: Option<String>,
+    /// Its `NAME` or `SERVICE_NAME` variable (what `service` in JSON lines carries).
+    pub name: Option<String>,
+}
+
+/// The resource of one observed process: `service.name` (see [`ProcessIdentity`], else the
+/// executable's file name), `process.pid`, `process.executable.path` and `.name`, the
+/// SDK's `telemetry.sdk.*`, ebpfctl as `telemetry.distro.*`.
+pub fn process_resource(pid: u32, exe: &Path, who: &ProcessIdentity) -> Resource {
+    let exe_name = exe
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let service = who
+        .otel_service_name
+        .clone()
+        .or_else(|| who.name.clone())
+        .unwrap_or_else(|| exe_name.clone());
+    let mut attrs = vec![
+        KeyValue::new("process.pid", pid as i64),
+        KeyValue::new("process.executable.path", exe.display().to_string()),
+        KeyValue::new("process.executable.name", exe_name),
+        KeyValue::new("telemetry.distro.name", "ebpfctl"),
+        KeyValue::new("telemetry.distro.version", env!("CARGO_PKG_VERSION")),
+    ];
+    attrs.extend(platform_attributes(pid));
+    Resource::builder_empty()
+        .with_detector(Box::new(TelemetryResourceDetector))
+        .with_service_name(service)
+        .with_attributes(attrs)
+        .build()
+}
+
+/// Where the process runs, beyond the host: container and Kubernetes attributes
+/// (`container.id`, `k8s.pod.name`, ...) go here once observe knows containers.
+fn platform_attributes(_pid: u32) -> Vec<KeyValue> {
+    Vec::new()
 }
 
 impl OtlpExporter {
-    /// Checks the endpoint; the connection is made when spans are sent.
+    /// Checks the endpoint and starts the sending thread; the connection is made when
+    /// spans are sent.
     pub fn new(endpoint: &str) -> Result<OtlpExporter, ObserveError> {
         let url = traces_url(endpoint);
         let bad = |what: String| ObserveError::Otlp {
@@ -58,49 +111,59 @@ impl OtlpExporter {
                 "not an http:// or https:// URL (OTLP/HTTP, e.g. http://127.0.0.1:4318)".into(),
             ));
         }
-        // Build one exporter now so a malformed URL fails before anything is loaded.
-        opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(url.clone())
-            .build()
-            .map_err(|e| bad(e.to_string()))?;
-        Ok(OtlpExporter {
-            endpoint: url,
-            providers: Mutex::new(HashMap::new()),
-        })
-    }
-
-    fn provider(&self, service: &str) -> Option<SdkTracerProvider> {
-        let mut map = self.providers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = map.get(service) {
-            return Some(p.clone());
-        }
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(self.endpoint.clone())
+            .with_endpoint(url)
             .with_timeout(Duration::from_secs(5))
             .build()
-            .ok()?;
-        let resource = Resource::builder_empty()
-            .with_service_name(service.to_string())
-            .with_attributes([KeyValue::new("telemetry.sdk.name", "ebpfctl-observe")])
-            .build();
-        let provider = SdkTracerProvider::builder()
-            .with_resource(resource)
-            .with_batch_exporter(exporter)
-            .build();
-        map.insert(service.to_string(), provider.clone());
-        Some(provider)
+            .map_err(|e| bad(e.to_string()))?;
+        let (tx, rx) = sync_channel(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("observe-otlp".into())
+            .spawn(move || send_loop(exporter, rx))
+            .map_err(|e| bad(format!("cannot start the exporting thread: {e}")))?;
+        Ok(OtlpExporter {
+            tx: Some(tx),
+            thread: Some(thread),
+            resources: HashMap::new(),
+            ids: RandomIdGenerator::default(),
+            scope: InstrumentationScope::builder("ebpfctl-observe")
+                .with_version(env!("CARGO_PKG_VERSION"))
+                .build(),
+            dropped: 0,
+        })
     }
 
-    /// Queues one span (sent in batches from the SDK's thread).
-    pub fn export(&self, r: &Request) {
-        let Some(provider) = self.provider(&service_name(r)) else {
+    /// Queues one span of `r`, from the executable `exe` (sent in batches from the
+    /// exporter's thread).
+    pub fn export(&mut self, r: &Request, exe: &Path, who: &ProcessIdentity) {
+        if self.resources.len() > 4096 {
+            // Bounded: processes that exited get a fresh resource if their PID comes back.
+            self.resources
+                .retain(|p, _| Path::new(&format!("/proc/{p}")).exists());
+        }
+        let resource = self
+            .resources
+            .entry(r.pid)
+            .or_insert_with(|| Arc::new(process_resource(r.pid, exe, who)))
+            .clone();
+        let span = self.span(r);
+        let Some(tx) = &self.tx else {
             return;
         };
-        let tracer = provider.tracer("ebpfctl-observe");
+        match tx.try_send((r.pid, resource, span)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => self.dropped += 1,
+        }
+    }
+
+    /// Spans dropped because the exporter fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    fn span(&self, r: &Request) -> SpanData {
         let start = UNIX_EPOCH + Duration::from_nanos(r.start_unix_ns);
         let end = start + Duration::from_nanos(r.duration_ns);
         let (host, port) = super::metrics::split_host_port(&r.host, &r.scheme);
@@ -111,28 +174,31 @@ impl OtlpExporter {
             KeyValue::new("url.scheme", r.scheme.clone()),
             KeyValue::new(
                 "network.protocol.version",
-                r.proto.strip_prefix("HTTP/").unwrap_or("").to_string(),
+                super::metrics::protocol_version(&r.proto),
             ),
-            KeyValue::new("process.pid", r.pid as i64),
         ];
         if r.status != 0 {
             attrs.push(KeyValue::new("http.response.status_code", r.status as i64));
         }
         let err = error_type(r);
+        if !err.is_empty() {
+            attrs.push(KeyValue::new("error.type", err));
+        }
         let failed = match r.kind {
             Kind::Client => r.error.is_some() || r.status >= 400,
             Kind::Server => r.status >= 500,
         };
-        if !err.is_empty() {
-            attrs.push(KeyValue::new("error.type", err));
-        }
-        let (kind, parent) = match r.kind {
+        let mut parent = None;
+        let kind = match r.kind {
             Kind::Client => {
                 attrs.push(KeyValue::new("url.full", r.url.clone()));
-                (SpanKind::Client, Context::new())
+                SpanKind::Client
             }
             Kind::Server => {
                 attrs.push(KeyValue::new("url.path", r.path.clone()));
+                if !r.query.is_empty() {
+                    attrs.push(KeyValue::new("url.query", r.query.clone()));
+                }
                 if let Some(remote) = &r.remote_addr {
                     if let Some((a, p)) = remote.rsplit_once(':') {
                         attrs.push(KeyValue::new(
@@ -142,46 +208,105 @@ impl OtlpExporter {
                         attrs.push(KeyValue::new("client.port", p.parse::<i64>().unwrap_or(0)));
                     }
                 }
-                let parent = match r.traceparent.as_deref().and_then(parse_traceparent) {
-                    Some((trace, span, flags)) => {
-                        Context::new().with_remote_span_context(SpanContext::new(
-                            TraceId::from_bytes(trace.to_be_bytes()),
-                            SpanId::from_bytes(span.to_be_bytes()),
-                            TraceFlags::new(flags),
-                            true,
-                            TraceState::default(),
-                        ))
-                    }
-                    None => Context::new(),
-                };
-                (SpanKind::Server, parent)
+                parent = r.traceparent.as_deref().and_then(parse_traceparent);
+                SpanKind::Server
             }
         };
-        let mut span = tracer
-            .span_builder(r.method.clone())
-            .with_kind(kind)
-            .with_start_time(start)
-            .with_attributes(attrs)
-            .start_with_context(&tracer, &parent);
-        if failed {
-            use opentelemetry::trace::Span as _;
-            span.set_status(Status::error(r.error.clone().unwrap_or_default()));
+        let (trace_id, parent_span_id) = match parent {
+            Some((trace, span, _)) => (
+                opentelemetry::trace::TraceId::from_bytes(trace.to_be_bytes()),
+                SpanId::from_bytes(span.to_be_bytes()),
+            ),
+            None => (self.ids.new_trace_id(), SpanId::INVALID),
+        };
+        let status = if failed {
+            Status::error(r.error.clone().unwrap_or_default())
+        } else {
+            Status::Unset
+        };
+        SpanData {
+            span_context: SpanContext::new(
+                trace_id,
+                self.ids.new_span_id(),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id,
+            parent_span_is_remote: parent.is_some(),
+            span_kind: kind,
+            name: r.method.clone().into(),
+            start_time: start,
+            end_time: end,
+            attributes: attrs,
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status,
+            instrumentation_scope: self.scope.clone(),
         }
-        use opentelemetry::trace::Span as _;
-        span.end_with_timestamp(end);
     }
 
-    /// Sends what is queued and stops the exporters.
-    pub fn shutdown(self) {
-        let map = self
-            .providers
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner());
-        for (_, p) in map {
-            let _ = p.force_flush();
-            let _ = p.shutdown_with_timeout(Duration::from_secs(5));
+    /// Sends what is queued and stops the exporter.
+    pub fn shutdown(mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
+}
+
+impl Drop for OtlpExporter {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The exporter's thread: batches by process, sent every [`FLUSH_EVERY`] or when
+/// [`BATCH`] spans wait, and at the end.
+fn send_loop(
+    mut exporter: opentelemetry_otlp::SpanExporter,
+    rx: Receiver<(u32, Arc<Resource>, SpanData)>,
+) {
+    let mut pending: HashMap<u32, (Arc<Resource>, Vec<SpanData>)> = HashMap::new();
+    let mut waiting = 0usize;
+    let mut next = Instant::now() + FLUSH_EVERY;
+    loop {
+        let left = next.saturating_duration_since(Instant::now());
+        let done = match rx.recv_timeout(left) {
+            Ok((pid, res, span)) => {
+                let e = pending
+                    .entry(pid)
+                    .or_insert_with(|| (res.clone(), Vec::new()));
+                e.0 = res;
+                e.1.push(span);
+                waiting += 1;
+                false
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        if done || waiting >= BATCH || Instant::now() >= next {
+            for (_, (res, spans)) in pending.iter_mut() {
+                if spans.is_empty() {
+                    continue;
+                }
+                exporter.set_resource(res);
+                // The blocking HTTP client does its work when polled: a minimal executor.
+                let _ = futures_executor::block_on(exporter.export(std::mem::take(spans)));
+            }
+            pending.retain(|_, (_, spans)| !spans.is_empty());
+            waiting = 0;
+            next = Instant::now() + FLUSH_EVERY;
+        }
+        if done {
+            break;
+        }
+    }
+    let _ = exporter.shutdown_with_timeout(Duration::from_secs(5));
 }
 
 #[cfg(test)]
@@ -198,5 +323,33 @@ mod tests {
             traces_url("http://c:4318/v1/traces/"),
             "http://c:4318/v1/traces"
         );
+    }
+
+    #[test]
+    fn resource() {
+        let r = process_resource(42, Path::new("/usr/bin/caddy"), &ProcessIdentity::default());
+        let get = |k: &str| {
+            r.iter()
+                .find(|(key, _)| key.as_str() == k)
+                .map(|(_, v)| v.to_string())
+        };
+        assert_eq!(get("service.name").as_deref(), Some("caddy"));
+        assert_eq!(get("process.pid").as_deref(), Some("42"));
+        assert_eq!(
+            get("process.executable.path").as_deref(),
+            Some("/usr/bin/caddy")
+        );
+        assert_eq!(get("telemetry.sdk.language").as_deref(), Some("rust"));
+        let named = process_resource(
+            1,
+            Path::new("/x"),
+            &ProcessIdentity {
+                otel_service_name: Some("orders".into()),
+                name: Some("web".into()),
+            },
+        );
+        assert!(named
+            .iter()
+            .any(|(k, v)| k.as_str() == "service.name" && v.to_string() == "orders"));
     }
 }

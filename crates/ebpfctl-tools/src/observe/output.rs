@@ -3,6 +3,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use super::event::{Kind, Request};
+use super::otlp::ProcessIdentity;
 
 /// Output format of `observe`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,34 +14,36 @@ pub enum Format {
     None,
 }
 
-/// Names processes `comm@NAME` (or `comm@SERVICE_NAME`) from their environment, cached per
-/// PID. The probe sends each process's environment before its first event (so processes that
-/// exit right away are named too); /proc/PID/environ is the fallback.
+/// Names processes `comm@NAME` (or `comm@SERVICE_NAME`) from their environment, and keeps
+/// their OpenTelemetry service name, cached per PID. The probe sends each process's
+/// environment before its first event (so processes that exit right away are named too);
+/// /proc/PID/environ is the fallback.
 #[derive(Default)]
 pub struct ServiceNames {
-    service: HashMap<u32, Option<String>>,
+    service: HashMap<u32, ProcessIdentity>,
 }
 
 impl ServiceNames {
     /// Records the environment of `pid` sent by the probe.
     pub fn learn(&mut self, pid: u32, environ: &[u8]) {
         self.forget_exited();
-        self.service.insert(pid, service_from_environ(environ));
+        self.service.insert(pid, identity_from_environ(environ));
+    }
+
+    /// What names `pid`, learnt from the probe or read now.
+    pub fn identity(&mut self, pid: u32) -> &ProcessIdentity {
+        if !self.service.contains_key(&pid) {
+            self.forget_exited();
+            let id = std::fs::read(format!("/proc/{pid}/environ"))
+                .map(|e| identity_from_environ(&e))
+                .unwrap_or_default();
+            self.service.insert(pid, id);
+        }
+        &self.service[&pid]
     }
 
     pub fn name(&mut self, pid: u32, comm: &str) -> String {
-        let svc = match self.service.get(&pid) {
-            Some(s) => s.clone(),
-            None => {
-                self.forget_exited();
-                let s = std::fs::read(format!("/proc/{pid}/environ"))
-                    .ok()
-                    .and_then(|e| service_from_environ(&e));
-                self.service.insert(pid, s.clone());
-                s
-            }
-        };
-        match svc {
+        match &self.identity(pid).name {
             Some(s) => format!("{comm}@{s}"),
             None => comm.to_string(),
         }
@@ -55,21 +58,29 @@ impl ServiceNames {
     }
 }
 
-/// The NAME or SERVICE_NAME variable (NAME first) of an environment block.
-fn service_from_environ(env: &[u8]) -> Option<String> {
-    let mut service_name = None;
+/// From an environment block: NAME or SERVICE_NAME (NAME first), and OTEL_SERVICE_NAME or
+/// else `service.name` in OTEL_RESOURCE_ATTRIBUTES.
+fn identity_from_environ(env: &[u8]) -> ProcessIdentity {
+    let (mut name, mut service_name, mut otel, mut otel_attr) = (None, None, None, None);
+    let text = |v: &[u8]| (!v.is_empty()).then(|| String::from_utf8_lossy(v).into_owned());
     for var in env.split(|&b| b == 0) {
         if let Some(v) = var.strip_prefix(b"NAME=") {
-            if !v.is_empty() {
-                return Some(String::from_utf8_lossy(v).into_owned());
-            }
+            name = name.or(text(v));
         } else if let Some(v) = var.strip_prefix(b"SERVICE_NAME=") {
-            if !v.is_empty() {
-                service_name = Some(String::from_utf8_lossy(v).into_owned());
-            }
+            service_name = service_name.or(text(v));
+        } else if let Some(v) = var.strip_prefix(b"OTEL_SERVICE_NAME=") {
+            otel = otel.or(text(v));
+        } else if let Some(v) = var.strip_prefix(b"OTEL_RESOURCE_ATTRIBUTES=") {
+            otel_attr = String::from_utf8_lossy(v).split(',').find_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                (k.trim() == "service.name" && !v.trim().is_empty()).then(|| v.trim().to_string())
+            });
         }
     }
-    service_name
+    ProcessIdentity {
+        otel_service_name: otel.or(otel_attr),
+        name: name.or(service_name),
+    }
 }
 
 /// The reason phrase of common status codes.
@@ -119,7 +130,16 @@ pub fn format_duration(ns: u64) -> String {
 /// One line, e.g. `frontend@web -[GET HTTP/1.1]-> http://localhost:9091/api [200 OK, 512 B, 1.3 ms]`.
 pub fn log_line(r: &Request) -> String {
     let outcome = match &r.error {
-        Some(e) => format!("error: {e}, {}", format_duration(r.duration_ns)),
+        Some(e) if r.kind == Kind::Client => {
+            format!("error: {e}, {}", format_duration(r.duration_ns))
+        }
+        // A handler's panic: the 500 it stands for, and what it panicked with.
+        Some(e) => format!(
+            "{} {}, {e}, {}",
+            r.status,
+            status_text(r.status),
+            format_duration(r.duration_ns)
+        ),
         None => {
             let text = status_text(r.status);
             let mut status = if text.is_empty() {
@@ -184,6 +204,18 @@ pub fn write_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identities() {
+        let id = identity_from_environ(
+            b"A=1\0NAME=web\0SERVICE_NAME=svc\0OTEL_RESOURCE_ATTRIBUTES=a=b,service.name=orders\0",
+        );
+        assert_eq!(id.name.as_deref(), Some("web"));
+        assert_eq!(id.otel_service_name.as_deref(), Some("orders"));
+        let id = identity_from_environ(b"SERVICE_NAME=svc\0OTEL_SERVICE_NAME=shop\0");
+        assert_eq!(id.name.as_deref(), Some("svc"));
+        assert_eq!(id.otel_service_name.as_deref(), Some("shop"));
+    }
 
     #[test]
     fn durations() {

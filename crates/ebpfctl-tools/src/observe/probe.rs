@@ -2,6 +2,12 @@
 //! in `.rodata`) and attaching its uprobes: function entries and the RETs of roundTrip. All
 //! instances share one ring buffer and one PID filter map. Everything is detached and
 //! unloaded on drop.
+//!
+//! Detaching is what takes time: the kernel waits for a grace period when a uprobe goes
+//! (about 0.1 s each on the test VM, so 1.7 s for one binary's 16 perf-event uprobes, one
+//! after the other). Where the kernel has uprobe-multi links (Linux 6.6+), each program is
+//! attached to all its sites of a binary with one link, released with one wait; and all
+//! links are closed at once, from as many threads, so the waits overlap.
 use std::collections::HashSet;
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -11,12 +17,13 @@ use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
 
 use super::deferred::ResultSlot;
 use super::goelf::{DeferredExit, GoFunc};
+use super::goerror;
 use super::{ObserveError, Target};
 
 static PROBE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/observe.bpf.o"));
 
 /// Size of `struct obs_config` in observe.h (the whole `.rodata`).
-const CONFIG_SIZE: usize = 112;
+const CONFIG_SIZE: usize = 136;
 
 /// How the probes behave.
 #[derive(Debug, Clone)]
@@ -39,6 +46,28 @@ impl Default for ObserverConfig {
     }
 }
 
+/// How uprobes are attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachMode {
+    /// One uprobe-multi link per program and binary (`BPF_TRACE_UPROBE_MULTI`).
+    Multi,
+    /// One perf-event uprobe per site (kernels before 6.6, or `EBPFCTL_UPROBE_MULTI=0`).
+    PerfEvent,
+}
+
+impl AttachMode {
+    /// Uprobe-multi links when the kernel has them, unless `EBPFCTL_UPROBE_MULTI=0`.
+    pub fn detect() -> AttachMode {
+        if std::env::var_os("EBPFCTL_UPROBE_MULTI").is_some_and(|v| v == "0") {
+            return AttachMode::PerfEvent;
+        }
+        match ebpfctl_core::inspect::feature::uprobe_multi() {
+            Ok(()) => AttachMode::Multi,
+            Err(_) => AttachMode::PerfEvent,
+        }
+    }
+}
+
 struct Instance {
     // Field order is drop order: links go before the object they belong to.
     _links: Vec<Link>,
@@ -53,14 +82,49 @@ pub struct Observer {
     instances: Vec<Instance>,
     events: MapHandle,
     _pids: MapHandle,
+    mode: AttachMode,
 }
 
-fn config_bytes(t: &Target, cfg: &ObserverConfig) -> Vec<u8> {
+impl Drop for Observer {
+    fn drop(&mut self) {
+        // Links before the objects they belong to (the instances drop after this).
+        let links: Vec<Link> = self
+            .instances
+            .iter_mut()
+            .flat_map(|i| std::mem::take(&mut i._links))
+            .collect();
+        detach_all(links);
+    }
+}
+
+/// Closes `links` from one thread each (at most 64 at a time): each close waits for the
+/// kernel's grace period, and waits that overlap end together.
+fn detach_all(links: Vec<Link>) {
+    let mut links = links;
+    while !links.is_empty() {
+        let batch: Vec<Link> = links.drain(..links.len().min(64)).collect();
+        std::thread::scope(|s| {
+            for link in batch {
+                let spawned = std::thread::Builder::new()
+                    .name("observe-detach".into())
+                    .stack_size(64 << 10)
+                    .spawn_scoped(s, move || drop(link));
+                // No thread (resource limits): the link was dropped with the closure.
+                drop(spawned);
+            }
+        });
+    }
+}
+
+fn config_bytes(t: &Target, cfg: &ObserverConfig, instance: u16) -> Vec<u8> {
     let mut b = t.offsets.to_bytes();
     b.extend_from_slice(&u32::from(!cfg.pids.is_empty()).to_ne_bytes());
     b.extend_from_slice(&u32::from(cfg.capture_headers).to_ne_bytes());
+    b.extend_from_slice(&u32::from(instance).to_ne_bytes());
     b.extend_from_slice(&[0; 4]);
     b.extend_from_slice(&cfg.wakeup_bytes.to_ne_bytes());
+    let exec = t.binary.types.as_ref().map_or(0, |t| t.exec_vaddr);
+    b.extend_from_slice(&exec.to_ne_bytes());
     b
 }
 
@@ -79,6 +143,7 @@ impl Observer {
             // libbpf falls back to tracefs' uprobe_events without the uprobe PMU.
             ebpfctl_core::mounts::ensure_tracing()?;
         }
+        let mode = AttachMode::detect();
         let mut seen = HashSet::new();
         let mut instances: Vec<Instance> = Vec::new();
         let mut shared: Option<(MapHandle, MapHandle)> = None;
@@ -86,7 +151,21 @@ impl Observer {
             if !seen.insert(target.file_id) {
                 continue;
             }
-            let inst = load_instance(target, cfg, shared.as_ref())?;
+            let index = u16::try_from(instances.len())
+                .map_err(|_| ObserveError::Object("too many executables".into()))?;
+            let inst = match load_instance(target, cfg, shared.as_ref(), index, mode) {
+                Ok(i) => i,
+                Err(e) => {
+                    // What is attached so far goes the quick way too.
+                    detach_all(
+                        instances
+                            .iter_mut()
+                            .flat_map(|i| std::mem::take(&mut i._links))
+                            .collect(),
+                    );
+                    return Err(e);
+                }
+            };
             if shared.is_none() {
                 let find = |name: &str| -> Result<MapHandle, ObserveError> {
                     let map = inst
@@ -109,7 +188,13 @@ impl Observer {
             instances,
             events,
             _pids: pids,
+            mode,
         })
+    }
+
+    /// How the uprobes were attached.
+    pub fn mode(&self) -> AttachMode {
+        self.mode
     }
 
     /// The ring buffer all instances write to.
@@ -171,15 +256,43 @@ fn fill_client_sites(obj: &Object, exit: &DeferredExit) -> Result<(), ObserveErr
     Ok(())
 }
 
+/// The layouts of the binary's error types (map `err_types`, see `goerror.rs`).
+fn fill_err_types(obj: &Object, target: &Target) -> Result<(), ObserveError> {
+    let Some(types) = &target.binary.types else {
+        return Ok(());
+    };
+    let map = obj
+        .maps()
+        .find(|m| m.name() == "err_types")
+        .ok_or_else(|| ObserveError::Object("map err_types missing".into()))?;
+    let max = map.max_entries() as usize;
+    for (addr, desc) in goerror::map_entries(types, target.binary.version)
+        .into_iter()
+        .take(max)
+    {
+        map.update(&addr.to_ne_bytes(), &desc, MapFlags::ANY)
+            .map_err(ObserveError::Load)?;
+    }
+    Ok(())
+}
+
 fn load_instance(
     target: Target,
     cfg: &ObserverConfig,
     shared: Option<&(MapHandle, MapHandle)>,
+    instance: u16,
+    mode: AttachMode,
 ) -> Result<Instance, ObserveError> {
     let mut builder = ObjectBuilder::default();
     builder.name("observe").map_err(ObserveError::Load)?;
     let mut open = builder.open_memory(PROBE).map_err(ObserveError::Load)?;
-    let config = config_bytes(&target, cfg);
+    if mode == AttachMode::Multi {
+        // Loaded for uprobe-multi links (such a program cannot attach to a perf event).
+        for mut prog in open.progs_mut() {
+            prog.set_attach_type(libbpf_rs::ProgramAttachType::TraceUprobeMulti);
+        }
+    }
+    let config = config_bytes(&target, cfg, instance);
     debug_assert_eq!(config.len(), CONFIG_SIZE);
     let mut rodata_set = false;
     for mut map in open.maps_mut() {
@@ -213,18 +326,40 @@ fn load_instance(
         ));
     }
     let obj = open.load().map_err(ObserveError::Load)?;
+    fill_err_types(&obj, &target)?;
     let bss = obj
         .maps()
         .find(|m| m.name().to_string_lossy().ends_with(".bss"))
         .ok_or_else(|| ObserveError::Object("no .bss map (lost-event counter)".into()))
         .and_then(|m| MapHandle::try_from(&m).map_err(ObserveError::Load))?;
     let mut links = Vec::new();
+    let mut sites = 0;
     let path = target.binary.path.clone();
     let mut attach = |prog_name: &str, offsets: &[u64]| -> Result<(), ObserveError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
         let prog = obj
             .progs_mut()
             .find(|p| p.name() == prog_name)
             .ok_or_else(|| ObserveError::Object(format!("program {prog_name} missing")))?;
+        sites += offsets.len();
+        if mode == AttachMode::Multi {
+            let opts = libbpf_rs::UprobeMultiOpts {
+                offsets: offsets.iter().map(|&o| o as usize).collect(),
+                ..Default::default()
+            };
+            let link = prog
+                .attach_uprobe_multi_with_opts(-1, &path, "", opts)
+                .map_err(|source| ObserveError::Attach {
+                    prog: prog_name.into(),
+                    path: path.clone(),
+                    offset: offsets[0],
+                    source,
+                })?;
+            links.push(link);
+            return Ok(());
+        }
         for &offset in offsets {
             let link = prog
                 .attach_uprobe(false, -1, &path, offset as usize)
@@ -264,9 +399,18 @@ fn load_instance(
         if let Some(h) = &target.binary.hijack {
             attach("server_hijack", &entry(h))?;
         }
-        if let Some(h2) = &target.binary.h2_handler_done {
-            if target.offsets.has_h2() {
-                attach("server_h2_done", &entry(h2))?;
+        // A handler's panic: conn.serve's recovering closure runs once per connection.
+        if let Some(r) = &target.binary.server_recover {
+            attach("server_recover", &entry(r))?;
+        }
+        // HTTP/2: the request ends at runHandler's deferred closure (a panic, or else the
+        // handler returned and handlerDone comes next), when its entry is emulated; else at
+        // handlerDone (a panic then goes unseen).
+        if target.offsets.has_h2() {
+            match (&target.binary.h2_recover, &target.binary.h2_handler_done) {
+                (Some(r), _) if r.entry_emulated => attach("server_h2_recover", &entry(r))?,
+                (_, Some(h2)) => attach("server_h2_done", &entry(h2))?,
+                _ => {}
             }
         }
         // Only for traceparent: one more probe per HTTP/2 request, on the connection's
@@ -277,7 +421,7 @@ fn load_instance(
             }
         }
     }
-    let attached = links.len();
+    let attached = sites;
     Ok(Instance {
         _links: links,
         bss,

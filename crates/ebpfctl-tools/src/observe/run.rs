@@ -16,10 +16,12 @@ use ebpfctl_core::print::writer::{Sink, Source, Writer};
 use crate::common::containers::{ContainerOptions, Containers};
 
 use super::event::{decode_proc, realtime_offset_ns, Request};
+use super::goerror::TypeNames;
 use super::graph::{Graph, GraphFormat};
 use super::metrics::Metrics;
-use super::otlp::OtlpExporter;
+use super::otlp::{OtlpExporter, ProcessIdentity};
 use super::output::{write_request, Format, ServiceNames};
+use super::probe::AttachMode;
 use super::{analyse, pid_exe, ObserveError, Observer, ObserverConfig, Target};
 
 /// What to observe and where results go.
@@ -49,6 +51,17 @@ pub struct RunSummary {
     pub lost: u64,
     /// Requests stdout did not take in time.
     pub dropped: u64,
+}
+
+/// The path an executable is known by: `/proc/PID/exe` resolved, other paths made absolute.
+fn executable_path(p: &std::path::Path) -> PathBuf {
+    let under_proc = p.starts_with("/proc") && p.file_name().is_some_and(|n| n == "exe");
+    let resolved = if under_proc {
+        std::fs::read_link(p)
+    } else {
+        std::fs::canonicalize(p)
+    };
+    resolved.unwrap_or_else(|_| p.to_owned())
 }
 
 /// Resolves paths and PIDs into analysed targets (bad input fails here, before the kernel).
@@ -249,7 +262,7 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
             s.local_addr()
         );
     }
-    let otlp = match &opts.otlp_endpoint {
+    let mut otlp = match &opts.otlp_endpoint {
         Some(e) => Some(OtlpExporter::new(e)?),
         None => None,
     };
@@ -262,25 +275,42 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
     for (t, n) in observer.attached() {
         let _ = writeln!(
             diag,
-            "observe: {} uprobes on {} ({}, functions from {:?}, offsets from {:?}{})",
+            "observe: {} uprobes on {} ({}, functions from {:?}, offsets from {:?}{}{})",
             n,
             t.binary.path.display(),
             t.binary.version_string,
             t.binary.symbols,
             t.offset_source,
-            if t.binary.pie { ", PIE" } else { "" }
+            if t.binary.pie { ", PIE" } else { "" },
+            match observer.mode() {
+                AttachMode::Multi => ", uprobe-multi links",
+                AttachMode::PerfEvent => ", perf-event uprobes",
+            }
         );
     }
     let _ = writeln!(diag, "observe: ready");
     let _ = diag.flush();
 
+    // Names of error types and the executable's path, per probe instance (events carry the
+    // instance's index).
+    let type_names: Vec<TypeNames> = observer
+        .attached()
+        .map(|(t, _)| TypeNames::new(&t.binary.path, t.binary.types.as_ref()))
+        .collect();
+    let exes: Vec<PathBuf> = observer
+        .attached()
+        .map(|(t, _)| executable_path(&t.binary.path))
+        .collect();
     let rt_offset = realtime_offset_ns();
     let mut graph = Graph::default();
     let pending = std::cell::RefCell::new(Vec::<Request>::new());
     let names = std::cell::RefCell::new(ServiceNames::default());
     let mut builder = ConsumerBuilder::new();
     builder.ring_buffer(observer.events(), |data: &[u8]| {
-        if let Some(r) = Request::decode(data, rt_offset) {
+        if let Some(mut r) = Request::decode(data, rt_offset) {
+            if let Some(names) = type_names.get(r.instance as usize) {
+                r.resolve_error(names);
+            }
             pending.borrow_mut().push(r);
         } else if let Some((pid, env)) = decode_proc(data) {
             names.borrow_mut().learn(pid, env);
@@ -300,7 +330,8 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
         format: opts.format,
         // Histograms only when something scrapes them.
         metrics: metrics_server.is_some().then_some(&mut metrics),
-        otlp: otlp.as_ref(),
+        otlp: otlp.as_mut(),
+        exes: &exes,
         graph: opts.graph.is_some().then_some(&mut graph),
         count: opts.count,
         requests: 0,
@@ -319,9 +350,10 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
                 .map(|r| (now, r)),
         );
         for (since, mut r) in batch {
-            r.service = names.borrow_mut().name(r.pid, &r.comm);
+            let mut names = names.borrow_mut();
+            r.service = names.name(r.pid, &r.comm);
             match placed.place(r) {
-                Placed::Show(r) => fan.handle(&r),
+                Placed::Show(r) => fan.handle(&r, names.identity(r.pid)),
                 Placed::Drop => {}
                 Placed::Wait(r) => placed.waiting.push((since, r)),
             }
@@ -353,9 +385,10 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
     consumer.drain()?;
     drop(consumer);
     for mut r in std::mem::take(&mut *pending.borrow_mut()) {
-        r.service = names.borrow_mut().name(r.pid, &r.comm);
+        let mut names = names.borrow_mut();
+        r.service = names.name(r.pid, &r.comm);
         if let Placed::Show(r) = placed.place(r) {
-            fan.handle(&r);
+            fan.handle(&r, names.identity(r.pid));
         }
     }
     let requests = fan.requests;
@@ -379,6 +412,13 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
     // Output first, then the slow part: detaching the uprobes, flushing spans.
     drop(observer);
     if let Some(o) = otlp {
+        if o.dropped() > 0 {
+            let _ = writeln!(
+                diag,
+                "observe: {} spans dropped (the OTLP collector did not keep up)",
+                o.dropped()
+            );
+        }
         o.shutdown();
     }
     if let Some(e) = out.take_error() {
@@ -398,14 +438,16 @@ struct Fanout<'a> {
     src: Source,
     format: Format,
     metrics: Option<&'a mut Metrics>,
-    otlp: Option<&'a OtlpExporter>,
+    otlp: Option<&'a mut OtlpExporter>,
+    /// The executable of each probe instance.
+    exes: &'a [PathBuf],
     graph: Option<&'a mut Graph>,
     count: Option<u64>,
     requests: u64,
 }
 
 impl Fanout<'_> {
-    fn handle(&mut self, r: &Request) {
+    fn handle(&mut self, r: &Request, who: &ProcessIdentity) {
         if self.count.is_some_and(|c| self.requests >= c) {
             return;
         }
@@ -418,8 +460,12 @@ impl Fanout<'_> {
         if let Some(m) = self.metrics.as_deref_mut() {
             m.observe(r);
         }
-        if let Some(o) = self.otlp {
-            o.export(r);
+        if let Some(o) = self.otlp.as_deref_mut() {
+            let exe = self
+                .exes
+                .get(r.instance as usize)
+                .map_or(std::path::Path::new(""), PathBuf::as_path);
+            o.export(r, exe, who);
         }
         if let Some(g) = self.graph.as_deref_mut() {
             g.add(r);

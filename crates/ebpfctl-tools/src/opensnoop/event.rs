@@ -2,7 +2,7 @@
 use crate::common::fmt::cstr;
 
 /// `offsetof(struct osnp_event, path)`.
-pub const HEAD: usize = 88;
+pub const HEAD: usize = 64;
 
 pub const FILTER_PID: u32 = 0x01;
 pub const FILTER_TID: u32 = 0x02;
@@ -56,6 +56,9 @@ pub struct Open<'a> {
     pub path: &'a [u8],
 }
 
+fn u16_at(b: &[u8], o: usize) -> u16 {
+    u16::from_ne_bytes([b[o], b[o + 1]])
+}
 fn u32_at(b: &[u8], o: usize) -> u32 {
     u32::from_ne_bytes(b[o..o + 4].try_into().expect("4 bytes"))
 }
@@ -68,27 +71,27 @@ impl<'a> Open<'a> {
         if b.len() < HEAD {
             return Err(DecodeError::Short(b.len()));
         }
-        let path_len = usize::from(u16::from_ne_bytes([b[56], b[57]]));
+        let path_len = usize::from(u16_at(b, 42));
         if HEAD + path_len > b.len() {
             return Err(DecodeError::Length(b.len()));
         }
         Ok(Open {
-            syscall: match u32_at(b, 4) {
+            syscall: match b[44] {
                 0 => Syscall::Open,
                 2 => Syscall::Openat2,
                 _ => Syscall::Openat,
             },
-            time_ns: u64_at(b, 8),
-            flags: u64_at(b, 16),
-            mode: u64_at(b, 24),
-            ret: u64_at(b, 32) as i64,
-            pid: u32_at(b, 40),
-            tid: u32_at(b, 44),
-            uid: u32_at(b, 48),
-            dfd: u32_at(b, 52) as i32,
-            path_truncated: b[58] != 0,
-            comm: &b[64..80],
-            cgroup_id: u64_at(b, 80),
+            time_ns: u64_at(b, 0),
+            cgroup_id: u64_at(b, 8),
+            ret: i64::from(u32_at(b, 16) as i32),
+            flags: u64::from(u32_at(b, 20)),
+            pid: u32_at(b, 24),
+            tid: u32_at(b, 28),
+            uid: u32_at(b, 32),
+            dfd: u32_at(b, 36) as i32,
+            mode: u64::from(u16_at(b, 40)),
+            path_truncated: b[45] != 0,
+            comm: &b[48..64],
             path: &b[HEAD..HEAD + path_len],
         })
     }
@@ -165,20 +168,19 @@ mod tests {
     fn offsets_match_the_probe() {
         let (o, _) = crate::common::layout::struct_layout(super::super::OBJECT, "osnp_event");
         let want = [
-            ("size", 0),
-            ("syscall", 4),
-            ("time_ns", 8),
-            ("flags", 16),
-            ("mode", 24),
-            ("ret", 32),
-            ("pid", 40),
-            ("tid", 44),
-            ("uid", 48),
-            ("dfd", 52),
-            ("path_len", 56),
-            ("path_trunc", 58),
-            ("comm", 64),
-            ("cgroup_id", 80),
+            ("time_ns", 0),
+            ("cgroup_id", 8),
+            ("ret", 16),
+            ("flags", 20),
+            ("pid", 24),
+            ("tid", 28),
+            ("uid", 32),
+            ("dfd", 36),
+            ("mode", 40),
+            ("path_len", 42),
+            ("syscall", 44),
+            ("path_trunc", 45),
+            ("comm", 48),
             ("path", HEAD),
         ];
         for (name, off) in want {
@@ -189,14 +191,15 @@ mod tests {
     #[test]
     fn record() {
         let mut b = vec![0u8; HEAD];
-        b[4..8].copy_from_slice(&2u32.to_ne_bytes());
-        b[16..24].copy_from_slice(&0o2000101u64.to_ne_bytes());
-        b[32..40].copy_from_slice(&(-2i64).to_ne_bytes());
-        b[40..44].copy_from_slice(&7u32.to_ne_bytes());
-        b[52..56].copy_from_slice(&(-100i32).to_ne_bytes());
-        b[56..58].copy_from_slice(&5u16.to_ne_bytes());
-        b[64..68].copy_from_slice(b"cat\0");
-        b[80..88].copy_from_slice(&77u64.to_ne_bytes());
+        b[8..16].copy_from_slice(&77u64.to_ne_bytes());
+        b[16..20].copy_from_slice(&(-2i32).to_ne_bytes());
+        b[20..24].copy_from_slice(&0o2000101u32.to_ne_bytes());
+        b[24..28].copy_from_slice(&7u32.to_ne_bytes());
+        b[36..40].copy_from_slice(&(-100i32).to_ne_bytes());
+        b[40..42].copy_from_slice(&0o644u16.to_ne_bytes());
+        b[42..44].copy_from_slice(&5u16.to_ne_bytes());
+        b[44] = 2;
+        b[48..52].copy_from_slice(b"cat\0");
         b.extend_from_slice(b"/etc\0");
         let o = Open::parse(&b).unwrap();
         assert_eq!(o.cgroup_id, 77);
@@ -205,8 +208,9 @@ mod tests {
         assert_eq!(o.comm(), "cat");
         assert_eq!((o.fd(), o.errno()), (-1, 2));
         assert_eq!(o.dfd, -100);
+        assert_eq!((o.pid, o.mode, o.ret), (7, 0o644, -2));
         assert_eq!(flag_names(o.flags), "O_WRONLY|O_CREAT|O_CLOEXEC");
-        b[56..58].copy_from_slice(&50u16.to_ne_bytes());
+        b[42..44].copy_from_slice(&50u16.to_ne_bytes());
         assert!(Open::parse(&b).is_err());
     }
 }

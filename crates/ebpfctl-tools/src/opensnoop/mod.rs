@@ -5,7 +5,7 @@
 //! uid and failed-only filter in the kernel; the command-name regex runs here.
 //! See docs/opensnoop.md.
 pub mod event;
-mod print;
+pub mod print;
 
 use std::cell::RefCell;
 use std::sync::atomic::AtomicBool;

@@ -125,9 +125,9 @@ static __always_inline int exit_open(long ret)
 		return 0;
 	e->syscall = a->syscall;
 	e->time_ns = bpf_ktime_get_ns();
-	e->flags = a->flags;
-	e->mode = a->mode;
-	e->ret = ret;
+	e->flags = (__u32)a->flags;
+	e->mode = (__u16)a->mode;
+	e->ret = (__s32)ret;
 	e->pid = id >> 32;
 	e->tid = tid;
 	e->uid = (__u32)bpf_get_current_uid_gid();
@@ -147,7 +147,6 @@ static __always_inline int exit_open(long ret)
 	size = offsetof(struct osnp_event, path) + (__u32)n;
 	if (size > sizeof(*e))
 		size = sizeof(*e);
-	e->size = size;
 	if (bpf_ringbuf_output(&events, e, size, wake_flags(size)))
 		__sync_fetch_and_add(&ebpfctl_lost_events, 1);
 	return 0;

@@ -2,8 +2,10 @@
 /*
  * opensnoop.h - records shared by opensnoop.bpf.c and opensnoop/event.rs.
  *
- * A record is a struct osnp_event header followed by the path (path_len bytes, NUL
- * included); `size` covers both, so a short path costs a short record.
+ * A record is a 64-byte struct osnp_event header followed by the path (path_len bytes,
+ * NUL included); the ring buffer's record length covers both, so a short path costs a short
+ * record. Fields are as narrow as their values: flags above bit 31 and modes above 07777
+ * are refused by the kernel (EINVAL) and are cut here.
  */
 #ifndef __OPENSNOOP_H__
 #define __OPENSNOOP_H__
@@ -34,21 +36,20 @@ struct osnp_args {
 };
 
 struct osnp_event {
-	__u32 size;       /* header + path */
-	__u32 syscall;    /* enum osnp_syscall */
 	__u64 time_ns;    /* bpf_ktime_get_ns() at the call's return */
-	__u64 flags;      /* open flags (O_*) */
-	__u64 mode;
-	__s64 ret;        /* fd, or -errno */
+	__u64 cgroup_id;  /* bpf_get_current_cgroup_id() */
+	__s32 ret;        /* fd, or -errno */
+	__u32 flags;      /* open flags (O_*; every valid one fits 32 bits) */
 	__u32 pid;
 	__u32 tid;
 	__u32 uid;
 	__s32 dfd;        /* directory fd for relative paths (AT_FDCWD = -100) */
+	__u16 mode;       /* S_I* permission bits (07777) */
 	__u16 path_len;   /* bytes, including the NUL */
+	__u8 syscall;     /* enum osnp_syscall */
 	__u8 path_trunc;  /* the path filled OSNP_PATH_CAP or could not be read */
-	__u8 pad[5];
+	__u8 pad[2];
 	char comm[16];
-	__u64 cgroup_id;  /* bpf_get_current_cgroup_id() */
 	char path[OSNP_PATH_CAP];
 };
 

@@ -65,9 +65,16 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             if format == DumpFormat::C && f == ebpfctl_core::inspect::print::Format::Json {
                 anyhow::bail!("-o json applies to --format raw; --format c writes a C header");
             }
-            // Parse first, so a bad source leaves no half-written --out file behind.
+            // Parse first, so a bad source leaves no half-written --out file behind. Raw
+            // records of malformed BTF are shown as they are, with what is wrong.
             let parsed = match format {
-                DumpFormat::Raw => Some(btf::load(&target)?),
+                DumpFormat::Raw => {
+                    let (b, problem) = btf::load_records(&target)?;
+                    if let Some(p) = problem {
+                        eprintln!("ebpfctl: warning: {p}; showing the records as they are");
+                    }
+                    Some(b)
+                }
                 DumpFormat::C => None,
             };
             let mut w: Box<dyn Write> = match &out_file {

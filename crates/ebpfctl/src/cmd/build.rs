@@ -27,6 +27,13 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     if !a.source.is_file() {
         anyhow::bail!("{}: no such file", a.source.display());
     }
+    // clang takes anything else (an object, a header) as a linker input and makes nothing.
+    if a.source.extension().is_none_or(|e| e != "c") {
+        anyhow::bail!(
+            "{}: not a C source file (.c); `ebpfctl build` compiles a probe like probe.bpf.c",
+            a.source.display()
+        );
+    }
     let out = a.output.unwrap_or_else(|| a.source.with_extension("o"));
     let include_dir = ebpfctl_build::default_include_dir()
         .and_then(|d| ebpfctl_build::prepare_include_dir(&d))

@@ -73,7 +73,24 @@ int on_exec(struct trace_event_raw_sched_process_exec *ctx)
 char LICENSE[] SEC("license") = "GPL";
 "#;
 
+/// A probe name becomes a file name in DIR: letters, digits, `_`, `-` and `.` only, so it
+/// cannot leave DIR or hide.
+fn check_name(name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if !ok {
+        anyhow::bail!(
+            "--name {name:?}: use letters, digits, `_`, `-` and `.` (not first), e.g. --name my_probe"
+        );
+    }
+    Ok(())
+}
+
 pub fn run(a: Args) -> anyhow::Result<i32> {
+    check_name(&a.name)?;
     let src = a.dir.join(format!("{}.bpf.c", a.name));
     if src.symlink_metadata().is_ok() {
         anyhow::bail!(

@@ -2,6 +2,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Args as ClapArgs;
 use ebpfctl_core::inspect::object;
 
@@ -20,7 +21,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let path = super::registry::resolve(&args.object, &args.registry)?;
-    let v = object::inspect(&path)?;
+    let v = object::inspect(&path).with_context(|| args.object.display().to_string())?;
     let mut w = stdout();
     done(object::print_view(&mut w, &v, args.out.output).and_then(|()| w.flush()))
 }

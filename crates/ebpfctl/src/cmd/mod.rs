@@ -77,10 +77,14 @@ enum Cmd {
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
             let _ = e.print();
-            return code;
+            return 0;
+        }
+        Err(e) => {
+            error_line(&usage_error_line(&e));
+            return 2;
         }
     };
     // EBPFCTL_CHECK_ARGS=1: stop once the flags parse. The deploy tests run every command
@@ -111,10 +115,44 @@ pub fn run() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ebpfctl: error: {}", one_line(&e));
+            error_line(&one_line(&e));
             1
         }
     }
+}
+
+/// Writes `ebpfctl: error: MSG` to stderr; a stderr that cannot be written (closed pipe)
+/// must not turn the failure into a panic.
+fn error_line(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "ebpfctl: error: {msg}");
+}
+
+/// A flag error as one line: clap's message (its first line, without the "error: " it starts
+/// with), the offending arguments clap lists below it, and where to read more.
+fn usage_error_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines
+        .next()
+        .unwrap_or("bad arguments")
+        .trim_start_matches("error: ");
+    let mut out = first.trim_end_matches(':').to_string();
+    // "the following required arguments were not provided:" lists them on the next lines.
+    let rest: Vec<&str> = lines
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .collect();
+    let (tips, listed): (Vec<&str>, Vec<&str>) = rest.iter().partition(|l| l.starts_with("tip:"));
+    if !listed.is_empty() {
+        out.push_str(": ");
+        out.push_str(&listed.join(", "));
+    }
+    for t in tips {
+        out.push_str("; ");
+        out.push_str(t);
+    }
+    out.push_str("; see --help");
+    out
 }
 
 /// The whole error chain on one line ("what failed: why: root cause"), skipping causes a

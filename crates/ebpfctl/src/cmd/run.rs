@@ -11,6 +11,7 @@ use ebpfctl_core::load::attach::AttachOptions;
 use ebpfctl_core::load::LoadOptions;
 use ebpfctl_core::load::Loaded;
 use ebpfctl_core::object::{params, ObjectSpec};
+use ebpfctl_core::plan::PlanOptions;
 use ebpfctl_core::run::{BeforeAttach, Output, RunOptions};
 use ebpfctl_tools::common::cgroup_filter::KernelFilter;
 
@@ -20,6 +21,8 @@ pub enum Format {
     Table,
     /// Metrics only, nothing on stdout.
     None,
+    /// Folded stacks of maps keyed by kernel_stack/user_stack ids, at exit (flame graphs).
+    Folded,
 }
 
 #[derive(clap::Args)]
@@ -66,9 +69,34 @@ pub struct Args {
     /// Fail when any program cannot load or attach (default: report it and run the rest).
     #[arg(long)]
     strict: bool,
-    /// Member observed by `hist` on ring buffers [default: first `duration` member, else `value`].
+    /// Load only the programs whose name or section matches GLOB (repeatable); with two
+    /// programs of one hook named, both run.
+    #[arg(long = "program", value_name = "GLOB")]
+    programs: Vec<String>,
+    /// Do not load the programs whose name or section matches GLOB (repeatable).
+    #[arg(long = "skip", value_name = "GLOB")]
+    skip: Vec<String>,
+    /// The binary for uprobe/FUNCTION and usdt/PROVIDER:NAME sections (sections that name
+    /// no binary).
+    #[arg(long, value_name = "PATH")]
+    target: Option<PathBuf>,
+    /// Trace only this process with uprobes and USDT probes (its executable is the target
+    /// when --target is not given).
+    #[arg(long)]
+    pid: Option<i32>,
+    /// Treat every map without a keyword as `print`: key/value maps snapshotted each
+    /// interval, ring buffers and perf arrays printed per event (raw bytes without a BTF type),
+    /// libbpf-tools `slots[]` histograms as histograms.
+    #[arg(long)]
+    all_maps: bool,
+    /// Member observed by `hist` on ring buffers [default: first `duration` member, else
+    /// `value`, else `le`].
     #[arg(long)]
     hist_key: Option<String>,
+    /// Bucket upper bounds for `hist` on ring buffers, ascending, e.g. 1,5,10,50
+    /// [default: doubling; bumblebee's 0,10,20,50,...,5000 for a member `le`].
+    #[arg(long, value_name = "N,N,...", value_parser = parse_buckets)]
+    buckets: Option<Buckets>,
     /// Slot width of slot-keyed `hist` maps [default: log2 slots].
     #[arg(long)]
     hist_linear_step: Option<f64>,
@@ -104,6 +132,31 @@ impl ebpfctl_core::decode::ContainerNames for Names {
     }
 }
 
+/// `--buckets` values (a newtype: clap would split a Vec<f64> into repeated flags).
+#[derive(Clone, Debug)]
+pub struct Buckets(Vec<f64>);
+
+fn parse_buckets(s: &str) -> Result<Buckets, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let x: f64 = part
+            .trim()
+            .parse()
+            .map_err(|_| format!("{part:?} is not a number (expected N,N,... like 1,5,10)"))?;
+        if !x.is_finite() {
+            return Err(format!("{part:?}: bucket bounds must be finite"));
+        }
+        if out.last().is_some_and(|&l: &f64| x <= l) {
+            return Err(format!(
+                "bounds must ascend: {x} after {}",
+                out.last().unwrap()
+            ));
+        }
+        out.push(x);
+    }
+    Ok(Buckets(out))
+}
+
 fn parse_param(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -124,6 +177,19 @@ fn check_flags(a: &Args) -> anyhow::Result<()> {
     }
     if a.duration.is_some_and(|d| d.is_zero()) {
         anyhow::bail!("--duration 0 would stop at once: give a positive duration like 10s, or leave it out to run until Ctrl-C");
+    }
+    if let Some(pid) = a.pid {
+        if pid <= 0 || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            anyhow::bail!("--pid {pid}: no such process");
+        }
+    }
+    if let Some(t) = &a.target {
+        if !t.is_file() {
+            anyhow::bail!(
+                "--target {}: not a file; give the path of the binary (or library) to probe",
+                t.display()
+            );
+        }
     }
     if let Some(step) = a.hist_linear_step {
         if !(step.is_finite() && step > 0.0) {
@@ -176,12 +242,20 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
             eprintln!("ebpfctl: {c}");
         }
     }
+    let plan_opts = PlanOptions {
+        all_maps: a.all_maps,
+        hist_key: a.hist_key,
+        buckets: a.buckets.map(|b| b.0),
+    };
+    // Metric keywords, or libbpf-tools histograms under --all-maps.
     let wants_metrics = spec.maps.iter().any(|m| {
         matches!(
             m.keyword,
             Some(Keyword::Counter | Keyword::Gauge | Keyword::Hist)
         )
-    });
+    }) || (a.all_maps
+        && ebpfctl_core::plan::plan(&spec, &plan_opts)
+            .is_ok_and(|p| p.iter().any(|o| o.slots.is_some())));
     let metrics_addr = match (a.no_metrics, a.metrics_addr) {
         (true, _) => None,
         (false, Some(addr)) => Some(addr),
@@ -192,10 +266,11 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
         Some(Format::Json) => Output::Json,
         Some(Format::Table) => Output::Table,
         Some(Format::None) => Output::None,
+        Some(Format::Folded) => Output::Folded,
         None if std::io::stdout().is_terminal() => Output::Table,
         None => Output::Json,
     };
-    let opts = RunOptions {
+    let mut opts = RunOptions {
         load: LoadOptions {
             params: a.params,
             attach: AttachOptions {
@@ -203,23 +278,26 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
                 cgroup: a.cgroup,
                 perf_freq: a.perf_freq,
                 force_legacy_tc: a.force_legacy_tc,
+                target: a.target,
+                pid: a.pid,
             },
             strict: a.strict,
             ringbuf_bytes: a.ringbuf_size,
             verbose: a.verbose,
             no_attach: false,
             allow_unsafe_helpers: a.allow_unsafe_helpers,
+            programs: a.programs,
+            skip: a.skip,
         },
         output,
         interval: a.interval,
         duration: a.duration,
         metrics_addr,
         metrics_addr_explicit: a.metrics_addr.is_some(),
-        hist_key: a.hist_key,
+        plan: plan_opts,
         hist_linear_step: a.hist_linear_step,
         before_attach: None,
     };
-    let mut opts = opts;
     let mut _filter_slot = None;
     if a.containers || !selector.is_empty() {
         let r = std::sync::Arc::new(

@@ -138,6 +138,22 @@ pub fn target_as(name: &str, args: &[&str]) -> u32 {
     pid
 }
 
+/// The running kernel's (major, minor), from /proc/sys/kernel/osrelease.
+pub fn kernel_version() -> (u32, u32) {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+}
+
+/// tcx links (`BPF_TCX_INGRESS`/`EGRESS`) came in Linux 6.6: before it `tcx/` sections
+/// cannot attach and `tc/` sections fall back to legacy clsact filters.
+pub fn kernel_has_tcx() -> bool {
+    kernel_version() >= (6, 6)
+}
+
 /// A running `ebpfctl run`.
 pub struct Run {
     child: Child,

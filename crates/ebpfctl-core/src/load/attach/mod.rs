@@ -164,6 +164,16 @@ impl AttachPoint {
         }
     }
 
+    /// What to do instead when this kernel lacks the kind (appended to skip reasons).
+    pub fn instead(&self) -> &'static str {
+        match self {
+            AttachPoint::Kprobe { .. } => "it runs on kernels with kprobes (`ebpfctl feature` shows what this one has)",
+            AttachPoint::Fentry { .. } => "it runs on kernels with BPF trampolines (`ebpfctl feature` shows what this one has)",
+            AttachPoint::Lsm { .. } => "boot with lsm=...,bpf to run it",
+            _ => "",
+        }
+    }
+
     /// What the kernel must provide for this kind, for messages.
     pub fn needs(&self) -> &'static str {
         match self {
@@ -180,6 +190,29 @@ impl AttachPoint {
     }
 }
 
+/// What a program hooks, for telling alternatives of one hook apart: a `tracepoint`,
+/// `raw_tp` and `tp_btf` program of one tracepoint share `("tracepoint", NAME)`; `fentry` and
+/// `kprobe` of one function `("entry of", F)`; `fexit` and `kretprobe` `("return of", F)`.
+/// None for everything else (and for sections that name no target). Pure.
+pub fn hook(section: &str) -> Option<(&'static str, String)> {
+    let (prefix, rest) = section.split_once('/')?;
+    let func = || {
+        // `kprobe/F+0x10` hooks an offset, not F's entry.
+        (!rest.is_empty() && !rest.contains('+') && !rest.contains(':')).then(|| rest.to_string())
+    };
+    match prefix {
+        "tracepoint" | "tp" => rest
+            .split_once('/')
+            .map(|(_, n)| ("tracepoint", n.to_string())),
+        "raw_tracepoint" | "raw_tp" | "tp_btf" if !rest.is_empty() => {
+            Some(("tracepoint", rest.to_string()))
+        }
+        "fentry" | "kprobe" => Some(("entry of", func()?)),
+        "fexit" | "kretprobe" => Some(("return of", func()?)),
+        _ => None,
+    }
+}
+
 /// Where network and cgroup programs go, from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct AttachOptions {
@@ -190,6 +223,11 @@ pub struct AttachOptions {
     /// Attach `tc` sections as clsact filters even where the kernel has tcx (tests of the
     /// path older kernels take).
     pub force_legacy_tc: bool,
+    /// The binary for `uprobe/FUNCTION` and `usdt/PROVIDER:NAME` sections (`--target`).
+    pub target: Option<PathBuf>,
+    /// Only this process for uprobes and USDT probes (`--pid`); its executable is the
+    /// target when none is given.
+    pub pid: Option<i32>,
 }
 
 /// Why one program did not attach.
@@ -208,6 +246,8 @@ pub enum Attachment {
     Tc(net::TcAttachment),
     Raw(net::RawLink),
     Socket(std::os::fd::OwnedFd),
+    /// An iterator's link: each read of a new iterator from it runs the program (`iter/...`).
+    Iter(libbpf_rs::Link),
     /// Loaded, intentionally not attached (e.g. `Other` kinds, tail-call targets).
     None,
 }
@@ -226,6 +266,7 @@ impl std::fmt::Debug for Attachment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Attachment::Link(_) | Attachment::Links(_) => "link",
+            Attachment::Iter(_) => "iterator",
             Attachment::Tc(_) => "tc",
             Attachment::Raw(_) => "raw link",
             Attachment::Socket(_) => "socket",
@@ -255,7 +296,13 @@ pub fn attach(
         }
         AttachPoint::PerfEvent => perf_event::attach(prog, opts.perf_freq).map_err(fail),
         AttachPoint::Other { .. } => Ok(Attachment::None),
-        _ => tracing::attach(prog, point).map_err(fail),
+        AttachPoint::Iter { target } => prog.attach().map(Attachment::Iter).map_err(|e| {
+            fail(format!(
+                "{}: cannot create a {target} iterator (this kernel may lack it: bpf_iter_{target})",
+                describe(&e)
+            ))
+        }),
+        _ => tracing::attach(prog, point, opts).map_err(fail),
     }
 }
 

@@ -1,0 +1,266 @@
+//! What the runner does with each map of an object, decided before load (pure: no kernel):
+//! which maps are printed or measured, with which decoders, which member a stream `hist`
+//! observes and into which buckets, which maps are slot histograms. `run` follows the plan;
+//! `inspect` shows it.
+use crate::convention::{self, Keyword, MapFamily};
+use crate::decode::{DecodeError, Decoder, Node};
+use crate::object::{MapSpec, ObjectSpec};
+use crate::print::MapOut;
+
+/// Bumblebee's default buckets for a `hist_` ring buffer observing its member `le`.
+pub const BUMBLEBEE_BUCKETS: [f64; 10] = [
+    0.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0,
+];
+
+/// Choices from the command line that change the plan.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// `--all-maps`: every map without a keyword is treated as `print`.
+    pub all_maps: bool,
+    /// `--hist-key`: the member a stream `hist` observes.
+    pub hist_key: Option<String>,
+    /// `--buckets`: bucket bounds for stream `hist` maps.
+    pub buckets: Option<Vec<f64>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("map {map}: cannot decode its type: {source}")]
+    Decode { map: String, source: DecodeError },
+    #[error("{0}")]
+    Hist(String),
+}
+
+/// What a stream `hist` observes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observe {
+    pub member: String,
+    /// Upper bounds (`le`), ascending; +Inf is implied.
+    pub buckets: Vec<f64>,
+    /// A `duration` member: observed in seconds, the metric named `_seconds`.
+    pub seconds: bool,
+}
+
+/// Buckets for durations in seconds: 1 µs … ~16 s, doubling.
+pub fn duration_buckets() -> Vec<f64> {
+    (0..25).map(|i| 1e-6 * f64::from(1u32 << i)).collect()
+}
+
+/// Buckets for plain numbers: 1 … 2^31, doubling.
+pub fn number_buckets() -> Vec<f64> {
+    (0..32).map(|i| f64::from(1u32 << i.min(31))).collect()
+}
+
+/// The member a stream `hist` observes: `--hist-key`, else the first `duration` member, else
+/// one named `value`, else bumblebee's `le` (with bumblebee's buckets). `--buckets` overrides
+/// the buckets. The error names the members.
+pub fn observe(map: &str, fields: &[(&str, &Node)], opts: &PlanOptions) -> Result<Observe, String> {
+    let member = match &opts.hist_key {
+        Some(k) => fields.iter().find(|(n, _)| n == k),
+        None => fields
+            .iter()
+            .find(|(_, n)| n.is_duration())
+            .or_else(|| fields.iter().find(|(n, _)| *n == "value"))
+            .or_else(|| fields.iter().find(|(n, _)| *n == "le")),
+    };
+    let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+    let Some((name, node)) = member else {
+        return Err(match &opts.hist_key {
+            Some(k) => format!(
+                "map {map}: --hist-key {k}: no such member; members: {}",
+                names.join(", ")
+            ),
+            None => format!(
+                "map {map}: hist needs a numeric member to observe (a `duration` member, one named `value` or `le`, or --hist-key); members: {}",
+                names.join(", ")
+            ),
+        });
+    };
+    let seconds = node.is_duration();
+    let buckets = match &opts.buckets {
+        Some(b) => b.clone(),
+        None if seconds => duration_buckets(),
+        None if *name == "le" => BUMBLEBEE_BUCKETS.to_vec(),
+        None => number_buckets(),
+    };
+    Ok(Observe {
+        member: name.to_string(),
+        buckets,
+        seconds,
+    })
+}
+
+/// The slots member of a libbpf-tools histogram value (`struct hist { __u32 slots[N]; ... }`:
+/// log2 buckets, slot *i* counting values in [2^i, 2^(i+1))), if the value has that shape.
+pub fn slots_member(value: &Decoder) -> Option<String> {
+    let Node::Struct { fields, .. } = &value.root else {
+        return None;
+    };
+    fields.iter().find_map(|(n, f)| match f {
+        Node::Array { elem, count, .. }
+            if n == "slots"
+                && *count > 0
+                && matches!(**elem, Node::Uint { .. } | Node::Int { .. }) =>
+        {
+            Some(n.clone())
+        }
+        _ => None,
+    })
+}
+
+/// Maps that are never printed: libbpf's own (USDT specs), and kinds with nothing to show.
+fn printable(m: &MapSpec) -> bool {
+    !m.name.starts_with("__bpf_") && !matches!(convention::family(m.map_type), MapFamily::Other)
+}
+
+/// The output plan of each map the run prints or measures.
+pub fn plan(spec: &ObjectSpec, opts: &PlanOptions) -> Result<Vec<MapOut>, PlanError> {
+    let mut outs = Vec::new();
+    for m in &spec.maps {
+        let keyword = match m.keyword {
+            Some(k) => k,
+            None if opts.all_maps && printable(m) => Keyword::Print,
+            None => continue,
+        };
+        let dec = |id: u32| match &spec.btf {
+            Some(btf) => Decoder::new(btf, id).map_err(|source| PlanError::Decode {
+                map: m.name.clone(),
+                source,
+            }),
+            None => Ok(Decoder::raw(0)),
+        };
+        let stream = matches!(
+            convention::family(m.map_type),
+            MapFamily::RingBuf | MapFamily::PerfArray
+        );
+        // Keyword maps were checked for a value type when the object was parsed; maps taken
+        // in by --all-maps may have none (raw bytes then).
+        let (value, raw) = match (m.value_type, stream) {
+            (Some(v), _) if spec.btf.is_some() => (dec(v)?, false),
+            (_, true) => (Decoder::raw(0), true),
+            (_, false) => (Decoder::raw(m.value_size as usize), false),
+        };
+        let key = match (stream, m.key_type) {
+            (true, _) => None,
+            (false, Some(k)) if spec.btf.is_some() => Some(dec(k)?),
+            (false, _) => Some(Decoder::raw(m.key_size as usize)),
+        };
+        let mut out = MapOut::new(m, key, value);
+        out.keyword = keyword;
+        out.raw = raw;
+        if stream && keyword == Keyword::Hist {
+            out.observe =
+                Some(observe(&m.name, &out.value.fields("value"), opts).map_err(PlanError::Hist)?);
+        }
+        if !stream {
+            out.slots = slots_member(&out.value);
+        }
+        out.id = outs.len();
+        outs.push(out);
+    }
+    Ok(outs)
+}
+
+fn bounds(b: &[f64]) -> String {
+    if b.len() > 6 {
+        format!(
+            "{}, {}, {} … {}",
+            num(b[0]),
+            num(b[1]),
+            num(b[2]),
+            num(b[b.len() - 1])
+        )
+    } else {
+        b.iter().map(|x| num(*x)).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// A number as people write it: `10`, `0.5`, `1e-06`.
+pub fn num(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+/// One line per map for `inspect`: what `run` does with it under `opts`.
+pub fn describe(spec: &ObjectSpec, opts: &PlanOptions) -> Vec<(String, String)> {
+    let outs = plan(spec, opts);
+    let all = plan(
+        spec,
+        &PlanOptions {
+            all_maps: true,
+            ..opts.clone()
+        },
+    );
+    spec.maps
+        .iter()
+        .map(|m| {
+            let fam = convention::family(m.map_type);
+            let line = if m.map_type == convention::BPF_MAP_TYPE_STRUCT_OPS {
+                "registered with the kernel while running (its programs run through it)".into()
+            } else if m.map_type == convention::BPF_MAP_TYPE_STACK_TRACE {
+                "read to print kernel_stack/user_stack members as frames".into()
+            } else {
+                match &outs {
+                    Err(e) => format!("refused: {e}"),
+                    Ok(outs) => match outs.iter().find(|o| o.name == m.name) {
+                        None if m.name.starts_with("__bpf_") || fam == MapFamily::Other => {
+                            "left alone".into()
+                        }
+                        None => match all
+                            .as_ref()
+                            .ok()
+                            .and_then(|a| a.iter().find(|o| o.name == m.name))
+                        {
+                            Some(o) => format!(
+                                "left alone (no keyword); with --all-maps it {}",
+                                what(o, m).replace(" (--all-maps)", "")
+                            ),
+                            None => "left alone (no keyword)".into(),
+                        },
+                        Some(o) => what(o, m),
+                    },
+                }
+            };
+            (m.name.clone(), line)
+        })
+        .collect()
+}
+
+fn what(o: &MapOut, m: &MapSpec) -> String {
+    let by = if m.keyword.is_none() {
+        " (--all-maps)"
+    } else {
+        ""
+    };
+    let ty = if o.raw {
+        "raw bytes: no value type in BTF".to_string()
+    } else {
+        o.value.type_name.clone()
+    };
+    match (o.keyword, o.is_stream()) {
+        (Keyword::Print, true) => format!("prints each event ({ty}){by}"),
+        (Keyword::Print, false) => match &o.slots {
+            Some(s) => format!(
+                "prints a log2 histogram from {s}[] every interval; Prometheus histogram ebpfctl_{}{by}",
+                crate::print::prometheus::sanitize(&o.display)
+            ),
+            None => format!("prints every entry every interval{by}"),
+        },
+        (Keyword::Counter, true) => "counts events by their members (Prometheus counter)".into(),
+        (Keyword::Hist, true) => match &o.observe {
+            Some(obs) => format!(
+                "Prometheus histogram of member {} (buckets {}{}), other members as labels",
+                obs.member,
+                bounds(&obs.buckets),
+                if obs.seconds { " seconds" } else { "" }
+            ),
+            None => "Prometheus histogram".into(),
+        },
+        (Keyword::Counter, false) => "Prometheus counter per key".into(),
+        (Keyword::Gauge, _) => "Prometheus gauge per key".into(),
+        (Keyword::Hist, false) => "Prometheus histogram from a slot-keyed map".into(),
+    }
+}
