@@ -64,6 +64,8 @@ pub struct RunOptions {
     pub hist_key: Option<String>,
     /// Linear slot width for slot-keyed `hist` maps (default: log2 slots).
     pub hist_linear_step: Option<f64>,
+    /// Escape codes of `Output::Table` (none unless the caller knows stdout is a terminal).
+    pub table_style: crate::print::table::TableStyle,
 }
 
 /// Builds the output plan of each keyword map.
@@ -170,7 +172,7 @@ pub fn run(
     let printer: Rc<RefCell<Box<dyn Printer>>> = Rc::new(RefCell::new(match opts.output {
         Output::Json => Box::new(JsonPrinter::new(stdout)),
         Output::None => Box::new(NullPrinter),
-        Output::Table => Box::new(TablePrinter::new(stdout, opts.interval)),
+        Output::Table => Box::new(TablePrinter::new(stdout, opts.interval, opts.table_style)),
     }));
 
     // Consumers, and where each stream map's losses are counted.

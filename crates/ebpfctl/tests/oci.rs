@@ -697,7 +697,16 @@ fn credentials_from_flags_or_environment() {
     // plain HTTP (loopback here), then the error.
     let out = ebpfctl(&["push", o, &r, "--plain-http"]);
     assert_one_line_error(&out, "access denied by the registry");
-    let out = ebpfctl(&["push", o, &r, "--plain-http", "-u", "alice", "-p", "wrong"]);
+    let out = ebpfctl(&[
+        "push",
+        o,
+        &r,
+        "--plain-http",
+        "-u",
+        "alice",
+        "--password",
+        "wrong",
+    ]);
     assert_warning_then_error(&out, STAYS_HERE, "access denied by the registry");
     // Flags for push, environment for pull.
     ok_warned(
@@ -817,7 +826,7 @@ fn plain_http_off_loopback_only_when_asked_and_passwords_are_announced() {
     let obj = example("exec_print");
     let o = obj.to_str().unwrap();
     let r = reg.reference("probe:v1");
-    let creds = ["-u", "alice", "-p", "s3cret"];
+    let creds = ["-u", "alice", "--password", "s3cret"];
     // Not loopback: HTTPS unless told otherwise, and no fallback to plain HTTP, verified or not.
     for flags in [&[][..], &["--tls-no-verify"][..]] {
         let mut args = vec!["push", o, &r];

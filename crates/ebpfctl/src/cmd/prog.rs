@@ -6,11 +6,11 @@ use clap::{Args as ClapArgs, Subcommand};
 use ebpfctl_core::inspect::print::Format;
 use ebpfctl_core::inspect::{prog, InspectError};
 
-/// `-o human|json`, shared by the introspection commands.
+/// `-o table|json`, shared by the introspection commands (`human` is an older name of `table`).
 #[derive(ClapArgs, Debug, Clone, Copy)]
 pub(crate) struct Output {
-    /// Output format: human or json.
-    #[arg(short = 'o', long = "output", global = true, default_value = "human", value_parser = parse_format)]
+    /// Output format.
+    #[arg(short = 'o', long = "output", global = true, default_value = "table", value_parser = parse_format())]
     pub output: Format,
 }
 
@@ -23,8 +23,13 @@ pub struct InspectArgs<C: Subcommand> {
     pub(crate) out: Output,
 }
 
-fn parse_format(s: &str) -> Result<Format, String> {
-    s.parse()
+fn parse_format() -> impl clap::builder::TypedValueParser<Value = Format> {
+    use super::flags::{outputs, Output as O};
+    use clap::builder::TypedValueParser as _;
+    outputs(&[O::Table, O::Json]).map(|o| match o {
+        O::Json => Format::Json,
+        _ => Format::Human,
+    })
 }
 
 /// Buffered stdout.

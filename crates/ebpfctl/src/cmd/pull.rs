@@ -4,11 +4,14 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  \
+ebpfctl pull 127.0.0.1:5000/probes/execs:v1\n  \
+ebpfctl pull ghcr.io/acme/execs:v1 --out execs.bpf.o -u acme --password-stdin < token.txt")]
 pub struct Args {
     /// What to pull: registry/repository[:tag|@digest].
     reference: String,
     /// Write the object here [default: the cache, $XDG_CACHE_HOME/ebpfctl/oci/<sha256>.o, see docs/oci.md].
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short = 'o', long = "out", alias = "output", value_name = "FILE", value_parser = super::flags::out_file)]
     output: Option<PathBuf>,
     #[command(flatten)]
     registry: super::registry::RegistryArgs,
@@ -18,7 +21,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<i32> {
     let opts = ebpfctl_oci::PullOptions {
-        connection: a.registry.connection(a.credentials.auth())?,
+        connection: a.registry.connection(a.credentials.auth()?)?,
         output: a.output,
     };
     let pulled = ebpfctl_oci::pull(&a.reference, &opts).context("pull")?;

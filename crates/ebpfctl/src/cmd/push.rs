@@ -4,6 +4,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  \
+ebpfctl push probe.bpf.o 127.0.0.1:5000/probes/execs:v1\n  \
+echo \"$TOKEN\" | ebpfctl push probe.bpf.o ghcr.io/acme/execs:v1 -u acme --password-stdin --source probe.bpf.c")]
 pub struct Args {
     /// The compiled BPF object (.o); validated before anything is sent.
     object: PathBuf,
@@ -23,7 +26,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<i32> {
     let opts = ebpfctl_oci::PushOptions {
-        connection: a.registry.connection(a.credentials.auth())?,
+        connection: a.registry.connection(a.credentials.auth()?)?,
         source: a.source,
         name: a.name,
     };

@@ -46,13 +46,39 @@ pub struct CredentialArgs {
     /// Registry user [default: $EBPFCTL_REGISTRY_USER, else a saved docker/podman login].
     #[arg(long, short = 'u')]
     username: Option<String>,
-    /// Registry password or token [default: $EBPFCTL_REGISTRY_PASSWORD].
-    #[arg(long, short = 'p')]
+    /// Read the registry password or token from stdin (one line) [default:
+    /// $EBPFCTL_REGISTRY_PASSWORD].
+    #[arg(long, conflicts_with = "password")]
+    password_stdin: bool,
+    /// The password on the command line (visible to every user in `ps`: prefer
+    /// --password-stdin or the environment).
+    #[arg(long, hide = true)]
     password: Option<String>,
+    /// `-p` was the password before it meant a PID everywhere; refused with a pointer.
+    #[arg(short = 'p', hide = true, value_name = "PASSWORD")]
+    old_p: Option<String>,
 }
 
 impl CredentialArgs {
-    pub fn auth(self) -> ebpfctl_oci::Auth {
-        ebpfctl_oci::Auth::new(self.username, self.password)
+    pub fn auth(self) -> anyhow::Result<ebpfctl_oci::Auth> {
+        if self.old_p.is_some() {
+            anyhow::bail!(
+                "-p is no longer the registry password (-p is a PID in every ebpfctl command): use --password-stdin or $EBPFCTL_REGISTRY_PASSWORD"
+            );
+        }
+        let password = if self.password_stdin {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| anyhow::anyhow!("--password-stdin: reading stdin: {e}"))?;
+            let p = line.trim_end_matches(['\n', '\r']).to_string();
+            if p.is_empty() {
+                anyhow::bail!("--password-stdin: stdin gave no password (pipe it in, e.g. `echo \"$TOKEN\" | ebpfctl push ... --password-stdin`)");
+            }
+            Some(p)
+        } else {
+            self.password
+        };
+        Ok(ebpfctl_oci::Auth::new(self.username, password))
     }
 }
