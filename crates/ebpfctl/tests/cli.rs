@@ -488,3 +488,95 @@ fn tables_on_a_terminal_redraw_and_honour_no_color() {
         "{no_color:?}"
     );
 }
+
+/// `ebpfctl ARGS -o json` as JSON.
+fn json_of(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    let o = ebpfctl(&all);
+    ok(&o, &format!("{all:?}"));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn prog_map_link_select_like_bpftool_and_loaded_at_is_stable() {
+    let obj = example("exec_print");
+    let r = Run::start(&["run", obj.to_str().unwrap(), "-o", "json"]);
+    let held = r.held().clone();
+    let prog = *held.progs.iter().next().unwrap();
+    let map = *held.maps.iter().next().unwrap();
+    let link = *held.links.iter().next().unwrap();
+    let id = prog.to_string();
+    // By id, both spellings; loaded_at the same in every call.
+    let a = json_of(&["prog", "show", &id]);
+    let b = json_of(&["prog", "show", "id", &id]);
+    assert_eq!(a, b);
+    let p = &a[0];
+    assert_eq!(p["id"], prog);
+    for _ in 0..3 {
+        assert_eq!(
+            json_of(&["prog", "show", &id])[0]["loaded_at"],
+            p["loaded_at"]
+        );
+    }
+    // By name and tag: ours is among the matches, and every match has that name / tag
+    // (other processes may load the same example at the same time).
+    let name = p["name"].as_str().unwrap();
+    let tag = p["tag"].as_str().unwrap();
+    for (k, v, field) in [("name", name, "name"), ("tag", tag, "tag")] {
+        let all = json_of(&["prog", "show", k, v]);
+        let all = all.as_array().unwrap();
+        assert!(all.iter().any(|x| x["id"] == prog), "{k} {v}: {all:?}");
+        assert!(all.iter().all(|x| x[field] == v), "{all:?}");
+    }
+    // dump by id works; by a name shared with nothing else it works too, else it names the ids.
+    let d = ebpfctl(&["prog", "dump", "id", &id]);
+    ok(&d, "prog dump id");
+    // Pinned: pin our program, map and link with bpftool, select them, unpin.
+    let dir = tempfile::Builder::new()
+        .prefix("ebpfctl-cli-")
+        .tempdir_in("/sys/fs/bpf")
+        .unwrap();
+    let pin = |kind: &str, id: u32| {
+        let path = dir.path().join(kind);
+        let o = Command::new("bpftool")
+            .args([kind, "pin", "id", &id.to_string()])
+            .arg(&path)
+            .output()
+            .unwrap();
+        ok(&o, &format!("bpftool {kind} pin"));
+        path
+    };
+    let pp = pin("prog", prog);
+    let mp = pin("map", map);
+    let lp = pin("link", link);
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    assert_eq!(json_of(&["prog", "show", "pinned", &s(&pp)])[0]["id"], prog);
+    assert_eq!(json_of(&["map", "show", "pinned", &s(&mp)])[0]["id"], map);
+    assert_eq!(json_of(&["link", "show", "pinned", &s(&lp)])[0]["id"], link);
+    assert_eq!(json_of(&["map", "show", &map.to_string()])[0]["id"], map);
+    let mname = json_of(&["map", "show", &map.to_string()])[0]["name"].clone();
+    let by_name = json_of(&["map", "show", "name", mname.as_str().unwrap()]);
+    assert!(by_name.as_array().unwrap().iter().any(|m| m["id"] == map));
+    // A pin of the wrong kind, selectors a kind does not have, nothing matching.
+    assert_one_line_error(
+        &ebpfctl(&["prog", "show", "pinned", &s(&mp)]),
+        "is a BPF map, not a BPF program",
+    );
+    assert_one_line_error(&ebpfctl(&["link", "show", "name", "x"]), "id|pinned");
+    assert_one_line_error(
+        &ebpfctl(&["map", "show", "tag", "0123456789abcdef"]),
+        "id|name|pinned",
+    );
+    assert_one_line_error(&ebpfctl(&["prog", "show", "tag", "xyz"]), "16 hex digits");
+    assert_one_line_error(
+        &ebpfctl(&["prog", "show", "name", "ebpfctl_no_such_prog"]),
+        "no BPF program with name ebpfctl_no_such_prog",
+    );
+    for p in [&pp, &mp, &lp] {
+        std::fs::remove_file(p).unwrap();
+    }
+    drop(dir);
+    let (status, _, err) = r.stop();
+    assert!(status.success(), "{err:?}");
+}
