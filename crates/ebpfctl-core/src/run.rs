@@ -70,6 +70,8 @@ pub struct RunOptions {
     pub hist_linear_step: Option<f64>,
     /// Called with the loaded object before any program is attached.
     pub before_attach: Option<BeforeAttach>,
+    /// Escape codes of `Output::Table` (none unless the caller knows stdout is a terminal).
+    pub table_style: crate::print::table::TableStyle,
 }
 
 /// A step between load and attach, e.g. filling a filter map so that the first events are
@@ -224,7 +226,7 @@ pub fn run(
     let printer: Rc<RefCell<Box<dyn Printer>>> = Rc::new(RefCell::new(match opts.output {
         Output::Json => Box::new(JsonPrinter::new(stdout)),
         Output::None => Box::new(NullPrinter),
-        Output::Table => Box::new(TablePrinter::new(stdout, opts.interval)),
+        Output::Table => Box::new(TablePrinter::new(stdout, opts.interval, opts.table_style)),
         Output::Folded => Box::new(FoldedPrinter::new(stdout)),
     }));
 

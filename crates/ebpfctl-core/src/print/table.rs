@@ -19,9 +19,20 @@ struct View {
     text: Option<String>,
 }
 
+/// Which escape codes the table writes; the default writes none (a file, a pipe).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableStyle {
+    /// Clear the screen before each frame (a live view on a terminal); without it frames
+    /// follow one another, separated by a blank line.
+    pub redraw: bool,
+    /// Map names in bold.
+    pub bold: bool,
+}
+
 /// Redraws the whole screen on `flush` when something changed.
 pub struct TablePrinter<W: Write> {
     out: W,
+    style: TableStyle,
     views: BTreeMap<String, View>,
     dirty: bool,
     every: Duration,
@@ -115,9 +126,10 @@ fn row(map: &MapOut, key: Option<&[u8]>, value: &[u8]) -> (Vec<String>, Vec<Stri
 
 impl<W: Write> TablePrinter<W> {
     /// Redraws at most once per `every`.
-    pub fn new(out: W, every: Duration) -> Self {
+    pub fn new(out: W, every: Duration, style: TableStyle) -> Self {
         Self {
             out,
+            style,
             views: BTreeMap::new(),
             dirty: true,
             every,
@@ -126,14 +138,23 @@ impl<W: Write> TablePrinter<W> {
     }
 
     fn render(&self) -> String {
-        let mut s = String::from("\x1b[H\x1b[2J");
+        let mut s = String::from(if self.style.redraw {
+            "\x1b[H\x1b[2J"
+        } else {
+            ""
+        });
+        let (bold, plain) = if self.style.bold {
+            ("\x1b[1m", "\x1b[0m")
+        } else {
+            ("", "")
+        };
         for (name, v) in &self.views {
             if let Some(text) = &v.text {
                 s.push_str(&format!("\x1b[1m{name}\x1b[0m\n{text}\n"));
                 continue;
             }
             s.push_str(&format!(
-                "\x1b[1m{name}\x1b[0m  events {}  lost {}\n",
+                "{bold}{name}{plain}  events {}  lost {}\n",
                 v.events, v.lost
             ));
             let mut widths: Vec<usize> = v.columns.iter().map(|c| c.chars().count()).collect();

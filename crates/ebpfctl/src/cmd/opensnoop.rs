@@ -7,13 +7,15 @@ use super::containers::ContainerArgs;
 use super::snoop::{self, Format};
 
 #[derive(clap::Args)]
-#[command(
-    after_help = "JSON fields: type, time, pid, tid, comm, uid, fd, errno, flags, mode, path, \
-syscall, dfd. See docs/opensnoop.md."
-)]
+#[command(after_help = "Examples:\n  \
+sudo ebpfctl opensnoop\n  \
+sudo ebpfctl opensnoop -p 1234 -x -o json\n  \
+sudo ebpfctl opensnoop -d 30s -n '^nginx' -e\n\n\
+JSON fields: type, time, pid, tid, comm, uid, fd, errno, flags, mode, path, \
+syscall, dfd. See docs/opensnoop.md.")]
 pub struct Args {
-    /// Output: a table, or JSON lines.
-    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    /// Output: a table, JSON lines, or nothing (with --metrics-addr).
+    #[arg(short = 'o', long, value_parser = super::flags::outputs(snoop::FORMATS), default_value = "table")]
     output: Format,
     /// Only this process (thread group id); in the kernel.
     #[arg(short = 'p', long, value_name = "PID")]
@@ -67,6 +69,6 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         containers: args.containers.options(Show::Auto)?,
     };
     let stop = ebpfctl_core::signals::stop_flag();
-    let s = opensnoop::run(&cfg, stop, Box::new(std::io::stdout()))?;
+    let s = opensnoop::run(&cfg, stop, snoop::sink(args.output))?;
     snoop::finish("opensnoop", &s)
 }
