@@ -15,3 +15,17 @@ pub mod plan;
 pub mod print;
 pub mod run;
 pub mod signals;
+
+/// The version of the libbpf linked in (libbpf-sys builds it from source), e.g. "v1.5".
+pub fn libbpf_version() -> String {
+    // SAFETY: libbpf_version_string takes nothing and returns a pointer to a static,
+    // NUL-terminated string that lives as long as the program.
+    let p = unsafe { libbpf_sys::libbpf_version_string() };
+    if p.is_null() {
+        return "unknown".into();
+    }
+    // SAFETY: non-null, NUL-terminated and static (above).
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned()
+}

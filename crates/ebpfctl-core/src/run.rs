@@ -78,6 +78,8 @@ pub struct RunOptions {
     pub hist_linear_step: Option<f64>,
     /// Called with the loaded object before any program is attached.
     pub before_attach: Option<BeforeAttach>,
+    /// Escape codes of `Output::Table` (none unless the caller knows stdout is a terminal).
+    pub table_style: crate::print::table::TableStyle,
 }
 
 /// A step between load and attach, e.g. filling a filter map so that the first events are
@@ -410,7 +412,11 @@ impl<'s> Session<'s> {
             Output::Table => {
                 let labels = vec![("map".to_string(), "_table".to_string())];
                 let frames = out.source(runner.output_dropped.get_or_create(&labels).clone());
-                Box::new(TablePrinter::new(frames, self.opts.interval))
+                Box::new(TablePrinter::new(
+                    frames,
+                    self.opts.interval,
+                    self.opts.table_style,
+                ))
             }
             Output::Folded => Box::new(FoldedPrinter::new()),
         }

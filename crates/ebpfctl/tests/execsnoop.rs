@@ -305,7 +305,7 @@ fn filters_include_and_exclude() {
     // A child running before the tracer: in the filtered snapshot, and its exit is shown.
     let me = std::process::id().to_string();
     let mut sleeper = Command::new("/bin/sleep").arg("30").spawn().unwrap();
-    let t = Tracer::start(&["-o", "json", "-p", &me]);
+    let t = Tracer::start(&["-o", "json", "--ppid", &me]);
     run_true(&[&a]);
     Command::new("/bin/sh")
         .args(["-c", &format!("/bin/true {b}; :")])
@@ -507,7 +507,7 @@ fn arguments_in_file_backed_pages_of_a_fresh_fork_are_read() {
         "-o",
         "json",
         "--no-snapshot",
-        "-p",
+        "--ppid",
         &std::process::id().to_string(),
     ]);
     let ok = fork_exec_rodata_args(b"/bin/true\0");
@@ -586,7 +586,7 @@ fn losses_are_counted_and_reported() {
         "--no-snapshot",
         "--ring-kib",
         "4",
-        "-p",
+        "--ppid",
         &std::process::id().to_string(),
     ]);
     // The reader is stopped while 100 execs fill the 4 KiB ring.
@@ -611,7 +611,7 @@ fn losses_are_counted_and_reported() {
         .sum();
     assert!(lost > 0, "{err:?}");
     // Each of the 100 execs was either shown or counted lost (the count also covers other
-    // processes' exit records, which -p filters only in user space).
+    // processes' exit records, which --ppid filters only in user space).
     assert!(
         started + lost >= 100,
         "started {started} lost {lost}: {err:?}"

@@ -57,7 +57,7 @@ fn run_hist_linear_step_must_be_positive() {
 
 #[test]
 fn top_interval_zero_is_refused() {
-    refused_fast(&["top", "--json", "--interval", "0"], "at least 0.05");
+    refused_fast(&["top", "--json", "--interval", "0"], "at least 50ms");
 }
 
 #[test]

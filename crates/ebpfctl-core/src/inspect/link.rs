@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::print::{self, Format, Table};
+use super::select::{self, Selector};
 use super::sys::{self, Holder, ObjKind};
 use super::{InspectError, Result};
 
@@ -217,6 +218,17 @@ pub fn list() -> Result<Vec<LinkInfo>> {
         }
     }
     Ok(out)
+}
+
+/// The link a selector names (by id or pin).
+pub fn select(sel: &Selector) -> Result<Vec<LinkInfo>> {
+    match sel {
+        Selector::Id(id) => Ok(vec![show(*id)?]),
+        Selector::Pinned(p) => Ok(vec![show(select::pinned_id(ObjKind::Link, p)?)?]),
+        _ => Err(InspectError::NoMatch(format!(
+            "a BPF link is selected by id or pinned path, not {sel}"
+        ))),
+    }
 }
 
 /// One link by id.

@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use serde::Serialize;
 
 use super::print::{self, Format};
+use super::select::{self, Selector};
 use super::sys::{self, Holder, ObjKind};
 use super::{InspectError, Result};
 use crate::btf::Btf;
@@ -104,6 +105,22 @@ pub fn list() -> Result<Vec<MapInfo>> {
         ));
     }
     Ok(out)
+}
+
+/// The maps a selector names (`map show name X` can match several).
+pub fn select(sel: &Selector) -> Result<Vec<MapInfo>> {
+    let matched: Vec<MapInfo> = match sel {
+        Selector::Id(id) => return Ok(vec![show(*id)?]),
+        Selector::Pinned(p) => return Ok(vec![show(select::pinned_id(ObjKind::Map, p)?)?]),
+        Selector::Name(n) => list()?.into_iter().filter(|m| &m.name == n).collect(),
+        Selector::Tag(_) => Vec::new(),
+    };
+    if matched.is_empty() {
+        return Err(InspectError::NoMatch(format!(
+            "no BPF map with {sel} is loaded (see `ebpfctl map list`)"
+        )));
+    }
+    Ok(matched)
 }
 
 /// One map by id.

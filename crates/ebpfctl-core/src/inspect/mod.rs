@@ -15,6 +15,7 @@ pub mod net;
 pub mod object;
 pub mod print;
 pub mod prog;
+pub mod select;
 pub mod top;
 
 mod sys;
@@ -56,6 +57,9 @@ pub enum InspectError {
     Stats(String),
     #[error("no network interface named {0} in this network namespace (see `ip link`)")]
     NoInterface(String),
+    /// A selector (`name X`, `tag T`, `pinned P`) that matches nothing, or the wrong kind.
+    #[error("{0}")]
+    NoMatch(String),
     #[error("writing output: {0}")]
     Output(#[source] io::Error),
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::disasm::{self, Insn};
 use super::print::{self, Format, Table};
+use super::select::{self, Selector};
 use super::sys::{self, Holder, ObjKind};
 use super::{InspectError, Result};
 use crate::btf::{Btf, Data, Kind};
@@ -237,6 +238,25 @@ pub fn show(id: u32) -> Result<ProgInfo> {
         &sys::pins(),
         stats_enabled(),
     ))
+}
+
+/// The programs a selector names (`prog show name X` can match several).
+pub fn select(sel: &Selector) -> Result<Vec<ProgInfo>> {
+    let matched: Vec<ProgInfo> = match sel {
+        Selector::Id(id) => return Ok(vec![show(*id)?]),
+        Selector::Pinned(p) => return Ok(vec![show(select::pinned_id(ObjKind::Prog, p)?)?]),
+        Selector::Name(n) => list()?
+            .into_iter()
+            .filter(|p| &p.name == n || &p.kernel_name == n)
+            .collect(),
+        Selector::Tag(t) => list()?.into_iter().filter(|p| &p.tag == t).collect(),
+    };
+    if matched.is_empty() {
+        return Err(InspectError::NoMatch(format!(
+            "no BPF program with {sel} is loaded (see `ebpfctl prog list`)"
+        )));
+    }
+    Ok(matched)
 }
 
 /// Prints programs as `prog list` does.

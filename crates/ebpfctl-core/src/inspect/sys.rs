@@ -307,18 +307,32 @@ fn walk_pins(dir: &Path, depth: usize, out: &mut HashMap<(ObjKind, u32), Vec<Str
 }
 
 /// Wall-clock RFC 3339 time of a `CLOCK_BOOTTIME` nanosecond stamp (as in `load_time`).
+/// The boot time is measured once per process and rounded to the millisecond, so the same
+/// object shows the same `loaded_at` in every call and every `ebpfctl` run (reading the two
+/// clocks one after the other moved it by tens of nanoseconds each time).
 pub(crate) fn boottime_to_rfc3339(ns: u64) -> String {
-    let now = |clk| {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
+    static BOOT_WALL_NS: std::sync::OnceLock<i128> = std::sync::OnceLock::new();
+    let boot = *BOOT_WALL_NS.get_or_init(|| {
+        let now = |clk| {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `ts` is a valid timespec we own.
+            unsafe { libc::clock_gettime(clk, &mut ts) };
+            ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
         };
-        // SAFETY: `ts` is a valid timespec we own.
-        unsafe { libc::clock_gettime(clk, &mut ts) };
-        ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
-    };
-    let wall = now(libc::CLOCK_REALTIME) - now(libc::CLOCK_BOOTTIME) + ns as i128;
-    crate::decode::time::rfc3339_ns(wall)
+        // The boot clock read between two wall-clock reads: the midpoint's error is half
+        // their gap (tens of ns), far below the rounding.
+        let (w1, b, w2) = (
+            now(libc::CLOCK_REALTIME),
+            now(libc::CLOCK_BOOTTIME),
+            now(libc::CLOCK_REALTIME),
+        );
+        let offset = (w1 + w2) / 2 - b;
+        (offset + 500_000).div_euclid(1_000_000) * 1_000_000
+    });
+    crate::decode::time::rfc3339_ns(boot + ns as i128)
 }
 
 /// Information about one kernel BTF object.

@@ -19,10 +19,21 @@ struct View {
     text: Option<String>,
 }
 
+/// Which escape codes the table writes; the default writes none (a file, a pipe).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableStyle {
+    /// Clear the screen before each frame (a live view on a terminal); without it frames
+    /// follow one another, separated by a blank line.
+    pub redraw: bool,
+    /// Map names in bold.
+    pub bold: bool,
+}
+
 /// Redraws the whole screen on `flush` when something changed; each redraw is one record of
 /// `frames` for the writer's dropped counts.
 pub struct TablePrinter {
     frames: Source,
+    style: TableStyle,
     views: BTreeMap<String, View>,
     dirty: bool,
     every: Duration,
@@ -116,9 +127,10 @@ fn row(map: &MapOut, key: Option<&[u8]>, value: &[u8]) -> (Vec<String>, Vec<Stri
 
 impl TablePrinter {
     /// Redraws at most once per `every`.
-    pub fn new(frames: Source, every: Duration) -> Self {
+    pub fn new(frames: Source, every: Duration, style: TableStyle) -> Self {
         Self {
             frames,
+            style,
             views: BTreeMap::new(),
             dirty: true,
             every,
@@ -127,14 +139,23 @@ impl TablePrinter {
     }
 
     fn render(&self) -> String {
-        let mut s = String::from("\x1b[H\x1b[2J");
+        let mut s = String::from(if self.style.redraw {
+            "\x1b[H\x1b[2J"
+        } else {
+            ""
+        });
+        let (bold, plain) = if self.style.bold {
+            ("\x1b[1m", "\x1b[0m")
+        } else {
+            ("", "")
+        };
         for (name, v) in &self.views {
             if let Some(text) = &v.text {
-                s.push_str(&format!("\x1b[1m{name}\x1b[0m\n{text}\n"));
+                s.push_str(&format!("{bold}{name}{plain}\n{text}\n"));
                 continue;
             }
             s.push_str(&format!(
-                "\x1b[1m{name}\x1b[0m  events {}  lost {}\n",
+                "{bold}{name}{plain}  events {}  lost {}\n",
                 v.events, v.lost
             ));
             let mut widths: Vec<usize> = v.columns.iter().map(|c| c.chars().count()).collect();

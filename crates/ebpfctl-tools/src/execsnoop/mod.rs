@@ -42,6 +42,8 @@ pub const MAX_ARG_LEN: u32 = event::ARG_LEN_CAP;
 #[derive(Debug, Default)]
 pub struct Filters {
     pub uid: Option<u32>,
+    /// This process only (its execs, its exit); in user space.
+    pub pid: Option<u32>,
     pub ppid: Option<u32>,
     /// A cgroup v2 directory: its processes and those of its descendants.
     pub cgroup: Option<PathBuf>,
@@ -67,6 +69,7 @@ impl Filters {
     /// True when anything narrows the output.
     pub fn any(&self) -> bool {
         self.uid.is_some()
+            || self.pid.is_some()
             || self.ppid.is_some()
             || self.cgroup.is_some()
             || self.failed_only
@@ -76,6 +79,9 @@ impl Filters {
 
     /// The filters the kernel cannot apply.
     fn user_passes(&self, p: &track::Proc) -> bool {
+        if self.pid.is_some_and(|pid| pid != p.pid) {
+            return false;
+        }
         if let Some(re) = &self.name {
             let file = p.exe.rsplit('/').next().unwrap_or("");
             if !re.is_match(&p.comm) && !re.is_match(file) {

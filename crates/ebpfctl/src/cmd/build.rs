@@ -4,11 +4,14 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  \
+ebpfctl build probe.bpf.c\n  \
+ebpfctl build probe.bpf.c --out /tmp/probe.o -I include --cflag -DDEBUG")]
 pub struct Args {
     /// The probe source (.bpf.c).
     source: PathBuf,
-    /// Output object [default: the source with .o instead of .c].
-    #[arg(short, long)]
+    /// The object to write [default: the source with .o instead of .c].
+    #[arg(short = 'o', long = "out", visible_alias = "output", value_name = "FILE", value_parser = super::flags::out_file)]
     output: Option<PathBuf>,
     /// Target architecture [default: this machine's]: x86_64 (amd64), arm64 (aarch64),
     /// riscv64, s390x, ppc64le, arm. Sets __TARGET_ARCH_*; vmlinux.h stays this kernel's

@@ -5,19 +5,21 @@ use ebpfctl_tools::common::containers::Show;
 use ebpfctl_tools::common::users::parse_uid;
 use ebpfctl_tools::execsnoop::{self, Config, Filters, TableStyle};
 
-use ebpfctl_core::print::writer::Sink;
-
 use super::containers::ContainerArgs;
 use super::snoop::{self, Format};
 
 #[derive(clap::Args)]
-#[command(
-    after_help = "JSON events: started (exec or already running), exited (once per process), \
-error (failed exec, error_code = -errno). See docs/execsnoop.md."
-)]
+#[command(after_help = "Examples:\n  \
+sudo ebpfctl execsnoop\n  \
+sudo ebpfctl execsnoop -o json -d 10s -u 1000\n  \
+sudo ebpfctl execsnoop --ppid 1234 -x -T\n  \
+sudo ebpfctl execsnoop -o none --metrics-addr 127.0.0.1:19435\n\n\
+JSON events: started (exec or already running), exited (once per process), \
+error (failed exec, error_code = -errno). See docs/execsnoop.md.")]
 pub struct Args {
-    /// Output: a table of execs, or JSON lines of started / exited / error events.
-    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    /// Output: a table of execs, JSON lines of started / exited / error events, or nothing
+    /// (with --metrics-addr).
+    #[arg(short = 'o', long, value_parser = super::flags::outputs(snoop::FORMATS), default_value = "table")]
     output: Format,
     /// Only processes of this user (a uid or a user name); in the kernel.
     #[arg(short = 'u', long, value_name = "UID")]
@@ -31,8 +33,12 @@ pub struct Args {
     /// Only failed execs; in the kernel.
     #[arg(short = 'x', long)]
     fails: bool,
-    /// Only children of this parent process; in the kernel.
-    #[arg(short = 'p', long, value_name = "PPID")]
+    /// Only this process (its execs and its exit); in user space.
+    #[arg(short = 'p', long, value_name = "PID")]
+    pid: Option<u32>,
+    /// Only children of this parent process; in the kernel. (libbpf-tools' execsnoop spells
+    /// this -p: here -p is a PID, as in every ebpfctl command.)
+    #[arg(long, value_name = "PPID")]
     ppid: Option<u32>,
     /// Only processes in this cgroup v2 directory or below it; in the kernel.
     #[arg(long, value_name = "PATH")]
@@ -79,6 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         },
         filters: Filters {
             uid: args.uid.as_deref().map(parse_uid).transpose()?,
+            pid: args.pid,
             ppid: args.ppid,
             cgroup: args.cgroup,
             failed_only: args.fails,
@@ -93,6 +100,6 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     };
     cfg.validate()?;
     let stop = ebpfctl_core::signals::stop_flag();
-    let s = execsnoop::run(&cfg, stop, Sink::stdout())?;
+    let s = execsnoop::run(&cfg, stop, snoop::sink(args.output))?;
     snoop::finish("execsnoop", &s)
 }

@@ -7,6 +7,9 @@ use ebpfctl_core::inspect::feature;
 use super::prog::{done, stdout, Output};
 
 #[derive(ClapArgs)]
+#[command(after_help = "Examples:\n  \
+ebpfctl feature\n  \
+ebpfctl feature -o json")]
 pub struct Args {
     #[command(flatten)]
     out: Output,

@@ -4,6 +4,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  \
+ebpfctl init myprobe\n  \
+ebpfctl init myprobe --name execs && ebpfctl build myprobe/execs.bpf.c")]
 pub struct Args {
     /// Directory to create.
     dir: PathBuf,

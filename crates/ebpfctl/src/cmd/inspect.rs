@@ -9,6 +9,9 @@ use ebpfctl_core::inspect::object;
 use super::prog::{done, stdout, Output};
 
 #[derive(ClapArgs)]
+#[command(after_help = "Examples:\n  \
+ebpfctl inspect probe.bpf.o\n  \
+ebpfctl inspect probe.bpf.o -o json")]
 pub struct Args {
     /// A BPF object compiled with `clang -target bpf -g` (or `ebpfctl build`), or a probe
     /// image: a name in the store, else pulled from its registry (host/repo:tag).

@@ -2,9 +2,9 @@
 use std::io::Write;
 
 use clap::Subcommand;
-use ebpfctl_core::inspect::link;
+use ebpfctl_core::inspect::{link, ObjKind};
 
-use super::prog::{done, stdout, InspectArgs};
+use super::prog::{done, stdout, InspectArgs, Target};
 
 pub type Args = InspectArgs<Cmd>;
 
@@ -13,8 +13,11 @@ pub enum Cmd {
     /// Every link (the default).
     #[command(alias = "ls")]
     List,
-    /// One link by id.
-    Show { id: u32 },
+    /// A link by id or pin: `show 3`, `show pinned /sys/fs/bpf/l`.
+    Show {
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -22,7 +25,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let mut w = stdout();
     let links = match args.cmd.unwrap_or(Cmd::List) {
         Cmd::List => link::list()?,
-        Cmd::Show { id } => vec![link::show(id)?],
+        Cmd::Show { target } => link::select(&target.selector(ObjKind::Link)?)?,
     };
     done(link::print_list(&mut w, &links, f).and_then(|()| w.flush()))
 }

@@ -2,9 +2,9 @@
 use std::io::Write;
 
 use clap::Subcommand;
-use ebpfctl_core::inspect::map;
+use ebpfctl_core::inspect::{map, ObjKind};
 
-use super::prog::{done, done_lib, stdout, InspectArgs};
+use super::prog::{done, done_lib, one, stdout, InspectArgs, Target};
 
 pub type Args = InspectArgs<Cmd>;
 
@@ -13,10 +13,17 @@ pub enum Cmd {
     /// Every map (the default).
     #[command(alias = "ls")]
     List,
-    /// One map by id.
-    Show { id: u32 },
-    /// Every entry, keys and values decoded through the map's BTF (hex without BTF), streamed.
-    Dump { id: u32 },
+    /// Maps by id, name or pin: `show 7`, `show name counter_execs`, `show pinned /sys/fs/bpf/m`.
+    Show {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Every entry, keys and values decoded through the map's BTF (hex without BTF), streamed
+    /// (`dump 7`, `dump name NAME`, `dump pinned PATH`: one map).
+    Dump {
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -27,10 +34,14 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             let maps = map::list()?;
             done(map::print_list(&mut w, &maps, f).and_then(|()| w.flush()))
         }
-        Cmd::Show { id } => {
-            let m = map::show(id)?;
-            done(map::print_list(&mut w, std::slice::from_ref(&m), f).and_then(|()| w.flush()))
+        Cmd::Show { target } => {
+            let maps = map::select(&target.selector(ObjKind::Map)?)?;
+            done(map::print_list(&mut w, &maps, f).and_then(|()| w.flush()))
         }
-        Cmd::Dump { id } => done_lib(map::dump(id, &mut w, f)),
+        Cmd::Dump { target } => {
+            let sel = target.selector(ObjKind::Map)?;
+            let m = one(&sel, map::select(&sel)?, |m| m.id)?;
+            done_lib(map::dump(m.id, &mut w, f))
+        }
     }
 }

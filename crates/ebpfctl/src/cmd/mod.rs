@@ -1,16 +1,19 @@
 //! Command-line definition and dispatch. Each command lives in its own file and exposes
 //! `Args` (its flags) and `run(Args) -> anyhow::Result<i32>` (the exit code).
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod btf;
 mod build;
+mod completions;
 mod containers;
 mod execsnoop;
 mod feature;
+mod flags;
 mod image;
 mod init;
 mod inspect;
 mod link;
+mod man;
 mod map;
 mod net;
 mod observe;
@@ -28,11 +31,57 @@ mod top;
 #[command(
     name = "ebpfctl",
     version,
-    about = "Run eBPF probes with zero user-space code; trace; inspect BPF state"
+    about = "Run eBPF probes with zero user-space code; trace; inspect BPF state",
+    after_help = "Examples:\n  \
+ebpfctl build probe.bpf.c && sudo ebpfctl run probe.bpf.o\n  \
+sudo ebpfctl execsnoop -o json -d 10s\n  \
+sudo ebpfctl prog show name my_prog -o json\n  \
+ebpfctl completions bash > /etc/bash_completion.d/ebpfctl\n\n\
+Durations are 500ms, 2s, 1m or bare seconds; -o is json|table|none (log where a tool has one); \
+-p is a PID; a file to write is --out FILE. See docs/cli.md."
 )]
-struct Cli {
+pub(crate) struct Cli {
+    /// Colours and bold in tables: auto (a terminal, and NO_COLOR unset), always, never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN"
+    )]
+    color: flags::ColorWhen,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// `ebpfctl --version`: the version, the commit, libbpf's version and the compiled features.
+fn long_version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        let features = env!("EBPFCTL_FEATURES");
+        format!(
+            "{}\ncommit: {}\nlibbpf: {}\nfeatures: {}\nprofile: {}",
+            env!("CARGO_PKG_VERSION"),
+            env!("EBPFCTL_GIT_COMMIT"),
+            ebpfctl_core::libbpf_version(),
+            if features.is_empty() {
+                "none"
+            } else {
+                features
+            },
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+        )
+    })
+}
+
+/// The whole command line: what parses the flags, and what completions and man pages are
+/// generated from.
+pub(crate) fn command() -> clap::Command {
+    Cli::command().long_version(long_version())
 }
 
 #[derive(Subcommand)]
@@ -56,14 +105,36 @@ enum Cmd {
     /// Trace HTTP requests of Go programs (net/http) with uprobes.
     Observe(observe::Args),
     /// BPF programs loaded in the kernel.
+    #[command(after_help = "Examples:\n  \
+sudo ebpfctl prog\n  \
+sudo ebpfctl prog show 42 -o json\n  \
+sudo ebpfctl prog show name on_exec\n  \
+sudo ebpfctl prog show pinned /sys/fs/bpf/my_prog\n  \
+sudo ebpfctl prog dump tag 1a2b3c4d5e6f7a8b --linum")]
     Prog(prog::Args),
     /// BPF maps in the kernel.
+    #[command(after_help = "Examples:\n  \
+sudo ebpfctl map\n  \
+sudo ebpfctl map show name counter_execs\n  \
+sudo ebpfctl map dump 7 -o json")]
     Map(map::Args),
     /// BPF links in the kernel.
+    #[command(after_help = "Examples:\n  \
+sudo ebpfctl link\n  \
+sudo ebpfctl link show 3 -o json\n  \
+sudo ebpfctl link show pinned /sys/fs/bpf/my_link")]
     Link(link::Args),
     /// BPF programs and tc filters on network interfaces; remove filters ebpfctl left behind.
+    #[command(after_help = "Examples:\n  \
+sudo ebpfctl net\n  \
+sudo ebpfctl net list --iface eth0 -o json\n  \
+sudo ebpfctl net detach --dry-run")]
     Net(net::Args),
     /// BTF: dump the kernel's, a file's or a loaded object's types.
+    #[command(after_help = "Examples:\n  \
+ebpfctl btf\n  \
+ebpfctl btf dump vmlinux --format c --out vmlinux.h\n  \
+ebpfctl btf dump file probe.bpf.o -o json")]
     Btf(btf::Args),
     /// One view of a BPF object file: sections, programs, maps, parameters, problems.
     Inspect(inspect::Args),
@@ -71,11 +142,18 @@ enum Cmd {
     Feature(feature::Args),
     /// Live per-program view of BPF run time (turns BPF statistics on while running).
     Top(top::Args),
+    /// A shell completion script (bash, zsh, fish, ...) on stdout.
+    Completions(completions::Args),
+    /// Man pages: ebpfctl(1) on stdout, or one page per command into a directory.
+    Man(man::Args),
 }
 
 /// Parses flags, runs one command, prints a failure as one line on stderr.
 pub fn run() -> i32 {
-    let cli = match Cli::try_parse() {
+    let cli = match command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map_err(|e| e.format(&mut command())))
+    {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help, --version
@@ -93,6 +171,7 @@ pub fn run() -> i32 {
         eprintln!("ebpfctl: arguments accepted");
         return 0;
     }
+    flags::set_color(cli.color);
     let result = match cli.cmd {
         Cmd::Run(a) => run::run(a),
         Cmd::Build(a) => build::run(a),
@@ -111,6 +190,8 @@ pub fn run() -> i32 {
         Cmd::Inspect(a) => inspect::run(a),
         Cmd::Feature(a) => feature::run(a),
         Cmd::Top(a) => top::run(a),
+        Cmd::Completions(a) => completions::run(a),
+        Cmd::Man(a) => man::run(a),
     };
     match result {
         Ok(code) => code,

@@ -14,16 +14,7 @@ use ebpfctl_tools::observe::run::{
 };
 
 use super::containers::ContainerArgs;
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum OutputArg {
-    /// One line per request.
-    Log,
-    /// One JSON object per line (fields in docs/observe.md).
-    Json,
-    /// Nothing per request (with --metrics-addr, --otlp-endpoint or --graph).
-    None,
-}
+use super::flags::Output;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum GraphArg {
@@ -34,18 +25,20 @@ enum GraphArg {
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  ebpfctl observe ./mybinary\n  ebpfctl observe --pid 1234 --pid 5678\n  ebpfctl observe ./svc -o json --metrics-addr 127.0.0.1:19435 --otlp-endpoint http://127.0.0.1:4318 --graph dot"
+    after_help = "Examples:\n  ebpfctl observe ./mybinary\n  ebpfctl observe -p 1234 -p 5678 --duration 1m\n  ebpfctl observe ./svc -o json --metrics-addr 127.0.0.1:19435 --otlp-endpoint http://127.0.0.1:4318 --graph dot"
 )]
 pub struct Args {
     /// Go executables: every process running them, now and later.
     #[arg(value_name = "EXECUTABLE")]
     paths: Vec<PathBuf>,
     /// Only these processes (repeatable); their executables are observed.
-    #[arg(long = "pid", value_name = "PID")]
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
     pids: Vec<u32>,
-    /// Output per request.
-    #[arg(short = 'o', long = "output", value_enum, default_value = "log")]
-    output: OutputArg,
+    /// Output per request: one line, one JSON object (fields in docs/observe.md), or nothing
+    /// (with --metrics-addr, --otlp-endpoint or --graph).
+    #[arg(short = 'o', long = "output", default_value = "log",
+          value_parser = super::flags::outputs(&[Output::Log, Output::Json, Output::None]))]
+    output: Output,
     /// Serve Prometheus metrics (http_client/server_request_duration_seconds) on this address.
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
@@ -56,15 +49,18 @@ pub struct Args {
     /// Print the service graph at exit.
     #[arg(long, value_enum)]
     graph: Option<GraphArg>,
-    /// Stop after this many seconds.
-    #[arg(long, value_name = "SECONDS")]
-    duration: Option<f64>,
+    /// Stop after this long: 500ms, 10s, 1m, or bare seconds.
+    #[arg(long, value_name = "DURATION", value_parser = super::flags::duration)]
+    duration: Option<Duration>,
     /// Stop after this many requests.
     #[arg(long, value_name = "N")]
     count: Option<u64>,
-    /// How often to collect events, in milliseconds, 1-10000 (probes never wake ebpfctl per event).
-    #[arg(long, value_name = "MS", default_value_t = 100)]
-    poll_ms: u64,
+    /// How often to collect events, 1ms-10s (probes never wake ebpfctl per event).
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = super::flags::duration)]
+    poll_interval: Duration,
+    /// The same in milliseconds (older spelling).
+    #[arg(long, value_name = "MS", hide = true, conflicts_with = "poll_interval")]
+    poll_ms: Option<u64>,
     /// Print what observe found in the executables (version, functions, RET sites, offsets) and exit.
     #[arg(long)]
     inspect: bool,
@@ -94,23 +90,28 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let duration = match args.duration {
-        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
-        Some(_) => anyhow::bail!("--duration must be a positive number of seconds"),
-        None => None,
+        Some(d) if d.is_zero() => anyhow::bail!(
+            "--duration 0 would stop at once: give a positive duration like 10s, or leave it out to run until Ctrl-C"
+        ),
+        d => d,
     };
-    if !(1..=10_000).contains(&args.poll_ms) {
+    let (flag, poll) = match args.poll_ms {
+        Some(ms) => ("--poll-ms", Duration::from_millis(ms)),
+        None => ("--poll-interval", args.poll_interval),
+    };
+    if !(Duration::from_millis(1)..=Duration::from_secs(10)).contains(&poll) {
         anyhow::bail!(
-            "--poll-ms {}: must be between 1 and 10000 (milliseconds between collections)",
-            args.poll_ms
+            "{flag} {poll:?}: must be between 1ms and 10s (the time between collections)"
         );
     }
     let opts = RunOptions {
         paths: args.paths,
         pids: args.pids,
         format: match args.output {
-            OutputArg::Log => Format::Log,
-            OutputArg::Json => Format::Json,
-            OutputArg::None => Format::None,
+            Output::Json => Format::Json,
+            Output::None => Format::None,
+            // Only log, json and none are offered (the parser refuses the rest).
+            Output::Log | Output::Table | Output::Folded => Format::Log,
         },
         metrics_addr: args.metrics_addr,
         // The OpenTelemetry SDKs' standard variable (a base URL; /v1/traces is appended).
@@ -126,7 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         }),
         duration,
         count: args.count,
-        poll_interval: Duration::from_millis(args.poll_ms),
+        poll_interval: poll,
         containers,
     };
     let stderr = std::io::stderr();

@@ -3,19 +3,19 @@ use ebpfctl_tools::common::containers::Show;
 use ebpfctl_tools::common::users::parse_uid;
 use ebpfctl_tools::opensnoop::{self, Config, Filters, TableStyle};
 
-use ebpfctl_core::print::writer::Sink;
-
 use super::containers::ContainerArgs;
 use super::snoop::{self, Format};
 
 #[derive(clap::Args)]
-#[command(
-    after_help = "JSON fields: type, time, pid, tid, comm, uid, fd, errno, flags, mode, path, \
-syscall, dfd. See docs/opensnoop.md."
-)]
+#[command(after_help = "Examples:\n  \
+sudo ebpfctl opensnoop\n  \
+sudo ebpfctl opensnoop -p 1234 -x -o json\n  \
+sudo ebpfctl opensnoop -d 30s -n '^nginx' -e\n\n\
+JSON fields: type, time, pid, tid, comm, uid, fd, errno, flags, mode, path, \
+syscall, dfd. See docs/opensnoop.md.")]
 pub struct Args {
-    /// Output: a table, or JSON lines.
-    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    /// Output: a table, JSON lines, or nothing (with --metrics-addr).
+    #[arg(short = 'o', long, value_parser = super::flags::outputs(snoop::FORMATS), default_value = "table")]
     output: Format,
     /// Only this process (thread group id); in the kernel.
     #[arg(short = 'p', long, value_name = "PID")]
@@ -69,6 +69,6 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         containers: args.containers.options(Show::Auto)?,
     };
     let stop = ebpfctl_core::signals::stop_flag();
-    let s = opensnoop::run(&cfg, stop, Sink::stdout())?;
+    let s = opensnoop::run(&cfg, stop, snoop::sink(args.output))?;
     snoop::finish("opensnoop", &s)
 }

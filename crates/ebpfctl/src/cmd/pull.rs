@@ -13,7 +13,7 @@ pub struct Args {
     /// What to pull: registry/repository[:tag|@digest].
     reference: String,
     /// Also write the object to FILE (through a fresh temporary file renamed into place).
-    #[arg(long = "out", short = 'o', alias = "output", value_name = "FILE")]
+    #[arg(long = "out", short = 'o', alias = "output", value_name = "FILE", value_parser = super::flags::out_file)]
     out: Option<PathBuf>,
     /// The platform to take from a multi-architecture image [default: this machine's].
     #[arg(long, value_name = "ARCH")]

@@ -103,6 +103,14 @@ pub struct CredentialArgs {
     /// Read the password or token from stdin (one line).
     #[arg(long)]
     password_stdin: bool,
+    /// `-p` was the password before it meant a PID everywhere; refused with a pointer.
+    #[arg(short = 'p', hide = true, value_name = "PASSWORD", value_parser = old_password_flag)]
+    old_p: Option<String>,
+}
+
+/// `-p PASSWORD` is refused by the flag parser (a usage error, exit 2), with a pointer.
+fn old_password_flag(_: &str) -> Result<String, String> {
+    Err("-p is no longer the registry password (-p is a PID in every ebpfctl command): use --password-stdin or $EBPFCTL_REGISTRY_PASSWORD".into())
 }
 
 impl CredentialArgs {

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ebpfctl_core::convention::Keyword;
-use ebpfctl_core::decode::time::parse_cli_duration;
 use ebpfctl_core::load::attach::AttachOptions;
 use ebpfctl_core::load::LoadOptions;
 use ebpfctl_core::load::Loaded;
@@ -15,17 +14,15 @@ use ebpfctl_core::plan::PlanOptions;
 use ebpfctl_core::run::{BeforeAttach, Output, RunOptions};
 use ebpfctl_tools::common::cgroup_filter::KernelFilter;
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum Format {
-    Json,
-    Table,
-    /// Metrics only, nothing on stdout.
-    None,
-    /// Folded stacks of maps keyed by kernel_stack/user_stack ids, at exit (flame graphs).
-    Folded,
-}
+use super::flags::Output as Format;
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  \
+sudo ebpfctl run probe.bpf.o\n  \
+sudo ebpfctl run probe.bpf.o -o json --duration 30s --param target_uid=1000\n  \
+sudo ebpfctl run probe.bpf.o -o none --metrics-addr 127.0.0.1:19435 --interval 500ms\n  \
+sudo ebpfctl run 127.0.0.1:5000/probes/execs:v1\n  \
+ebpfctl run probe.bpf.o --list-params")]
 pub struct Args {
     /// The compiled BPF object (.o), or a probe in a registry (host/repo:tag).
     object: PathBuf,
@@ -33,7 +30,7 @@ pub struct Args {
     #[command(flatten)]
     registry: super::registry::RegistryArgs,
     /// Output on stdout [default: table on a terminal, json otherwise].
-    #[arg(short, long, value_enum)]
+    #[arg(short, long, value_parser = super::flags::outputs(&[Format::Json, Format::Table, Format::None, Format::Folded]))]
     output: Option<Format>,
     /// Set a `const volatile` global before load (repeatable).
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
@@ -48,10 +45,10 @@ pub struct Args {
     #[arg(long, conflicts_with = "metrics_addr")]
     no_metrics: bool,
     /// Snapshot / redraw period for key/value maps (at least 10ms).
-    #[arg(long, default_value = "1s", value_parser = parse_cli_duration)]
+    #[arg(long, default_value = "1s", value_parser = super::flags::duration)]
     interval: Duration,
     /// Stop after this long (default: until Ctrl-C / SIGTERM).
-    #[arg(long, value_parser = parse_cli_duration)]
+    #[arg(long, value_parser = super::flags::duration)]
     duration: Option<Duration>,
     /// Network interface for xdp, tc, tcx and socket programs.
     #[arg(long)]
@@ -264,7 +261,8 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
     };
     let output = match a.output {
         Some(Format::Json) => Output::Json,
-        Some(Format::Table) => Output::Table,
+        // `log` is not among run's -o values.
+        Some(Format::Table | Format::Log) => Output::Table,
         Some(Format::None) => Output::None,
         Some(Format::Folded) => Output::Folded,
         None if std::io::stdout().is_terminal() => Output::Table,
@@ -297,6 +295,10 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
         plan: plan_opts,
         hist_linear_step: a.hist_linear_step,
         before_attach: None,
+        table_style: ebpfctl_core::print::table::TableStyle {
+            redraw: std::io::stdout().is_terminal(),
+            bold: super::flags::color(),
+        },
     };
     let mut _filter_slot = None;
     if a.containers || !selector.is_empty() {

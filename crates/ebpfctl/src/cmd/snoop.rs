@@ -6,27 +6,37 @@ use std::time::Duration;
 use ebpfctl_tools::common::report::{parse_metrics_addr, StreamConfig, Summary};
 use ebpfctl_tools::execsnoop::ring_bytes_from_kib;
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
+pub use super::flags::Output as Format;
+
+/// `-o` of the snoop tools: the table (default), JSON lines, or nothing (metrics only).
+pub const FORMATS: &[Format] = &[Format::Table, Format::Json, Format::None];
+
+/// Where the tool writes: stdout, or nowhere for `-o none` (JSON mode, so the metrics
+/// count what `-o json` would print).
+pub fn sink(output: Format) -> ebpfctl_core::print::writer::Sink {
+    use ebpfctl_core::print::writer::Sink;
+    match output {
+        Format::None => Sink::discard(),
+        _ => Sink::stdout(),
+    }
 }
 
-/// `-d SECONDS` as a duration; rejects negative, zero and non-finite values.
-fn seconds(v: Option<f64>) -> anyhow::Result<Option<Duration>> {
+/// `-d`: zero would stop at once.
+fn positive(v: Option<Duration>) -> anyhow::Result<Option<Duration>> {
     match v {
-        None => Ok(None),
-        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Some(Duration::from_secs_f64(s))),
-        Some(s) => anyhow::bail!("--duration {s}: expected a positive number of seconds"),
+        Some(d) if d.is_zero() => anyhow::bail!(
+            "--duration 0 would stop at once: give a positive duration like 10s, or leave it out to run until Ctrl-C"
+        ),
+        v => Ok(v),
     }
 }
 
 /// `-d` and `--metrics-addr`, the same for both tools.
 #[derive(clap::Args)]
 pub struct StreamArgs {
-    /// Stop after this many seconds.
-    #[arg(short = 'd', long, value_name = "SECONDS")]
-    duration: Option<f64>,
+    /// Stop after this long: 500ms, 10s, 1m, or bare seconds.
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = super::flags::duration)]
+    duration: Option<Duration>,
     /// Serve Prometheus metrics (events, lost events) at this address, e.g. 127.0.0.1:19435.
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<String>,
@@ -37,8 +47,8 @@ impl StreamArgs {
     /// anything is loaded.
     pub fn config(&self, output: Format, ring_kib: u32) -> anyhow::Result<StreamConfig> {
         Ok(StreamConfig {
-            json: output == Format::Json,
-            duration: seconds(self.duration)?,
+            json: matches!(output, Format::Json | Format::None),
+            duration: positive(self.duration)?,
             metrics_addr: self
                 .metrics_addr
                 .as_deref()

@@ -7,16 +7,24 @@ use ebpfctl_core::signals;
 
 use ebpfctl_core::print::writer::Sink;
 
+use super::flags::{outputs, Output};
 use super::prog::done_lib;
 
 #[derive(ClapArgs)]
+#[command(after_help = "Examples:\n  \
+sudo ebpfctl top\n  \
+sudo ebpfctl top --interval 500ms --name xdp\n  \
+sudo ebpfctl top -o json --interval 2s --count 5")]
 pub struct Args {
-    /// Print one JSON line per interval instead of the live view.
-    #[arg(long)]
+    /// Output: the live view (a table), or one JSON line per interval.
+    #[arg(short = 'o', long, value_parser = outputs(&[Output::Table, Output::Json]), default_value = "table")]
+    output: Output,
+    /// The same as `-o json` (older spelling).
+    #[arg(long, hide = true, conflicts_with = "output")]
     json: bool,
-    /// Seconds between samples.
-    #[arg(long, default_value = "1")]
-    interval: f64,
+    /// Time between samples (at least 50ms): 500ms, 2s, or bare seconds.
+    #[arg(long, default_value = "1s", value_parser = super::flags::duration)]
+    interval: Duration,
     /// Stop after this many samples (0: until Ctrl-C).
     #[arg(long, default_value = "0")]
     count: u64,
@@ -29,18 +37,21 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    if !(args.interval.is_finite() && args.interval >= 0.05) {
-        anyhow::bail!("--interval must be at least 0.05 seconds");
+    if args.interval < Duration::from_millis(50) {
+        anyhow::bail!(
+            "--interval {:?} is too short: it must be at least 50ms (the sampling period)",
+            args.interval
+        );
     }
     let stop = signals::stop_flag();
     let filter = Filter {
         ids: args.ids,
         name: args.name,
     };
-    let interval = Duration::from_secs_f64(args.interval);
+    let interval = args.interval;
     let notify = &mut |msg: &str| eprintln!("ebpfctl: top: {msg}");
     let out = Sink::stdout();
-    if args.json {
+    if args.json || args.output == Output::Json {
         done_lib(top::run_json(
             out, filter, interval, args.count, &stop, notify,
         ))

@@ -10,6 +10,11 @@ mod rm;
 mod tag;
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:
+  ebpfctl image push probe.bpf.o ghcr.io/acme/probes/execs:v1
+  ebpfctl image list
+  ebpfctl image describe ghcr.io/acme/probes/execs:v1
+  echo \"$TOKEN\" | ebpfctl image login ghcr.io -u acme --password-stdin")]
 pub struct Args {
     #[command(subcommand)]
     cmd: Cmd,
