@@ -968,20 +968,20 @@ fn corpus(dir: &Path) -> Vec<Case> {
     cases.push(case(
         "map show not a number",
         &["map", "show", "twelve"],
-        2,
-        &["invalid digit"],
+        1,
+        &["is not a BPF map id"],
     ));
     cases.push(case(
         "feature bad output",
         &["feature", "-o", "yaml"],
         2,
-        &["unknown output format"],
+        &["invalid value 'yaml'"],
     ));
     cases.push(case(
         "top interval 0",
         &["top", "--interval", "0", "--count", "1"],
         1,
-        &["at least 0.05 seconds"],
+        &["at least 50ms"],
     ));
     cases.push(case(
         "top missing id",
