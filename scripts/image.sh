@@ -46,7 +46,7 @@ if [[ -z $binary ]]; then
 fi
 [[ -x $binary ]] || { echo "image.sh: $binary is not an executable" >&2; exit 1; }
 
-version=$("$binary" --version | awk '{print $2}')
+version=$("$binary" --version | awk 'NR == 1 {print $2}')
 [[ -n $version ]] || { echo "image.sh: $binary --version printed no version" >&2; exit 1; }
 tag=${tag:-$version}
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}

@@ -409,7 +409,8 @@ fn image_is_reproducible_and_labelled() {
         labels["org.opencontainers.image.created"],
         "2023-11-14T22:13:20Z"
     );
-    let version = run(Command::new(bin()).arg("--version"), "ebpfctl --version");
+    let full = run(Command::new(bin()).arg("--version"), "ebpfctl --version");
+    let version = full.lines().next().unwrap_or_default().to_string();
     assert_eq!(
         format!(
             "ebpfctl {}",
@@ -434,7 +435,7 @@ fn image_is_reproducible_and_labelled() {
             .args([&img.name, "--version"]),
         "podman run IMAGE --version",
     );
-    assert_eq!(v, version);
+    assert_eq!(v, full);
     let o = podman()
         .args(["run", "--rm"])
         .args(RUN_FLAGS)
