@@ -197,7 +197,8 @@ fn cache_dir() -> &'static PathBuf {
         for b in TARGET_SRC.bytes().chain(NONET_SRC.bytes()) {
             h = (h ^ b as u64).wrapping_mul(0x100000001b3);
         }
-        let d = std::env::temp_dir().join(format!("ebpfctl-observe-tests-{h:016x}"));
+        // Under the target directory (ours), not the shared temp dir: the builds run as root.
+        let d = common::tmp().join(format!("observe-go-{h:016x}"));
         std::fs::create_dir_all(&d).unwrap();
         d
     })
@@ -357,7 +358,7 @@ impl Drop for TempCopy {
 }
 
 fn private_copy(src: &Path, name: &str) -> TempCopy {
-    let dir = std::env::temp_dir().join(format!("ebpfctl-observe-run-{}", std::process::id()));
+    let dir = common::tmp().join(format!("observe-run-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let dst = dir.join(name);
     let _ = std::fs::remove_file(&dst);
