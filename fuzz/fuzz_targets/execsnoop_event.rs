@@ -3,18 +3,21 @@
 #![no_main]
 use std::cell::RefCell;
 use std::io::Write;
-use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
+use ebpfctl_core::print::writer::Sink;
+use ebpfctl_tools::common::containers::Containers;
 use ebpfctl_tools::common::report::{Metrics, Output};
 use ebpfctl_tools::execsnoop::track::{Mode, Tracker};
 use ebpfctl_tools::execsnoop::{Filters, TableStyle};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Clone, Default)]
-struct Lines(Rc<RefCell<Vec<u8>>>);
+struct Lines(Arc<Mutex<Vec<u8>>>);
 impl Write for Lines {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.borrow_mut().extend_from_slice(b);
+        self.0.lock().unwrap().extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -37,15 +40,22 @@ fuzz_target!(|data: &[u8]| {
     let filters = Filters::default();
     let metrics = Metrics::new("execsnoop", None).expect("metrics without a server");
     let json = Lines::default();
-    let out = RefCell::new(Output::new(Box::new(json.clone())));
-    let mut t = Tracker::new(Mode::Json, &filters, &out, &metrics);
+    let stop = Arc::new(AtomicBool::new(false));
+    let out = RefCell::new(Output::new(
+        Sink::new(json.clone()),
+        Default::default(),
+        Arc::clone(&stop),
+    ));
+    let mut t = Tracker::new(Mode::Json, &filters, &out, &metrics, Containers::off());
     for r in &recs {
         t.on_record(r);
     }
-    out.borrow_mut().flush();
+    drop(t);
+    out.borrow_mut().writer().finish();
     for line in json
         .0
-        .borrow()
+        .lock()
+        .unwrap()
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
     {
@@ -53,12 +63,13 @@ fuzz_target!(|data: &[u8]| {
             panic!("invalid JSON ({e}): {}", String::from_utf8_lossy(line));
         }
     }
-    let table = RefCell::new(Output::new(Box::new(std::io::sink())));
+    let table = RefCell::new(Output::new(Sink::discard(), Default::default(), stop));
     let mut t = Tracker::new(
         Mode::Table(TableStyle::default()),
         &filters,
         &table,
         &metrics,
+        Containers::off(),
     );
     for r in &recs {
         t.on_record(r);
