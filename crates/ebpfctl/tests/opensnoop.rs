@@ -231,6 +231,12 @@ fn a_burst_loses_nothing_and_losses_are_reported_when_forced() {
     // build, whose reader is several times slower; bench/snoop measures the default.)
     let t = Tracer::start(&["-o", "json", "-p", &me(), "--ring-kib", "8192"]);
     burst(20_000);
+    // Read before the stop: the shutdown drain is bounded (500 ms), and a slow reader (the
+    // debug build in a TCG guest) is still behind when the burst ends.
+    let p = path.to_str().unwrap();
+    t.wait_json("the burst's 20,000 opens", |v| {
+        for_path(v, p).len() >= 20_000
+    });
     let (ev, err) = t.stop();
     let n = for_path(&ev, path.to_str().unwrap()).len();
     assert_eq!(n, 20_000, "stderr: {err:?}");

@@ -460,6 +460,15 @@ impl Tool {
         }
     }
 
+    /// Waits (10 s at most) until the JSON lines so far satisfy `pred`.
+    pub fn wait_json(
+        &self,
+        what: &str,
+        pred: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        self.run.wait_json(what, pred)
+    }
+
     pub fn pid(&self) -> u32 {
         self.run.pid()
     }
