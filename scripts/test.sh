@@ -6,7 +6,7 @@
 # (scripts/vm-test.sh; downloads it once):
 #   EBPFCTL_VM_KERNELS  guest kernels, space-separated (default "6.12"; "" for none)
 #   EBPFCTL_VM_TESTS    test binaries run there (default "kernels,execsnoop,opensnoop")
-#   FUZZ_SECONDS        seconds per fuzz target (default 20; 0 skips fuzzing)
+#   FUZZ_SECONDS        seconds per fuzz target (default 10; 0 skips fuzzing)
 # The whole suite on 6.1 and 6.12 is `scripts/vm-test.sh --kernel all` (docs/kernels.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,8 +75,8 @@ cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-4}" || 
 stop_beside
 
 # Every fuzz target for a short while (docs/fuzzing.md); FUZZ_SECONDS=0 skips them.
-if [[ "${FUZZ_SECONDS:-20}" != 0 ]]; then
-  scripts/fuzz.sh --time "${FUZZ_SECONDS:-20}" || status=1
+if [[ "${FUZZ_SECONDS:-10}" != 0 ]]; then
+  scripts/fuzz.sh --time "${FUZZ_SECONDS:-10}" || status=1
 fi
 
 sleep 1
