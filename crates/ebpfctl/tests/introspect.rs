@@ -134,12 +134,10 @@ fn include_dir() -> &'static Path {
 fn scratch() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        // Under the target directory (ours), not the shared temp dir: the tests run as root.
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         // Remove what earlier runs left (their pid is gone), then make ours.
-        for e in std::fs::read_dir(std::env::temp_dir())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
+        for e in std::fs::read_dir(&base).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if let Some(pid) = name.strip_prefix("ebpfctl-introspect-") {
                 if !Path::new("/proc").join(pid).exists() {
@@ -147,7 +145,7 @@ fn scratch() -> &'static Path {
                 }
             }
         }
-        let d = std::env::temp_dir().join(format!("ebpfctl-introspect-{}", std::process::id()));
+        let d = base.join(format!("ebpfctl-introspect-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         d
     })

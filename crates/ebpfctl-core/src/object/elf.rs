@@ -205,6 +205,32 @@ impl Elf {
         }
         range(b, s.offset, s.size).unwrap_or(&[])
     }
+
+    /// Whether section `i` holds code (executable, with contents).
+    pub fn is_code(&self, i: usize) -> bool {
+        self.sections
+            .get(i)
+            .is_some_and(|s| s.flags & SHF_EXECINSTR != 0 && s.sh_type != 8)
+    }
+
+    /// The relocations of every code section: (section, byte offset of the instruction) →
+    /// symbol index, from its `.rel<section>`.
+    pub fn code_relocs(&self, b: &[u8]) -> std::collections::HashMap<(usize, u64), usize> {
+        const REL: usize = 16;
+        let mut relocs = std::collections::HashMap::new();
+        for rs in self.sections.iter().filter(|s| s.sh_type == SHT_REL) {
+            let target = rs.info as usize;
+            if !self.is_code(target) {
+                continue;
+            }
+            for e in self.data(b, rs).chunks_exact(REL) {
+                let offset = u64::from_le_bytes(e[..8].try_into().expect("8 bytes"));
+                let info = u64::from_le_bytes(e[8..].try_into().expect("8 bytes"));
+                relocs.insert((target, offset), (info >> 32) as usize);
+            }
+        }
+        relocs
+    }
 }
 
 /// Patch helpers over the file bytes.

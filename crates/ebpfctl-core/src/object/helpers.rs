@@ -9,7 +9,7 @@
 //! a relocation against a function in `.text`, or none, it is a call to a subprogram, whose own
 //! calls count for the caller. A `ld_imm64` relocated against a function (a callback for
 //! `bpf_loop`, `bpf_for_each_map_elem`, timers) makes that function reachable too.
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use super::elf::{self, Elf};
 
@@ -161,7 +161,6 @@ pub fn describe(calls: &[UnsafeCall]) -> String {
 const CALL: u8 = 0x85;
 const LD_IMM64: u8 = 0x18;
 const INSN: usize = 8;
-const REL: usize = 16;
 const SHN_UNDEF: u16 = 0;
 /// Bounds the walk on hostile input (calls into calls); real objects are far below it.
 const MAX_FUNCTIONS: usize = 4096;
@@ -169,25 +168,9 @@ const MAX_FUNCTIONS: usize = 4096;
 /// Every call to an [`UNSAFE`] function made by a program of the object (program order,
 /// one entry per program and function).
 pub(crate) fn scan(bytes: &[u8], elf: &Elf) -> Vec<UnsafeCall> {
-    let exec = |i: usize| {
-        elf.sections
-            .get(i)
-            .is_some_and(|s| s.flags & elf::SHF_EXECINSTR != 0 && s.sh_type != 8)
-    };
+    let exec = |i: usize| elf.is_code(i);
     let text = elf.sections.iter().position(|s| s.name == ".text");
-    // (section, byte offset of the instruction) → symbol index, from `.rel<section>`.
-    let mut relocs: HashMap<(usize, u64), usize> = HashMap::new();
-    for rs in elf.sections.iter().filter(|s| s.sh_type == elf::SHT_REL) {
-        let target = rs.info as usize;
-        if !exec(target) {
-            continue;
-        }
-        for e in elf.data(bytes, rs).chunks_exact(REL) {
-            let offset = u64::from_le_bytes(e[..8].try_into().expect("8 bytes"));
-            let info = u64::from_le_bytes(e[8..].try_into().expect("8 bytes"));
-            relocs.insert((target, offset), (info >> 32) as usize);
-        }
-    }
+    let relocs = elf.code_relocs(bytes);
     let mut out = Vec::new();
     // Entry points: every function libbpf loads as a program (any binding, any executable
     // section but .text, which holds subprograms).

@@ -18,7 +18,6 @@ use super::btf_ext::{BtfExt, LineInfo};
 use super::elf::{self, Elf};
 
 const INSN: u64 = 8;
-const REL: usize = 16;
 const CALL: u8 = 0x85;
 const LD_IMM64: u8 = 0x18;
 const BPF_PSEUDO_CALL: u8 = 1;
@@ -152,24 +151,9 @@ impl Layout<'_> {
 impl SourceLines {
     /// Lays out every entry function of the object (see the module docs).
     pub(crate) fn new(bytes: &[u8], elf: &Elf, ext: BtfExt) -> SourceLines {
-        let exec = |i: usize| {
-            elf.sections
-                .get(i)
-                .is_some_and(|s| s.flags & elf::SHF_EXECINSTR != 0 && s.sh_type != 8)
-        };
+        let exec = |i: usize| elf.is_code(i);
         let text = elf.sections.iter().position(|s| s.name == ".text");
-        let mut relocs: HashMap<(usize, u64), usize> = HashMap::new();
-        for rs in elf.sections.iter().filter(|s| s.sh_type == elf::SHT_REL) {
-            let target = rs.info as usize;
-            if !exec(target) {
-                continue;
-            }
-            for e in elf.data(bytes, rs).chunks_exact(REL) {
-                let offset = u64::from_le_bytes(e[..8].try_into().expect("8 bytes"));
-                let info = u64::from_le_bytes(e[8..].try_into().expect("8 bytes"));
-                relocs.insert((target, offset), (info >> 32) as usize);
-            }
-        }
+        let relocs = elf.code_relocs(bytes);
         let funcs: Vec<Func> = elf
             .symbols
             .iter()
