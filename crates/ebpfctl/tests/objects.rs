@@ -54,7 +54,7 @@ fn spawn_target(name: &str, args: &[&str]) -> std::process::Child {
     let path = dir.join(name);
     if !path.exists() {
         let tmp = dir.join(format!(".{name}.{}", std::process::id()));
-        std::fs::copy(dir.join("ebpfctl-example-target"), &tmp).unwrap();
+        copy_exe(&dir.join("ebpfctl-example-target"), &tmp);
         std::fs::rename(&tmp, &path).unwrap();
     }
     Command::new(&path).args(args).spawn().unwrap()

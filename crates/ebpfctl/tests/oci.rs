@@ -1489,9 +1489,7 @@ fn login_logout_and_credential_helpers() {
     let bin_dir = dir.join("bin");
     std::fs::create_dir_all(&bin_dir).unwrap();
     let helper = bin_dir.join("docker-credential-ebpfctltest");
-    std::fs::write(&helper, FAKE_HELPER).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_exe(&helper, FAKE_HELPER);
     let path = format!(
         "{}:{}",
         bin_dir.display(),

@@ -730,7 +730,7 @@ fn flood_program(name: &str) -> PathBuf {
         .clone();
     let copy = tmp().join("bin").join(name);
     std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
-    std::fs::copy(&bin, &copy).unwrap();
+    common::copy_exe(&bin, &copy);
     copy
 }
 

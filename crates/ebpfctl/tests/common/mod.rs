@@ -113,6 +113,18 @@ pub fn copy_exe(src: &Path, dst: &Path) {
     assert!(st.success(), "cp {} {}: {st}", src.display(), dst.display());
 }
 
+/// Writes an executable (a script) the way `copy_exe` copies one: the bytes go to a staging
+/// file that is never executed, and `cp` makes the executable from it.
+pub fn write_exe(dst: &Path, contents: impl AsRef<[u8]>) {
+    use std::os::unix::fs::PermissionsExt;
+    let name = dst.file_name().unwrap().to_string_lossy();
+    let staging = dst.with_file_name(format!(".{name}.{}.staging", std::process::id()));
+    std::fs::write(&staging, contents).unwrap();
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o755)).unwrap();
+    copy_exe(&staging, dst);
+    std::fs::remove_file(&staging).unwrap();
+}
+
 /// Runs the example target with arguments; returns its pid after it exited successfully.
 pub fn target(args: &[&str]) -> u32 {
     target_as(TARGET, args)

@@ -40,7 +40,7 @@ pub fn killer() -> PathBuf {
 pub fn target_named(name: &str) -> PathBuf {
     let path = tmp().join("bin").join(name);
     if !path.exists() {
-        std::fs::copy(target_dir().join("ebpfctl-example-target"), &path).unwrap();
+        copy_exe(&target_dir().join("ebpfctl-example-target"), &path);
     }
     path
 }
