@@ -780,6 +780,21 @@ fn runner_container_filter_in_the_kernel() {
     let v = run.wait_json("execs of the named container", |v| {
         v.iter().any(|e| e["container"]["name"] == name.as_str())
     });
+    // Both containers are gone: within two walks their verdicts are too, only the default
+    // (key 0) stays in the map.
+    let filter = verdict_map_of(run.pid());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let keys = map_keys(filter);
+        if keys == [0] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "verdicts of exited containers stay in the filter map: {keys:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let (st, out, err) = run.stop();
     assert!(st.success(), "{err:?}");
     let all = common::parse_lines(&out);
@@ -791,6 +806,36 @@ fn runner_container_filter_in_the_kernel() {
             "an event outside --container {name} passed: {e}"
         );
     }
+}
+
+/// The id of the container filter map a process holds.
+fn verdict_map_of(pid: u32) -> u32 {
+    let held = common::bpf::Held::of(pid);
+    (held.maps.iter().copied())
+        .find(|&id| common::bpf::describe(common::bpf::Kind::Map, id).contains("\"ebpfctl_cgroup_"))
+        .unwrap_or_else(|| panic!("pid {pid} holds no ebpfctl_cgroup_filter map: {held:?}"))
+}
+
+/// The keys of a `u64`-keyed hash map, by bpftool.
+fn map_keys(id: u32) -> Vec<u64> {
+    let o = Command::new("bpftool")
+        .args(["-j", "map", "dump", "id", &id.to_string()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut keys: Vec<u64> = (v.as_array().unwrap().iter())
+        .map(|e| {
+            let bytes: Vec<u8> = (e["key"].as_array().unwrap().iter())
+                .map(|b| {
+                    u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+                })
+                .collect();
+            u64::from_ne_bytes(bytes.try_into().unwrap())
+        })
+        .collect();
+    keys.sort();
+    keys
 }
 
 /// `run --container` on an object without the filter map: one line naming what to add,

@@ -3,7 +3,7 @@
 //! which cgroup an arbitrary probe's record belongs to, so unlike the tools it cannot decide
 //! per event: it drops every cgroup by default (verdict 0 under key 0) and shows the cgroups
 //! of the matching containers, re-checked every [`KernelFilter::EVERY`].
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -46,10 +46,23 @@ impl Writer {
 
     /// Walks the cgroup tree and writes a verdict for every container cgroup whose names
     /// are known: shown when it matches, dropped (explicitly, so that a cgroup id reused
-    /// later is decided again) when not. Returns how many cgroups are shown.
+    /// later is decided again) when not; the verdicts of cgroups gone since the last walk
+    /// are deleted, so the map holds the live containers only. Returns how many cgroups are
+    /// shown.
     fn sync(&mut self) -> Result<usize, libbpf_rs::Error> {
         let mut shown = 0;
-        for (id, e) in self.resolver.scan() {
+        let live = self.resolver.scan();
+        let ids: HashSet<u64> = live.iter().map(|(id, _)| *id).collect();
+        let gone: Vec<u64> = (self.written.keys())
+            .filter(|&&id| id != DEFAULT_KEY && !ids.contains(&id))
+            .copied()
+            .collect();
+        for id in gone {
+            // Already absent is as good as deleted.
+            let _ = self.map.delete(&id.to_ne_bytes());
+            self.written.remove(&id);
+        }
+        for (id, e) in live {
             let show = match self.selector.verdict(Some(&e.container)) {
                 Verdict::Yes => true,
                 Verdict::No => false,
