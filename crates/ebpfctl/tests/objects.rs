@@ -72,15 +72,7 @@ fn lines_of(stderr: &[String], what: &str) -> Vec<String> {
 fn alternatives_of_one_hook_attach_once_unless_both_are_named() {
     let obj = probe("alt_hooks");
     // Default: the first (tp_btf) attaches, its raw_tp alternative is skipped with a line.
-    let run = Run::start(&[
-        "run",
-        s(&obj),
-        "-o",
-        "json",
-        "--no-metrics",
-        "--interval",
-        "200ms",
-    ]);
+    let run = quick_run(&obj, "json", &[]);
     target_as("ebpfctl-alt", &["getppid", "1"]);
     target_as("ebpfctl-alt", &["getppid", "1"]);
     let v = run.wait_json("two execs counted", |v| {
@@ -110,19 +102,11 @@ fn alternatives_of_one_hook_attach_once_unless_both_are_named() {
         .any(|l| l.contains("running: 1 program(s) attached (exec_btf)")));
 
     // Both named: both run, each counting every exec.
-    let run = Run::start(&[
-        "run",
-        s(&obj),
-        "-o",
+    let run = quick_run(
+        &obj,
         "json",
-        "--no-metrics",
-        "--interval",
-        "200ms",
-        "--program",
-        "exec_btf",
-        "--program",
-        "exec_raw",
-    ]);
+        &["--program", "exec_btf", "--program", "exec_raw"],
+    );
     target_as("ebpfctl-alt", &["getppid", "1"]);
     run.wait_json("both programs counting", |v| {
         [1, 2].iter().all(|p| {
@@ -134,17 +118,7 @@ fn alternatives_of_one_hook_attach_once_unless_both_are_named() {
     assert!(lines_of(&err, "skipped").is_empty(), "{err:?}");
 
     // --skip the first: the alternative takes over.
-    let run = Run::start(&[
-        "run",
-        s(&obj),
-        "-o",
-        "json",
-        "--no-metrics",
-        "--interval",
-        "200ms",
-        "--skip",
-        "tp_btf/*",
-    ]);
+    let run = quick_run(&obj, "json", &["--skip", "tp_btf/*"]);
     target_as("ebpfctl-alt", &["getppid", "1"]);
     run.wait_json("the raw_tp program counting", |v| {
         v.iter()
@@ -184,20 +158,25 @@ fn available(kind: &str) -> bool {
     found["available"] == true
 }
 
-/// Runs alt_fentry.bpf.c until the program numbered `want` (1 fentry, 2 kprobe) counted two
-/// sleeps of its target; the other never counts. Returns the run's stderr.
-fn alt_fentry_counts(obj: &std::path::Path, extra: &[&str], want: &[u64]) -> Vec<String> {
+/// `ebpfctl run OBJ -o OUTPUT --no-metrics --interval 200ms EXTRA...` started.
+fn quick_run(obj: &std::path::Path, output: &str, extra: &[&str]) -> Run {
     let mut args = vec![
         "run",
         s(obj),
         "-o",
-        "json",
+        output,
         "--no-metrics",
         "--interval",
         "200ms",
     ];
     args.extend_from_slice(extra);
-    let run = Run::start(&args);
+    Run::start(&args)
+}
+
+/// Runs alt_fentry.bpf.c until the program numbered `want` (1 fentry, 2 kprobe) counted two
+/// sleeps of its target; the other never counts. Returns the run's stderr.
+fn alt_fentry_counts(obj: &std::path::Path, extra: &[&str], want: &[u64]) -> Vec<String> {
+    let run = quick_run(obj, "json", extra);
     target_as("ebpfctl-altf", &["sleep", "2", "1000"]);
     let v = run.wait_json("two sleeps counted", |v| {
         want.iter().all(|p| {
@@ -304,15 +283,7 @@ fn fentry_and_its_kprobe_fallback_attach_once_where_the_kernel_allows() {
 #[test]
 fn a_verifier_rejected_alternative_is_explained_and_the_rest_run() {
     let obj = probe("verifier_alt");
-    let run = Run::start(&[
-        "run",
-        s(&obj),
-        "-o",
-        "json",
-        "--no-metrics",
-        "--interval",
-        "200ms",
-    ]);
+    let run = quick_run(&obj, "json", &[]);
     target_as("ebpfctl-valt", &["getppid", "3"]);
     run.wait_json("the good program's count", |v| {
         v.iter()
@@ -430,15 +401,7 @@ fn every_skipped_program_says_why_on_its_own_line() {
 #[test]
 fn stacks_from_a_map_without_value_size_print_as_frames_and_fold() {
     let obj = probe("stacks");
-    let run = Run::start(&[
-        "run",
-        s(&obj),
-        "-o",
-        "json",
-        "--no-metrics",
-        "--interval",
-        "200ms",
-    ]);
+    let run = quick_run(&obj, "json", &[]);
     // The target stays 2 s after its calls, so its user stack is symbolised while it lives.
     let mut child = spawn_target("ebpfctl-stk", &["getppid", "3", "2000"]);
     let pid = child.id();
@@ -471,18 +434,10 @@ fn stacks_from_a_map_without_value_size_print_as_frames_and_fold() {
     run.stop();
 
     // -o folded: one line per key at exit, comm;user;-;kernel COUNT, outermost first.
-    let run = Run::start(&[
-        "run",
-        s(&obj),
-        "-o",
-        "folded",
-        "--no-metrics",
-        "--interval",
-        "200ms",
-    ]);
+    let run = quick_run(&obj, "folded", &[]);
     // Alive until the run has printed (it folds at exit), however slow the machine.
     let mut child = spawn_target("ebpfctl-stk", &["getppid", "5", "20000"]);
-    std::thread::sleep(Duration::from_millis(800));
+    wait_lingering(child.id());
     let (st, out, err) = run.stop();
     child.kill().unwrap();
     child.wait().unwrap();
@@ -515,6 +470,26 @@ fn stacks_from_a_map_without_value_size_print_as_frames_and_fold() {
         .position(|f| f.starts_with("do_syscall_64"))
         .unwrap();
     assert!(entry < sys, "{line}");
+}
+
+/// Waits (up to 30 s, however loaded the machine) until the example target `pid` made its
+/// calls and lingers: blocked in nanosleep (a blocked task's `/proc/PID/syscall` starts
+/// with the call's number).
+fn wait_lingering(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+        let nr = now.split(' ').next().and_then(|n| n.parse::<i64>().ok());
+        // glibc's nanosleep() is the clock_nanosleep system call.
+        if nr.is_some_and(|n| n == libc::SYS_nanosleep || n == libc::SYS_clock_nanosleep) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "target {pid} never lingered: {now}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -675,16 +650,7 @@ fn libbpf_tools_histograms_print_under_all_maps() {
     run.stop();
 
     // The table draws it.
-    let run = Run::start(&[
-        "run",
-        s(&obj),
-        "--all-maps",
-        "-o",
-        "table",
-        "--no-metrics",
-        "--interval",
-        "200ms",
-    ]);
+    let run = quick_run(&obj, "table", &["--all-maps"]);
     let pid = target_as("ebpfctl-slots", &["getppid", "2"]);
     std::thread::sleep(Duration::from_millis(500));
     let (_, out, _) = run.stop();
@@ -786,15 +752,7 @@ fn task_iterator_is_read_every_interval() {
     );
     let mut child = spawn_target("ebpfctl-iter", &["sleep", "1", "3000000"]);
     let pid = child.id();
-    let run = Run::start(&[
-        "run",
-        s(&obj),
-        "-o",
-        "json",
-        "--no-metrics",
-        "--interval",
-        "200ms",
-    ]);
+    let run = quick_run(&obj, "json", &[]);
     let want = format!("{pid} ebpfctl-iter ");
     let v = run.wait_json("two reads listing the target", |v| {
         v.iter()
