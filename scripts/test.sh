@@ -10,7 +10,11 @@
 # The whole suite on 6.1 and 6.12 is `scripts/vm-test.sh --kernel all` (docs/kernels.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each phase's wall time, so CI's 45-minute budget can be read per phase.
+mark=$SECONDS
+took() { echo "test.sh: $1 took $((SECONDS - mark)) s (total $SECONDS s)" >&2; mark=$SECONDS; }
 scripts/setup.sh --test --vm
+took setup
 
 # What the tests leave behind: programs created during the run that no process holds any more
 # (kept by a pin, a tc filter, an attachment). Programs of other BPF tools running beside the
@@ -73,10 +77,12 @@ fi
 status=0
 cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-4}" || status=$?
 stop_beside
+took "cargo test (build and run)"
 
 # Every fuzz target for a short while (docs/fuzzing.md); FUZZ_SECONDS=0 skips them.
 if [[ "${FUZZ_SECONDS:-10}" != 0 ]]; then
   scripts/fuzz.sh --time "${FUZZ_SECONDS:-10}" || status=1
+  took fuzzing
 fi
 
 sleep 1
@@ -94,5 +100,6 @@ fi
 [[ -n ${EBPFCTL_VM_KERNELS-6.12} ]] || echo "test.sh: guest kernel tests not run: EBPFCTL_VM_KERNELS is empty" >&2
 for k in ${EBPFCTL_VM_KERNELS-6.12}; do
   scripts/vm-test.sh --kernel "$k" --tests "${EBPFCTL_VM_TESTS:-kernels,execsnoop,opensnoop}" || status=1
+  took "guest $k"
 done
 exit $status
