@@ -25,6 +25,8 @@ if ((${#missing[@]})); then
   say "total: $rel: 0 passed, 1 failed"
   exit 1
 fi
+# Deadlines of the tests' harness, times this (tests/common/mod.rs `patience`): TCG is slow.
+export EBPFCTL_TEST_PATIENCE=${EBPFCTL_TEST_PATIENCE:-6}
 say "kernel $rel; $(nproc) CPUs; $(awk '/MemTotal/ {print int($2/1024) " MiB"}' /proc/meminfo); lsm $(cat /sys/kernel/security/lsm)"
 
 progs() { bpftool prog list -j | python3 -c 'import json,sys; print("\n".join("%s %s %s" % (p["id"], p.get("name", ""), p["type"]) for p in json.load(sys.stdin) if p["type"] != "cgroup_device"))'; }

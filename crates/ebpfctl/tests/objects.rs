@@ -403,7 +403,8 @@ fn stacks_from_a_map_without_value_size_print_as_frames_and_fold() {
     let obj = probe("stacks");
     let run = quick_run(&obj, "json", &[]);
     // The target stays 2 s after its calls, so its user stack is symbolised while it lives.
-    let mut child = spawn_target("ebpfctl-stk", &["getppid", "3", "2000"]);
+    let linger = patient(Duration::from_secs(2)).as_millis().to_string();
+    let mut child = spawn_target("ebpfctl-stk", &["getppid", "3", &linger]);
     let pid = child.id();
     let v = run.wait_json("a symbolised stack", |v| {
         v.iter().any(|e| {
@@ -824,8 +825,10 @@ fn usdt_probe_resolves_with_target_or_pid() {
     run.stop();
 
     // --pid alone: the probe in that process's executable, that process only.
+    // It ticks after this delay: by then the run has attached, however slow the machine.
+    let delay = patient(Duration::from_millis(2500)).as_millis().to_string();
     let mut traced = Command::new(&bin_path)
-        .args(["2", "2500"])
+        .args(["2", &delay])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();

@@ -113,6 +113,21 @@ pub fn copy_exe(src: &Path, dst: &Path) {
     assert!(st.success(), "cp {} {}: {st}", src.display(), dst.display());
 }
 
+/// How many times longer than here the tests wait for the machine: `EBPFCTL_TEST_PATIENCE`
+/// (default 1). scripts/vm-test-guest.sh sets it: a QEMU TCG guest runs about 16 times slower.
+pub fn patience() -> u32 {
+    std::env::var("EBPFCTL_TEST_PATIENCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n >= 1)
+        .unwrap_or(1)
+}
+
+/// `d` times [`patience`]: for deadlines and for how long a target lingers to be seen.
+pub fn patient(d: Duration) -> Duration {
+    d * patience()
+}
+
 /// Writes an executable (a script) the way `copy_exe` copies one: the bytes go to a staging
 /// file that is never executed, and `cp` makes the executable from it.
 pub fn write_exe(dst: &Path, contents: impl AsRef<[u8]>) {
@@ -236,7 +251,7 @@ impl Run {
             stdout,
             held: bpf::Held::default(),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + patient(Duration::from_secs(30));
         loop {
             if run.stderr().iter().any(|l| l.contains(ready)) {
                 run.held = bpf::Held::of(run.pid());
@@ -305,13 +320,14 @@ impl Run {
         parse_lines(&out[..end])
     }
 
-    /// Waits until `pred` holds for the JSON lines so far (or panics after 10 s).
+    /// Waits until `pred` holds for the JSON lines so far (or panics after 10 s, times
+    /// [`patience`]).
     pub fn wait_json(
         &self,
         what: &str,
         pred: impl Fn(&[serde_json::Value]) -> bool,
     ) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + patient(Duration::from_secs(10));
         loop {
             let v = self.json();
             if pred(&v) {
@@ -333,7 +349,7 @@ impl Run {
     pub fn stop(self) -> (std::process::ExitStatus, Vec<u8>, Vec<String>) {
         // SAFETY: kill on our own child's pid with a valid signal.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        self.finish("on SIGINT", Duration::from_secs(15))
+        self.finish("on SIGINT", patient(Duration::from_secs(15)))
     }
 
     /// Waits for the child to end by itself (e.g. `--duration`); checks as [`Run::stop`].
