@@ -168,21 +168,47 @@ fn init_on_a_pty(args: &[&str], answers: &str) -> (bool, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("script (util-linux)");
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let screen = std::sync::Arc::clone(&screen);
+        let mut out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                screen
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().unwrap();
-        // One answer at a time, as someone typing: the tty hands over a line per read.
-        for line in answers.split_inclusive('\n') {
-            std::thread::sleep(std::time::Duration::from_millis(200));
+        // As someone typing: each answer once its question is on the screen (every prompt
+        // ends with "]: ").
+        for (i, line) in answers.split_inclusive('\n').enumerate() {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while screen.lock().unwrap().matches("]: ").count() <= i {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no question {} on the screen:\n{}",
+                    i + 1,
+                    screen.lock().unwrap()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             stdin.write_all(line.as_bytes()).unwrap();
         }
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        std::thread::sleep(std::time::Duration::from_millis(300));
     }
-    let o = child.wait_with_output().unwrap();
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-    )
+    let st = child.wait().unwrap();
+    reader.join().unwrap();
+    let screen = screen.lock().unwrap().clone();
+    (st.success(), screen)
 }
 
 #[test]

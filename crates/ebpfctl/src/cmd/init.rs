@@ -274,14 +274,17 @@ impl Prompt<'_> {
         options: &[(T, &str, &str)],
         default: usize,
     ) -> anyhow::Result<T> {
-        let mut err = std::io::stderr().lock();
-        writeln!(err, "{what}:")?;
+        // Each prompt goes out in one write: typed-ahead answers echoed by the terminal then
+        // land between prompts, not inside one.
+        let mut menu = format!("{what}:\n");
         for (i, (_, name, about)) in options.iter().enumerate() {
-            writeln!(err, "  {}) {name:<11} {about}", i + 1)?;
+            menu += &format!("  {}) {name:<11} {about}\n", i + 1);
         }
+        let ask = format!("choice [{}]: ", options[default].1);
+        menu += &ask;
+        let mut say = menu;
         for _ in 0..3 {
-            write!(err, "choice [{}]: ", options[default].1)?;
-            err.flush()?;
+            say_it(&say)?;
             let line = self.line()?;
             let a = line.trim();
             if a.is_empty() {
@@ -296,16 +299,14 @@ impl Prompt<'_> {
             {
                 return Ok(t.0);
             }
-            writeln!(err, "  {a:?}: answer 1-{} or a name", options.len())?;
+            say = format!("  {a:?}: answer 1-{} or a name\n{ask}", options.len());
         }
         anyhow::bail!("no valid {what} given; pass it as a flag (ebpfctl init --help)")
     }
 
     /// Free text; empty is `default`.
     fn text(&mut self, what: &str, default: &str) -> anyhow::Result<String> {
-        let mut err = std::io::stderr().lock();
-        write!(err, "{what} [{default}]: ")?;
-        err.flush()?;
+        say_it(&format!("{what} [{default}]: "))?;
         let line = self.line()?;
         let a = line.trim();
         Ok(if a.is_empty() { default } else { a }.to_string())
@@ -321,6 +322,13 @@ impl Prompt<'_> {
         }
         Ok(line)
     }
+}
+
+/// A prompt on stderr, in one write.
+fn say_it(text: &str) -> std::io::Result<()> {
+    let mut err = std::io::stderr().lock();
+    err.write_all(text.as_bytes())?;
+    err.flush()
 }
 
 fn decide(a: &Args) -> anyhow::Result<Choice> {
