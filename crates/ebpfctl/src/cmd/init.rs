@@ -635,17 +635,17 @@ pub fn source(c: &Choice, file: &str) -> String {
             "int on_hook(unsigned long long *ctx) /* ctx[0]...: the hook's arguments; bpf_tracing.h's\n\
              \x20  BPF_PROG(on_hook, struct file *file) names them */"
                 .to_string(),
-            "0 /* an LSM program's verdict: 0 allows, -EPERM denies */",
+            "0; /* an LSM program's verdict: 0 allows, -EPERM denies */",
         ),
         Kind::Xdp => (
             "xdp".to_string(),
             "int on_packet(struct xdp_md *ctx)".to_string(),
-            "XDP_PASS /* the verdict: XDP_PASS, XDP_DROP, ... */",
+            "XDP_PASS; /* the verdict: XDP_PASS, XDP_DROP, XDP_TX, XDP_REDIRECT */",
         ),
         Kind::Tc => (
             "tc/ingress".to_string(),
             "int on_packet(struct __sk_buff *ctx)".to_string(),
-            "TC_ACT_OK",
+            "TC_ACT_OK; /* the verdict: TC_ACT_OK, TC_ACT_SHOT (drop), ... */",
         ),
     };
     let attach_doc = match c.kind {
@@ -661,7 +661,7 @@ pub fn source(c: &Choice, file: &str) -> String {
          SEC(\"{sec}\")\n{head}\n{{\n"
     );
     let bail = if net {
-        format!("\t\treturn {};\n", ret.split(' ').next().unwrap_or("0"))
+        format!("\t\treturn {};\n", ret.split(';').next().unwrap_or("0"))
     } else {
         "\t\treturn 0;\n".to_string()
     };
@@ -767,7 +767,12 @@ pub fn source(c: &Choice, file: &str) -> String {
             }
         }
     }
-    s += &format!("\treturn {ret};\n}}\n\n");
+    let ret = if ret.contains(';') {
+        ret.to_string()
+    } else {
+        format!("{ret};")
+    };
+    s += &format!("\treturn {ret}\n}}\n\n");
     s += "/* GPL: most helpers (bpf_probe_read_*, bpf_get_current_task) are GPL-only. */\n\
           char LICENSE[] SEC(\"license\") = \"GPL\";\n";
     // Comment continuation lines are written flush left above (string continuations drop
