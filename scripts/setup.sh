@@ -25,6 +25,7 @@ want=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config bpftool make protobuf-co
 if ((test)); then
   want+=(bpftrace libbpf-tools golang-go prometheus iproute2 python3 docker-registry skopeo openssl ca-certificates binutils)
   want+=(podman crun conmon containerd runc busybox-static)
+  want+=(bsdutils) # script(1): tests/init.rs answers `ebpfctl init`'s prompts on a pty
 fi
 if ((vm)); then
   want+=(qemu-system-x86 busybox-static kmod xz-utils zstd)

@@ -998,3 +998,67 @@ fn example_func_latency_histogram_of_do_nanosleep() {
     let (st, _, err) = run.stop();
     assert!(st.success(), "{err:?}");
 }
+
+// ---- `ebpfctl init` for the kinds only guests have ---------------------------------------
+
+/// `ebpfctl init --kind kprobe` (hrtimer_nanosleep) → build → run: between this test and
+/// `init_lsm_every_map_and_keyword` every map/keyword pair runs on a guest-only kind (each
+/// compile takes ~40 s under TCG, so each kind takes half of them; tests/init.rs runs all
+/// seven on the kinds this machine has, from the same generator).
+#[test]
+fn init_kprobe_every_map_and_keyword() {
+    if applicable("init kprobe", &["kprobe"]).is_empty() {
+        return;
+    }
+    let comm = "ebpfctl-ini-kp";
+    let fire = || {
+        target_as(comm, &["sleep", "2", "100"]);
+    };
+    for (map, kw) in [
+        ("ringbuf", "print"),
+        ("hash", "gauge"),
+        ("ringbuf", "hist"),
+        ("hash", "counter"),
+    ] {
+        common::init::check(
+            "kprobe",
+            &[],
+            map,
+            kw,
+            "sleeps",
+            &common::init::Trigger {
+                run_args: &[],
+                label: ("comm", comm),
+                fire: &fire,
+                value: ("age", None),
+            },
+        );
+    }
+}
+
+/// `ebpfctl init --kind lsm` (file_open) → build → run; see the kprobe test above.
+#[test]
+fn init_lsm_every_map_and_keyword() {
+    if applicable("init lsm", &["lsm"]).is_empty() {
+        return;
+    }
+    let comm = "ebpfctl-ini-lsm";
+    let fire = || {
+        target_as(comm, &["getppid", "1"]);
+    };
+    for (map, kw) in [("ringbuf", "counter"), ("hash", "print"), ("hash", "hist")] {
+        common::init::check(
+            "lsm",
+            &[],
+            map,
+            kw,
+            "opens",
+            &common::init::Trigger {
+                run_args: &[],
+                label: ("comm", comm),
+                fire: &fire,
+                value: ("age", None),
+            },
+        );
+    }
+}
