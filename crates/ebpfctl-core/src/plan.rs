@@ -6,6 +6,7 @@ use crate::convention::{self, Keyword, MapFamily};
 use crate::decode::{DecodeError, Decoder, Node};
 use crate::object::{MapSpec, ObjectSpec};
 use crate::print::MapOut;
+use crate::unit::{Base, Layout, MapMeta, Unit};
 
 /// Bumblebee's default buckets for a `hist_` ring buffer observing its member `le`.
 pub const BUMBLEBEE_BUCKETS: [f64; 10] = [
@@ -35,10 +36,27 @@ pub enum PlanError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observe {
     pub member: String,
-    /// Upper bounds (`le`), ascending; +Inf is implied.
+    /// Upper bounds (`le`) in the exposed unit (seconds, bytes or the member's own), ascending;
+    /// +Inf is implied.
     pub buckets: Vec<f64>,
-    /// A `duration` member: observed in seconds, the metric named `_seconds`.
-    pub seconds: bool,
+    /// The member's unit: `ns` for a `duration` member, else the map's `ebpfctl:unit` tag.
+    /// Values are observed converted to its base unit (seconds, bytes), the metric named so.
+    pub unit: Option<Unit>,
+}
+
+impl Observe {
+    /// The base unit observations are in, if any.
+    pub fn base(&self) -> Option<Base> {
+        self.unit.and_then(Unit::base)
+    }
+
+    /// A recorded value in the exposed unit.
+    pub fn convert(&self, x: f64) -> f64 {
+        match self.unit {
+            Some(u) if u.base().is_some() => u.to_base(x),
+            _ => x,
+        }
+    }
 }
 
 /// Buckets for durations in seconds: 1 µs … ~16 s, doubling.
@@ -52,9 +70,15 @@ pub fn number_buckets() -> Vec<f64> {
 }
 
 /// The member a stream `hist` observes: `--hist-key`, else the first `duration` member, else
-/// one named `value`, else bumblebee's `le` (with bumblebee's buckets). `--buckets` overrides
-/// the buckets. The error names the members.
-pub fn observe(map: &str, fields: &[(&str, &Node)], opts: &PlanOptions) -> Result<Observe, String> {
+/// one named `value`, else bumblebee's `le` (with bumblebee's buckets). `--buckets` (in the
+/// exposed unit) overrides the buckets, then the map's `ebpfctl:buckets` tag (in the map's
+/// unit). The error names the members.
+pub fn observe(
+    map: &str,
+    fields: &[(&str, &Node)],
+    opts: &PlanOptions,
+    meta: &MapMeta,
+) -> Result<Observe, String> {
     let member = match &opts.hist_key {
         Some(k) => fields.iter().find(|(n, _)| n == k),
         None => fields
@@ -76,17 +100,28 @@ pub fn observe(map: &str, fields: &[(&str, &Node)], opts: &PlanOptions) -> Resul
             ),
         });
     };
-    let seconds = node.is_duration();
-    let buckets = match &opts.buckets {
-        Some(b) => b.clone(),
-        None if seconds => duration_buckets(),
-        None if *name == "le" => BUMBLEBEE_BUCKETS.to_vec(),
-        None => number_buckets(),
+    // A `duration` member is nanoseconds whatever the map says.
+    let unit = if node.is_duration() {
+        Some(Unit::Ns)
+    } else {
+        meta.unit
+    };
+    let base = unit.and_then(Unit::base);
+    let convert = |x: f64| match unit {
+        Some(u) if base.is_some() => u.to_base(x),
+        _ => x,
+    };
+    let buckets = match (&opts.buckets, &meta.buckets) {
+        (Some(b), _) => b.clone(),
+        (None, Some(Layout::Bounds(b))) => b.iter().map(|x| convert(*x)).collect(),
+        _ if base == Some(Base::Seconds) => duration_buckets(),
+        _ if *name == "le" && unit.is_none() => BUMBLEBEE_BUCKETS.to_vec(),
+        _ => number_buckets(),
     };
     Ok(Observe {
         member: name.to_string(),
         buckets,
-        seconds,
+        unit,
     })
 }
 
@@ -149,8 +184,10 @@ pub fn plan(spec: &ObjectSpec, opts: &PlanOptions) -> Result<Vec<MapOut>, PlanEr
         out.keyword = keyword;
         out.raw = raw;
         if stream && keyword == Keyword::Hist {
-            out.observe =
-                Some(observe(&m.name, &out.value.fields("value"), opts).map_err(PlanError::Hist)?);
+            out.observe = Some(
+                observe(&m.name, &out.value.fields("value"), opts, &m.meta)
+                    .map_err(PlanError::Hist)?,
+            );
         }
         if !stream {
             out.slots = slots_member(&out.value);
@@ -255,12 +292,39 @@ fn what(o: &MapOut, m: &MapSpec) -> String {
                 "Prometheus histogram of member {} (buckets {}{}), other members as labels",
                 obs.member,
                 bounds(&obs.buckets),
-                if obs.seconds { " seconds" } else { "" }
+                match obs.base() {
+                    Some(b) => format!(" {}", b.as_str()),
+                    None => String::new(),
+                }
             ),
             None => "Prometheus histogram".into(),
         },
-        (Keyword::Counter, false) => "Prometheus counter per key".into(),
-        (Keyword::Gauge, _) => "Prometheus gauge per key".into(),
-        (Keyword::Hist, false) => "Prometheus histogram from a slot-keyed map".into(),
+        (Keyword::Counter, false) => format!("Prometheus counter per key{}", in_units(o)),
+        (Keyword::Gauge, _) => format!("Prometheus gauge per key{}", in_units(o)),
+        (Keyword::Hist, false) => {
+            let slots = match &o.meta.buckets {
+                Some(Layout::Linear(w)) => format!("linear slots of width {}", num(*w)),
+                _ => "log2 slots".into(),
+            };
+            let unit = match o.meta.unit {
+                Some(u) => match u.base() {
+                    Some(b) => format!(" of {u}, exposed in {}", b.as_str()),
+                    None => format!(" of {u}"),
+                },
+                None => String::new(),
+            };
+            format!("Prometheus histogram from a slot-keyed map ({slots}{unit})")
+        }
+    }
+}
+
+/// ` (ms, exposed in seconds)` for a map whose unit tag converts its values.
+fn in_units(o: &MapOut) -> String {
+    match o.meta.unit {
+        Some(u) => match u.base() {
+            Some(b) => format!(" ({u}, exposed in {})", b.as_str()),
+            None => format!(" ({u})"),
+        },
+        None => String::new(),
     }
 }
