@@ -30,6 +30,9 @@ pub enum PlanError {
     Decode { map: String, source: DecodeError },
     #[error("{0}")]
     Hist(String),
+    /// Two maps would show under one name, or two metrics under one name.
+    #[error("{0}")]
+    Clash(String),
 }
 
 /// What a stream `hist` observes.
@@ -195,7 +198,123 @@ pub fn plan(spec: &ObjectSpec, opts: &PlanOptions) -> Result<Vec<MapOut>, PlanEr
         out.id = outs.len();
         outs.push(out);
     }
+    check_names(&outs).map_err(PlanError::Clash)?;
     Ok(outs)
+}
+
+/// The runner's own metric families (print/prometheus.rs), which no map may take.
+pub const RUNNER_FAMILIES: [(&str, &str); 6] = [
+    ("ebpfctl_events", "counter"),
+    ("ebpfctl_lost_events", "counter"),
+    ("ebpfctl_decode_errors", "counter"),
+    ("ebpfctl_output_dropped", "counter"),
+    ("ebpfctl_program_run_time_seconds", "counter"),
+    ("ebpfctl_program_runs", "counter"),
+];
+
+/// The metric families a map's plan makes, as `(family name, type)`; the name includes the
+/// unit suffix. Value members that may not be numbers count too (a superset is safe here).
+pub fn metric_families(o: &MapOut) -> Vec<(String, &'static str)> {
+    let name = format!("ebpfctl_{}", crate::print::prometheus::sanitize(&o.display));
+    let suffixed = |n: &str, unit: Option<Unit>| match unit.and_then(Unit::base) {
+        Some(b) => format!("{n}_{}", b.as_str()),
+        None => n.to_string(),
+    };
+    let stream = o.is_stream();
+    match (o.keyword, stream) {
+        (Keyword::Counter, true) => vec![(name, "counter")],
+        (Keyword::Hist, true) => vec![(
+            suffixed(&name, o.observe.as_ref().and_then(|x| x.unit)),
+            "histogram",
+        )],
+        (Keyword::Counter | Keyword::Gauge, false) => {
+            let ty = if o.keyword == Keyword::Counter {
+                "counter"
+            } else {
+                "gauge"
+            };
+            let fields = o.value.fields("value");
+            let one = fields.len() == 1;
+            fields
+                .iter()
+                .map(|(f, node)| {
+                    let n = if one {
+                        name.clone()
+                    } else {
+                        format!("{name}_{}", crate::print::prometheus::sanitize(f))
+                    };
+                    (suffixed(&n, o.unit_of(node)), ty)
+                })
+                .collect()
+        }
+        (Keyword::Hist, false) => vec![(suffixed(&name, o.meta.unit), "histogram")],
+        (Keyword::Print, false) if o.slots.is_some() => {
+            vec![(suffixed(&name, o.meta.unit), "histogram")]
+        }
+        // Gauges on streams are refused when the object is parsed.
+        (Keyword::Print, _) | (Keyword::Gauge, true) => vec![],
+    }
+}
+
+/// The names a family takes: its own (`# TYPE` in OpenMetrics) and its samples' (`_total` of
+/// a counter; `_bucket`, `_sum`, `_count` of a histogram).
+fn samples(family: &str, ty: &str) -> Vec<String> {
+    let own = match ty {
+        "counter" => &["", "_total"][..],
+        "histogram" => &["", "_bucket", "_sum", "_count"][..],
+        _ => &[""][..],
+    };
+    own.iter().map(|s| format!("{family}{s}")).collect()
+}
+
+/// Refuses a plan in which two maps share a display name (tables, JSON lines and metrics
+/// would mix them), or two metric families would write the same sample name (each other's, or
+/// the runner's own series). The error names both maps and what to rename.
+fn check_names(outs: &[MapOut]) -> Result<(), String> {
+    for (i, a) in outs.iter().enumerate() {
+        if let Some(b) = outs[..i].iter().find(|b| b.display == a.display) {
+            // The one whose name lost a prefix explains the rule.
+            let prefixed = [a, b]
+                .into_iter()
+                .find(|m| m.name != m.display)
+                .unwrap_or(a);
+            return Err(format!(
+                "maps {} and {} both show as `{}` (tables, JSON and metrics would mix them): rename one so that the names differ once the keyword prefix is removed (outputs show {} as `{}`)",
+                b.name, a.name, a.display, prefixed.name, prefixed.display
+            ));
+        }
+    }
+    // sample name → who writes it
+    let mut owner: std::collections::HashMap<String, String> = RUNNER_FAMILIES
+        .iter()
+        .flat_map(|(f, ty)| samples(f, ty))
+        .map(|s| (s, "ebpfctl's own series".to_string()))
+        .collect();
+    for o in outs {
+        for (family, ty) in metric_families(o) {
+            for s in samples(&family, ty) {
+                let me = format!("map {}", o.name);
+                match owner.get(&s) {
+                    Some(other) if *other != me => {
+                        return Err(format!(
+                            "map {}: its metric {s} is also written by {other}: rename the map",
+                            o.name
+                        ))
+                    }
+                    Some(_) => {
+                        return Err(format!(
+                            "map {}: two of its value members make the metric {s}: rename one",
+                            o.name
+                        ))
+                    }
+                    None => {
+                        owner.insert(s, me);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn bounds(b: &[f64]) -> String {

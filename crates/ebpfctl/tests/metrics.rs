@@ -914,3 +914,160 @@ fn unit_tags_are_checked_and_shown_before_load() {
         "{out}"
     );
 }
+
+/// The init template's shape: a ring buffer `execs` (section keyword) and a counter
+/// `counter_execs` would both show as `execs`.
+const SHARED_NAME_PROBE: &str = r#"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "ebpfctl.h"
+const volatile char target_comm[16] = "";
+struct ev { comm comm; };
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 16);
+	__type(value, struct ev);
+} execs SEC(".maps.print");
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct ev);
+	__type(value, __u64);
+} counter_execs SEC(".maps");
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int f(void *ctx)
+{
+	struct ev k = {};
+	bpf_get_current_comm(k.comm, sizeof(k.comm));
+	for (int i = 0; i < 16; i++) {
+		if (k.comm[i] != target_comm[i])
+			return 0;
+		if (!k.comm[i])
+			break;
+	}
+	struct ev *e = bpf_ringbuf_reserve(&execs, sizeof(*e), 0);
+	if (e) {
+		__builtin_memcpy(e->comm, k.comm, sizeof(k.comm));
+		bpf_ringbuf_submit(e, 0);
+	}
+	__u64 one = 1, *n = bpf_map_lookup_elem(&counter_execs, &k);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		bpf_map_update_elem(&counter_execs, &k, &one, BPF_NOEXIST);
+	return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"#;
+
+#[test]
+fn maps_sharing_a_display_name_are_refused_and_renamed_run() {
+    const SCOMM: &str = "ebpfctl-shared";
+    let obj = build_source("shared_name", SHARED_NAME_PROBE);
+    let o = ebpfctl(&["run", obj.to_str().unwrap(), "-o", "none"]);
+    assert_one_line_error(
+        &o,
+        "maps execs and counter_execs both show as `execs` (tables, JSON and metrics would mix them): rename one so that the names differ once the keyword prefix is removed (outputs show counter_execs as `execs`)",
+    );
+    // `inspect` says so too, without the kernel.
+    let o = ebpfctl(&["inspect", obj.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("refused: maps execs and counter_execs"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    // Renamed as the init template now does: each map its own name, every metric unique.
+    let fixed = build_source(
+        "shared_name_fixed",
+        &SHARED_NAME_PROBE.replace("counter_execs", "counter_exec_calls"),
+    );
+    let param = format!("target_comm={SCOMM}");
+    let run = Run::start(&[
+        "run",
+        fixed.to_str().unwrap(),
+        "-o",
+        "json",
+        "--param",
+        &param,
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    target_as(SCOMM, &["getppid", "3"]);
+    let lines = run.wait_json("3 events", |v| {
+        v.iter().filter(|l| l["_map"] == "execs").count() == 3
+    });
+    let m = run.scrape();
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+    promtool_ok(&m);
+    assert!(lines.iter().all(|l| l["_map"] == "execs"), "{lines:?}");
+    assert_eq!(
+        sample(&m, &format!("ebpfctl_exec_calls_total{{comm=\"{SCOMM}\"}}")),
+        Some(3.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "ebpfctl_events_total{map=\"execs\"}"),
+        Some(3.0),
+        "{m}"
+    );
+    let mut families: Vec<&str> = m
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let n = families.len();
+    families.sort_unstable();
+    families.dedup();
+    assert_eq!(families.len(), n, "{m}");
+}
+
+#[test]
+fn metric_names_that_would_clash_are_refused_before_load() {
+    let src = |maps: &str, prog: &str| {
+        format!(
+            r#"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+{maps}
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int f(void *ctx) {{ __u32 k = 0; {prog} return 0; }}
+char LICENSE[] SEC("license") = "GPL";
+"#
+        )
+    };
+    let hash = |name: &str, value: &str| {
+        format!("struct {{ __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4); __type(key, __u32); __type(value, {value}); }} {name} SEC(\".maps\");\n")
+    };
+    // A map taking the runner's own series.
+    let own = build_source(
+        "clash_own",
+        &src(
+            &hash("counter_events", "__u64"),
+            "bpf_map_lookup_elem(&counter_events, &k);",
+        ),
+    );
+    let o = ebpfctl(&["run", own.to_str().unwrap(), "-o", "none"]);
+    assert_one_line_error(
+        &o,
+        "map counter_events: its metric ebpfctl_events is also written by ebpfctl's own series: rename the map",
+    );
+    // A struct member's series and another map's.
+    let members = build_source(
+        "clash_members",
+        &src(
+            &format!(
+                "struct req_stats {{ __u64 bytes; __u64 calls; }};\n{}{}",
+                hash("counter_req", "struct req_stats"),
+                hash("gauge_req_bytes", "__u64")
+            ),
+            "bpf_map_lookup_elem(&counter_req, &k); bpf_map_lookup_elem(&gauge_req_bytes, &k);",
+        ),
+    );
+    let o = ebpfctl(&["run", members.to_str().unwrap(), "-o", "none"]);
+    assert_one_line_error(
+        &o,
+        "map gauge_req_bytes: its metric ebpfctl_req_bytes is also written by map counter_req: rename the map",
+    );
+}

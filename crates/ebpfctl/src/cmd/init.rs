@@ -45,7 +45,7 @@ struct {
 	__uint(max_entries, 4096);
 	__type(key, struct exec_key);
 	__type(value, __u64);
-} counter_execs SEC(".maps");
+} counter_exec_calls SEC(".maps");
 
 SEC("tracepoint/sched/sched_process_exec")
 int on_exec(struct trace_event_raw_sched_process_exec *ctx)
@@ -65,11 +65,11 @@ int on_exec(struct trace_event_raw_sched_process_exec *ctx)
 	struct exec_key k = {};
 	__builtin_memcpy(k.comm, e->comm, sizeof(k.comm));
 	bpf_ringbuf_submit(e, 0); /* e is gone after this */
-	__u64 one = 1, *n = bpf_map_lookup_elem(&counter_execs, &k);
+	__u64 one = 1, *n = bpf_map_lookup_elem(&counter_exec_calls, &k);
 	if (n)
 		__sync_fetch_and_add(n, 1);
 	else
-		bpf_map_update_elem(&counter_execs, &k, &one, BPF_NOEXIST);
+		bpf_map_update_elem(&counter_exec_calls, &k, &one, BPF_NOEXIST);
 	return 0;
 }
 
