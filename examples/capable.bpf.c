@@ -39,8 +39,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 16);
 	__type(value, struct cap_event);
-} print_capability_checks SEC(".maps");
-EBPFCTL_LOST_COUNTER(print_capability_checks);
+} print_cap_checks SEC(".maps");
+EBPFCTL_LOST_COUNTER(print_cap_checks);
 
 struct cap_key {
 	enum capability cap;
@@ -77,7 +77,7 @@ int BPF_KPROBE(capable_check, const struct cred *cred, struct user_namespace *ns
 	bpf_get_current_comm(k.comm, sizeof(k.comm));
 	if (!comm_matches(k.comm))
 		return 0;
-	struct cap_event *e = ebpfctl_reserve(print_capability_checks, struct cap_event);
+	struct cap_event *e = ebpfctl_reserve(print_cap_checks, struct cap_event);
 	if (e) {
 		e->pid = bpf_get_current_pid_tgid() >> 32;
 		e->uid = bpf_get_current_uid_gid();

@@ -25,8 +25,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 16);
 	__type(value, struct oom_event);
-} print_oom_kills SEC(".maps");
-EBPFCTL_LOST_COUNTER(print_oom_kills);
+} print_oom_events SEC(".maps");
+EBPFCTL_LOST_COUNTER(print_oom_events);
 
 struct victim {
 	comm victim;
@@ -43,7 +43,7 @@ SEC("kprobe/oom_kill_process")
 int BPF_KPROBE(oom_kill, struct oom_control *oc, const char *message)
 {
 	struct task_struct *chosen = BPF_CORE_READ(oc, chosen);
-	struct oom_event *e = ebpfctl_reserve(print_oom_kills, struct oom_event);
+	struct oom_event *e = ebpfctl_reserve(print_oom_events, struct oom_event);
 	if (e) {
 		e->at = bpf_ktime_get_ns();
 		e->trigger_pid = bpf_get_current_pid_tgid() >> 32;

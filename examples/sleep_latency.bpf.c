@@ -1,6 +1,7 @@
 // Histograms both ways and a gauge:
 //  - `hist_sleeps`: a ring buffer (name prefix) whose `duration` member is observed;
 //  - `sleep_slots` in SEC(".maps.hist"): a hash keyed by log2(µs) slot, counts as values;
+//    its unit tag makes the metric `ebpfctl_sleep_slots_seconds` with `le` in seconds;
 //  - `last_request` in SEC(".maps.gauge"): the last requested sleep per command.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -31,7 +32,7 @@ struct {
 	__uint(max_entries, 256);
 	__type(key, struct slot_key);
 	__type(value, __u64);
-} sleep_slots SEC(".maps.hist");
+} sleep_slots SEC(".maps.hist") EBPFCTL_UNIT(us) EBPFCTL_HELP("Time in clock_nanosleep");
 
 struct req_key {
 	comm comm;

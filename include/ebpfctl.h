@@ -76,6 +76,23 @@ typedef ebpfctl_l4_endpoint l4_endpoint;
 /* A parameter settable with `ebpfctl run --param NAME=VALUE`. */
 #define EBPFCTL_PARAM(type, name, default_value) const volatile type name = default_value
 
+/* ---- what a map's numbers mean ------------------------------------------------ *
+ * BTF declaration tags on the map variable, read from the object (docs/conventions.md):
+ *
+ *   struct { ... } hist_latency SEC(".maps")
+ *           EBPFCTL_UNIT(us) EBPFCTL_HELP("Time from wake-up to running");
+ *
+ * EBPFCTL_UNIT(u): ns, us, ms, s, bytes, KiB, MiB, GiB, kB, MB, GB or count. Metrics are
+ *   converted to seconds or bytes and named so (`_seconds`, `_bytes`); JSON records carry
+ *   "_unit"; table columns show it. Members typed `duration` are nanoseconds regardless.
+ * EBPFCTL_HELP("text"): the `# HELP` line of the map's metrics (one line).
+ * EBPFCTL_BUCKETS("spec"): `log2` (the default) or `linear:WIDTH` for the slots of a
+ *   slot-keyed hist map; ascending bounds `1,5,10` (in the map's unit) for a ring-buffer hist.
+ * Kernels without BTF decl tags (before 5.16) load such objects too: libbpf removes the tags. */
+#define EBPFCTL_UNIT(u) __attribute__((btf_decl_tag("ebpfctl:unit=" #u)))
+#define EBPFCTL_HELP(text) __attribute__((btf_decl_tag("ebpfctl:help=" text)))
+#define EBPFCTL_BUCKETS(spec) __attribute__((btf_decl_tag("ebpfctl:buckets=" spec)))
+
 /* ---- lost-event accounting for ring buffers ---------------------------------- *
  * The kernel counts nothing when bpf_ringbuf_reserve() fails. Declare a counter
  * next to the ring buffer and reserve through these macros; the runner reports

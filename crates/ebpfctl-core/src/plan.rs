@@ -6,6 +6,7 @@ use crate::convention::{self, Keyword, MapFamily};
 use crate::decode::{DecodeError, Decoder, Node};
 use crate::object::{MapSpec, ObjectSpec};
 use crate::print::MapOut;
+use crate::unit::{Base, Layout, MapMeta, Unit};
 
 /// Bumblebee's default buckets for a `hist_` ring buffer observing its member `le`.
 pub const BUMBLEBEE_BUCKETS: [f64; 10] = [
@@ -29,16 +30,36 @@ pub enum PlanError {
     Decode { map: String, source: DecodeError },
     #[error("{0}")]
     Hist(String),
+    /// Two maps would show under one name, or two metrics under one name.
+    #[error("{0}")]
+    Clash(String),
 }
 
 /// What a stream `hist` observes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observe {
     pub member: String,
-    /// Upper bounds (`le`), ascending; +Inf is implied.
+    /// Upper bounds (`le`) in the exposed unit (seconds, bytes or the member's own), ascending;
+    /// +Inf is implied.
     pub buckets: Vec<f64>,
-    /// A `duration` member: observed in seconds, the metric named `_seconds`.
-    pub seconds: bool,
+    /// The member's unit: `ns` for a `duration` member, else the map's `ebpfctl:unit` tag.
+    /// Values are observed converted to its base unit (seconds, bytes), the metric named so.
+    pub unit: Option<Unit>,
+}
+
+impl Observe {
+    /// The base unit observations are in, if any.
+    pub fn base(&self) -> Option<Base> {
+        self.unit.and_then(Unit::base)
+    }
+
+    /// A recorded value in the exposed unit.
+    pub fn convert(&self, x: f64) -> f64 {
+        match self.unit {
+            Some(u) if u.base().is_some() => u.to_base(x),
+            _ => x,
+        }
+    }
 }
 
 /// Buckets for durations in seconds: 1 µs … ~16 s, doubling.
@@ -52,9 +73,15 @@ pub fn number_buckets() -> Vec<f64> {
 }
 
 /// The member a stream `hist` observes: `--hist-key`, else the first `duration` member, else
-/// one named `value`, else bumblebee's `le` (with bumblebee's buckets). `--buckets` overrides
-/// the buckets. The error names the members.
-pub fn observe(map: &str, fields: &[(&str, &Node)], opts: &PlanOptions) -> Result<Observe, String> {
+/// one named `value`, else bumblebee's `le` (with bumblebee's buckets). `--buckets` (in the
+/// exposed unit) overrides the buckets, then the map's `ebpfctl:buckets` tag (in the map's
+/// unit). The error names the members.
+pub fn observe(
+    map: &str,
+    fields: &[(&str, &Node)],
+    opts: &PlanOptions,
+    meta: &MapMeta,
+) -> Result<Observe, String> {
     let member = match &opts.hist_key {
         Some(k) => fields.iter().find(|(n, _)| n == k),
         None => fields
@@ -76,17 +103,28 @@ pub fn observe(map: &str, fields: &[(&str, &Node)], opts: &PlanOptions) -> Resul
             ),
         });
     };
-    let seconds = node.is_duration();
-    let buckets = match &opts.buckets {
-        Some(b) => b.clone(),
-        None if seconds => duration_buckets(),
-        None if *name == "le" => BUMBLEBEE_BUCKETS.to_vec(),
-        None => number_buckets(),
+    // A `duration` member is nanoseconds whatever the map says.
+    let unit = if node.is_duration() {
+        Some(Unit::Ns)
+    } else {
+        meta.unit
+    };
+    let base = unit.and_then(Unit::base);
+    let convert = |x: f64| match unit {
+        Some(u) if base.is_some() => u.to_base(x),
+        _ => x,
+    };
+    let buckets = match (&opts.buckets, &meta.buckets) {
+        (Some(b), _) => b.clone(),
+        (None, Some(Layout::Bounds(b))) => b.iter().map(|x| convert(*x)).collect(),
+        _ if base == Some(Base::Seconds) => duration_buckets(),
+        _ if *name == "le" && unit.is_none() => BUMBLEBEE_BUCKETS.to_vec(),
+        _ => number_buckets(),
     };
     Ok(Observe {
         member: name.to_string(),
         buckets,
-        seconds,
+        unit,
     })
 }
 
@@ -149,8 +187,10 @@ pub fn plan(spec: &ObjectSpec, opts: &PlanOptions) -> Result<Vec<MapOut>, PlanEr
         out.keyword = keyword;
         out.raw = raw;
         if stream && keyword == Keyword::Hist {
-            out.observe =
-                Some(observe(&m.name, &out.value.fields("value"), opts).map_err(PlanError::Hist)?);
+            out.observe = Some(
+                observe(&m.name, &out.value.fields("value"), opts, &m.meta)
+                    .map_err(PlanError::Hist)?,
+            );
         }
         if !stream {
             out.slots = slots_member(&out.value);
@@ -158,7 +198,123 @@ pub fn plan(spec: &ObjectSpec, opts: &PlanOptions) -> Result<Vec<MapOut>, PlanEr
         out.id = outs.len();
         outs.push(out);
     }
+    check_names(&outs).map_err(PlanError::Clash)?;
     Ok(outs)
+}
+
+/// The runner's own metric families (print/prometheus.rs), which no map may take.
+pub const RUNNER_FAMILIES: [(&str, &str); 6] = [
+    ("ebpfctl_events", "counter"),
+    ("ebpfctl_lost_events", "counter"),
+    ("ebpfctl_decode_errors", "counter"),
+    ("ebpfctl_output_dropped", "counter"),
+    ("ebpfctl_program_run_time_seconds", "counter"),
+    ("ebpfctl_program_runs", "counter"),
+];
+
+/// The metric families a map's plan makes, as `(family name, type)`; the name includes the
+/// unit suffix. Value members that may not be numbers count too (a superset is safe here).
+pub fn metric_families(o: &MapOut) -> Vec<(String, &'static str)> {
+    let name = format!("ebpfctl_{}", crate::print::prometheus::sanitize(&o.display));
+    let suffixed = |n: &str, unit: Option<Unit>| match unit.and_then(Unit::base) {
+        Some(b) => format!("{n}_{}", b.as_str()),
+        None => n.to_string(),
+    };
+    let stream = o.is_stream();
+    match (o.keyword, stream) {
+        (Keyword::Counter, true) => vec![(name, "counter")],
+        (Keyword::Hist, true) => vec![(
+            suffixed(&name, o.observe.as_ref().and_then(|x| x.unit)),
+            "histogram",
+        )],
+        (Keyword::Counter | Keyword::Gauge, false) => {
+            let ty = if o.keyword == Keyword::Counter {
+                "counter"
+            } else {
+                "gauge"
+            };
+            let fields = o.value.fields("value");
+            let one = fields.len() == 1;
+            fields
+                .iter()
+                .map(|(f, node)| {
+                    let n = if one {
+                        name.clone()
+                    } else {
+                        format!("{name}_{}", crate::print::prometheus::sanitize(f))
+                    };
+                    (suffixed(&n, o.unit_of(node)), ty)
+                })
+                .collect()
+        }
+        (Keyword::Hist, false) => vec![(suffixed(&name, o.meta.unit), "histogram")],
+        (Keyword::Print, false) if o.slots.is_some() => {
+            vec![(suffixed(&name, o.meta.unit), "histogram")]
+        }
+        // Gauges on streams are refused when the object is parsed.
+        (Keyword::Print, _) | (Keyword::Gauge, true) => vec![],
+    }
+}
+
+/// The names a family takes: its own (`# TYPE` in OpenMetrics) and its samples' (`_total` of
+/// a counter; `_bucket`, `_sum`, `_count` of a histogram).
+fn samples(family: &str, ty: &str) -> Vec<String> {
+    let own = match ty {
+        "counter" => &["", "_total"][..],
+        "histogram" => &["", "_bucket", "_sum", "_count"][..],
+        _ => &[""][..],
+    };
+    own.iter().map(|s| format!("{family}{s}")).collect()
+}
+
+/// Refuses a plan in which two maps share a display name (tables, JSON lines and metrics
+/// would mix them), or two metric families would write the same sample name (each other's, or
+/// the runner's own series). The error names both maps and what to rename.
+fn check_names(outs: &[MapOut]) -> Result<(), String> {
+    for (i, a) in outs.iter().enumerate() {
+        if let Some(b) = outs[..i].iter().find(|b| b.display == a.display) {
+            // The one whose name lost a prefix explains the rule.
+            let prefixed = [a, b]
+                .into_iter()
+                .find(|m| m.name != m.display)
+                .unwrap_or(a);
+            return Err(format!(
+                "maps {} and {} both show as `{}` (tables, JSON and metrics would mix them): rename one so that the names differ once the keyword prefix is removed (outputs show {} as `{}`)",
+                b.name, a.name, a.display, prefixed.name, prefixed.display
+            ));
+        }
+    }
+    // sample name → who writes it
+    let mut owner: std::collections::HashMap<String, String> = RUNNER_FAMILIES
+        .iter()
+        .flat_map(|(f, ty)| samples(f, ty))
+        .map(|s| (s, "ebpfctl's own series".to_string()))
+        .collect();
+    for o in outs {
+        for (family, ty) in metric_families(o) {
+            for s in samples(&family, ty) {
+                let me = format!("map {}", o.name);
+                match owner.get(&s) {
+                    Some(other) if *other != me => {
+                        return Err(format!(
+                            "map {}: its metric {s} is also written by {other}: rename the map",
+                            o.name
+                        ))
+                    }
+                    Some(_) => {
+                        return Err(format!(
+                            "map {}: two of its value members make the metric {s}: rename one",
+                            o.name
+                        ))
+                    }
+                    None => {
+                        owner.insert(s, me);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn bounds(b: &[f64]) -> String {
@@ -255,12 +411,39 @@ fn what(o: &MapOut, m: &MapSpec) -> String {
                 "Prometheus histogram of member {} (buckets {}{}), other members as labels",
                 obs.member,
                 bounds(&obs.buckets),
-                if obs.seconds { " seconds" } else { "" }
+                match obs.base() {
+                    Some(b) => format!(" {}", b.as_str()),
+                    None => String::new(),
+                }
             ),
             None => "Prometheus histogram".into(),
         },
-        (Keyword::Counter, false) => "Prometheus counter per key".into(),
-        (Keyword::Gauge, _) => "Prometheus gauge per key".into(),
-        (Keyword::Hist, false) => "Prometheus histogram from a slot-keyed map".into(),
+        (Keyword::Counter, false) => format!("Prometheus counter per key{}", in_units(o)),
+        (Keyword::Gauge, _) => format!("Prometheus gauge per key{}", in_units(o)),
+        (Keyword::Hist, false) => {
+            let slots = match &o.meta.buckets {
+                Some(Layout::Linear(w)) => format!("linear slots of width {}", num(*w)),
+                _ => "log2 slots".into(),
+            };
+            let unit = match o.meta.unit {
+                Some(u) => match u.base() {
+                    Some(b) => format!(" of {u}, exposed in {}", b.as_str()),
+                    None => format!(" of {u}"),
+                },
+                None => String::new(),
+            };
+            format!("Prometheus histogram from a slot-keyed map ({slots}{unit})")
+        }
+    }
+}
+
+/// ` (ms, exposed in seconds)` for a map whose unit tag converts its values.
+fn in_units(o: &MapOut) -> String {
+    match o.meta.unit {
+        Some(u) => match u.base() {
+            Some(b) => format!(" ({u}, exposed in {})", b.as_str()),
+            None => format!(" ({u})"),
+        },
+        None => String::new(),
     }
 }

@@ -101,7 +101,9 @@ impl std::fmt::Debug for BeforeAttach {
 pub fn plan(spec: &ObjectSpec, opts: &RunOptions) -> Result<Vec<MapOut>, RunError> {
     crate::plan::plan(spec, &opts.plan).map_err(|e| match e {
         crate::plan::PlanError::Decode { map, source } => RunError::Decode { map, source },
-        crate::plan::PlanError::Hist(msg) => RunError::Convention(msg),
+        crate::plan::PlanError::Hist(msg) | crate::plan::PlanError::Clash(msg) => {
+            RunError::Convention(msg)
+        }
     })
 }
 

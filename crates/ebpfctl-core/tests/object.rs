@@ -40,6 +40,11 @@ fn keyword_sections_merge_into_one_maps_section() {
     );
     assert_eq!(kw("last_request"), Some(Keyword::Gauge));
     assert_eq!(kw("start"), None);
+    // The unit and help of `sleep_slots` come from decl tags on its variable (no kernel).
+    let meta = &spec.map("sleep_slots").unwrap().meta;
+    assert_eq!(meta.unit, Some(ebpfctl_core::unit::Unit::Us));
+    assert_eq!(meta.help.as_deref(), Some("Time in clock_nanosleep"));
+    assert_eq!(spec.map("hist_sleeps").unwrap().meta, Default::default());
     assert!(
         spec.changes
             .iter()

@@ -874,11 +874,11 @@ fn example_oom_kill_reports_a_memory_cgroup_kill() {
     );
     let lines = run.wait_json("the OOM kill", |v| {
         v.iter()
-            .any(|e| e["_map"] == "oom_kills" && e["victim_pid"] == pid)
+            .any(|e| e["_map"] == "oom_events" && e["victim_pid"] == pid)
     });
     let e = lines
         .iter()
-        .find(|e| e["_map"] == "oom_kills" && e["victim_pid"] == pid)
+        .find(|e| e["_map"] == "oom_events" && e["victim_pid"] == pid)
         .unwrap();
     assert_eq!(e["victim_comm"], "ebpfctl-oom", "{e}");
     assert_eq!(e["trigger_pid"], pid, "{e}");
@@ -929,12 +929,9 @@ fn example_capable_logs_checks_filtered_by_parameters() {
     assert!(child.wait().unwrap().success());
     let lines = run.wait_json("the CAP_SYS_NICE check", |v| {
         v.iter()
-            .any(|e| e["_map"] == "capability_checks" && e["pid"] == pid)
+            .any(|e| e["_map"] == "cap_checks" && e["pid"] == pid)
     });
-    let checks: Vec<&Value> = lines
-        .iter()
-        .filter(|e| e["_map"] == "capability_checks")
-        .collect();
+    let checks: Vec<&Value> = lines.iter().filter(|e| e["_map"] == "cap_checks").collect();
     // Both filters held in the kernel: one command, one capability.
     for e in &checks {
         assert_eq!(e["comm"], comm, "{e}");

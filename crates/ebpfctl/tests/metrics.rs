@@ -611,3 +611,463 @@ fn histograms_and_gauges_are_valid_in_both_formats() {
     let (st, _, err) = run.stop();
     assert!(st.success(), "{err:?}");
 }
+
+/// A probe that says its maps' units in its source (`EBPFCTL_UNIT`, `EBPFCTL_HELP`,
+/// `EBPFCTL_BUCKETS`): each records the sleep our target *asked for* (known durations).
+const UNITS_PROBE: &str = r#"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "ebpfctl.h"
+
+const volatile char target_comm[16] = "";
+
+/* log2 slots of microseconds */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u64);
+} hist_sleep_req SEC(".maps") EBPFCTL_UNIT(us) EBPFCTL_HELP("Sleeps the target asked for");
+
+/* the last request, in milliseconds */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, __u64);
+} gauge_last_req SEC(".maps") EBPFCTL_UNIT(ms);
+
+/* one KiB per sleep */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} counter_asked SEC(".maps") EBPFCTL_UNIT(KiB);
+
+struct sleep_req { __u64 value; };
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 16);
+	__type(value, struct sleep_req);
+} hist_req_events SEC(".maps") EBPFCTL_UNIT(us) EBPFCTL_BUCKETS("100,1000,2000,4000");
+
+/* printed: JSON records say the unit */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 16);
+	__type(value, struct sleep_req);
+} print_requests SEC(".maps") EBPFCTL_UNIT(us);
+
+static __always_inline bool ours(void)
+{
+	char c[16];
+	bpf_get_current_comm(c, sizeof(c));
+	for (int i = 0; i < 16; i++) {
+		if (c[i] != target_comm[i])
+			return false;
+		if (!c[i])
+			break;
+	}
+	return true;
+}
+
+SEC("tracepoint/syscalls/sys_enter_clock_nanosleep")
+int asked(struct trace_event_raw_sys_enter *ctx)
+{
+	if (!ours())
+		return 0;
+	struct __kernel_timespec ts = {};
+	bpf_probe_read_user(&ts, sizeof(ts), (void *)ctx->args[2]);
+	__u64 us = (ts.tv_sec * 1000000000ull + ts.tv_nsec) / 1000;
+	__u32 slot = ebpfctl_log2(us), zero = 0;
+	__u64 one = 1, *n = bpf_map_lookup_elem(&hist_sleep_req, &slot);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		bpf_map_update_elem(&hist_sleep_req, &slot, &one, BPF_NOEXIST);
+	__u64 ms = us / 1000;
+	bpf_map_update_elem(&gauge_last_req, &zero, &ms, BPF_ANY);
+	n = bpf_map_lookup_elem(&counter_asked, &zero);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	struct sleep_req *e = bpf_ringbuf_reserve(&hist_req_events, sizeof(*e), 0);
+	if (e) {
+		e->value = us;
+		bpf_ringbuf_submit(e, 0);
+	}
+	e = bpf_ringbuf_reserve(&print_requests, sizeof(*e), 0);
+	if (e) {
+		e->value = us;
+		bpf_ringbuf_submit(e, 0);
+	}
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"#;
+
+/// `histogram_quantile(q, ...)` as Prometheus computes it, from `(le, cumulative count)`
+/// pairs in ascending order (the last is +Inf).
+fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> f64 {
+    let total = buckets.last().unwrap().1;
+    let rank = q * total;
+    let i = buckets.iter().position(|(_, c)| *c >= rank).unwrap();
+    let (lo, below) = if i == 0 { (0.0, 0.0) } else { buckets[i - 1] };
+    let (hi, count) = buckets[i];
+    lo + (hi - lo) * (rank - below) / (count - below)
+}
+
+/// The `(le, count)` samples of histogram `name` in a text exposition.
+fn buckets_of(text: &str, name: &str) -> Vec<(f64, f64)> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|rest| {
+            let (le, tail) = rest.split_once('"').unwrap();
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap()
+            };
+            (le, tail.rsplit(' ').next().unwrap().parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn units_from_decl_tags_become_seconds_and_bytes() {
+    const UCOMM: &str = "ebpfctl-units";
+    let obj = build_source("units_tags", UNITS_PROBE);
+    let param = format!("target_comm={UCOMM}");
+    let run = Run::start(&[
+        "run",
+        obj.to_str().unwrap(),
+        "-o",
+        "json",
+        "--interval",
+        "200ms",
+        "--param",
+        &param,
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    // Known durations: 1 sleep of 100 µs (log2 µs slot 6), then 3 of 3 ms (slot 11).
+    target_as(UCOMM, &["sleep", "1", "100"]);
+    target_as(UCOMM, &["sleep", "3", "3000"]);
+    let addr = run.metrics_addr();
+    let text = get(&addr, &[]).text();
+    promtool_ok(&text);
+
+    // The µs slot histogram: `le` in seconds, so the quantile is in seconds.
+    let h = "ebpfctl_sleep_req_seconds";
+    assert!(
+        text.contains(&format!("# HELP {h} Sleeps the target asked for\n")),
+        "{text}"
+    );
+    let b = buckets_of(&text, h);
+    assert_eq!(b.last(), Some(&(f64::INFINITY, 4.0)), "{text}");
+    assert!(b.contains(&(0.000127, 1.0)), "slot 6 ends at 127 µs: {b:?}");
+    assert!(b.contains(&(0.002047, 1.0)), "{b:?}");
+    assert!(
+        b.contains(&(0.004095, 4.0)),
+        "slot 11 ends at 4095 µs: {b:?}"
+    );
+    let p50 = histogram_quantile(0.5, &b);
+    assert!((0.002047..=0.004095).contains(&p50), "p50 {p50} s");
+    let sum = sample(&text, &format!("{h}_sum")).unwrap();
+    assert!((0.005..0.02).contains(&sum), "sum {sum} s");
+
+    // A ms gauge in seconds, a KiB counter in bytes (`_total` last).
+    assert_eq!(
+        sample(&text, "ebpfctl_last_req_seconds{"),
+        Some(0.003),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE ebpfctl_asked_bytes_total counter"),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "ebpfctl_asked_bytes_total{"),
+        Some(4096.0),
+        "{text}"
+    );
+
+    // A µs ring-buffer hist with its own bounds, converted to seconds.
+    let r = buckets_of(&text, "ebpfctl_req_events_seconds");
+    assert_eq!(
+        r,
+        vec![
+            (0.0001, 1.0),
+            (0.001, 1.0),
+            (0.002, 1.0),
+            (0.004, 4.0),
+            (f64::INFINITY, 4.0)
+        ],
+        "{text}"
+    );
+
+    // OpenMetrics names the units.
+    let om = get(&addr, &[("Accept", PROMETHEUS_ACCEPT)]).text();
+    for (name, unit) in [
+        (h, "seconds"),
+        ("ebpfctl_last_req_seconds", "seconds"),
+        ("ebpfctl_asked_bytes", "bytes"),
+        ("ebpfctl_req_events_seconds", "seconds"),
+    ] {
+        assert!(
+            om.contains(&format!("# UNIT {name} {unit}\n")),
+            "{name}:\n{om}"
+        );
+    }
+    promtool_openmetrics_ok(&om);
+
+    // A real Prometheus computes the quantile in seconds.
+    let prom = Prometheus::start(&[("units", &addr)]);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let q = format!("histogram_quantile(0.5, {h}_bucket)");
+    let got = loop {
+        let r = prom.query(&q);
+        if let Some(v) = r
+            .first()
+            .and_then(|r| r["value"][1].as_str())
+            .and_then(|v| v.parse::<f64>().ok())
+        {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {q}: {}\n{}",
+            prom.last_error("units"),
+            prom.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        (got - p50).abs() < 1e-9,
+        "prometheus {got} s, by hand {p50} s"
+    );
+    drop(prom);
+
+    // JSON records of a printed map carry the unit the probe recorded in.
+    let lines = run.wait_json("4 requests", |v| {
+        v.iter().filter(|l| l["_map"] == "requests").count() == 4
+    });
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+    let ev: Vec<&serde_json::Value> = lines.iter().filter(|l| l["_map"] == "requests").collect();
+    assert!(ev.iter().all(|l| l["_unit"] == "us"), "{ev:?}");
+    assert_eq!(ev[0]["value"], 100, "{ev:?}");
+    assert_eq!(ev[3]["value"], 3000, "{ev:?}");
+}
+
+/// A probe with one slot-keyed hash map `hist_x` carrying `tags`.
+fn tagged_probe(name: &str, tags: &str) -> PathBuf {
+    build_source(
+        name,
+        &format!(
+            r#"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "ebpfctl.h"
+struct {{
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8);
+	__type(key, __u32);
+	__type(value, __u64);
+}} hist_x SEC(".maps") {tags};
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int f(void *ctx)
+{{
+	__u32 k = 0;
+	__u64 one = 1;
+	bpf_map_update_elem(&hist_x, &k, &one, BPF_ANY);
+	return 0;
+}}
+char LICENSE[] SEC("license") = "GPL";
+"#
+        ),
+    )
+}
+
+#[test]
+fn unit_tags_are_checked_and_shown_before_load() {
+    let bad = tagged_probe("units_bad_unit", "EBPFCTL_UNIT(parsecs)");
+    let o = ebpfctl(&["run", bad.to_str().unwrap(), "-o", "none"]);
+    assert_one_line_error(
+        &o,
+        "map hist_x: tag `ebpfctl:unit=parsecs`: unknown unit (known: ns, us",
+    );
+    let bounds = tagged_probe("units_bad_bounds", "EBPFCTL_BUCKETS(\"1,2,3\")");
+    let o = ebpfctl(&["run", bounds.to_str().unwrap(), "-o", "none"]);
+    assert_one_line_error(&o, "bounds are for ring-buffer hist maps");
+    let lin = tagged_probe(
+        "units_linear",
+        "EBPFCTL_UNIT(ms) EBPFCTL_BUCKETS(\"linear:5\")",
+    );
+    let o = ebpfctl(&["inspect", lin.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("linear slots of width 5 of ms, exposed in seconds"),
+        "{out}"
+    );
+}
+
+/// The init template's shape: a ring buffer `execs` (section keyword) and a counter
+/// `counter_execs` would both show as `execs`.
+const SHARED_NAME_PROBE: &str = r#"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "ebpfctl.h"
+const volatile char target_comm[16] = "";
+struct ev { comm comm; };
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 16);
+	__type(value, struct ev);
+} execs SEC(".maps.print");
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct ev);
+	__type(value, __u64);
+} counter_execs SEC(".maps");
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int f(void *ctx)
+{
+	struct ev k = {};
+	bpf_get_current_comm(k.comm, sizeof(k.comm));
+	for (int i = 0; i < 16; i++) {
+		if (k.comm[i] != target_comm[i])
+			return 0;
+		if (!k.comm[i])
+			break;
+	}
+	struct ev *e = bpf_ringbuf_reserve(&execs, sizeof(*e), 0);
+	if (e) {
+		__builtin_memcpy(e->comm, k.comm, sizeof(k.comm));
+		bpf_ringbuf_submit(e, 0);
+	}
+	__u64 one = 1, *n = bpf_map_lookup_elem(&counter_execs, &k);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		bpf_map_update_elem(&counter_execs, &k, &one, BPF_NOEXIST);
+	return 0;
+}
+char LICENSE[] SEC("license") = "GPL";
+"#;
+
+#[test]
+fn maps_sharing_a_display_name_are_refused_and_renamed_run() {
+    const SCOMM: &str = "ebpfctl-shared";
+    let obj = build_source("shared_name", SHARED_NAME_PROBE);
+    let o = ebpfctl(&["run", obj.to_str().unwrap(), "-o", "none"]);
+    assert_one_line_error(
+        &o,
+        "maps execs and counter_execs both show as `execs` (tables, JSON and metrics would mix them): rename one so that the names differ once the keyword prefix is removed (outputs show counter_execs as `execs`)",
+    );
+    // `inspect` says so too, without the kernel.
+    let o = ebpfctl(&["inspect", obj.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("refused: maps execs and counter_execs"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    // Renamed as the init template now does: each map its own name, every metric unique.
+    let fixed = build_source(
+        "shared_name_fixed",
+        &SHARED_NAME_PROBE.replace("counter_execs", "counter_exec_calls"),
+    );
+    let param = format!("target_comm={SCOMM}");
+    let run = Run::start(&[
+        "run",
+        fixed.to_str().unwrap(),
+        "-o",
+        "json",
+        "--param",
+        &param,
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    target_as(SCOMM, &["getppid", "3"]);
+    let lines = run.wait_json("3 events", |v| {
+        v.iter().filter(|l| l["_map"] == "execs").count() == 3
+    });
+    let m = run.scrape();
+    let (st, _, err) = run.stop();
+    assert!(st.success(), "{err:?}");
+    promtool_ok(&m);
+    assert!(lines.iter().all(|l| l["_map"] == "execs"), "{lines:?}");
+    assert_eq!(
+        sample(&m, &format!("ebpfctl_exec_calls_total{{comm=\"{SCOMM}\"}}")),
+        Some(3.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "ebpfctl_events_total{map=\"execs\"}"),
+        Some(3.0),
+        "{m}"
+    );
+    let mut families: Vec<&str> = m
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let n = families.len();
+    families.sort_unstable();
+    families.dedup();
+    assert_eq!(families.len(), n, "{m}");
+}
+
+#[test]
+fn metric_names_that_would_clash_are_refused_before_load() {
+    let src = |maps: &str, prog: &str| {
+        format!(
+            r#"
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+{maps}
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int f(void *ctx) {{ __u32 k = 0; {prog} return 0; }}
+char LICENSE[] SEC("license") = "GPL";
+"#
+        )
+    };
+    let hash = |name: &str, value: &str| {
+        format!("struct {{ __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4); __type(key, __u32); __type(value, {value}); }} {name} SEC(\".maps\");\n")
+    };
+    // A map taking the runner's own series.
+    let own = build_source(
+        "clash_own",
+        &src(
+            &hash("counter_events", "__u64"),
+            "bpf_map_lookup_elem(&counter_events, &k);",
+        ),
+    );
+    let o = ebpfctl(&["run", own.to_str().unwrap(), "-o", "none"]);
+    assert_one_line_error(
+        &o,
+        "map counter_events: its metric ebpfctl_events is also written by ebpfctl's own series: rename the map",
+    );
+    // A struct member's series and another map's.
+    let members = build_source(
+        "clash_members",
+        &src(
+            &format!(
+                "struct req_stats {{ __u64 bytes; __u64 calls; }};\n{}{}",
+                hash("counter_req", "struct req_stats"),
+                hash("gauge_req_bytes", "__u64")
+            ),
+            "bpf_map_lookup_elem(&counter_req, &k); bpf_map_lookup_elem(&gauge_req_bytes, &k);",
+        ),
+    );
+    let o = ebpfctl(&["run", members.to_str().unwrap(), "-o", "none"]);
+    assert_one_line_error(
+        &o,
+        "map gauge_req_bytes: its metric ebpfctl_req_bytes is also written by map counter_req: rename the map",
+    );
+}

@@ -155,15 +155,16 @@ fn histograms_from_ring_buffer_and_slot_map_and_a_duration_gauge() {
         "{m}"
     );
     assert_eq!(
-        sample(&m, &format!("ebpfctl_sleep_slots_count{c}")),
+        sample(&m, &format!("ebpfctl_sleep_slots_seconds_count{c}")),
         Some(5.0),
         "{m}"
     );
-    // 2 ms sleeps land in log2(µs) slot 10 or 11 (1024..4095 µs).
+    // 2 ms sleeps land in log2(µs) slot 10 or 11 (1024..4095 µs); `le` in seconds (the map's
+    // EBPFCTL_UNIT(us)).
     assert_eq!(
         sample(
             &m,
-            "ebpfctl_sleep_slots_bucket{le=\"1023.0\",comm=\"ebpfctl-example\"}"
+            "ebpfctl_sleep_slots_seconds_bucket{le=\"0.001023\",comm=\"ebpfctl-example\"}"
         ),
         Some(0.0),
         "{m}"

@@ -79,6 +79,8 @@ pub struct MapSpec {
     pub lost_counter: Option<usize>,
     /// Pinned by name under /sys/fs/bpf (`__uint(pinning, LIBBPF_PIN_BY_NAME)`).
     pub pinned: bool,
+    /// Unit, help text and bucket layout from `ebpfctl:` declaration tags (crate::unit).
+    pub meta: crate::unit::MapMeta,
 }
 
 impl MapSpec {
@@ -231,6 +233,14 @@ impl ObjectSpec {
             }
         }
 
+        // What the `ebpfctl:` tags ask must fit the map.
+        for m in &maps {
+            check_meta(m).map_err(|msg| ObjectError::Map {
+                map: m.name.clone(),
+                msg,
+            })?;
+        }
+
         Ok(ObjectSpec {
             programs,
             maps,
@@ -248,6 +258,35 @@ impl ObjectSpec {
     pub fn map(&self, name: &str) -> Option<&MapSpec> {
         self.maps.iter().find(|m| m.name == name)
     }
+}
+
+/// A bucket layout fits the map kind (bounds for ring-buffer `hist`, slots for key/value maps);
+/// a unit is not given to a ring buffer that only counts events.
+fn check_meta(m: &MapSpec) -> Result<(), String> {
+    use crate::unit::Layout;
+    let stream = matches!(
+        convention::family(m.map_type),
+        convention::MapFamily::RingBuf | convention::MapFamily::PerfArray
+    );
+    match (&m.meta.buckets, stream) {
+        (Some(Layout::Bounds(_)), false) => {
+            return Err("`ebpfctl:buckets=` bounds are for ring-buffer hist maps; a key/value map takes `log2` or `linear:WIDTH` (the layout of its slots)".into())
+        }
+        (Some(Layout::Log2 | Layout::Linear(_)), true) => {
+            return Err("`ebpfctl:buckets=log2|linear:` describe the slots of a key/value map; a ring-buffer hist takes bucket bounds (`ebpfctl:buckets=1,5,10`)".into())
+        }
+        _ => {}
+    }
+    if stream
+        && m.keyword == Some(Keyword::Counter)
+        && m.meta.unit.is_some_and(|u| u.base().is_some())
+    {
+        return Err(format!(
+            "`ebpfctl:unit={}` on a counter ring buffer, which counts events (a number, no unit): remove the tag, or make the map a `hist` of the member",
+            m.meta.unit.map(|u| u.as_str()).unwrap_or("")
+        ));
+    }
+    Ok(())
 }
 
 /// clang leaves data-section sizes and variable offsets at 0 in BTF (the linker or libbpf fills

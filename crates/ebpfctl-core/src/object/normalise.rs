@@ -16,6 +16,7 @@ use crate::btf::{Btf, Data, Kind, VarSecInfo};
 use crate::convention::{
     self, Keyword, KeywordSource, BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF,
 };
+use crate::unit;
 
 /// The result of normalising: bytes for libbpf and the map specs.
 #[derive(Debug)]
@@ -30,13 +31,18 @@ fn datasec_id(btf: &Btf, name: &str) -> Option<u32> {
     btf.find(name, Kind::Datasec).next()
 }
 
-/// The map definition struct of map `name` in section `section`: DATASEC → VAR → struct.
-fn map_def_struct(btf: &Btf, section: &str, name: &str) -> Option<u32> {
+/// The BTF VAR of map `name` in section `section`.
+fn map_var(btf: &Btf, section: &str, name: &str) -> Option<u32> {
     let Data::Datasec(vars) = &btf.get(datasec_id(btf, section)?).ok()?.data else {
         return None;
     };
-    let var = vars.iter().find(|v| btf.name(v.type_id) == name)?;
-    btf.resolve(btf.get(var.type_id).ok()?.size_or_type).ok()
+    Some(vars.iter().find(|v| btf.name(v.type_id) == name)?.type_id)
+}
+
+/// The map definition struct of map `name` in section `section`: DATASEC → VAR → struct.
+fn map_def_struct(btf: &Btf, section: &str, name: &str) -> Option<u32> {
+    btf.resolve(btf.get(map_var(btf, section, name)?).ok()?.size_or_type)
+        .ok()
 }
 
 pub fn normalise(bytes: &[u8], elf: &Elf, mut btf: Option<Btf>) -> Result<Normalised, ObjectError> {
@@ -79,6 +85,17 @@ pub fn normalise(bytes: &[u8], elf: &Elf, mut btf: Option<Btf>) -> Result<Normal
             .as_ref()
             .and_then(|b| Some(read_map_def(b, map_def_struct(b, &sec.name, &sym.name)?)));
         let def = def.unwrap_or_default();
+        // `ebpfctl:` declaration tags on the map variable (unit, help, buckets).
+        let meta = match btf
+            .as_ref()
+            .and_then(|b| Some((b, map_var(b, &sec.name, &sym.name)?)))
+        {
+            Some((b, var)) => unit::from_btf(b, var).map_err(|msg| ObjectError::Map {
+                map: sym.name.clone(),
+                msg,
+            })?,
+            None => Default::default(),
+        };
         maps.push(MapSpec {
             name: sym.name.clone(),
             section: sec.name.clone(),
@@ -92,6 +109,7 @@ pub fn normalise(bytes: &[u8], elf: &Elf, mut btf: Option<Btf>) -> Result<Normal
             max_entries: def.max_entries,
             lost_counter: None,
             pinned: def.pinning != 0,
+            meta,
         });
     }
 
@@ -124,6 +142,7 @@ pub fn normalise(bytes: &[u8], elf: &Elf, mut btf: Option<Btf>) -> Result<Normal
             max_entries: 1,
             lost_counter: None,
             pinned: false,
+            meta: Default::default(),
         });
     }
 

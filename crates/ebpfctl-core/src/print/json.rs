@@ -12,6 +12,11 @@ pub struct JsonPrinter;
 fn head(buf: &mut Vec<u8>, map: &MapOut) {
     buf.extend_from_slice(b"{\"_map\":");
     write_json_str(buf, &map.display);
+    // The unit of the map's numbers as the probe records them (`ebpfctl:unit` tag).
+    if let Some(u) = map.meta.unit {
+        buf.extend_from_slice(b",\"_unit\":");
+        write_json_str(buf, u.as_str());
+    }
     buf.extend_from_slice(b",\"_time\":");
     time::write_now_quoted(buf);
 }

@@ -37,6 +37,8 @@ pub struct MapOut {
     pub slots: Option<String>,
     /// For a stream `hist`: the member observed and its buckets.
     pub observe: Option<crate::plan::Observe>,
+    /// Unit, help text and bucket layout from the map's `ebpfctl:` tags.
+    pub meta: crate::unit::MapMeta,
 }
 
 impl MapOut {
@@ -53,6 +55,16 @@ impl MapOut {
             raw: false,
             slots: None,
             observe: None,
+            meta: spec.meta.clone(),
+        }
+    }
+
+    /// The unit of a numeric member: `ns` for a `duration` member, else the map's tag.
+    pub fn unit_of(&self, node: &crate::decode::Node) -> Option<crate::unit::Unit> {
+        if node.is_duration() {
+            Some(crate::unit::Unit::Ns)
+        } else {
+            self.meta.unit
         }
     }
 

@@ -19,6 +19,7 @@ use prometheus_client::registry::Registry;
 use super::{Entry, MapOut};
 use crate::convention::Keyword;
 use crate::decode::Node;
+use crate::unit::{Base, Layout, Unit};
 
 pub type Labels = Vec<(String, String)>;
 
@@ -104,8 +105,13 @@ impl RunnerMetrics {
 /// Per-event metrics of one stream map (`counter` or `hist` keyword).
 pub struct StreamMetric {
     kind: StreamKind,
-    /// The observed member for `hist`, its index in the value's fields.
-    observe: Option<(String, bool)>,
+    /// What a `hist` observes (member, unit).
+    observe: Option<crate::plan::Observe>,
+}
+
+/// The help text of a map's metrics: its `ebpfctl:help` tag, else `default`.
+fn help_of(map: &MapOut, default: String) -> String {
+    map.meta.help.clone().unwrap_or(default)
 }
 
 /// Makes histograms with fixed bucket bounds.
@@ -133,7 +139,7 @@ impl StreamMetric {
                 let fam = Family::<Labels, Counter>::default();
                 reg.register(
                     name,
-                    format!("Events of map {} by their members", map.name),
+                    help_of(map, format!("Events of map {} by their members", map.name)),
                     fam.clone(),
                 );
                 Ok(StreamMetric {
@@ -148,22 +154,21 @@ impl StreamMetric {
                     .ok_or_else(|| format!("map {}: hist has no member to observe", map.name))?;
                 let fam =
                     Family::new_with_constructor(Buckets(std::sync::Arc::new(obs.buckets.clone())));
-                let full = if obs.seconds {
-                    format!("{name}_seconds")
-                } else {
-                    name
-                };
-                reg.register(
-                    full,
+                let help = help_of(
+                    map,
                     format!(
                         "Distribution of {} in events of map {}",
                         obs.member, map.name
                     ),
-                    fam.clone(),
                 );
+                // The registry appends the unit to the name (`_seconds`) and writes `# UNIT`.
+                match obs.base() {
+                    Some(b) => reg.register_with_unit(name, help, b.prometheus(), fam.clone()),
+                    None => reg.register(name, help, fam.clone()),
+                }
                 Ok(StreamMetric {
                     kind: StreamKind::Hist(fam),
-                    observe: Some((obs.member, obs.seconds)),
+                    observe: Some(obs),
                 })
             }
             _ => Err(format!(
@@ -180,16 +185,17 @@ impl StreamMetric {
                 fam.get_or_create(&labels_of(&fields, data, None)).inc();
             }
             StreamKind::Hist(fam) => {
-                let Some((member, is_duration)) = &self.observe else {
+                let Some(obs) = &self.observe else {
                     return;
                 };
+                let member = &obs.member;
                 let Some((_, node)) = fields.iter().find(|(n, _)| n == member) else {
                     return;
                 };
                 let Some(v) = node.number(data, 0) else {
                     return;
                 };
-                let v = if *is_duration { v / 1e9 } else { v };
+                let v = obs.convert(v);
                 fam.get_or_create(&labels_of(&fields, data, Some(member)))
                     .observe(v);
             }
@@ -208,7 +214,12 @@ pub struct MapCollector {
 
 impl MapCollector {
     /// `map` is an owned handle of the loaded map (`MapHandle::try_from(&map)`).
+    /// `linear_step` (`--hist-linear-step`) overrides the map's `ebpfctl:buckets` tag.
     pub fn new(map: MapHandle, out: MapOut, linear_step: Option<f64>) -> MapCollector {
+        let linear_step = linear_step.or(match out.meta.buckets {
+            Some(Layout::Linear(w)) => Some(w),
+            _ => None,
+        });
         MapCollector {
             map,
             out,
@@ -283,24 +294,27 @@ impl prometheus_client::collector::Collector for MapCollector {
         match self.out.keyword {
             Keyword::Counter | Keyword::Gauge => {
                 // One series per key per numeric value member.
-                let mut series: BTreeMap<String, Vec<(Labels, f64)>> = BTreeMap::new();
+                type Series = (Option<Base>, Vec<(Labels, f64)>);
+                let mut series: BTreeMap<String, Series> = BTreeMap::new();
                 for (k, v) in &entries {
                     let labels = labels_of(&key_fields, k, None);
                     for (field, node) in &val_fields {
                         let Some(x) = node.number(v, 0) else { continue };
-                        let mut n = if val_fields.len() == 1 {
+                        let n = if val_fields.len() == 1 {
                             name.clone()
                         } else {
                             format!("{name}_{}", sanitize(field))
                         };
-                        // Durations are exposed in seconds, as Prometheus names them.
-                        let x = if node.is_duration() {
-                            n.push_str("_seconds");
-                            x / 1e9
-                        } else {
-                            x
+                        // Durations and sizes are exposed in seconds and bytes, as Prometheus
+                        // names them (the encoder appends the unit to the name).
+                        let unit = self.out.unit_of(node);
+                        let base = unit.and_then(Unit::base);
+                        let x = match (base, unit) {
+                            (Some(_), Some(u)) => u.to_base(x),
+                            _ => x,
                         };
-                        series.entry(n).or_default().push((labels.clone(), x));
+                        let e = series.entry(n).or_insert((base, Vec::new()));
+                        e.1.push((labels.clone(), x));
                     }
                 }
                 let is_counter = self.out.keyword == Keyword::Counter;
@@ -309,9 +323,10 @@ impl prometheus_client::collector::Collector for MapCollector {
                 } else {
                     (MetricType::Gauge, "Gauge")
                 };
-                for (n, samples) in series {
-                    let help = format!("{help} from map {}", self.out.name);
-                    let mut me = enc.encode_descriptor(&n, &help, None, ty)?;
+                for (n, (base, samples)) in series {
+                    let help = help_of(&self.out, format!("{help} from map {}", self.out.name));
+                    let unit = base.map(Base::prometheus);
+                    let mut me = enc.encode_descriptor(&n, &help, unit.as_ref(), ty)?;
                     for (labels, x) in samples {
                         let mut fam = me.encode_family(&labels)?;
                         // Integral values print as integers (`82`, not `82.0`).
@@ -351,23 +366,31 @@ impl prometheus_client::collector::Collector for MapCollector {
                         .entry(slot as u64)
                         .or_default() += count;
                 }
+                let (unit, unit_from) = self.slot_unit();
                 let mut me = enc.encode_descriptor(
                     &name,
-                    &format!("Histogram from map {} (slot-keyed)", self.out.name),
-                    None,
+                    &help_of(
+                        &self.out,
+                        format!("Histogram from map {} (slot-keyed)", self.out.name),
+                    ),
+                    unit.as_ref(),
                     MetricType::Histogram,
                 )?;
                 for (labels, slots) in hists {
-                    encode_slots(&mut me, &labels, &slots, self.linear_step)?;
+                    encode_slots(&mut me, &labels, &slots, self.linear_step, unit_from)?;
                 }
             }
             // A libbpf-tools histogram value (`slots[]`), taken in by --all-maps.
             Keyword::Print if self.out.slots.is_some() => {
                 let slot_name = self.out.slots.as_deref();
+                let (unit, unit_from) = self.slot_unit();
                 let mut me = enc.encode_descriptor(
                     &name,
-                    &format!("Histogram from the slots of map {} (log2)", self.out.name),
-                    None,
+                    &help_of(
+                        &self.out,
+                        format!("Histogram from the slots of map {} (log2)", self.out.name),
+                    ),
+                    unit.as_ref(),
                     MetricType::Histogram,
                 )?;
                 for (k, v) in &entries {
@@ -385,7 +408,7 @@ impl prometheus_client::collector::Collector for MapCollector {
                         .enumerate()
                         .map(|(i, c)| (i as u64, *c))
                         .collect();
-                    encode_slots(&mut me, &labels, &slots, self.linear_step)?;
+                    encode_slots(&mut me, &labels, &slots, self.linear_step, unit_from)?;
                 }
             }
             Keyword::Print => {}
@@ -394,17 +417,35 @@ impl prometheus_client::collector::Collector for MapCollector {
     }
 }
 
+impl MapCollector {
+    /// The Prometheus unit of a slot histogram and the map's unit to convert from.
+    fn slot_unit(&self) -> (Option<prometheus_client::registry::Unit>, Option<Unit>) {
+        match self.out.meta.unit {
+            Some(u) => match u.base() {
+                Some(b) => (Some(b.prometheus()), Some(u)),
+                None => (None, None),
+            },
+            None => (None, None),
+        }
+    }
+}
+
 /// One histogram from slot counts: log2 slots (slot *s* holds [2^s, 2^(s+1)), `le`
 /// 2^(s+1)−1), or linear ones of width `linear_step`; the sum estimated from midpoints.
+/// Bounds and sum are converted from `unit` (the map's) to its base unit.
 fn encode_slots(
     me: &mut prometheus_client::encoding::MetricEncoder<'_>,
     labels: &Labels,
     slots: &BTreeMap<u64, u64>,
     linear_step: Option<f64>,
+    unit: Option<Unit>,
 ) -> Result<(), std::fmt::Error> {
-    let upper = |s: u64| match linear_step {
-        Some(step) => (s as f64 + 1.0) * step,
-        None => 2f64.powi(s.min(1023) as i32 + 1) - 1.0,
+    let upper = |s: u64| {
+        let x = match linear_step {
+            Some(step) => (s as f64 + 1.0) * step,
+            None => 2f64.powi(s.min(1023) as i32 + 1) - 1.0,
+        };
+        unit.map_or(x, |u| u.to_base(x))
     };
     let mut buckets: Vec<(f64, u64)> = Vec::new();
     let (mut count, mut sum) = (0u64, 0.0);

@@ -119,7 +119,13 @@ fn row(map: &MapOut, key: Option<&[u8]>, value: &[u8]) -> (Vec<String>, Vec<Stri
         }
     }
     for (n, node) in map.value.fields("value") {
-        cols.push(n.to_string());
+        // A tagged unit in the column title (`latency (us)`); durations print as times.
+        match map.meta.unit {
+            Some(u) if !node.is_duration() && node.number(value, 0).is_some() => {
+                cols.push(format!("{n} ({u})"))
+            }
+            _ => cols.push(n.to_string()),
+        }
         cells.push(cell(node, value, 0));
     }
     (cols, cells)
@@ -178,7 +184,11 @@ impl TablePrinter {
             s.push_str(&line(
                 &v.columns
                     .iter()
-                    .map(|c| c.to_uppercase())
+                    .map(|c| match c.split_once(" (") {
+                        // A unit keeps its case: `VALUE (KiB)`.
+                        Some((name, unit)) => format!("{} ({unit}", name.to_uppercase()),
+                        None => c.to_uppercase(),
+                    })
                     .collect::<Vec<_>>(),
             ));
             for r in &v.rows {

@@ -13,7 +13,7 @@ pub enum Cmd {
     /// Every map (the default).
     #[command(alias = "ls")]
     List,
-    /// Maps by id, name or pin: `show 7`, `show name counter_execs`, `show pinned /sys/fs/bpf/m`.
+    /// Maps by id, name or pin: `show 7`, `show name counter_exec_calls`, `show pinned /sys/fs/bpf/m`.
     Show {
         #[command(flatten)]
         target: Target,

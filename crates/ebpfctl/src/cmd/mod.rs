@@ -115,7 +115,7 @@ sudo ebpfctl prog dump tag 1a2b3c4d5e6f7a8b --linum")]
     /// BPF maps in the kernel.
     #[command(after_help = "Examples:\n  \
 sudo ebpfctl map\n  \
-sudo ebpfctl map show name counter_execs\n  \
+sudo ebpfctl map show name counter_exec_calls\n  \
 sudo ebpfctl map dump 7 -o json")]
     Map(map::Args),
     /// BPF links in the kernel.

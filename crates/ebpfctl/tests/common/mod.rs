@@ -52,7 +52,11 @@ pub fn build_source(name: &str, source: &str) -> PathBuf {
     let src = dir.join(format!("{name}.bpf.c"));
     std::fs::write(&src, source).unwrap();
     let out = dir.join(format!("{name}.bpf.o"));
+    // The include cache of this tree's tests: the default one (~/.cache/ebpfctl/include) is
+    // shared with every other ebpfctl binary on the machine, each rewriting ebpfctl.h with its
+    // own copy before compiling, so a build could get another version's header.
     let o = Command::new(bin())
+        .env("XDG_CACHE_HOME", tmp().join("cache"))
         .args(["build"])
         .arg(&src)
         .args(["-I"])
