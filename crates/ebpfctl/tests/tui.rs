@@ -319,3 +319,43 @@ fn run_table_restores_the_terminal_on_sigterm_and_duration() {
     assert!(!t.alternate_on());
     held.assert_gone(&format!("ebpfctl (pid {pid})"));
 }
+
+#[test]
+fn top_fits_the_height_keeps_its_header_and_quits_on_q() {
+    let t = Tmux::start(80, 24);
+    t.type_line("printf 'before-top\\n'");
+    t.type_line(&format!(
+        "{} top --interval 200ms; echo exit=$?",
+        quote(Path::new(bin()))
+    ));
+    let s = t.wait("top's table", |s| {
+        s.len() == 24 && s[1].trim_start().starts_with("ID") && s[23].starts_with("q quit")
+    });
+    assert_fits(&s, 80, 24);
+    let all = s.join("\n");
+    assert!(s[0].starts_with("ebpfctl top"), "{all}");
+    assert!(s[1].contains("NAME") && s[1].contains("CPU%"), "{all}");
+    assert!(t.alternate_on());
+    // Scrolling and sorting keep the header on its row.
+    t.key("PageDown");
+    t.key("n");
+    let s = t.wait("sorted by name", |s| {
+        s.first().is_some_and(|l| l.contains("sorted by name"))
+    });
+    assert!(s[1].trim_start().starts_with("ID"), "{}", s.join("\n"));
+    t.resize(160, 50);
+    let s = t.wait("the redraw at 160x50", |s| {
+        s.len() == 50 && s[1].contains("TOTAL TIME") && s[49].starts_with("q quit")
+    });
+    assert_fits(&s, 160, 50);
+    t.key("q");
+    let s = t.wait("the shell again", |s| {
+        s.iter().any(|l| l.starts_with("exit="))
+    });
+    let all = s.join("\n");
+    assert!(
+        all.contains("exit=0") && all.contains("before-top"),
+        "{all}"
+    );
+    assert!(!t.alternate_on());
+}

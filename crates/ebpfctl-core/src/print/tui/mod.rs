@@ -1,5 +1,5 @@
 //! Live terminal views on ratatui (feature `tui`): `run -o table` on a terminal
-//! ([`live::TuiPrinter`]: one panel per map).
+//! ([`live::TuiPrinter`]: one panel per map) and `top` ([`top::TopView`]: one table).
 //!
 //! Frames are drawn into a buffer and handed to the stdout [`Writer`] like any record, so a
 //! terminal that stalls never holds the run loop (a frame that is dropped makes the next one
@@ -8,6 +8,7 @@
 //! (errors, unwinding) and a panic hook directly.
 pub mod live;
 pub mod panel;
+pub mod top;
 
 use std::cell::RefCell;
 use std::io::Write;
