@@ -118,14 +118,58 @@ pub fn run(
     stdout: Sink,
     notify: Notify<'_>,
 ) -> Result<(), RunError> {
-    let mut session = Session::plan(spec, opts)?;
+    let held = Held::default();
+    let result = run_held(spec, opts, stdout, &held, notify);
+    // Notices that came while the live view had the terminal, now that it is back.
+    for m in held.take() {
+        notify(&m);
+    }
+    result
+}
+
+/// Notices kept while the live view has the terminal (none without the `tui` feature).
+#[cfg(feature = "tui")]
+use crate::print::tui::Held;
+
+#[cfg(not(feature = "tui"))]
+#[derive(Clone, Default)]
+struct Held;
+
+#[cfg(not(feature = "tui"))]
+impl Held {
+    fn hold(&self, _: &str) -> bool {
+        false
+    }
+    fn take(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// [`run`], with the notices of the loop held by the live view while it is up; everything
+/// (the screen, then the programs) is released when this returns.
+fn run_held(
+    spec: &ObjectSpec,
+    opts: &RunOptions,
+    stdout: Sink,
+    held: &Held,
+    notify: Notify<'_>,
+) -> Result<(), RunError> {
+    let mut session = Session::plan(spec, opts, held.clone())?;
     let loaded = session.load(notify)?;
     session.stacks(&loaded, notify)?;
     let (wired, registry) = session.wire(&loaded, stdout, notify)?;
     let maps = session.stream_maps(&loaded)?;
     let consumer = session.consumer(&wired, &maps)?;
-    let _serving = session.serve(registry, notify)?;
+    let serving = session.serve(registry, notify)?;
+    if let Some(s) = &serving._server {
+        wired.events.borrow_mut().printer.serving(s.local_addr());
+    }
     session.announce(&loaded, notify);
+    let notify = &mut |m: &str| {
+        if !held.hold(m) {
+            notify(m)
+        }
+    };
     session.run_loop(&loaded, &wired, &consumer, notify)
 }
 
@@ -134,6 +178,8 @@ struct Session<'s> {
     spec: &'s ObjectSpec,
     opts: &'s RunOptions,
     outs: Vec<MapOut>,
+    #[cfg_attr(not(feature = "tui"), allow(dead_code))]
+    held: Held,
 }
 
 /// One stream map (ring buffer / perf array) and its per-event series.
@@ -148,8 +194,10 @@ struct Stream {
 /// What the consumer's callbacks and the loop share (one borrow per event).
 struct Events {
     streams: Vec<Stream>,
-    printer: Box<dyn Printer>,
+    /// Dropped before the printer (fields drop in order): what is queued is written (bounded
+    /// wait) before a live view restores the terminal in its drop.
     out: Writer,
+    printer: Box<dyn Printer>,
 }
 
 impl Events {
@@ -195,11 +243,16 @@ struct Serving {
 
 impl<'s> Session<'s> {
     /// Compiles the decoders of every keyword map (no kernel involved).
-    fn plan(spec: &'s ObjectSpec, opts: &'s RunOptions) -> Result<Session<'s>, RunError> {
+    fn plan(
+        spec: &'s ObjectSpec,
+        opts: &'s RunOptions,
+        held: Held,
+    ) -> Result<Session<'s>, RunError> {
         Ok(Session {
             spec,
             opts,
             outs: plan(spec, opts)?,
+            held,
         })
     }
 
@@ -310,7 +363,10 @@ impl<'s> Session<'s> {
             if m.is_stream() {
                 streams.push(self.stream(&mut reg, &runner, m, printed)?);
             } else {
-                kv.push((m.clone(), self.kv_map(&mut reg, &map, m)?));
+                let mut m = m.clone();
+                m.max_entries = libbpf_rs::MapCore::max_entries(&map);
+                let handle = self.kv_map(&mut reg, &map, &m)?;
+                kv.push((m, handle));
             }
         }
         reg.register_collector(Box::new(ProgramStats {
@@ -414,6 +470,15 @@ impl<'s> Session<'s> {
             Output::Table => {
                 let labels = vec![("map".to_string(), "_table".to_string())];
                 let frames = out.source(runner.output_dropped.get_or_create(&labels).clone());
+                #[cfg(feature = "tui")]
+                if self.opts.table_style.tui {
+                    return Box::new(crate::print::tui::live::TuiPrinter::new(
+                        frames,
+                        self.opts.interval,
+                        self.opts.table_style.bold,
+                        self.held.clone(),
+                    ));
+                }
                 Box::new(TablePrinter::new(
                     frames,
                     self.opts.interval,

@@ -21,6 +21,11 @@ pub fn stop_flag() -> Arc<AtomicBool> {
     .clone()
 }
 
+/// Stops the loops as a signal would (a view's quit key).
+pub fn request_stop() {
+    stop_flag().store(true, Ordering::Relaxed);
+}
+
 /// True once a stop signal arrived.
 pub fn stop_requested() -> bool {
     FLAG.get().is_some_and(|f| f.load(Ordering::Relaxed))

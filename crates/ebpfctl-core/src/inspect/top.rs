@@ -544,6 +544,71 @@ pub fn run_tui(
     out.finish(notify)
 }
 
+/// The live view on a terminal (ratatui, feature `tui`): a table that fits the window
+/// (the header stays), scrolls and sorts; redrawn every interval and at once on a key or a
+/// resize, until `q`, Esc, Ctrl-C, a stop signal, `count` samples or a closed stdout. The
+/// terminal is restored however it ends (print/tui).
+#[cfg(feature = "tui")]
+#[allow(clippy::too_many_arguments)]
+pub fn run_live(
+    sink: Sink,
+    filter: Filter,
+    interval: Duration,
+    count: u64,
+    color: bool,
+    stop: &Arc<AtomicBool>,
+    notify: Notify<'_>,
+) -> Result<()> {
+    use crate::print::tui::{top::TopView, Held, Screen};
+    let stats = StatsGuard::enable()?;
+    let mut s = Sampler::new(filter)?;
+    let mut out = Out::new(sink, stop);
+    let held = Held::default();
+    let mut screen =
+        Screen::enter(&mut out.w, out.frame, held.clone()).map_err(InspectError::Output)?;
+    let mut view = TopView::new(stats.how, interval.as_secs_f64(), color);
+    let mut sample = || -> Result<()> {
+        let mut n = 0;
+        let mut next = Instant::now() + interval;
+        screen.draw(&mut out.w, |f| view.draw(f));
+        while count == 0 || n < count {
+            if stop.load(Ordering::Relaxed) || out.w.closed() {
+                break;
+            }
+            let input = screen.input();
+            let mut redraw = input.resized;
+            for k in input.keys {
+                if !view.key(k) {
+                    return Ok(());
+                }
+                redraw = true;
+            }
+            if Instant::now() >= next {
+                next += interval;
+                view.set(&s.sample()?);
+                n += 1;
+                redraw = true;
+            }
+            if redraw {
+                screen.draw(&mut out.w, |f| view.draw(f));
+            }
+            let wait = next.saturating_duration_since(Instant::now());
+            std::thread::sleep(wait.min(Duration::from_millis(50)));
+        }
+        Ok(())
+    };
+    let r = sample();
+    // Every way out: the leave sequence after the last frame, written (bounded wait), then
+    // raw mode off.
+    screen.leave(&mut out.w);
+    let done = out.finish(notify);
+    drop(screen);
+    for m in held.take() {
+        notify(&m);
+    }
+    r.and(done)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,8 @@ pub mod folded;
 pub mod json;
 pub mod prometheus;
 pub mod table;
+#[cfg(feature = "tui")]
+pub mod tui;
 pub mod writer;
 
 use writer::Writer;
@@ -39,6 +41,8 @@ pub struct MapOut {
     pub observe: Option<crate::plan::Observe>,
     /// Unit, help text and bucket layout from the map's `ebpfctl:` tags.
     pub meta: crate::unit::MapMeta,
+    /// The map's capacity (as created by the kernel once loaded; 0 when unknown).
+    pub max_entries: u32,
 }
 
 impl MapOut {
@@ -56,6 +60,7 @@ impl MapOut {
             slots: None,
             observe: None,
             meta: spec.meta.clone(),
+            max_entries: spec.max_entries,
         }
     }
 
@@ -91,6 +96,8 @@ pub trait Printer {
     /// The text an iterator program wrote in one read (`iter/...` sections, every interval);
     /// its records belong to `src` (the iterator's source in the writer).
     fn iter_text(&mut self, _out: &mut Writer, _src: writer::Source, _prog: &str, _text: &str) {}
+    /// The metrics server listens on `addr` (for a status line).
+    fn serving(&mut self, _addr: std::net::SocketAddr) {}
     /// Called once per poll cycle: flush or redraw.
     fn flush(&mut self, out: &mut Writer);
     /// Called once at exit: everything still pending goes out.

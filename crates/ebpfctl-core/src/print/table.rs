@@ -27,6 +27,9 @@ pub struct TableStyle {
     pub redraw: bool,
     /// Map names in bold.
     pub bold: bool,
+    /// The live view on ratatui (a terminal, with the `tui` feature): panels, keys, resizes;
+    /// `redraw` and `bold` then do not apply.
+    pub tui: bool,
 }
 
 /// Redraws the whole screen on `flush` when something changed; each redraw is one record of
@@ -40,7 +43,7 @@ pub struct TablePrinter {
     last: Option<Instant>,
 }
 
-fn cell(node: &Node, data: &[u8], base: usize) -> String {
+pub(crate) fn cell(node: &Node, data: &[u8], base: usize) -> String {
     if node.is_duration() {
         return time::human_duration(node.number(data, base).unwrap_or(0.0) as u64);
     }
@@ -109,7 +112,7 @@ pub fn slot_counts(map: &MapOut, value: &[u8]) -> Vec<u64> {
         .collect()
 }
 
-fn row(map: &MapOut, key: Option<&[u8]>, value: &[u8]) -> (Vec<String>, Vec<String>) {
+pub(crate) fn row(map: &MapOut, key: Option<&[u8]>, value: &[u8]) -> (Vec<String>, Vec<String>) {
     let mut cols = Vec::new();
     let mut cells = Vec::new();
     if let (Some(kd), Some(k)) = (&map.key, key) {

@@ -298,6 +298,7 @@ pub fn run(mut a: Args) -> anyhow::Result<i32> {
         table_style: ebpfctl_core::print::table::TableStyle {
             redraw: std::io::stdout().is_terminal(),
             bold: super::flags::color(),
+            tui: std::io::stdout().is_terminal(),
         },
     };
     let mut _filter_slot = None;

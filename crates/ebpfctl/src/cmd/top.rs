@@ -55,6 +55,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         done_lib(top::run_json(
             out, filter, interval, args.count, &stop, notify,
         ))
+    } else if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        let color = super::flags::color();
+        done_lib(top::run_live(
+            out, filter, interval, args.count, color, &stop, notify,
+        ))
     } else {
         done_lib(top::run_tui(
             out, filter, interval, args.count, &stop, notify,
