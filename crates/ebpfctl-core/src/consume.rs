@@ -4,10 +4,14 @@
 //! Ring buffers: the kernel counts nothing when `bpf_ringbuf_reserve` fails, so probes count
 //! their own failures in a `.bss` global `ebpfctl_lost_<map>` (see `include/ebpfctl.h`);
 //! [`LossSource::BssCounter`] reads it. Perf buffers: libbpf reports lost samples per CPU.
-use std::os::fd::{AsFd, AsRawFd};
+//! Records still in a ring buffer when [`Consumer::drain`] gives up at exit are counted as
+//! lost too ([`LossSource::with_unread`]).
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod ring;
 
 use libbpf_rs::{
     MapCore, MapFlags, MapHandle, PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder,
@@ -35,6 +39,9 @@ pub enum LossSource {
     BssCounter { bss: MapHandle, offset: usize },
     /// Nothing counts losses (a ring buffer reserved without `ebpfctl_reserve`).
     Unknown,
+    /// Another source plus the records a ring buffer still held when the consumer stopped
+    /// reading at exit (the counter [`ConsumerBuilder::ring_buffer`] returns).
+    WithUnread(Box<LossSource>, Arc<AtomicU64>),
 }
 
 impl LossSource {
@@ -51,7 +58,19 @@ impl LossSource {
                 Some(u64::from_ne_bytes(b.try_into().ok()?))
             }
             LossSource::Unknown => None,
+            LossSource::WithUnread(inner, unread) => {
+                let unread = unread.load(Ordering::Relaxed);
+                match inner.total() {
+                    Some(t) => Some(t + unread),
+                    None => (unread > 0).then_some(unread),
+                }
+            }
         }
+    }
+
+    /// This source plus the ring buffer's records left unread at exit.
+    pub fn with_unread(self, unread: Arc<AtomicU64>) -> LossSource {
+        LossSource::WithUnread(Box::new(self), unread)
     }
 }
 
@@ -75,6 +94,14 @@ pub struct ConsumerBuilder<'a> {
     /// Bytes of all ring buffers, which bounds what [`Consumer::drain`] takes.
     ring_bytes: u64,
     perf: Vec<PerfBuffer<'a>>,
+    left: Vec<RingLeft<'a>>,
+}
+
+/// A ring buffer map, to count the records left in it at exit.
+struct RingLeft<'a> {
+    fd: BorrowedFd<'a>,
+    size: u32,
+    unread: Arc<AtomicU64>,
 }
 
 impl Default for ConsumerBuilder<'_> {
@@ -90,15 +117,18 @@ impl<'a> ConsumerBuilder<'a> {
             rings: 0,
             ring_bytes: 0,
             perf: Vec::new(),
+            left: Vec::new(),
         }
     }
 
-    /// Calls `on_event` with each record of the ring buffer `map`.
+    /// Calls `on_event` with each record of the ring buffer `map`; returns the counter of
+    /// records [`Consumer::drain`] left in it at exit (lost: add it to the map's losses with
+    /// [`LossSource::with_unread`]).
     pub fn ring_buffer<F>(
         &mut self,
         map: &'a dyn MapCore,
         mut on_event: F,
-    ) -> Result<&mut Self, ConsumeError>
+    ) -> Result<Arc<AtomicU64>, ConsumeError>
     where
         F: FnMut(&[u8]) + 'a,
     {
@@ -111,7 +141,13 @@ impl<'a> ConsumerBuilder<'a> {
             .map_err(|source| ConsumeError::Setup { map: name, source })?;
         self.rings += 1;
         self.ring_bytes += u64::from(map.max_entries());
-        Ok(self)
+        let unread = Arc::new(AtomicU64::new(0));
+        self.left.push(RingLeft {
+            fd: map.as_fd(),
+            size: map.max_entries(),
+            unread: Arc::clone(&unread),
+        });
+        Ok(unread)
     }
 
     /// Calls `on_event(cpu, data)` per sample of the perf event array `map` and returns the
@@ -180,6 +216,7 @@ impl<'a> ConsumerBuilder<'a> {
             perf: self.perf,
             epoll,
             drain_budget,
+            left: self.left,
         })
     }
 }
@@ -191,9 +228,10 @@ pub struct Consumer<'a> {
     epoll: std::os::fd::OwnedFd,
     /// At most as many ring-buffer records as the buffers can hold.
     drain_budget: usize,
+    left: Vec<RingLeft<'a>>,
 }
 
-impl Consumer<'_> {
+impl<'a> Consumer<'a> {
     /// True when nothing was added.
     pub fn is_empty(&self) -> bool {
         self.ring.is_none() && self.perf.is_empty()
@@ -224,9 +262,20 @@ impl Consumer<'_> {
 
     /// Consumes what is buffered now without waiting (at shutdown): at most as many records
     /// as the ring buffers hold and for at most [`DRAIN_BUDGET`], so records that keep
-    /// coming do not hold the exit.
+    /// coming do not hold the exit. The records then still in each ring buffer are counted
+    /// into its unread counter ([`ConsumerBuilder::ring_buffer`]).
     pub fn drain(&self) -> Result<(), ConsumeError> {
-        self.take(self.drain_budget, Some(Instant::now() + DRAIN_BUDGET))
+        self.take(self.drain_budget, Some(Instant::now() + DRAIN_BUDGET))?;
+        for r in &self.left {
+            match ring::unread_records(r.fd, r.size) {
+                Ok(n) => r.unread.store(n, Ordering::Relaxed),
+                Err(e) => crate::snapshot::debug(&format!(
+                    "ring buffer (fd {}): cannot count the records left in it: {e}",
+                    r.fd.as_raw_fd()
+                )),
+            }
+        }
+        Ok(())
     }
 
     /// Ring-buffer records until none is left, `budget` were taken or `until` passed; then

@@ -15,6 +15,7 @@ pub mod plan;
 pub mod print;
 pub mod run;
 pub mod signals;
+pub mod snapshot;
 pub mod unit;
 
 /// The version of the libbpf linked in (libbpf-sys builds it from source), e.g. "v1.5".

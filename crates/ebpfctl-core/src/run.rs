@@ -559,7 +559,11 @@ impl<'s> Session<'s> {
         for (i, map) in maps.iter().enumerate() {
             let events = &wired.events;
             if convention::family(events.borrow().streams[i].out.map_type) == MapFamily::RingBuf {
-                builder.ring_buffer(map, move |data| events.borrow_mut().on_event(i, data))?;
+                let unread =
+                    builder.ring_buffer(map, move |data| events.borrow_mut().on_event(i, data))?;
+                // Records the shutdown drain leaves in the ring are lost: counted with the rest.
+                let source = std::mem::replace(&mut losses[i].source, LossSource::Unknown);
+                losses[i].source = source.with_unread(unread);
             } else {
                 let lost = builder.perf_buffer(map, 64, move |_cpu, data| {
                     events.borrow_mut().on_event(i, data)

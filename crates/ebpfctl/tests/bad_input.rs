@@ -952,7 +952,54 @@ fn corpus(dir: &Path) -> Vec<Case> {
             2,
             &["-1"],
         ));
+        // A malformed selector is a usage error (exit 2), like clap's own.
+        let not_id: &'static str = match what {
+            "prog" => "is not a BPF program id",
+            "map" => "is not a BPF map id",
+            _ => "is not a BPF link id",
+        };
+        for verb in ["show", "dump"]
+            .into_iter()
+            .filter(|v| *v != "dump" || what != "link")
+        {
+            cases.push(case(
+                &format!("{what} {verb} not a number"),
+                &[what, verb, "twelve"],
+                2,
+                &[not_id],
+            ));
+            cases.push(case(
+                &format!("{what} {verb} id not a number"),
+                &[what, verb, "id", "twelve"],
+                2,
+                &[not_id],
+            ));
+        }
+        cases.push(case(
+            &format!("{what} show unknown keyword"),
+            &[what, "show", "color", "red"],
+            2,
+            &["\"color\": a BPF"],
+        ));
     }
+    cases.push(case(
+        "prog show bad tag",
+        &["prog", "show", "tag", "xyz"],
+        2,
+        &["tag \"xyz\": expected 16 hex digits"],
+    ));
+    cases.push(case(
+        "prog show empty name",
+        &["prog", "show", "name", ""],
+        2,
+        &["name: expected a name"],
+    ));
+    cases.push(case(
+        "link show name",
+        &["link", "show", "name", "x"],
+        2,
+        &["a BPF link is selected by ID or id|pinned VALUE"],
+    ));
     cases.push(case(
         "prog dump missing id",
         &["prog", "dump", "4294967295"],
@@ -964,12 +1011,6 @@ fn corpus(dir: &Path) -> Vec<Case> {
         &["map", "dump", "0"],
         1,
         &["no BPF map with id 0"],
-    ));
-    cases.push(case(
-        "map show not a number",
-        &["map", "show", "twelve"],
-        1,
-        &["is not a BPF map id"],
     ));
     cases.push(case(
         "feature bad output",

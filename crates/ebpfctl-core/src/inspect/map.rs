@@ -1,7 +1,7 @@
 //! BPF maps: `map list`, `map show ID`, `map dump ID` (streamed, decoded through the map's BTF).
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use serde::Serialize;
 
@@ -11,6 +11,7 @@ use super::sys::{self, Holder, ObjKind};
 use super::{InspectError, Result};
 use crate::btf::Btf;
 use crate::decode::{Decoder, JsonSink, Sink, TextSink};
+use crate::snapshot::{read_map, Layout, ReadError};
 
 /// One map, as `map list` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -297,7 +298,7 @@ pub struct DumpStats {
 
 /// Streams every entry of map `id` to `w`: one JSON array of `{"key":..,"value":..}`
 /// (per-CPU maps: `"values":[{"cpu":N,"value":..}]`), or `key: .. value: ..` lines.
-/// Memory use does not grow with the map: one key and one value are held at a time.
+/// Read in batches ([`crate::snapshot`]): memory use is one batch, bounded, not the map.
 pub fn dump<W: Write>(id: u32, w: &mut W, format: Format) -> Result<DumpStats> {
     let fd = sys::fd_by_id(ObjKind::Map, id)?;
     let info = raw_info(fd.as_fd(), id)?;
@@ -344,14 +345,13 @@ pub fn dump<W: Write>(id: u32, w: &mut W, format: Format) -> Result<DumpStats> {
     let val_side = side(info.btf_value_type_id, info.value_size, "value")?;
     let percpu = is_percpu(info.type_);
     let ncpu = if percpu { sys::possible_cpus()? } else { 1 };
-    let stride = if percpu {
-        (info.value_size as usize).div_ceil(8) * 8
-    } else {
-        info.value_size as usize
+    let layout = Layout {
+        key_size: info.key_size as usize,
+        value_size: info.value_size as usize,
+        percpu,
+        ncpu,
+        max_entries: info.max_entries,
     };
-    let mut key = vec![0u8; info.key_size.max(1) as usize];
-    let mut next = vec![0u8; info.key_size.max(1) as usize];
-    let mut value = vec![0u8; stride * ncpu];
     let mut line: Vec<u8> = Vec::with_capacity(256);
     let out_err = InspectError::Output;
     let json = format == Format::Json;
@@ -359,47 +359,7 @@ pub fn dump<W: Write>(id: u32, w: &mut W, format: Format) -> Result<DumpStats> {
         w.write_all(b"[").map_err(out_err)?;
     }
     let mut entries = 0u64;
-    let mut have_key = false;
-    let raw = fd.as_fd().as_raw_fd();
-    loop {
-        // SAFETY: `key` and `next` are buffers of at least key_size bytes; a null current
-        // key asks for the first key.
-        let rc = unsafe {
-            libbpf_sys::bpf_map_get_next_key(
-                raw,
-                if have_key {
-                    key.as_ptr().cast()
-                } else {
-                    std::ptr::null()
-                },
-                next.as_mut_ptr().cast(),
-            )
-        };
-        if rc != 0 {
-            let e = sys::errno_of(rc);
-            if e.raw_os_error() == Some(libc::ENOENT) {
-                break;
-            }
-            return Err(InspectError::sys(format!("iterating map {id}"), e));
-        }
-        std::mem::swap(&mut key, &mut next);
-        have_key = true;
-        // SAFETY: `key` holds key_size bytes; `value` holds value_size (rounded to 8) times
-        // the number of possible CPUs, as the kernel writes for per-CPU maps.
-        let rc = unsafe {
-            libbpf_sys::bpf_map_lookup_elem(raw, key.as_ptr().cast(), value.as_mut_ptr().cast())
-        };
-        if rc != 0 {
-            let e = sys::errno_of(rc);
-            if e.raw_os_error() == Some(libc::ENOENT) {
-                continue; // deleted since we saw its key
-            }
-            return Err(InspectError::sys(
-                format!("reading an entry of map {id}"),
-                e,
-            ));
-        }
-        let k = &key[..info.key_size as usize];
+    let read = read_map(fd.as_fd(), &layout, &id.to_string(), |k, value| {
         line.clear();
         if json {
             if entries > 0 {
@@ -409,21 +369,20 @@ pub fn dump<W: Write>(id: u32, w: &mut W, format: Format) -> Result<DumpStats> {
             key_side.json(k, &mut line);
             if percpu {
                 line.extend_from_slice(b",\"values\":[");
-                for cpu in 0..ncpu {
+                for (cpu, v) in layout.per_cpu(value).enumerate() {
                     if cpu > 0 {
                         line.push(b',');
                     }
                     line.extend_from_slice(b"{\"cpu\":");
                     line.extend_from_slice(itoa::Buffer::new().format(cpu).as_bytes());
                     line.extend_from_slice(b",\"value\":");
-                    let v = &value[cpu * stride..cpu * stride + info.value_size as usize];
                     val_side.json(v, &mut line);
                     line.push(b'}');
                 }
                 line.extend_from_slice(b"]}");
             } else {
                 line.extend_from_slice(b",\"value\":");
-                val_side.json(&value[..info.value_size as usize], &mut line);
+                val_side.json(value, &mut line);
                 line.push(b'}');
             }
         } else {
@@ -431,22 +390,30 @@ pub fn dump<W: Write>(id: u32, w: &mut W, format: Format) -> Result<DumpStats> {
             line.extend_from_slice(key_side.text(k).as_bytes());
             if percpu {
                 line.push(b'\n');
-                for cpu in 0..ncpu {
-                    let v = &value[cpu * stride..cpu * stride + info.value_size as usize];
+                for (cpu, v) in layout.per_cpu(value).enumerate() {
                     line.extend_from_slice(
                         format!("\tcpu{cpu}: {}\n", val_side.text(v)).as_bytes(),
                     );
                 }
             } else {
                 line.extend_from_slice(b"  value: ");
-                line.extend_from_slice(
-                    val_side.text(&value[..info.value_size as usize]).as_bytes(),
-                );
+                line.extend_from_slice(val_side.text(value).as_bytes());
                 line.push(b'\n');
             }
         }
-        w.write_all(&line).map_err(out_err)?;
+        w.write_all(&line)?;
         entries += 1;
+        Ok(())
+    });
+    match read {
+        Ok(_) => {}
+        Err(ReadError::Visit(e)) => return Err(out_err(e)),
+        Err(ReadError::Kernel { op, source }) => {
+            return Err(InspectError::sys(
+                format!("reading map {id} ({op})"),
+                source,
+            ))
+        }
     }
     if json {
         w.write_all(if entries > 0 { b"\n]\n" } else { b"]\n" })

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 
-use libbpf_rs::{MapCore, MapFlags, MapHandle};
+use libbpf_rs::MapHandle;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
@@ -16,7 +16,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use super::{Entry, MapOut};
+use super::MapOut;
 use crate::convention::Keyword;
 use crate::decode::Node;
 use crate::unit::{Base, Layout, Unit};
@@ -228,27 +228,15 @@ impl MapCollector {
     }
 }
 
-/// Every entry of a key/value map, per-CPU values summed.
-pub fn read_entries(map: &MapHandle, out: &MapOut) -> Vec<Entry> {
-    let mut entries = Vec::new();
-    for key in map.keys() {
-        if out.percpu {
-            if let Ok(Some(vals)) = map.lookup_percpu(&key, MapFlags::ANY) {
-                entries.push((key, sum_percpu(out, &vals)));
-            }
-        } else if let Ok(Some(v)) = map.lookup(&key, MapFlags::ANY) {
-            entries.push((key, v));
-        }
-    }
-    entries
-}
+/// Every entry of a key/value map, per-CPU values summed (read in batches: [`crate::snapshot`]).
+pub use crate::snapshot::read_entries;
 
 /// Adds per-CPU copies of a value member by member (integers only; others from CPU 0).
-pub fn sum_percpu(out: &MapOut, vals: &[Vec<u8>]) -> Vec<u8> {
+pub fn sum_percpu<V: AsRef<[u8]>>(out: &MapOut, vals: &[V]) -> Vec<u8> {
     let Some(first) = vals.first() else {
         return Vec::new();
     };
-    let mut acc = first.clone();
+    let mut acc = first.as_ref().to_vec();
     let leaves: Vec<(usize, usize)> = match &out.value.root {
         Node::Uint { off, size } | Node::Int { off, size } => vec![(*off as usize, *size as usize)],
         Node::Special { off, size, .. } => vec![(*off as usize, *size as usize)],
@@ -268,7 +256,7 @@ pub fn sum_percpu(out: &MapOut, vals: &[Vec<u8>]) -> Vec<u8> {
         let mut sum: u64 = 0;
         for v in vals {
             let mut b = [0u8; 8];
-            if let Some(s) = v.get(off..off + size) {
+            if let Some(s) = v.as_ref().get(off..off + size) {
                 b[..size].copy_from_slice(s);
             }
             sum = sum.wrapping_add(u64::from_le_bytes(b));

@@ -306,7 +306,7 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
     let pending = std::cell::RefCell::new(Vec::<Request>::new());
     let names = std::cell::RefCell::new(ServiceNames::default());
     let mut builder = ConsumerBuilder::new();
-    builder.ring_buffer(observer.events(), |data: &[u8]| {
+    let unread = builder.ring_buffer(observer.events(), |data: &[u8]| {
         if let Some(mut r) = Request::decode(data, rt_offset) {
             if let Some(names) = type_names.get(r.instance as usize) {
                 r.resolve_error(names);
@@ -392,7 +392,8 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
         }
     }
     let requests = fan.requests;
-    let lost = observer.lost();
+    // Records the shutdown drain left in the ring are lost too.
+    let lost = observer.lost() + unread.load(Ordering::Relaxed);
     if let Some(f) = opts.graph {
         out.line(src, graph.render(f).as_bytes());
     }

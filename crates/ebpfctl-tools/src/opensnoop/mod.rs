@@ -237,7 +237,9 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, out: Sink) -> Result<Summary, To
         decode_errors: 0,
     });
     let mut builder = ConsumerBuilder::new();
-    builder.ring_buffer(&events_map, |data| printer.borrow_mut().on_record(data))?;
+    let unread = builder.ring_buffer(&events_map, |data| printer.borrow_mut().on_record(data))?;
+    // Records left in the ring when the shutdown drain gives up are lost too.
+    let loss = loss.with_unread(unread);
     let consumer = builder.build()?;
     if !cfg.stream.json {
         out.borrow_mut()

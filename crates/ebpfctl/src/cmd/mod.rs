@@ -197,10 +197,27 @@ pub fn run() -> i32 {
         Ok(code) => code,
         Err(e) => {
             error_line(&one_line(&e));
-            1
+            if e.downcast_ref::<UsageError>().is_some() {
+                2
+            } else {
+                1
+            }
         }
     }
 }
+
+/// A command line clap accepted but a command found malformed (e.g. a selector `map show
+/// twelve`): exits 2, as clap's own usage errors do.
+#[derive(Debug)]
+pub(crate) struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 /// Writes `ebpfctl: error: MSG` to stderr; a stderr that cannot be written (closed pipe)
 /// must not turn the failure into a panic.

@@ -67,7 +67,7 @@ pub(crate) struct Target {
 
 impl Target {
     pub(crate) fn selector(&self, kind: ObjKind) -> anyhow::Result<Selector> {
-        Selector::parse(kind, &self.words).map_err(anyhow::Error::msg)
+        Selector::parse(kind, &self.words).map_err(|e| super::UsageError(e).into())
     }
 }
 
