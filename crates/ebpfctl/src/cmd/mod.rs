@@ -84,7 +84,11 @@ pub(crate) fn command() -> clap::Command {
     Cli::command().long_version(long_version())
 }
 
+// Deferred: parsing builds the flags of the command that runs only, not of all 19 (each
+// command's flag definitions are code spread over the binary, and every page of it the
+// start-up touches is resident; bench/README.md "snoop").
 #[derive(Subcommand)]
+#[command(defer = true)]
 enum Cmd {
     /// Load a compiled BPF object, attach its programs and turn its maps into output.
     Run(run::Args),
