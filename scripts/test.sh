@@ -6,6 +6,9 @@
 # (scripts/vm-test.sh; downloads it once):
 #   EBPFCTL_VM_KERNELS  guest kernels, space-separated (default "6.12"; "" for none)
 #   EBPFCTL_VM_TESTS    test binaries run there (default "kernels,execsnoop,opensnoop")
+#   EBPFCTL_VM_TEST_ARGS arguments to each of them (default "--skip init_": the init → build
+#                       → run tests of every kprobe/LSM choice compile 7 probes under TCG,
+#                       ~15 min; `scripts/vm-test.sh --kernel all` runs them)
 #   FUZZ_SECONDS        seconds per fuzz target (default 10; 0 skips fuzzing)
 # The whole suite on 6.1 and 6.12 is `scripts/vm-test.sh --kernel all` (docs/kernels.md).
 set -euo pipefail
@@ -98,8 +101,9 @@ if [[ -n "$pins_left" ]]; then
   status=1
 fi
 [[ -n ${EBPFCTL_VM_KERNELS-6.12} ]] || echo "test.sh: guest kernel tests not run: EBPFCTL_VM_KERNELS is empty" >&2
+read -ra vm_args <<<"${EBPFCTL_VM_TEST_ARGS---skip init_}"
 for k in ${EBPFCTL_VM_KERNELS-6.12}; do
-  scripts/vm-test.sh --kernel "$k" --tests "${EBPFCTL_VM_TESTS:-kernels,execsnoop,opensnoop}" || status=1
+  scripts/vm-test.sh --kernel "$k" --tests "${EBPFCTL_VM_TESTS:-kernels,execsnoop,opensnoop}" -- "${vm_args[@]}" || status=1
   took "guest $k"
 done
 exit $status
