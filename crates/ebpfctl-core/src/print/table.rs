@@ -83,6 +83,29 @@ pub fn log2_histogram(counts: &[u64]) -> String {
 }
 
 /// The slot counts of a `slots[]` member.
+/// One histogram per key of a slots map, labelled by the key and the other value members;
+/// empty when the map has no entries.
+pub(crate) fn histograms(map: &MapOut, entries: &[Entry]) -> String {
+    let mut text = String::new();
+    for (k, val) in entries {
+        let mut labels = Vec::new();
+        if let Some(kd) = &map.key {
+            for (n, node) in kd.fields("key") {
+                labels.push(format!("{n}={}", cell(node, k, 0)));
+            }
+        }
+        for (n, node) in map.value.fields("value") {
+            if Some(n) != map.slots.as_deref() {
+                labels.push(format!("{n}={}", cell(node, val, 0)));
+            }
+        }
+        text.push_str(&labels.join(" "));
+        text.push('\n');
+        text.push_str(&log2_histogram(&slot_counts(map, val)));
+    }
+    text
+}
+
 pub fn slot_counts(map: &MapOut, value: &[u8]) -> Vec<u64> {
     let Some(name) = &map.slots else {
         return Vec::new();
@@ -224,24 +247,7 @@ impl Printer for TablePrinter {
 
     fn snapshot(&mut self, _: &mut Writer, map: &MapOut, entries: &[Entry]) {
         if map.slots.is_some() {
-            // One histogram per key, labelled by the key and the other value members.
-            let mut text = String::new();
-            for (k, val) in entries {
-                let mut labels = Vec::new();
-                if let Some(kd) = &map.key {
-                    for (n, node) in kd.fields("key") {
-                        labels.push(format!("{n}={}", cell(node, k, 0)));
-                    }
-                }
-                for (n, node) in map.value.fields("value") {
-                    if Some(n) != map.slots.as_deref() {
-                        labels.push(format!("{n}={}", cell(node, val, 0)));
-                    }
-                }
-                text.push_str(&labels.join(" "));
-                text.push('\n');
-                text.push_str(&log2_histogram(&slot_counts(map, val)));
-            }
+            let text = histograms(map, entries);
             let v = self.views.entry(map.display.clone()).or_default();
             v.text = Some(if text.is_empty() {
                 "  (no entries yet)\n".into()

@@ -17,7 +17,7 @@ use ratatui::Frame;
 use super::panel::{Entry as Row, Kind, Panel, Sort};
 use super::{Held, Key, Screen};
 use crate::convention;
-use crate::print::table::{log2_histogram, row, slot_counts};
+use crate::print::table::{histograms, row};
 use crate::print::writer::{Source, Writer};
 use crate::print::{Entry, MapOut, Printer};
 
@@ -130,7 +130,10 @@ impl LiveView {
     /// A snapshot of a key/value map (histograms as text).
     pub fn snapshot(&mut self, map: &MapOut, entries: &[Entry]) {
         if map.slots.is_some() {
-            let text = histograms(map, entries);
+            let mut text = histograms(map, entries);
+            if text.is_empty() {
+                text.push_str("(no entries yet)\n");
+            }
             self.panel(map, Kind::Text)
                 .set_text(text, entries.len() as u64);
             return;
@@ -348,32 +351,6 @@ impl LiveView {
         ]);
         f.render_widget(Paragraph::new(line), area);
     }
-}
-
-/// One histogram per key, labelled by the key and the other value members.
-fn histograms(map: &MapOut, entries: &[Entry]) -> String {
-    use crate::print::table::cell;
-    let mut text = String::new();
-    for (k, val) in entries {
-        let mut labels = Vec::new();
-        if let Some(kd) = &map.key {
-            for (n, node) in kd.fields("key") {
-                labels.push(format!("{n}={}", cell(node, k, 0)));
-            }
-        }
-        for (n, node) in map.value.fields("value") {
-            if Some(n) != map.slots.as_deref() {
-                labels.push(format!("{n}={}", cell(node, val, 0)));
-            }
-        }
-        text.push_str(&labels.join(" "));
-        text.push('\n');
-        text.push_str(&log2_histogram(&slot_counts(map, val)));
-    }
-    if text.is_empty() {
-        text.push_str("(no entries yet)\n");
-    }
-    text
 }
 
 /// The [`Printer`] of `run -o table` on a terminal: feeds a [`LiveView`], reads keys and
