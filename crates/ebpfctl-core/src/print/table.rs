@@ -83,6 +83,20 @@ pub fn log2_histogram(counts: &[u64]) -> String {
 }
 
 /// The slot counts of a `slots[]` member.
+/// The columns and cells of one stream event: decoded members, or length and hex bytes
+/// for a map printed raw.
+pub(crate) fn event_row(map: &MapOut, data: &[u8]) -> (Vec<String>, Vec<String>) {
+    if map.raw {
+        let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+        (
+            vec!["len".to_string(), "hex".to_string()],
+            vec![data.len().to_string(), hex],
+        )
+    } else {
+        row(map, None, data)
+    }
+}
+
 /// One histogram per key of a slots map, labelled by the key and the other value members;
 /// empty when the map has no entries.
 pub(crate) fn histograms(map: &MapOut, entries: &[Entry]) -> String {
@@ -228,15 +242,7 @@ impl TablePrinter {
 
 impl Printer for TablePrinter {
     fn event(&mut self, _: &mut Writer, map: &MapOut, data: &[u8]) {
-        let (cols, cells) = if map.raw {
-            let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
-            (
-                vec!["len".to_string(), "hex".to_string()],
-                vec![data.len().to_string(), hex],
-            )
-        } else {
-            row(map, None, data)
-        };
+        let (cols, cells) = event_row(map, data);
         let v = self.views.entry(map.display.clone()).or_default();
         v.columns = cols;
         v.rows.push_front(cells);

@@ -17,7 +17,7 @@ use ratatui::Frame;
 use super::panel::{Entry as Row, Kind, Panel, Sort};
 use super::{Held, Key, Screen};
 use crate::convention;
-use crate::print::table::{histograms, row};
+use crate::print::table::{event_row, histograms, row};
 use crate::print::writer::{Source, Writer};
 use crate::print::{Entry, MapOut, Printer};
 
@@ -114,15 +114,7 @@ impl LiveView {
 
     /// One event of a stream map.
     pub fn event(&mut self, map: &MapOut, data: &[u8]) {
-        let (cols, cells) = if map.raw {
-            let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
-            (
-                vec!["len".to_string(), "hex".to_string()],
-                vec![data.len().to_string(), hex],
-            )
-        } else {
-            row(map, None, data)
-        };
+        let (cols, cells) = event_row(map, data);
         self.events += 1;
         self.panel(map, Kind::Stream).push_event(cols, cells);
     }
