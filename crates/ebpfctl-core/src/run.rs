@@ -133,7 +133,7 @@ use crate::print::tui::Held;
 
 #[cfg(not(feature = "tui"))]
 #[derive(Clone, Default)]
-struct Held;
+struct Held {}
 
 #[cfg(not(feature = "tui"))]
 impl Held {

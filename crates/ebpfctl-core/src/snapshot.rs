@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use libbpf_rs::{MapCore, MapHandle};
 
-use crate::print::prometheus::sum_percpu;
+use crate::decode::Node;
 use crate::print::{Entry, MapOut};
 
 /// ENOTSUPP: the kernel-internal "operation not supported" (524) a map type without batch
@@ -307,7 +307,7 @@ fn read_by_key(
 }
 
 /// Every entry of a loaded key/value map for the runner's outputs, per-CPU values summed
-/// ([`crate::print::prometheus::sum_percpu`]). A read the kernel fails part way keeps what
+/// ([`sum_percpu`]). A read the kernel fails part way keeps what
 /// it read (debug log).
 pub fn read_entries(map: &MapHandle, out: &MapOut) -> Vec<Entry> {
     let layout = Layout {
@@ -336,6 +336,43 @@ pub fn read_entries(map: &MapHandle, out: &MapOut) -> Vec<Entry> {
         debug(&format!("map {}: reading it: {e}", out.name));
     }
     entries
+}
+
+/// Adds per-CPU copies of a value member by member (integers only; others from CPU 0).
+pub fn sum_percpu<V: AsRef<[u8]>>(out: &MapOut, vals: &[V]) -> Vec<u8> {
+    let Some(first) = vals.first() else {
+        return Vec::new();
+    };
+    let mut acc = first.as_ref().to_vec();
+    let leaves: Vec<(usize, usize)> = match &out.value.root {
+        Node::Uint { off, size } | Node::Int { off, size } => vec![(*off as usize, *size as usize)],
+        Node::Special { off, size, .. } => vec![(*off as usize, *size as usize)],
+        Node::Struct { fields, .. } => fields
+            .iter()
+            .filter_map(|(_, n)| match n {
+                Node::Uint { off, size } | Node::Int { off, size } => {
+                    Some((*off as usize, *size as usize))
+                }
+                Node::Special { off, size, .. } => Some((*off as usize, *size as usize)),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    };
+    for (off, size) in leaves.into_iter().filter(|(_, s)| *s <= 8) {
+        let mut sum: u64 = 0;
+        for v in vals {
+            let mut b = [0u8; 8];
+            if let Some(s) = v.as_ref().get(off..off + size) {
+                b[..size].copy_from_slice(s);
+            }
+            sum = sum.wrapping_add(u64::from_le_bytes(b));
+        }
+        if let Some(dst) = acc.get_mut(off..off + size) {
+            dst.copy_from_slice(&sum.to_le_bytes()[..size]);
+        }
+    }
+    acc
 }
 
 #[cfg(test)]

@@ -231,43 +231,6 @@ impl MapCollector {
 /// Every entry of a key/value map, per-CPU values summed (read in batches: [`crate::snapshot`]).
 pub use crate::snapshot::read_entries;
 
-/// Adds per-CPU copies of a value member by member (integers only; others from CPU 0).
-pub fn sum_percpu<V: AsRef<[u8]>>(out: &MapOut, vals: &[V]) -> Vec<u8> {
-    let Some(first) = vals.first() else {
-        return Vec::new();
-    };
-    let mut acc = first.as_ref().to_vec();
-    let leaves: Vec<(usize, usize)> = match &out.value.root {
-        Node::Uint { off, size } | Node::Int { off, size } => vec![(*off as usize, *size as usize)],
-        Node::Special { off, size, .. } => vec![(*off as usize, *size as usize)],
-        Node::Struct { fields, .. } => fields
-            .iter()
-            .filter_map(|(_, n)| match n {
-                Node::Uint { off, size } | Node::Int { off, size } => {
-                    Some((*off as usize, *size as usize))
-                }
-                Node::Special { off, size, .. } => Some((*off as usize, *size as usize)),
-                _ => None,
-            })
-            .collect(),
-        _ => vec![],
-    };
-    for (off, size) in leaves.into_iter().filter(|(_, s)| *s <= 8) {
-        let mut sum: u64 = 0;
-        for v in vals {
-            let mut b = [0u8; 8];
-            if let Some(s) = v.as_ref().get(off..off + size) {
-                b[..size].copy_from_slice(s);
-            }
-            sum = sum.wrapping_add(u64::from_le_bytes(b));
-        }
-        if let Some(dst) = acc.get_mut(off..off + size) {
-            dst.copy_from_slice(&sum.to_le_bytes()[..size]);
-        }
-    }
-    acc
-}
-
 impl prometheus_client::collector::Collector for MapCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let entries = read_entries(&self.map, &self.out);
