@@ -298,7 +298,14 @@ failed=$(grep -a 'ebpfctl-vm: FAILED' "$log" | tail -1 | tr -d '\r' | sed 's/.*e
   else
     echo "vm.sh: guest $rel stopped before init ran (step 'kernel boot', QEMU status $qrc, accel $accel)"
   fi
-  echo "vm.sh: last console lines:"
-  tail -n 25 "$log" | sed 's/^/  | /'
+  # A kernel oops or panic: its report from the first line, else the console's tail.
+  oops=$(grep -a -n -m1 -E 'BUG:|Oops:|cut here|general protection|Kernel panic' "$log" | cut -d: -f1 || true)
+  if [[ -n $oops ]]; then
+    echo "vm.sh: the guest kernel reported a fault; its console from there:"
+    tail -n +"$oops" "$log" | head -n 80 | sed 's/^/  | /'
+  else
+    echo "vm.sh: last console lines:"
+    tail -n 25 "$log" | sed 's/^/  | /'
+  fi
 } >&2
 exit 125
