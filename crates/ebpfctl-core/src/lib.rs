@@ -18,6 +18,12 @@ pub mod signals;
 pub mod snapshot;
 pub mod unit;
 
+/// The optional features this library was built with (cargo features), for `--version`.
+pub const FEATURES: &[&str] = &[
+    #[cfg(feature = "tui")]
+    "tui",
+];
+
 /// The version of the libbpf linked in (libbpf-sys builds it from source), e.g. "v1.5".
 pub fn libbpf_version() -> String {
     // SAFETY: libbpf_version_string takes nothing and returns a pointer to a static,

@@ -398,7 +398,8 @@ fn version_has_the_commit_libbpf_and_features() {
         .find_map(|l| l.strip_prefix("libbpf: "))
         .unwrap_or_else(|| panic!("{v}"));
     assert!(libbpf.starts_with("v1."), "{v}");
-    assert!(v.lines().any(|l| l.starts_with("features: ")), "{v}");
+    // The binary is built with the live terminal views (ebpfctl-core's `tui` feature).
+    assert!(v.lines().any(|l| l == "features: tui"), "{v}");
     // -V: the short form.
     let o = ebpfctl(&["-V"]);
     assert_eq!(

@@ -58,16 +58,23 @@ pub(crate) struct Cli {
 fn long_version() -> &'static str {
     static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     V.get_or_init(|| {
-        let features = env!("EBPFCTL_FEATURES");
+        // The binary's own cargo features and its libraries' (the live views: core's `tui`).
+        let mut features: Vec<&str> = env!("EBPFCTL_FEATURES")
+            .split(',')
+            .filter(|f| !f.is_empty())
+            .chain(ebpfctl_core::FEATURES.iter().copied())
+            .collect();
+        features.sort_unstable();
+        features.dedup();
         format!(
             "{}\ncommit: {}\nlibbpf: {}\nfeatures: {}\nprofile: {}",
             env!("CARGO_PKG_VERSION"),
             env!("EBPFCTL_GIT_COMMIT"),
             ebpfctl_core::libbpf_version(),
             if features.is_empty() {
-                "none"
+                "none".to_string()
             } else {
-                features
+                features.join(",")
             },
             if cfg!(debug_assertions) {
                 "debug"
