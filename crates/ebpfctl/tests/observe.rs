@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use common::go::{
-    cache_dir, client, free_port, go_build, private_copy, Build, Go, Server, TempCopy, ALL_GO,
+    cache_dir, client, free_port, go_build, http_get, private_copy, Build, Go, Server, TempCopy,
+    ALL_GO,
 };
 
 const EBPFCTL: &str = env!("CARGO_BIN_EXE_ebpfctl");
@@ -921,21 +922,6 @@ fn promtool_check(scrape: &str) {
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "promtool check metrics: {text}");
-}
-
-fn http_get(url: &str) -> String {
-    use std::io::Write;
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut c = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        c,
-        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut s = String::new();
-    c.read_to_string(&mut s).unwrap();
-    s
 }
 
 /// `ebpfctl observe ARGS` must fail with exactly one line on stderr containing `want`.

@@ -416,3 +416,19 @@ pub fn client(bin: &Path, urls: &[String], env: &[(&str, &str)]) -> (u32, Vec<St
             .collect(),
     )
 }
+
+/// A plain HTTP/1.1 GET of `url` (`http://HOST:PORT/PATH`); the whole response.
+pub fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut c = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        c,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut s = String::new();
+    c.read_to_string(&mut s).unwrap();
+    s
+}

@@ -302,20 +302,24 @@ impl StreamView {
         }
     }
 
-    /// events/s, events, lost, dropped by output, metrics address, pause, the latest notice.
+    /// events/s, events, the pause, lost, dropped by output, metrics address, the latest
+    /// notice.
     fn status(&self, f: &mut Frame, area: Rect) {
         let mut text = format!(
-            "events/s {:.1} | events {} | lost {} | dropped by output {}",
+            "events/s {:.1} | events {}",
             self.rate.per_sec(),
-            self.events,
-            self.lost,
-            self.dropped
+            self.events
         );
-        if let Some(a) = self.metrics {
-            text.push_str(&format!(" | metrics {a}"));
-        }
+        // Before the rest: a line cut at a narrow width still says so.
         if self.paused {
             text.push_str(&format!(" | PAUSED ({} new)", self.unseen));
+        }
+        text.push_str(&format!(
+            " | lost {} | dropped by output {}",
+            self.lost, self.dropped
+        ));
+        if let Some(a) = self.metrics {
+            text.push_str(&format!(" | metrics {a}"));
         }
         if let Some(n) = &self.notice {
             text.push_str(" | ");
