@@ -145,6 +145,54 @@ impl Tmux {
     }
 }
 
+/// An `ebpfctl` started in a tmux shell: its pid and what it holds in the kernel.
+struct Started {
+    pid: u32,
+    held: common::bpf::Held,
+}
+
+impl Tmux {
+    /// Types `ebpfctl ARGS; echo exit=$?` and waits for its view (`ready`, named `what`).
+    fn ebpfctl(&self, args: &str, what: &str, ready: impl Fn(&[String]) -> bool) -> Started {
+        self.type_line(&format!("{} {args}; echo exit=$?", quote(Path::new(bin()))));
+        let pid = self.child();
+        self.wait(what, ready);
+        assert!(self.alternate_on(), "{what} is on the alternate screen");
+        Started {
+            pid,
+            held: common::bpf::Held::of(pid),
+        }
+    }
+
+    /// Waits for the shell after `s` ended (sends `key` first, if any): exit status 0, the
+    /// normal screen back, nothing of the view on it, what it loaded gone. The screen.
+    fn ended(&self, s: &Started, key: Option<&str>) -> Vec<String> {
+        if let Some(k) = key {
+            self.key(k);
+        }
+        let screen = self.wait("the shell again", |s| {
+            s.iter().any(|l| l.starts_with("exit="))
+        });
+        let all = screen.join("\n");
+        assert!(all.contains("exit=0"), "{all}");
+        assert!(!self.alternate_on(), "the alternate screen is left:\n{all}");
+        assert!(!all.contains("events/s"), "{all}");
+        s.held.assert_gone(&format!("ebpfctl (pid {})", s.pid));
+        screen
+    }
+
+    /// Resizes to `w`x`h` and waits for a redraw whose status line is on the second row from
+    /// the bottom (`status` starts it), nothing wrapped.
+    fn resized(&self, w: u16, h: u16, status: &str) -> Vec<String> {
+        self.resize(w, h);
+        let s = self.wait(&format!("the redraw at {w}x{h}"), |s| {
+            s.len() == h as usize && s[h as usize - 2].starts_with(status)
+        });
+        assert_fits(&s, w as usize, h as usize);
+        s
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.cmd(&["kill-server"]);
@@ -210,20 +258,18 @@ fn run_table_is_a_live_view_that_fits_resizes_and_quits_on_q() {
     let obj = build_source("tui_probe", PROBE);
     let t = Tmux::start(80, 24);
     t.type_line("printf 'before-the-view\\n'");
-    t.type_line(&format!(
-        "{} run {} -o table --interval 200ms --metrics-addr 127.0.0.1:0; echo exit=$?",
-        quote(Path::new(bin())),
-        quote(&obj)
-    ));
-    let pid = t.child();
-    t.wait("the live view", |s| {
-        s.iter().any(|l| l.starts_with("events/s"))
-    });
-    assert!(t.alternate_on(), "the view is on the alternate screen");
-    let held = common::bpf::Held::of(pid);
+    let run = t.ebpfctl(
+        &format!(
+            "run {} -o table --interval 200ms --metrics-addr 127.0.0.1:0",
+            quote(&obj)
+        ),
+        "the live view",
+        |s| s.iter().any(|l| l.starts_with("events/s")),
+    );
     assert!(
-        !held.progs.is_empty(),
-        "ebpfctl (pid {pid}) holds no program"
+        !run.held.progs.is_empty(),
+        "ebpfctl (pid {}) holds no program",
+        run.pid
     );
     // Five processes: the 4-entry hash fills up.
     for _ in 0..5 {
@@ -248,94 +294,56 @@ fn run_table_is_a_live_view_that_fits_resizes_and_quits_on_q() {
     assert!(s[22].contains("metrics 127.0.0.1:"), "{all}");
     assert!(s[23].starts_with("q quit"), "{all}");
 
-    t.resize(160, 50);
-    let s = t.wait("the redraw at 160x50", |s| {
-        s.len() == 50 && s[48].starts_with("events/s")
-    });
-    assert_fits(&s, 160, 50);
-    t.resize(80, 24);
-    let s = t.wait("the redraw at 80x24", |s| {
-        s.len() == 24 && s[22].starts_with("events/s")
-    });
-    assert_fits(&s, 80, 24);
+    t.resized(160, 50, "events/s");
+    t.resized(80, 24, "events/s");
 
     // Sort by key: the keys line says so.
     t.key("k");
     t.wait("sort by key", |s| s.iter().any(|l| l.contains("[key ↑]")));
 
-    t.key("q");
-    let s = t.wait("the shell again", |s| {
-        s.iter().any(|l| l.starts_with("exit="))
-    });
-    let all = s.join("\n");
-    assert!(all.contains("exit=0"), "{all}");
+    let s = t.ended(&run, Some("q"));
     assert!(
-        all.contains("before-the-view"),
-        "the normal screen is back:\n{all}"
+        s.join("\n").contains("before-the-view"),
+        "the normal screen is back:\n{}",
+        s.join("\n")
     );
-    assert!(!t.alternate_on());
-    assert!(!all.contains("events/s"), "{all}");
-    held.assert_gone(&format!("ebpfctl (pid {pid})"));
 }
 
 #[test]
 fn run_table_restores_the_terminal_on_sigterm_and_duration() {
     let obj = build_source("tui_probe_end", PROBE);
     let t = Tmux::start(80, 24);
-    t.type_line(&format!(
-        "{} run {} -o table --no-metrics --duration 3s; echo exit=$?",
-        quote(Path::new(bin())),
-        quote(&obj)
-    ));
-    let pid = t.child();
-    t.wait("the live view", |s| {
-        s.iter().any(|l| l.starts_with("events/s"))
-    });
-    let held = common::bpf::Held::of(pid);
-    let s = t.wait("the end of --duration", |s| {
-        s.iter().any(|l| l.starts_with("exit="))
-    });
-    assert!(s.join("\n").contains("exit=0"), "{}", s.join("\n"));
-    assert!(!t.alternate_on());
-    held.assert_gone(&format!("ebpfctl (pid {pid})"));
+    let view = |s: &[String]| s.iter().any(|l| l.starts_with("events/s"));
+    let run = t.ebpfctl(
+        &format!("run {} -o table --no-metrics --duration 3s", quote(&obj)),
+        "the live view",
+        view,
+    );
+    t.ended(&run, None);
 
     t.type_line("clear");
-    t.type_line(&format!(
-        "{} run {} -o table --no-metrics; echo exit=$?",
-        quote(Path::new(bin())),
-        quote(&obj)
-    ));
-    let pid = t.child();
-    t.wait("the live view", |s| {
-        s.iter().any(|l| l.starts_with("events/s"))
-    });
-    let held = common::bpf::Held::of(pid);
+    let run = t.ebpfctl(
+        &format!("run {} -o table --no-metrics", quote(&obj)),
+        "the live view",
+        view,
+    );
     // SAFETY: kill with a valid signal on the pid of the ebpfctl we started.
-    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-    let s = t.wait("the shell after SIGTERM", |s| {
-        s.iter().any(|l| l.starts_with("exit="))
-    });
-    assert!(s.join("\n").contains("exit=0"), "{}", s.join("\n"));
-    assert!(!t.alternate_on());
-    held.assert_gone(&format!("ebpfctl (pid {pid})"));
+    unsafe { libc::kill(run.pid as i32, libc::SIGTERM) };
+    t.ended(&run, None);
 }
 
 #[test]
 fn top_fits_the_height_keeps_its_header_and_quits_on_q() {
     let t = Tmux::start(80, 24);
     t.type_line("printf 'before-top\\n'");
-    t.type_line(&format!(
-        "{} top --interval 200ms; echo exit=$?",
-        quote(Path::new(bin()))
-    ));
-    let s = t.wait("top's table", |s| {
+    let top = t.ebpfctl("top --interval 200ms", "top's table", |s| {
         s.len() == 24 && s[1].trim_start().starts_with("ID") && s[23].starts_with("q quit")
     });
+    let s = t.screen();
     assert_fits(&s, 80, 24);
     let all = s.join("\n");
     assert!(s[0].starts_with("ebpfctl top"), "{all}");
     assert!(s[1].contains("NAME") && s[1].contains("CPU%"), "{all}");
-    assert!(t.alternate_on());
     // Scrolling and sorting keep the header on its row.
     t.key("PageDown");
     t.key("n");
@@ -348,14 +356,212 @@ fn top_fits_the_height_keeps_its_header_and_quits_on_q() {
         s.len() == 50 && s[1].contains("TOTAL TIME") && s[49].starts_with("q quit")
     });
     assert_fits(&s, 160, 50);
-    t.key("q");
-    let s = t.wait("the shell again", |s| {
-        s.iter().any(|l| l.starts_with("exit="))
-    });
+    let s = t.ended(&top, Some("q"));
+    assert!(s.join("\n").contains("before-top"), "{}", s.join("\n"));
+}
+
+/// The cells of the screen's table rows: box borders cut, split at runs of 2+ blanks (cells
+/// are 2 apart; a cell like `sleep 1` keeps its single blank).
+fn rows(s: &[String]) -> Vec<Vec<String>> {
+    s.iter()
+        .flat_map(|l| l.split(['│', '║']))
+        .map(|part| {
+            part.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// Some row starts with `want` (cells in order).
+fn has_row(s: &[String], want: &[&str]) -> bool {
+    rows(s)
+        .iter()
+        .any(|r| r.len() >= want.len() && r.iter().zip(want).all(|(c, w)| c == w))
+}
+
+/// A tool's view at 80x24: the status line, the keys, nothing wrapped.
+fn assert_tool_view(s: &[String]) {
+    assert_fits(s, 80, 24);
     let all = s.join("\n");
+    assert_eq!(s.len(), 24, "{all}");
+    assert!(s[22].starts_with("events/s"), "{all}");
     assert!(
-        all.contains("exit=0") && all.contains("before-top"),
+        s[22].contains("lost 0") && s[22].contains("dropped by output 0"),
         "{all}"
     );
-    assert!(!t.alternate_on());
+    assert!(
+        s[23].starts_with("q quit") && s[23].contains("p pause"),
+        "{all}"
+    );
+}
+
+const TOOL_VIEW: fn(&[String]) -> bool = |s| s.len() >= 2 && s[s.len() - 2].starts_with("events/s");
+
+#[test]
+fn execsnoop_is_a_live_view_of_execs_and_top_commands() {
+    let t = Tmux::start(80, 24);
+    let run = t.ebpfctl(
+        "execsnoop -n '^ebpfctl-tui-x' --metrics-addr 127.0.0.1:0",
+        "execsnoop's view",
+        TOOL_VIEW,
+    );
+    for _ in 0..3 {
+        target_as("ebpfctl-tui-x", &["getppid", "1"]);
+    }
+    // Two failed execs (ENOENT): counted under the comm of the thread that tried.
+    let missing = common::target_dir().join("ebpfctl-tui-x-missing");
+    for _ in 0..2 {
+        assert!(Command::new(&missing).spawn().is_err());
+    }
+    let s = t.wait("3 execs and 2 failed ones", |s| {
+        has_row(s, &["3", "0", "ebpfctl-tui-x"]) && has_row(s, &["2", "2"])
+    });
+    assert_tool_view(&s);
+    let all = s.join("\n");
+    assert!(all.contains("execs 5 events"), "{all}");
+    assert!(all.contains("top commands 2 commands"), "{all}");
+    assert!(s[22].contains("events 5 |"), "{all}");
+    assert!(s[22].contains("metrics 127.0.0.1:"), "{all}");
+    assert!(s[1].contains("PCOMM") && s[1].contains("ARGS"), "{all}");
+    let execs = rows(&s);
+    let ok = execs
+        .iter()
+        .filter(|r| r.get(1).is_some_and(|c| c == "ebpfctl-tui-x"))
+        .count();
+    assert_eq!(ok, 3, "{all}");
+    // The failed ones: RET -2 (ENOENT); their ARGS are cut at the edge, never wrapped.
+    let failed = execs
+        .iter()
+        .filter(|r| r.len() == 6 && r[4] == "-2")
+        .count();
+    assert_eq!(failed, 2, "{all}");
+    // Paused: the log stays, counting goes on.
+    t.key("p");
+    t.wait("paused", |s| s.iter().any(|l| l.contains("PAUSED (0 new)")));
+    target_as("ebpfctl-tui-x", &["getppid", "1"]);
+    let s = t.wait("4 execs counted, 1 unseen", |s| {
+        has_row(s, &["4", "0", "ebpfctl-tui-x"]) && s.iter().any(|l| l.contains("PAUSED (1 new)"))
+    });
+    assert!(s.join("\n").contains("execs 6 events"), "{}", s.join("\n"));
+
+    let s = t.resized(160, 50, "events/s");
+    assert!(
+        has_row(&s, &["4", "0", "ebpfctl-tui-x"]),
+        "{}",
+        s.join("\n")
+    );
+    t.resized(80, 24, "events/s");
+    let s = t.ended(&run, Some("q"));
+    assert!(
+        s.iter()
+            .any(|l| l.starts_with("execsnoop: stopped; 6 events")),
+        "{}",
+        s.join("\n")
+    );
+}
+
+#[test]
+fn opensnoop_is_a_live_view_of_opens_files_and_processes() {
+    let t = Tmux::start(80, 24);
+    let me = std::process::id().to_string();
+    let run = t.ebpfctl(&format!("opensnoop -p {me}"), "opensnoop's view", TOOL_VIEW);
+    // A short path of our own, so that it fits the files panel at 80 columns.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("o");
+    let missing = dir.path().join("m");
+    std::fs::write(&file, b"x").unwrap();
+    for _ in 0..3 {
+        drop(std::fs::File::open(&file).unwrap());
+    }
+    for _ in 0..2 {
+        assert!(std::fs::File::open(&missing).is_err());
+    }
+    let (file, missing) = (file.to_str().unwrap(), missing.to_str().unwrap());
+    let s = t.wait("4 opens of the file and 2 failed ones", |s| {
+        has_row(s, &["4", "0", file]) && has_row(s, &["2", "2", missing])
+    });
+    assert_tool_view(&s);
+    let all = s.join("\n");
+    assert!(
+        all.contains("top files") && all.contains("top processes"),
+        "{all}"
+    );
+    assert!(s[1].contains("COMM") && s[1].contains("PATH"), "{all}");
+    // The log: the failed opens with fd -1 and ENOENT.
+    let log = rows(&s);
+    let failed: Vec<_> = log
+        .iter()
+        .filter(|r| r.len() >= 6 && r[1] == me && r.last().is_some_and(|p| p == missing))
+        .collect();
+    assert_eq!(failed.len(), 2, "{all}");
+    assert!(failed.iter().all(|r| r[3] == "-1" && r[4] == "2"), "{all}");
+    // The process panel: this process opened at least these 6.
+    assert!(
+        log.iter()
+            .any(|r| r.len() >= 4 && r[2] == me && r[0].parse::<u64>().is_ok_and(|n| n >= 6)),
+        "{all}"
+    );
+    let s = t.resized(160, 50, "events/s");
+    assert!(has_row(&s, &["4", "0", file]), "{}", s.join("\n"));
+    t.resized(80, 24, "events/s");
+    // Tab selects the files panel (its border doubles).
+    t.key("Tab");
+    t.wait("the files panel selected", |s| {
+        s.iter().any(|l| l.starts_with("╔ top files"))
+    });
+    t.ended(&run, Some("q"));
+}
+
+#[test]
+fn observe_is_a_live_view_of_requests_by_route() {
+    use common::go::{go_build, http_get, private_copy, Build, Go, Server};
+    let bin = go_build(Go::Old, Build::Normal, false);
+    let copy = private_copy(&bin, "tui-server");
+    let server = Server::start(&copy, &[]);
+    let t = Tmux::start(80, 24);
+    let run = t.ebpfctl(
+        &format!("observe {}", quote(&copy)),
+        "observe's view",
+        TOOL_VIEW,
+    );
+    let base = format!("http://127.0.0.1:{}", server.port);
+    for _ in 0..3 {
+        assert!(http_get(&format!("{base}/ok")).starts_with("HTTP/1.1 200"));
+    }
+    for _ in 0..2 {
+        assert!(http_get(&format!("{base}/missing")).starts_with("HTTP/1.1 404"));
+    }
+    // A summary row: count, errors, p50, p99, side, method, route.
+    let route = |s: &[String], n: &str, path: &str| {
+        rows(s)
+            .iter()
+            .any(|r| r.len() == 7 && r[0] == n && r[1] == "0" && r[4..] == ["server", "GET", path])
+    };
+    let s = t.wait("3 + 2 requests by route", |s| {
+        route(s, "3", "/ok") && route(s, "2", "/missing")
+    });
+    assert_tool_view(&s);
+    let all = s.join("\n");
+    assert!(all.contains("requests 5 events"), "{all}");
+    assert!(all.contains("requests by route 2 routes"), "{all}");
+    assert!(s[1].contains("METHOD") && s[1].contains("STATUS"), "{all}");
+    let log = rows(&s);
+    let served = |status: &str, path: &str| {
+        log.iter()
+            .filter(|r| {
+                r.len() >= 7 && r[1] == "server" && r[3] == "GET" && r[4] == status && r[6] == path
+            })
+            .count()
+    };
+    assert_eq!(served("200", "/ok"), 3, "{all}");
+    assert_eq!(served("404", "/missing"), 2, "{all}");
+    let s = t.resized(160, 50, "events/s");
+    assert!(s.join("\n").contains("P50"), "{}", s.join("\n"));
+    t.resized(80, 24, "events/s");
+    t.ended(&run, Some("q"));
+    drop(server);
 }

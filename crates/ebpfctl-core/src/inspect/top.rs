@@ -411,39 +411,50 @@ impl Drop for Keys {
     }
 }
 
-/// Row order of the live view.
+/// Row order of both live views (the line frames here and print/tui/top.rs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SortBy {
+pub enum SortBy {
     Cpu,
     Events,
     Avg,
     Id,
+    Name,
 }
 
 impl SortBy {
-    fn from_key(k: u8) -> Option<SortBy> {
+    /// The order a key asks for: `c`, `e`, `a`, `i`, `n`.
+    pub fn from_key(k: char) -> Option<SortBy> {
         Some(match k {
-            b'c' => SortBy::Cpu,
-            b'e' => SortBy::Events,
-            b'a' => SortBy::Avg,
-            b'i' => SortBy::Id,
+            'c' => SortBy::Cpu,
+            'e' => SortBy::Events,
+            'a' => SortBy::Avg,
+            'i' => SortBy::Id,
+            'n' => SortBy::Name,
             _ => return None,
         })
     }
-    fn name(self) -> &'static str {
+
+    pub fn name(self) -> &'static str {
         match self {
             SortBy::Cpu => "cpu",
             SortBy::Events => "events/s",
             SortBy::Avg => "avg",
             SortBy::Id => "id",
+            SortBy::Name => "name",
         }
     }
-    fn sort(self, rows: &mut [TopRow]) {
+
+    /// Largest first (id and name: ascending); ties by id.
+    pub fn sort(self, rows: &mut [TopRow]) {
+        if self == SortBy::Name {
+            rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+            return;
+        }
         let f = |r: &TopRow| match self {
             SortBy::Cpu => r.cpu_percent,
             SortBy::Events => r.events_per_sec,
             SortBy::Avg => r.avg_ns.unwrap_or(0.0),
-            SortBy::Id => -f64::from(r.id),
+            _ => -f64::from(r.id),
         };
         rows.sort_by(|a, b| f(b).total_cmp(&f(a)).then(a.id.cmp(&b.id)));
     }
@@ -456,7 +467,7 @@ fn render(f: &Frame, sort: SortBy, tty: bool, interval: Duration, how: &str) -> 
     let _ = write!(
         buf,
         "{}ebpfctl top  {}  {} programs  every {:.1}s  sorted by {}  statistics: {}\n\
-         keys: c cpu  e events/s  a avg  i id  q quit (or Ctrl-C)\n\n",
+         keys: c cpu  e events/s  a avg  i id  n name  q quit (or Ctrl-C)\n\n",
         if tty { "\x1b[H\x1b[2J" } else { "\n" },
         f.time,
         rows.len(),
@@ -519,7 +530,7 @@ pub fn run_tui(
             if k == b'q' {
                 break;
             }
-            if let (Some(by), Some(f)) = (SortBy::from_key(k), &last) {
+            if let (Some(by), Some(f)) = (SortBy::from_key(char::from(k)), &last) {
                 sort = by;
                 screen
                     .out

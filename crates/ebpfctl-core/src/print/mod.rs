@@ -7,6 +7,7 @@
 pub mod folded;
 pub mod json;
 pub mod prometheus;
+pub mod stream_view;
 pub mod table;
 #[cfg(feature = "tui")]
 pub mod tui;

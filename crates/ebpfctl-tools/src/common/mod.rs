@@ -7,6 +7,7 @@ pub mod error;
 pub mod fmt;
 #[cfg(test)]
 pub mod layout;
+pub mod live;
 pub mod probe;
 pub mod report;
 pub mod users;

@@ -14,6 +14,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
+use super::live::{Event, Live, ViewSpec};
 use super::{fmt, ToolError};
 
 /// How long user space sleeps between looks at the ring buffer when the probe did not wake
@@ -27,6 +28,8 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(10);
 pub struct Output {
     w: Writer,
     src: Source,
+    /// The live view instead of the table (a terminal, feature `tui`).
+    live: Live,
 }
 
 impl Output {
@@ -34,7 +37,25 @@ impl Output {
     pub fn new(sink: Sink, dropped: Counter, stop: Arc<AtomicBool>) -> Self {
         let mut w = Writer::new(sink).with_stop(stop);
         let src = w.source(dropped);
-        Self { w, src }
+        Self {
+            w,
+            src,
+            live: Live::default(),
+        }
+    }
+
+    /// Shows events in a live view of `spec` (if built with it) instead of table lines.
+    pub fn live(&mut self, spec: ViewSpec, color: bool) {
+        self.live = Live::new(spec, self.src, color);
+    }
+
+    /// Events go to the live view: the caller builds an [`Event`], not a table line.
+    pub fn is_live(&self) -> bool {
+        self.live.on()
+    }
+
+    pub fn event(&mut self, ev: Event) {
+        self.live.event(ev);
     }
 
     /// The buffer to append finished lines to; call [`Output::written`] after each.
@@ -146,6 +167,10 @@ pub struct StreamConfig {
     pub json: bool,
     /// Stop after this long.
     pub duration: Option<Duration>,
+    /// The table as a live view (stdout is a terminal; feature `tui`).
+    pub live: bool,
+    /// Bold and reverse video in the live view (`--color`, `NO_COLOR`).
+    pub color: bool,
     pub metrics_addr: Option<SocketAddr>,
     /// Ring buffer size in bytes (a power of two, at least a page).
     pub ring_bytes: u32,
@@ -160,6 +185,8 @@ impl StreamConfig {
         Self {
             json: false,
             duration: None,
+            live: false,
+            color: false,
             metrics_addr: None,
             ring_bytes,
             wakeup_bytes: 64 << 10,
@@ -224,14 +251,18 @@ pub fn run_loop(
     let start = Instant::now();
     let deadline = cfg.duration.map(|d| start + d);
     let mut lost_seen = 0u64;
-    let mut check_loss = |out: &mut Output| {
+    // The total lost so far, reported when it grew.
+    let mut check_loss = |out: &mut Output| -> u64 {
         let total = loss.total().unwrap_or(0);
         if total > lost_seen {
             on_loss();
             let delta = total - lost_seen;
             lost_seen = total;
             metrics.lost.inc_by(delta);
-            eprintln!("{}: {delta} events lost ({total} in total)", cfg.tool);
+            out.live.notice(&format!(
+                "{}: {delta} events lost ({total} in total)",
+                cfg.tool
+            ));
             if cfg.json {
                 let mut b = Vec::with_capacity(96);
                 b.extend_from_slice(b"{\"type\":\"lost\"");
@@ -248,6 +279,7 @@ pub fn run_loop(
                 out.line(&b);
             }
         }
+        lost_seen
     };
     loop {
         let mut timeout = POLL_INTERVAL;
@@ -259,12 +291,14 @@ pub fn run_loop(
         on_poll();
         {
             let mut o = out.borrow_mut();
-            check_loss(&mut o);
+            let lost = check_loss(&mut o);
             o.flush();
-            let w = o.writer();
-            if let Some(d) = w.notice() {
-                eprintln!("{}: {d}", cfg.tool);
+            if let Some(d) = o.w.notice() {
+                o.live.notice(&format!("{}: {d}", cfg.tool));
             }
+            o.live.counters(lost, metrics.serving());
+            let Output { w, live, .. } = &mut *o;
+            live.tick(w);
             if w.closed() {
                 break;
             }
@@ -278,8 +312,12 @@ pub fn run_loop(
     on_poll();
     let mut o = out.borrow_mut();
     check_loss(&mut o);
-    let w = o.writer();
-    if let Some(d) = w.finish() {
+    let Output { w, live, .. } = &mut *o;
+    // The terminal back after the last frame, then the notices the view held.
+    live.leave(w);
+    let done = w.finish();
+    live.close();
+    if let Some(d) = done {
         eprintln!("{}: {d}", cfg.tool);
     }
     if let Some(e) = w.take_error() {

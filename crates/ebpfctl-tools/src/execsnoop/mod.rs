@@ -269,7 +269,11 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, out: Sink) -> Result<Summary, To
     let loss = loss.with_unread(unread);
     let consumer = builder.build()?;
 
-    if !cfg.stream.json {
+    if cfg.stream.live && !cfg.stream.json {
+        out.borrow_mut()
+            .live(print::live_spec(&table), cfg.stream.color);
+    }
+    if !cfg.stream.json && !out.borrow().is_live() {
         out.borrow_mut()
             .line(print::table_header(&table).as_bytes());
     }

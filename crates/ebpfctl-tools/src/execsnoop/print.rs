@@ -3,6 +3,7 @@
 use ebpfctl_core::decode::sys::{errno_name, signal_name};
 
 use super::track::{Proc, Source};
+use crate::common::live::{Event, TallySpec, ViewSpec};
 use crate::common::{containers, fmt};
 
 /// What happened to a process.
@@ -120,6 +121,72 @@ pub fn table_header(style: &TableStyle) -> String {
     s
 }
 
+/// The live view: the table's columns as a log (TIME always), and the commands by execs.
+pub fn live_spec(style: &TableStyle) -> ViewSpec {
+    let mut columns = vec!["time"];
+    if style.uid {
+        columns.push("uid");
+    }
+    columns.extend(["pcomm", "pid", "ppid"]);
+    if style.container {
+        columns.push("container");
+    }
+    columns.extend(["ret", "args"]);
+    ViewSpec {
+        log: "execs".into(),
+        columns: columns.into_iter().map(String::from).collect(),
+        tallies: vec![TallySpec {
+            title: "top commands".into(),
+            noun: "commands".into(),
+            keys: vec!["pcomm".into()],
+            count: "execs".into(),
+            errors: "failed".into(),
+            durations: false,
+        }],
+    }
+}
+
+/// The arguments as the table shows them, on one line.
+fn args_text(style: &TableStyle, p: &Proc) -> String {
+    let mut s = String::new();
+    for (i, a) in p.args.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        if style.quote {
+            s.push('"');
+            s.push_str(&a.replace('\\', "\\\\").replace('"', "\\\""));
+            s.push('"');
+        } else {
+            s.push_str(a);
+        }
+    }
+    if p.args_truncated {
+        s.push_str(" ...");
+    }
+    // One event, one line, whatever the arguments hold.
+    s.replace(['\n', '\r'], " ")
+}
+
+/// The live view's event for an exec that returned `ret`.
+pub fn live_event(style: &TableStyle, p: &Proc, ret: i32) -> Event {
+    let mut cells = vec![fmt::local_hms(p.start_unix_ns)];
+    if style.uid {
+        cells.push(p.uid.to_string());
+    }
+    cells.extend([p.comm.clone(), p.pid.to_string(), p.ppid.to_string()]);
+    if style.container {
+        cells.push(containers::cell(p.container.as_deref()).to_string());
+    }
+    cells.extend([ret.to_string(), args_text(style, p)]);
+    Event {
+        cells,
+        keys: vec![vec![p.comm.clone()]],
+        error: ret != 0,
+        duration_ns: None,
+    }
+}
+
 /// One table row for an exec that returned `ret`.
 pub fn table_row(out: &mut Vec<u8>, style: &TableStyle, p: &Proc, ret: i32, since_start_ns: i128) {
     let mut s = String::with_capacity(128);
@@ -140,22 +207,8 @@ pub fn table_row(out: &mut Vec<u8>, style: &TableStyle, p: &Proc, ret: i32, sinc
         ));
     }
     s.push_str(&format!("{ret:>3} "));
-    for (i, a) in p.args.iter().enumerate() {
-        if i > 0 {
-            s.push(' ');
-        }
-        if style.quote {
-            s.push('"');
-            s.push_str(&a.replace('\\', "\\\\").replace('"', "\\\""));
-            s.push('"');
-        } else {
-            s.push_str(a);
-        }
-    }
-    if p.args_truncated {
-        s.push_str(" ...");
-    }
-    // One event, one line, whatever the arguments hold.
+    s.push_str(&args_text(style, p));
+    // One event, one line, whatever the comm holds.
     let s = s.replace(['\n', '\r'], " ");
     out.extend_from_slice(s.as_bytes());
     out.push(b'\n');

@@ -154,7 +154,9 @@ impl<'a> Tracker<'a> {
     }
 
     fn emit(&mut self) {
-        self.out.borrow_mut().line(&self.buf);
+        if !self.buf.is_empty() {
+            self.out.borrow_mut().line(&self.buf);
+        }
         self.buf.clear();
         self.events += 1;
     }
@@ -306,6 +308,10 @@ impl<'a> Tracker<'a> {
                     Happening::Error { code: e.ret }
                 };
                 print::json(&mut self.buf, &p, &what);
+            }
+            Mode::Table(style) if self.out.borrow().is_live() => {
+                let ev = print::live_event(style, &p, e.ret);
+                self.out.borrow_mut().event(ev);
             }
             Mode::Table(style) => {
                 let since = p.start_unix_ns - self.start_unix_ns;

@@ -4,6 +4,7 @@ use std::io::Write;
 
 use super::event::{Kind, Request};
 use super::otlp::ProcessIdentity;
+use crate::common::live::{Event, TallySpec, ViewSpec};
 
 /// Output format of `observe`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +183,65 @@ pub fn log_line(r: &Request) -> String {
     match &r.container {
         Some(c) => format!("{line} (container {})", c.display_name()),
         None => line,
+    }
+}
+
+/// The live view: one log row per request, and count, errors and p50/p99 duration per
+/// (side, method, route).
+pub fn live_spec() -> ViewSpec {
+    let columns = [
+        "time", "side", "service", "method", "status", "duration", "route", "error",
+    ];
+    ViewSpec {
+        log: "requests".into(),
+        columns: columns.into_iter().map(String::from).collect(),
+        tallies: vec![TallySpec {
+            title: "requests by route".into(),
+            noun: "routes".into(),
+            keys: ["side", "method", "route"].map(String::from).to_vec(),
+            count: "count".into(),
+            errors: "errors".into(),
+            durations: true,
+        }],
+    }
+}
+
+/// What a request is counted under: a client's host and path, a server's path.
+fn route(r: &Request) -> String {
+    match r.kind {
+        Kind::Client => format!("{}{}", r.host, r.path),
+        Kind::Server => r.path.clone(),
+    }
+}
+
+/// The live view's event for one request.
+pub fn live_event(r: &Request) -> Event {
+    let side = r.kind.as_str().to_string();
+    let route = route(r).replace(['\n', '\r'], "?");
+    let status = match r.status {
+        0 => "-".to_string(),
+        s => s.to_string(),
+    };
+    let error = r
+        .error
+        .as_deref()
+        .or(r.error_type.as_deref())
+        .unwrap_or("")
+        .replace(['\n', '\r'], " ");
+    Event {
+        cells: vec![
+            crate::common::fmt::local_hms(i128::from(r.start_unix_ns)),
+            side.clone(),
+            r.service.clone(),
+            r.method.clone(),
+            status,
+            format_duration(r.duration_ns),
+            route.clone(),
+            error,
+        ],
+        keys: vec![vec![side, r.method.clone(), route]],
+        error: r.error_type.is_some(),
+        duration_ns: Some(r.duration_ns),
     }
 }
 

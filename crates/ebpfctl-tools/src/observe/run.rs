@@ -20,9 +20,10 @@ use super::goerror::TypeNames;
 use super::graph::{Graph, GraphFormat};
 use super::metrics::Metrics;
 use super::otlp::{OtlpExporter, ProcessIdentity};
-use super::output::{write_request, Format, ServiceNames};
+use super::output::{live_event, live_spec, write_request, Format, ServiceNames};
 use super::probe::AttachMode;
 use super::{analyse, pid_exe, ObserveError, Observer, ObserverConfig, Target};
+use crate::common::live::Live;
 
 /// What to observe and where results go.
 #[derive(Debug, Clone)]
@@ -42,6 +43,10 @@ pub struct RunOptions {
     /// Containers shown, filtered, labelled; with a filter, `paths` are inside the
     /// chosen containers.
     pub containers: ContainerOptions,
+    /// `Format::Log` as a live view (stdout is a terminal; feature `tui`).
+    pub live: bool,
+    /// Bold and reverse video in the live view (`--color`, `NO_COLOR`).
+    pub color: bool,
 }
 
 /// What a run saw.
@@ -324,9 +329,16 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
     };
     let started = Instant::now();
     let mut lost_reported = 0u64;
+    let live = if opts.live && opts.format == Format::Log {
+        Live::new(live_spec(), src, opts.color)
+    } else {
+        Live::default()
+    };
+    let metrics_at = metrics_server.as_ref().map(|s| s.local_addr());
     let mut fan = Fanout {
         out: &mut out,
         src,
+        live,
         format: opts.format,
         // Histograms only when something scrapes them.
         metrics: metrics_server.is_some().then_some(&mut metrics),
@@ -360,17 +372,19 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
         }
         fan.out.flush();
         if let Some(d) = fan.out.notice() {
-            let _ = writeln!(diag, "observe: {d}");
+            fan.notice(diag, &format!("observe: {d}"));
         }
         let lost_now = observer.lost();
         if lost_now > lost_reported {
-            let _ = writeln!(
-                diag,
+            let msg = format!(
                 "observe: {} requests lost (ring buffer full; {lost_now} so far): lower the load or --poll-ms",
                 lost_now - lost_reported
             );
+            fan.notice(diag, &msg);
             lost_reported = lost_now;
         }
+        fan.live.counters(lost_now, metrics_at);
+        fan.live.tick(fan.out);
         if let Some(m) = fan.metrics.as_deref_mut() {
             m.set_lost(lost_now);
         }
@@ -392,12 +406,18 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
         }
     }
     let requests = fan.requests;
+    let mut live = std::mem::take(&mut fan.live);
+    // The terminal back after the last frame (the graph goes to the normal screen).
+    live.leave(&mut out);
     // Records the shutdown drain left in the ring are lost too.
     let lost = observer.lost() + unread.load(Ordering::Relaxed);
     if let Some(f) = opts.graph {
         out.line(src, graph.render(f).as_bytes());
     }
-    if let Some(d) = out.finish() {
+    let done = out.finish();
+    // Raw mode off; what the view held goes to stderr.
+    live.close();
+    if let Some(d) = done {
         let _ = writeln!(diag, "observe: {d}");
     }
     let dropped = out.dropped();
@@ -437,6 +457,8 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
 struct Fanout<'a> {
     out: &'a mut Writer,
     src: Source,
+    /// The live view instead of log lines (a terminal, feature `tui`).
+    live: Live,
     format: Format,
     metrics: Option<&'a mut Metrics>,
     otlp: Option<&'a mut OtlpExporter>,
@@ -453,7 +475,9 @@ impl Fanout<'_> {
             return;
         }
         self.requests += 1;
-        if self.format != Format::None {
+        if self.live.on() {
+            self.live.event(live_event(r));
+        } else if self.format != Format::None {
             // Into the writer's buffer: cannot fail.
             let _ = write_request(self.out.buf(), self.format, r);
             self.out.record(self.src);
@@ -470,6 +494,15 @@ impl Fanout<'_> {
         }
         if let Some(g) = self.graph.as_deref_mut() {
             g.add(r);
+        }
+    }
+
+    /// A status line: to `diag`, or held by the live view while it is up.
+    fn notice(&self, diag: &mut dyn Write, msg: &str) {
+        if self.live.on() {
+            self.live.notice(msg);
+        } else {
+            let _ = writeln!(diag, "{msg}");
         }
     }
 

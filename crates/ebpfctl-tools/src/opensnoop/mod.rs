@@ -160,11 +160,15 @@ impl Printer<'_> {
         let mut out = self.out.borrow_mut();
         if self.cfg.stream.json {
             print::json(out.buf(), o, &place);
+        } else if out.is_live() {
+            out.event(print::live_event(&self.table, o, &place));
         } else {
             let since = ktime_to_unix_ns(o.time_ns) - self.start_unix_ns;
             print::table_row(out.buf(), &self.table, o, since, &place);
         }
-        out.written();
+        if !out.is_live() {
+            out.written();
+        }
         self.events += 1;
         let failed = o.ret < 0;
         if self.containers.metric_labels {
@@ -241,7 +245,11 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>, out: Sink) -> Result<Summary, To
     // Records left in the ring when the shutdown drain gives up are lost too.
     let loss = loss.with_unread(unread);
     let consumer = builder.build()?;
-    if !cfg.stream.json {
+    if cfg.stream.live && !cfg.stream.json {
+        out.borrow_mut()
+            .live(print::live_spec(&table), cfg.stream.color);
+    }
+    if !cfg.stream.json && !out.borrow().is_live() {
         out.borrow_mut()
             .line(print::table_header(&table).as_bytes());
     }

@@ -5,6 +5,7 @@ use ebpfctl_core::decode::time::ktime_to_unix_ns;
 use ebpfctl_container::resolver::Entry;
 
 use super::event::{flag_names, Open};
+use crate::common::live::{Event, TallySpec, ViewSpec};
 use crate::common::{containers, fmt};
 
 /// Table columns chosen by flags.
@@ -79,6 +80,71 @@ pub fn table_header(style: &TableStyle) -> String {
     }
     s.push_str("PATH\n");
     s
+}
+
+/// The live view: the table's columns as a log (TIME always), the files opened and the
+/// processes opening them.
+pub fn live_spec(style: &TableStyle) -> ViewSpec {
+    let mut columns = vec!["time"];
+    if style.uid {
+        columns.push("uid");
+    }
+    columns.push("pid");
+    if style.extended {
+        columns.push("tid");
+    }
+    if style.container {
+        columns.push("container");
+    }
+    columns.extend(["comm", "fd", "err"]);
+    if style.extended {
+        columns.push("flags");
+    }
+    columns.push("path");
+    let tally = |title: &str, noun: &str, keys: &[&str]| TallySpec {
+        title: title.into(),
+        noun: noun.into(),
+        keys: keys.iter().map(|k| k.to_string()).collect(),
+        count: "opens".into(),
+        errors: "errors".into(),
+        durations: false,
+    };
+    ViewSpec {
+        log: "opens".into(),
+        columns: columns.into_iter().map(String::from).collect(),
+        tallies: vec![
+            tally("top files", "files", &["path"]),
+            tally("top processes", "processes", &["pid", "comm"]),
+        ],
+    }
+}
+
+/// The live view's event for one open.
+pub fn live_event(style: &TableStyle, o: &Open<'_>, place: &Place<'_>) -> Event {
+    let comm = o.comm().into_owned();
+    let path = o.path().replace(['\n', '\r'], "?");
+    let mut cells = vec![fmt::local_hms(ktime_to_unix_ns(o.time_ns))];
+    if style.uid {
+        cells.push(o.uid.to_string());
+    }
+    cells.push(o.pid.to_string());
+    if style.extended {
+        cells.push(o.tid.to_string());
+    }
+    if style.container {
+        cells.push(containers::cell(place.entry).to_string());
+    }
+    cells.extend([comm.clone(), o.fd().to_string(), o.errno().to_string()]);
+    if style.extended {
+        cells.push(flag_names(o.flags).to_string());
+    }
+    cells.push(path.clone());
+    Event {
+        cells,
+        keys: vec![vec![path], vec![o.pid.to_string(), comm]],
+        error: o.ret < 0,
+        duration_ns: None,
+    }
 }
 
 pub fn table_row(

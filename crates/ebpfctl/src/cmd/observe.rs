@@ -1,5 +1,6 @@
 //! `ebpfctl observe`: HTTP requests of Go programs (net/http), client and server, with
 //! uprobes. The work is in `ebpfctl_tools::observe`; this file only maps flags.
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -129,6 +130,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         count: args.count,
         poll_interval: poll,
         containers,
+        live: matches!(args.output, Output::Log) && std::io::stdout().is_terminal(),
+        color: super::flags::color(),
     };
     let stderr = std::io::stderr();
     run_observe(&opts, Sink::stdout(), &mut stderr.lock()).context("observe")?;

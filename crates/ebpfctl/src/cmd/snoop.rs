@@ -1,6 +1,7 @@
 //! What `execsnoop` and `opensnoop` share on the command line: the output format, the
 //! stream options (`-d`, `--metrics-addr`; `--ring-kib` has a default per tool) and the
 //! closing lines.
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use ebpfctl_tools::common::report::{parse_metrics_addr, StreamConfig, Summary};
@@ -48,6 +49,8 @@ impl StreamArgs {
     pub fn config(&self, output: Format, ring_kib: u32) -> anyhow::Result<StreamConfig> {
         Ok(StreamConfig {
             json: matches!(output, Format::Json | Format::None),
+            live: output == Format::Table && std::io::stdout().is_terminal(),
+            color: super::flags::color(),
             duration: positive(self.duration)?,
             metrics_addr: self
                 .metrics_addr

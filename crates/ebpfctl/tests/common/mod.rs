@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bpf;
+pub mod go;
 pub mod init;
 
 use std::collections::HashMap;

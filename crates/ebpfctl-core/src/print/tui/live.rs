@@ -43,14 +43,26 @@ pub struct LiveView {
 }
 
 /// Events per second over the last second or more.
-struct Rate {
+pub(super) struct Rate {
     since: Instant,
     base: u64,
     per_sec: f64,
 }
 
 impl Rate {
-    fn update(&mut self, total: u64) {
+    pub(super) fn new() -> Rate {
+        Rate {
+            since: Instant::now(),
+            base: 0,
+            per_sec: 0.0,
+        }
+    }
+
+    pub(super) fn per_sec(&self) -> f64 {
+        self.per_sec
+    }
+
+    pub(super) fn update(&mut self, total: u64) {
         let dt = self.since.elapsed();
         if dt >= Duration::from_secs(1) {
             self.per_sec = (total - self.base) as f64 / dt.as_secs_f64();
@@ -70,11 +82,7 @@ impl LiveView {
             color,
             page: MIN_SELECTED,
             events: 0,
-            rate: Rate {
-                since: Instant::now(),
-                base: 0,
-                per_sec: 0.0,
-            },
+            rate: Rate::new(),
             dropped: 0,
             metrics: None,
             notice: None,
@@ -166,6 +174,7 @@ impl LiveView {
 
     /// Applies one key; false when it asks to quit.
     pub fn key(&mut self, key: Key) -> bool {
+        let key = key.space_pages();
         let n = self.panels.len().max(1);
         let page = self.page as isize - 3;
         let scroll = |v: &mut LiveView, d: isize| {

@@ -1,5 +1,6 @@
 //! Live terminal views on ratatui (feature `tui`): `run -o table` on a terminal
-//! ([`live::TuiPrinter`]: one panel per map) and `top` ([`top::TopView`]: one table).
+//! ([`live::TuiPrinter`]: one panel per map), `top` ([`top::TopView`]: one table) and the
+//! tools' event streams ([`stream::StreamTui`]: a log and summaries).
 //!
 //! Frames are drawn into a buffer and handed to the stdout [`Writer`] like any record, so a
 //! terminal that stalls never holds the run loop (a frame that is dropped makes the next one
@@ -8,6 +9,7 @@
 //! (errors, unwinding) and a panic hook directly.
 pub mod live;
 pub mod panel;
+pub mod stream;
 pub mod top;
 
 use std::cell::RefCell;
@@ -96,8 +98,18 @@ pub enum Key {
     PageDown,
     Top,
     Bottom,
-    /// A letter the view interprets (sort keys).
+    /// A letter the view interprets (sort keys); Space is `Char(' ')`.
     Char(char),
+}
+
+impl Key {
+    /// Space as a page down, for views that give it no other meaning.
+    pub fn space_pages(self) -> Key {
+        match self {
+            Key::Char(' ') => Key::PageDown,
+            k => k,
+        }
+    }
 }
 
 /// The keys in bytes read from a raw-mode terminal (xterm sequences): `q`, Esc and Ctrl-C
@@ -113,7 +125,7 @@ pub fn keys_of(mut b: &[u8]) -> Vec<Key> {
             },
             0x03 | b'q' => (Some(Key::Quit), 1),
             b'\t' => (Some(Key::Next), 1),
-            b' ' => (Some(Key::PageDown), 1),
+            b' ' => (Some(Key::Char(' ')), 1),
             b'g' => (Some(Key::Top), 1),
             b'G' => (Some(Key::Bottom), 1),
             c if c.is_ascii_graphic() => (Some(Key::Char(c as char)), 1),

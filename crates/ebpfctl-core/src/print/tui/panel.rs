@@ -22,6 +22,8 @@ pub enum Kind {
     Entries { max: u32, hash: bool, lru: bool },
     /// Free text: histograms, iterator output.
     Text,
+    /// Counts per key computed from events (a tool's summary): rows come ordered.
+    Summary,
 }
 
 /// How entry panels are ordered.
@@ -52,6 +54,10 @@ pub struct Panel {
     pub lost: u64,
     /// The first row (or text line) shown.
     pub scroll: usize,
+    /// What a row is, for a summary's title (`commands`).
+    pub noun: String,
+    /// The last column takes the width the others leave (it is cut only at the edge).
+    pub fill_last: bool,
 }
 
 /// Numbers compare as numbers, the rest as text.
@@ -74,6 +80,8 @@ impl Panel {
             count: 0,
             lost: 0,
             scroll: 0,
+            noun: String::new(),
+            fill_last: false,
         }
     }
 
@@ -165,6 +173,7 @@ impl Panel {
                 format!("{} of {max} entries", self.count)
             }
             Kind::Entries { .. } => format!("{} entries", self.count),
+            Kind::Summary => format!("{} {}", self.count, self.noun),
             Kind::Text => String::new(),
         };
         let bold = if color {
@@ -246,7 +255,7 @@ impl Panel {
             return;
         }
         if self.rows.is_empty() {
-            let none = if self.kind == Kind::Stream {
+            let none = if matches!(self.kind, Kind::Stream | Kind::Summary) {
                 "(no events yet)"
             } else {
                 "(no entries yet)"
@@ -270,7 +279,16 @@ impl Panel {
         let rows = shown
             .iter()
             .map(|r| Row::new(r.cells.iter().map(String::as_str)));
-        let table = Table::new(rows, widths.iter().map(|&w| Constraint::Length(w as u16)))
+        let last = widths.len().saturating_sub(1);
+        let fill = self.fill_last;
+        let constraints = widths.iter().enumerate().map(|(i, &w)| {
+            if fill && i == last {
+                Constraint::Fill(1)
+            } else {
+                Constraint::Length(w as u16)
+            }
+        });
+        let table = Table::new(rows, constraints)
             .header(header)
             .column_spacing(2);
         f.render_widget(table, inner);

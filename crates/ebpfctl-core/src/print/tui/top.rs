@@ -8,43 +8,7 @@ use ratatui::Frame;
 
 use super::Key;
 use crate::inspect::print::nanos;
-use crate::inspect::top::{Frame as Sample, TopRow};
-
-/// Row order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortBy {
-    Cpu,
-    Events,
-    Avg,
-    Id,
-    Name,
-}
-
-impl SortBy {
-    fn name(self) -> &'static str {
-        match self {
-            SortBy::Cpu => "cpu",
-            SortBy::Events => "events/s",
-            SortBy::Avg => "avg",
-            SortBy::Id => "id",
-            SortBy::Name => "name",
-        }
-    }
-
-    fn sort(self, rows: &mut [TopRow]) {
-        if self == SortBy::Name {
-            rows.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-            return;
-        }
-        let f = |r: &TopRow| match self {
-            SortBy::Cpu => r.cpu_percent,
-            SortBy::Events => r.events_per_sec,
-            SortBy::Avg => r.avg_ns.unwrap_or(0.0),
-            _ => -f64::from(r.id),
-        };
-        rows.sort_by(|a, b| f(b).total_cmp(&f(a)).then(a.id.cmp(&b.id)));
-    }
-}
+use crate::inspect::top::{Frame as Sample, SortBy, TopRow};
 
 /// A column: its header, its width (0: the name column, which takes the rest) and whether
 /// its cells are numbers (right-aligned).
@@ -137,6 +101,7 @@ impl TopView {
 
     /// Applies one key; false when it asks to quit.
     pub fn key(&mut self, k: Key) -> bool {
+        let k = k.space_pages();
         let max = self.rows.len().saturating_sub(self.page.max(1));
         let page = self.page.max(1);
         match k {
@@ -148,16 +113,10 @@ impl TopView {
             Key::Top => self.scroll = 0,
             Key::Bottom => self.scroll = max,
             Key::Char(c) => {
-                let by = match c {
-                    'c' => SortBy::Cpu,
-                    'e' => SortBy::Events,
-                    'a' => SortBy::Avg,
-                    'i' => SortBy::Id,
-                    'n' => SortBy::Name,
-                    _ => return true,
-                };
-                self.sort = by;
-                self.sort.sort(&mut self.rows);
+                if let Some(by) = SortBy::from_key(c) {
+                    self.sort = by;
+                    self.sort.sort(&mut self.rows);
+                }
             }
             Key::Next | Key::Prev => {}
         }
