@@ -1233,26 +1233,30 @@ fn top_sysctl_path_restores_the_setting_on_sigint() {
     must_be_root();
     let _serial = STATS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let before = stats_sysctl();
-    let child = ebpfctl()
+    let mut child = ebpfctl()
         .args(["top", "--json", "--interval", "0.2"])
         .env("EBPFCTL_STATS", "sysctl")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait (up to 5 s on a busy machine) for top to have turned statistics on.
-    let start = Instant::now();
-    let mut during = stats_sysctl();
-    while during != "1" && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(50));
-        during = stats_sysctl();
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    // Its first frame (statistics are on by then), however slow the machine (a TCG guest
+    // takes seconds): lines are read as they come.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(120));
+    let during = stats_sysctl();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "top after SIGINT: {:?}", out.status);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert!(status.success(), "top after SIGINT: {status:?}");
+    assert!(first.is_ok(), "top printed no frame in 120 s");
     assert_eq!(during, "1", "statistics were not on through the sysctl");
-    assert!(String::from_utf8_lossy(&out.stdout).lines().count() >= 1);
     assert_eq!(
         stats_sysctl(),
         before,
