@@ -26,6 +26,7 @@ costs pages, never correctness (symbols not in the binary are ignored by the lin
 The uprobes make the traced runs slow (a trap per call); that does not change the order.
 """
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -135,11 +136,9 @@ def run(a, binary, work):
     finally:
         t.send_signal(signal.SIGINT)
         t.wait()
-    import json
 
     syms = symbols(binary)
     first = {}  # (tool, phase) -> [vaddr in first-call order]
-    seen_any = set()
     with open(calls) as f:
         recs = [json.loads(line) for line in f if line.startswith("{")]
     recs.sort(key=lambda r: r["at"])
@@ -179,7 +178,6 @@ def run(a, binary, work):
         print(f"{tool} {phase}: {len(addrs)} functions", file=sys.stderr)
     print(f"{len(both)} in both; {len(order)} functions, {len(lines)} symbols -> {a.out}"
           f" ({len(missing)} addresses without a symbol)", file=sys.stderr)
-    seen_any.update(order)
 
 
 if __name__ == "__main__":
