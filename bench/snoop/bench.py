@@ -276,12 +276,14 @@ def fmt(s, scale=1.0, digits=3, unit=""):
 
 def table(name, results, load):
     base = stats(results["none"], "wall_s")
-    c = {k: stats(results["libbpf-tools"], k) for k in ("cpu_s", "peak_rss_kib", "end_rss_kib", "startup_s")}
+    # Ratios to the C tools only when they ran (TRACERS= may leave them out).
+    c = {k: stats(results.get("libbpf-tools", []), k)
+         for k in ("cpu_s", "peak_rss_kib", "end_rss_kib", "startup_s")}
     n = len(results["none"])
     print(f"\n### {name}\n")
     print(f"Medians of {n} interleaved rounds (min–max); ×: ratio to libbpf-tools. "
           f"No tracer: {fmt(base)} s. Load average before / after: {load[0]} / {load[1]}.\n")
-    exec_storm_ = "with_args" in results["ebpfctl"][0]
+    exec_storm_ = any("with_args" in r for runs in results.values() for r in runs)
     head = ["tracer", "captured", "losses reported", "workload slowdown", "tracer CPU s"]
     if exec_storm_:
         head.append("argv captured")
@@ -295,7 +297,9 @@ def table(name, results, load):
         return f" ×{v[0] / c[key][0]:.2f}"
 
     for cfg in TRACERS:
-        runs = results[cfg]
+        runs = results.get(cfg)
+        if not runs:
+            continue
         issued = runs[0]["issued"]
         cap = stats(runs, "captured")
         row = [cfg,
