@@ -17,7 +17,9 @@
 //! costs 528 KiB, execsnoop's 272 KiB (`bench/snoop/smaps.py`, bench/README.md "snoop").
 //! The hot path is what libbpf's is (acquire load of the producer position, acquire load
 //! of each header, callback, release store of the consumer position per record), without
-//! the C callback trampoline.
+//! the C callback trampoline. Measured, release: opensnoop's CPU for the 200,000-open storm
+//! 0.16–0.21 s with this consumer, 0.15–0.20 s with libbpf's in an earlier session (not an
+//! A/B run: other load), i.e. the read path is not what the tool's CPU goes to.
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
