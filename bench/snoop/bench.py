@@ -12,7 +12,8 @@ Per traced configuration and round, two runs:
   C tools: a fixed settle, then the marker is checked in the output afterwards), run the
   storm (its wall time), stop the tracer with SIGINT, read its CPU time from wait4() and its
   peak RSS (VmHWM) just before, count the storm's events in its output and the losses it
-  reported on stderr.
+  reported on stderr, and the tracer's voluntary context switches during the storm (its
+wake-ups: each is a sleep in poll/epoll that ended).
 
 Tracer output goes to tmpfs (--outdir) so that every tracer pays the same small price for
 writing it. Medians over rounds with min–max; ratios are to libbpf-tools.
@@ -47,6 +48,12 @@ END { clear(@f); }
 """
 
 TRACERS = ["ebpfctl", "libbpf-tools", "bpftrace"]
+# Extra configurations (--tracers): ebpfctl with its environment changed.
+VARIANTS = {"ebpfctl-wake0": ("ebpfctl", {"EBPFCTL_WAKEUP_BYTES": "0"})}
+
+
+def base_of(cfg):
+    return VARIANTS[cfg][0] if cfg in VARIANTS else cfg
 C_SETTLE_S = 1.5  # storm runs of the C tools: their marker is only visible at exit
 
 # Losses as each tracer reports them on stderr.
@@ -65,12 +72,13 @@ def c_tool(name):
 
 
 class Tracer:
-    def __init__(self, argv, out_path, err_path):
+    def __init__(self, argv, out_path, err_path, env=None):
         self.out_path = out_path
         self.out = open(out_path, "wb")
         self.err = open(err_path, "wb")
         self.t0 = time.perf_counter()
-        self.p = subprocess.Popen(argv, stdout=self.out, stderr=self.err)
+        self.p = subprocess.Popen(argv, stdout=self.out, stderr=self.err,
+                                  env=dict(os.environ, **env) if env else None)
         self.pos = 0
 
     def seen(self, needle):
@@ -107,6 +115,19 @@ class Tracer:
                     v[k] = int(rest.split()[0])
         return v.get("VmHWM", 0), v.get("VmRSS", 0)
 
+    def switches(self):
+        """Voluntary context switches of all the tracer's threads so far."""
+        n = 0
+        for t in os.listdir(f"/proc/{self.p.pid}/task"):
+            try:
+                with open(f"/proc/{self.p.pid}/task/{t}/status") as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            n += int(line.split()[1])
+            except FileNotFoundError:
+                pass
+        return n
+
     def stop(self, settle=0.3):
         time.sleep(settle)  # let the last records reach the output
         hwm, rss = self.rss_kib()
@@ -120,6 +141,7 @@ class Tracer:
 
 
 def losses(cfg, out_path, err_path):
+    cfg = base_of(cfg)
     rx, agg = LOSS_RE[cfg]
     found = []
     # bpftrace reports its losses on stdout, the others on stderr.
@@ -152,10 +174,11 @@ def traced(a, cfg, storm_key, argv, marker, trigger, storm, counters):
     out = os.path.join(a.outdir, f"{storm_key}-{cfg}.out")
     err = os.path.join(a.outdir, f"{storm_key}-{cfg}.err")
     lb = ["stdbuf", "-oL"] if cfg == "libbpf-tools" else []
-    t = Tracer(lb + argv, out, err)
+    env = VARIANTS[cfg][1] if cfg in VARIANTS else None
+    t = Tracer(lb + argv, out, err, env)
     startup = t.wait_first(marker, trigger)
     t.stop(settle=0)
-    t = Tracer(argv, out, err)
+    t = Tracer(argv, out, err, env)
     if cfg == "libbpf-tools":
         while time.perf_counter() - t.t0 < C_SETTLE_S:
             t.died()
@@ -163,13 +186,16 @@ def traced(a, cfg, storm_key, argv, marker, trigger, storm, counters):
         trigger()
     else:
         t.wait_first(marker, trigger)
+    s0 = t.switches()
     w, storm_pid = run_storm(storm)
+    wakeups = t.switches() - s0
     r = t.stop()
     with open(out, "rb") as f:
         ready = marker in f.read()
     if not ready:
         raise RuntimeError(f"{cfg} had not attached {C_SETTLE_S}s after start")
-    r.update(wall_s=w, startup_s=startup, lost=losses(cfg, out, err))
+    r.update(wall_s=w, startup_s=startup, lost=losses(cfg, out, err),
+             wakeups_per_s=wakeups / w)
     for key, pred in counters(storm_pid).items():
         r[key] = count_lines(out, pred)
     return r
@@ -179,7 +205,7 @@ def exec_storm(cfg, a, work):
     storm = [os.path.join(work, "execstorm"), str(EXECS)]
     if cfg == "none":
         return {"wall_s": run_storm(storm)[0]}
-    if cfg == "ebpfctl":
+    if base_of(cfg) == "ebpfctl":
         argv = [a.ebpfctl, "execsnoop", "-o", "json"] + a.exec_args.split()
 
         def counters(sp):
@@ -233,7 +259,7 @@ def open_storm(cfg, a, work):
     if cfg == "none":
         return {"wall_s": run_storm(storm)[0]}
     needle = target.encode()
-    if cfg == "ebpfctl":
+    if base_of(cfg) == "ebpfctl":
         argv = [a.ebpfctl, "opensnoop", "-o", "json"] + a.open_args.split()
 
         def counters(sp):
@@ -284,10 +310,12 @@ def table(name, results, load):
     print(f"Medians of {n} interleaved rounds (min–max); ×: ratio to libbpf-tools. "
           f"No tracer: {fmt(base)} s. Load average before / after: {load[0]} / {load[1]}.\n")
     exec_storm_ = any("with_args" in r for runs in results.values() for r in runs)
-    head = ["tracer", "captured", "losses reported", "workload slowdown", "tracer CPU s"]
+    head = ["tracer", "captured", "losses reported", "workload slowdown", "storm k/s",
+            "tracer CPU s"]
     if exec_storm_:
         head.append("argv captured")
-    head += ["peak RSS MiB", "RSS at end MiB", "start to first event ms"]
+    head += ["peak RSS MiB", "RSS at end MiB", "start to first event ms",
+             "tracer wake-ups /s in the storm"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
 
@@ -307,6 +335,8 @@ def table(name, results, load):
                "/".join(str(r["lost"]) for r in runs)]
         slow = [r["wall_s"] / base[0] for r in runs]
         row.append(f"×{statistics.median(slow):.2f} ({min(slow):.2f}–{max(slow):.2f})")
+        rate = [issued / r["wall_s"] / 1000 for r in runs]
+        row.append(f"{statistics.median(rate):.0f} ({min(rate):.0f}–{max(rate):.0f})")
         cpu = stats(runs, "cpu_s")
         row.append(fmt(cpu) + ratio("cpu_s", cpu))
         if exec_storm_:
@@ -318,6 +348,7 @@ def table(name, results, load):
         row.append(fmt(end, 1 / 1024, 1) + ratio("end_rss_kib", end))
         st = stats(runs, "startup_s")
         row.append(fmt(st, 1000, 0) + ratio("startup_s", st))
+        row.append(fmt(stats(runs, "wakeups_per_s"), 1, 0))
         print("| " + " | ".join(row) + " |")
 
 
@@ -331,14 +362,15 @@ def main():
     ap.add_argument("--exec-args", default="", help="extra flags for ebpfctl execsnoop")
     ap.add_argument("--open-args", default="", help="extra flags for ebpfctl opensnoop")
     ap.add_argument("--storms", default="exec,open", help="which storms: exec,open")
-    ap.add_argument("--tracers", default=",".join(TRACERS), help="subset of " + ",".join(TRACERS))
+    ap.add_argument("--tracers", default=",".join(TRACERS),
+                    help="subset of " + ",".join(TRACERS + list(VARIANTS)))
     ap.add_argument("--outdir", default="/dev/shm/snoopbench",
                     help="tracer output (tmpfs, so disk writes do not count as tracer CPU)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
     os.makedirs(a.outdir, exist_ok=True)
-    TRACERS = [t for t in TRACERS if t in a.tracers.split(",")]
+    TRACERS = [t for t in TRACERS + list(VARIANTS) if t in a.tracers.split(",")]
     cfgs = ["none"] + TRACERS
     all_results = {}
     storms = (("exec", "exec storm (3,000 fork+exec of /bin/true a b)", exec_storm),

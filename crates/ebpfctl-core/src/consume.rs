@@ -6,16 +6,14 @@
 //! [`LossSource::BssCounter`] reads it. Perf buffers: libbpf reports lost samples per CPU.
 //! Records still in a ring buffer when [`Consumer::drain`] gives up at exit are counted as
 //! lost too ([`LossSource::with_unread`]).
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod ring;
 
-use libbpf_rs::{
-    MapCore, MapFlags, MapHandle, PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder,
-};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, PerfBuffer, PerfBufferBuilder};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
@@ -24,6 +22,8 @@ pub enum ConsumeError {
         map: String,
         source: libbpf_rs::Error,
     },
+    #[error("cannot map ring buffer {map}: {source}")]
+    Map { map: String, source: std::io::Error },
     #[error("polling event buffers failed: {0}")]
     Poll(std::io::Error),
     #[error("event buffer poll failed: {0}")]
@@ -89,19 +89,10 @@ const BATCH: usize = 1024;
 
 /// Builds a [`Consumer`] over any number of ring buffers and perf event arrays.
 pub struct ConsumerBuilder<'a> {
-    ring: RingBufferBuilder<'a, 'a>,
-    rings: usize,
+    rings: Vec<(ring::Ring<'a>, Arc<AtomicU64>)>,
     /// Bytes of all ring buffers, which bounds what [`Consumer::drain`] takes.
     ring_bytes: u64,
     perf: Vec<PerfBuffer<'a>>,
-    left: Vec<RingLeft<'a>>,
-}
-
-/// A ring buffer map, to count the records left in it at exit.
-struct RingLeft<'a> {
-    fd: BorrowedFd<'a>,
-    size: u32,
-    unread: Arc<AtomicU64>,
 }
 
 impl Default for ConsumerBuilder<'_> {
@@ -113,11 +104,9 @@ impl Default for ConsumerBuilder<'_> {
 impl<'a> ConsumerBuilder<'a> {
     pub fn new() -> Self {
         Self {
-            ring: RingBufferBuilder::new(),
-            rings: 0,
+            rings: Vec::new(),
             ring_bytes: 0,
             perf: Vec::new(),
-            left: Vec::new(),
         }
     }
 
@@ -127,26 +116,20 @@ impl<'a> ConsumerBuilder<'a> {
     pub fn ring_buffer<F>(
         &mut self,
         map: &'a dyn MapCore,
-        mut on_event: F,
+        on_event: F,
     ) -> Result<Arc<AtomicU64>, ConsumeError>
     where
         F: FnMut(&[u8]) + 'a,
     {
-        let name = map.name().to_string_lossy().into_owned();
-        self.ring
-            .add(map, move |data: &[u8]| {
-                on_event(data);
-                0
-            })
-            .map_err(|source| ConsumeError::Setup { map: name, source })?;
-        self.rings += 1;
+        let ring = ring::Ring::new(map.as_fd(), map.max_entries(), Box::new(on_event)).map_err(
+            |source| ConsumeError::Map {
+                map: map.name().to_string_lossy().into_owned(),
+                source,
+            },
+        )?;
         self.ring_bytes += u64::from(map.max_entries());
         let unread = Arc::new(AtomicU64::new(0));
-        self.left.push(RingLeft {
-            fd: map.as_fd(),
-            size: map.max_entries(),
-            unread: Arc::clone(&unread),
-        });
+        self.rings.push((ring, Arc::clone(&unread)));
         Ok(unread)
     }
 
@@ -180,15 +163,8 @@ impl<'a> ConsumerBuilder<'a> {
     }
 
     pub fn build(self) -> Result<Consumer<'a>, ConsumeError> {
-        let ring = if self.rings > 0 {
-            Some(self.ring.build().map_err(|source| ConsumeError::Setup {
-                map: "ring buffers".into(),
-                source,
-            })?)
-        } else {
-            None
-        };
-        // One epoll set over the libbpf epoll fds, so one wait covers every buffer.
+        // One epoll set over the ring buffer maps (readable when data is waiting) and
+        // libbpf's perf buffer epoll fds, so one wait covers every buffer.
         // SAFETY: epoll_create1 has no pointer arguments.
         let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if epfd < 0 {
@@ -196,7 +172,7 @@ impl<'a> ConsumerBuilder<'a> {
         }
         // SAFETY: epfd was just created and is owned by nothing else.
         let epoll = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(epfd) };
-        let mut fds: Vec<i32> = ring.iter().map(|r| r.epoll_fd()).collect();
+        let mut fds: Vec<i32> = self.rings.iter().map(|(r, _)| r.fd().as_raw_fd()).collect();
         fds.extend(self.perf.iter().map(|p| p.epoll_fd()));
         for (i, fd) in fds.iter().enumerate() {
             let mut ev = libc::epoll_event {
@@ -212,29 +188,28 @@ impl<'a> ConsumerBuilder<'a> {
         // The smallest record takes 16 bytes (8 of header, 8-byte aligned).
         let drain_budget = usize::try_from(self.ring_bytes / 16 + 1).unwrap_or(usize::MAX);
         Ok(Consumer {
-            ring,
+            rings: self.rings,
             perf: self.perf,
             epoll,
             drain_budget,
-            left: self.left,
         })
     }
 }
 
 /// Waits for events on every buffer at once and dispatches them to their callbacks.
 pub struct Consumer<'a> {
-    ring: Option<RingBuffer<'a>>,
+    /// Each ring buffer with the counter of records left in it at exit.
+    rings: Vec<(ring::Ring<'a>, Arc<AtomicU64>)>,
     perf: Vec<PerfBuffer<'a>>,
     epoll: std::os::fd::OwnedFd,
     /// At most as many ring-buffer records as the buffers can hold.
     drain_budget: usize,
-    left: Vec<RingLeft<'a>>,
 }
 
 impl<'a> Consumer<'a> {
     /// True when nothing was added.
     pub fn is_empty(&self) -> bool {
-        self.ring.is_none() && self.perf.is_empty()
+        self.rings.is_empty() && self.perf.is_empty()
     }
 
     /// Waits up to `timeout` for data, then takes what the buffers hold (at most
@@ -266,14 +241,8 @@ impl<'a> Consumer<'a> {
     /// into its unread counter ([`ConsumerBuilder::ring_buffer`]).
     pub fn drain(&self) -> Result<(), ConsumeError> {
         self.take(self.drain_budget, Some(Instant::now() + DRAIN_BUDGET))?;
-        for r in &self.left {
-            match ring::unread_records(r.fd, r.size) {
-                Ok(n) => r.unread.store(n, Ordering::Relaxed),
-                Err(e) => crate::snapshot::debug(&format!(
-                    "ring buffer (fd {}): cannot count the records left in it: {e}",
-                    r.fd.as_raw_fd()
-                )),
-            }
+        for (r, unread) in &self.rings {
+            unread.store(r.unread(), Ordering::Relaxed);
         }
         Ok(())
     }
@@ -281,18 +250,20 @@ impl<'a> Consumer<'a> {
     /// Ring-buffer records until none is left, `budget` were taken or `until` passed; then
     /// each perf buffer's current contents.
     fn take(&self, budget: usize, until: Option<Instant>) -> Result<(), ConsumeError> {
-        if let Some(r) = &self.ring {
+        if !self.rings.is_empty() {
             let mut left = budget;
             while left > 0 {
-                let n = r.consume_raw_n(left.min(BATCH));
-                if n < 0 {
-                    return Err(ConsumeError::Buffer(libbpf_rs::Error::from_raw_os_error(
-                        -n,
-                    )));
+                // Up to a batch from each ring in turn, so a flooded ring does not starve
+                // the others; again while one of them had a full batch.
+                let want = left.min(BATCH);
+                let (mut n, mut more) = (0, false);
+                for (r, _) in &self.rings {
+                    let got = r.consume(want).map_err(ConsumeError::Poll)?;
+                    n += got;
+                    more |= got == want;
                 }
-                let n = n as usize;
                 left = left.saturating_sub(n);
-                if n < left.min(BATCH) || until.is_some_and(|t| Instant::now() >= t) {
+                if !more || until.is_some_and(|t| Instant::now() >= t) {
                     break;
                 }
             }

@@ -47,7 +47,9 @@ impl StreamArgs {
     /// The stream settings with the tool's `-o` and `--ring-kib`; bad values fail before
     /// anything is loaded.
     pub fn config(&self, output: Format, ring_kib: u32) -> anyhow::Result<StreamConfig> {
+        let base = StreamConfig::with_ring(ring_bytes_from_kib(ring_kib)?);
         Ok(StreamConfig {
+            wakeup_bytes: wakeup_bytes(base.wakeup_bytes)?,
             json: matches!(output, Format::Json | Format::None),
             live: output == Format::Table && std::io::stdout().is_terminal(),
             color: super::flags::color(),
@@ -57,8 +59,22 @@ impl StreamArgs {
                 .as_deref()
                 .map(parse_metrics_addr)
                 .transpose()?,
-            ..StreamConfig::with_ring(ring_bytes_from_kib(ring_kib)?)
+            ..base
         })
+    }
+}
+
+/// `EBPFCTL_WAKEUP_BYTES` (for benchmarks, bench/README.md "snoop"): the backlog at which
+/// the probe wakes the reader instead of `default`; 0 wakes it as the kernel does by
+/// default (whenever a record lands in a ring the reader had emptied).
+fn wakeup_bytes(default: u32) -> anyhow::Result<u32> {
+    match std::env::var("EBPFCTL_WAKEUP_BYTES") {
+        Err(_) => Ok(default),
+        Ok(v) => v.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "EBPFCTL_WAKEUP_BYTES={v:?} is not a byte count: give a number like 65536, or 0 for a wake-up per record"
+            )
+        }),
     }
 }
 
