@@ -665,6 +665,7 @@ fn errors_on(go: Go, bin: &Path) {
     let server = Server::start(bin, &[("PROXY_TO", &proxy_to)]);
     let tls = Server::start_mode(bin, "serve-tls", &[]);
     let base = format!("http://127.0.0.1:{}", server.port);
+    let asked = Instant::now();
     let (_, said) = client(
         bin,
         &[
@@ -677,9 +678,15 @@ fn errors_on(go: Go, bin: &Path) {
             format!("{base}/missing"),
             format!("{base}/proxy/x"),
         ],
-        &[("CLIENT_TIMEOUT_MS", "300"), ("DNS_NXDOMAIN", "1")],
+        // Each request's limit: /sleep (2 s) runs out, a TLS handshake on a loaded machine
+        // does not (300 ms did, beside the other test binaries).
+        &[("CLIENT_TIMEOUT_MS", "1000"), ("DNS_NXDOMAIN", "1")],
     );
     assert_eq!(said.len(), 7, "{go:?}: {said:?}");
+    // The server's /sleep handler returns 2 s after the request came: its event too.
+    std::thread::sleep(
+        (asked + Duration::from_millis(2300)).saturating_duration_since(Instant::now()),
+    );
     let (out, diag) = obs.finish(false, Duration::from_secs(30));
     let events = parse_events(&out);
     assert_eq!(events.len(), 12, "{go:?}: {out} {diag:?}");

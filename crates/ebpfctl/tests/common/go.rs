@@ -105,7 +105,7 @@ func main() {
 			w.WriteHeader(201)
 			w.Write([]byte("slow!!"))
 		})
-		mux.HandleFunc("/sleep", func(w http.ResponseWriter, r *http.Request) { time.Sleep(time.Second) })
+		mux.HandleFunc("/sleep", func(w http.ResponseWriter, r *http.Request) { time.Sleep(2 * time.Second) })
 		mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) { panic("boom") })
 		mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ok", http.StatusFound) })
 		if to := os.Getenv("PROXY_TO"); to != "" {

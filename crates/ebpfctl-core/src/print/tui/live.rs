@@ -464,18 +464,11 @@ impl Printer for TuiPrinter {
 
 #[cfg(test)]
 mod tests {
-    use ratatui::backend::TestBackend;
-    use ratatui::Terminal;
 
     use super::*;
 
     fn lines(view: &mut LiveView, w: u16, h: u16) -> Vec<String> {
-        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-        t.draw(|f| view.draw(f)).unwrap();
-        let buf = t.backend().buffer().clone();
-        (0..h)
-            .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect())
-            .collect()
+        super::super::rendered(w, h, |f| view.draw(f))
     }
 
     fn entries(view: &mut LiveView, name: &str, max: u32, n: u64) {

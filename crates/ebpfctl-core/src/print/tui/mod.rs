@@ -357,6 +357,17 @@ impl Drop for Screen {
     }
 }
 
+/// The text of what `draw` puts on a W x H screen, a string per row (the views' unit tests).
+#[cfg(test)]
+pub(crate) fn rendered(w: u16, h: u16, draw: impl FnOnce(&mut ratatui::Frame)) -> Vec<String> {
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+    t.draw(draw).unwrap();
+    let buf = t.backend().buffer().clone();
+    (0..h)
+        .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -435,18 +435,11 @@ impl StreamTui {
 
 #[cfg(test)]
 mod tests {
-    use ratatui::backend::TestBackend;
-    use ratatui::Terminal;
 
     use super::*;
 
     fn lines(v: &mut StreamView, w: u16, h: u16) -> Vec<String> {
-        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-        t.draw(|f| v.draw(f)).unwrap();
-        let buf = t.backend().buffer().clone();
-        (0..h)
-            .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect())
-            .collect()
+        super::super::rendered(w, h, |f| v.draw(f))
     }
 
     fn view() -> StreamView {
