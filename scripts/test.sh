@@ -136,4 +136,5 @@ for k in ${EBPFCTL_VM_KERNELS-6.12}; do
   scripts/vm-test.sh --kernel "$k" --tests "${EBPFCTL_VM_TESTS:-kernels,execsnoop,opensnoop}" -- "${vm_args[@]}" || status=1
   took "guest $k"
 done
+echo "test.sh: $( ((status == 0)) && echo ok || echo FAILED) after $SECONDS s" >&2
 exit $status
