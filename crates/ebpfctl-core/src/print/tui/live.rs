@@ -15,7 +15,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::panel::{Entry as Row, Kind, Panel, Sort};
-use super::{Held, Key, Screen};
+use super::{Driver, Held, Key, View};
 use crate::convention;
 use crate::print::table::{event_row, histograms, row};
 use crate::print::writer::{Source, Writer};
@@ -354,111 +354,68 @@ impl LiveView {
     }
 }
 
-/// The [`Printer`] of `run -o table` on a terminal: feeds a [`LiveView`], reads keys and
-/// redraws every poll cycle when something changed (data at most once per interval; keys
-/// and resizes at once). `q`, Esc and Ctrl-C raise the run's stop flag.
+/// The [`Printer`] of `run -o table` on a terminal: feeds a [`LiveView`] and puts it on the
+/// screen at each flush through a [`Driver`]. `q`, Esc and Ctrl-C raise the run's stop flag.
 pub struct TuiPrinter {
     view: LiveView,
-    screen: Option<Screen>,
-    frames: Source,
-    held: Held,
-    every: Duration,
-    last: Option<Instant>,
-    dirty: bool,
-    /// The screen could not be set up: nothing more is tried (the run goes on).
-    failed: bool,
+    driver: Driver,
 }
 
 impl TuiPrinter {
     pub fn new(frames: Source, every: Duration, color: bool, held: Held) -> TuiPrinter {
         TuiPrinter {
             view: LiveView::new(color),
-            screen: None,
-            frames,
-            held,
-            every,
-            last: None,
-            dirty: true,
-            failed: false,
+            driver: Driver::new(frames, every, held),
         }
     }
+}
 
-    /// The screen, entered at the first flush (after the run's start-up notices).
-    fn screen(&mut self, out: &mut Writer) -> Option<&mut Screen> {
-        if self.screen.is_none() && !self.failed {
-            match Screen::enter(out, self.frames, self.held.clone()) {
-                Ok(s) => self.screen = Some(s),
-                Err(_) => self.failed = true,
-            }
-        }
-        self.screen.as_mut()
+impl View for LiveView {
+    fn key(&mut self, key: Key) -> bool {
+        LiveView::key(self, key)
     }
-
-    fn redraw(&mut self, out: &mut Writer) {
-        self.view.dropped = out.dropped();
-        let Some(screen) = self.screen.as_mut() else {
-            return;
-        };
-        self.view.notice = screen.last_notice();
-        let view = &mut self.view;
-        screen.draw(out, |f| view.draw(f));
-        self.last = Some(Instant::now());
-        self.dirty = false;
+    fn draw(&mut self, f: &mut Frame) {
+        LiveView::draw(self, f)
+    }
+    fn counters(&mut self, dropped: u64, notice: Option<String>) {
+        self.dropped = dropped;
+        self.notice = notice;
     }
 }
 
 impl Printer for TuiPrinter {
     fn event(&mut self, _: &mut Writer, map: &MapOut, data: &[u8]) {
         self.view.event(map, data);
-        self.dirty = true;
+        self.driver.touch();
     }
 
     fn snapshot(&mut self, _: &mut Writer, map: &MapOut, entries: &[Entry]) {
         self.view.snapshot(map, entries);
-        self.dirty = true;
+        self.driver.touch();
     }
 
     fn iter_text(&mut self, _: &mut Writer, _: Source, prog: &str, text: &str) {
         self.view.iter_text(prog, text);
-        self.dirty = true;
+        self.driver.touch();
     }
 
     fn lost(&mut self, _: &mut Writer, map: &MapOut, _new: u64, total: u64) {
         self.view.lost(map, total);
-        self.dirty = true;
+        self.driver.touch();
     }
 
     fn serving(&mut self, addr: SocketAddr) {
         self.view.metrics = Some(addr);
-        self.dirty = true;
+        self.driver.touch();
     }
 
     fn flush(&mut self, out: &mut Writer) {
-        let Some(screen) = self.screen(out) else {
-            return;
-        };
-        let input = screen.input();
-        let mut now = input.resized;
-        for k in input.keys {
-            if !self.view.key(k) {
-                crate::signals::request_stop();
-            }
-            now = true;
-        }
-        let due = self.dirty && self.last.is_none_or(|t| t.elapsed() >= self.every);
-        // The rate and counters move each second even without new data.
-        let stale = self
-            .last
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-        if now || due || stale {
-            self.redraw(out);
-        }
+        // A quit key has raised the stop flag already; the run ends through it.
+        self.driver.tick(out, &mut self.view);
     }
 
     fn finish(&mut self, out: &mut Writer) {
-        if let Some(s) = self.screen.as_mut() {
-            s.leave(out);
-        }
+        self.driver.leave(out);
     }
 }
 

@@ -357,6 +357,92 @@ impl Drop for Screen {
     }
 }
 
+/// A live view a [`Driver`] puts on the terminal.
+pub trait View {
+    /// Takes a key; false when it asks to quit.
+    fn key(&mut self, key: Key) -> bool;
+    fn draw(&mut self, f: &mut Frame);
+    /// The frames the output dropped and the latest notice, for the status line.
+    fn counters(&mut self, dropped: u64, notice: Option<String>);
+}
+
+/// Puts a [`View`] on the terminal from a loop: the screen is entered at the first
+/// [`Driver::tick`] (after the start-up lines), keys are read and the view is redrawn when
+/// something changed (new data at most once per `every`; keys and resizes at once; the
+/// counters each second). `q`, Esc and Ctrl-C raise the stop flag, as SIGINT does.
+pub struct Driver {
+    screen: Option<Screen>,
+    frames: Source,
+    held: Held,
+    every: std::time::Duration,
+    last: Option<std::time::Instant>,
+    dirty: bool,
+    /// The screen could not be set up: nothing more is tried (the output goes on).
+    failed: bool,
+}
+
+impl Driver {
+    pub fn new(frames: Source, every: std::time::Duration, held: Held) -> Driver {
+        Driver {
+            screen: None,
+            frames,
+            held,
+            every,
+            last: None,
+            dirty: true,
+            failed: false,
+        }
+    }
+
+    /// New data for the view: redrawn at the next tick that is due.
+    pub fn touch(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Keys, resizes and a redraw when due; false when a key asked to quit.
+    pub fn tick(&mut self, out: &mut Writer, view: &mut impl View) -> bool {
+        if self.screen.is_none() && !self.failed {
+            match Screen::enter(out, self.frames, self.held.clone()) {
+                Ok(s) => self.screen = Some(s),
+                Err(_) => self.failed = true,
+            }
+        }
+        let Some(screen) = self.screen.as_mut() else {
+            return true;
+        };
+        let input = screen.input();
+        let mut now = input.resized;
+        let mut go_on = true;
+        for k in input.keys {
+            if !view.key(k) {
+                crate::signals::request_stop();
+                go_on = false;
+            }
+            now = true;
+        }
+        let due = self.dirty && self.last.is_none_or(|t| t.elapsed() >= self.every);
+        // The rate and counters move each second even without new data.
+        let stale = self
+            .last
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
+        if now || due || stale {
+            view.counters(out.dropped(), screen.last_notice());
+            screen.draw(out, |f| view.draw(f));
+            self.last = Some(std::time::Instant::now());
+            self.dirty = false;
+        }
+        go_on
+    }
+
+    /// Queues the leave sequence after the last frame; raw mode goes when the screen is
+    /// dropped.
+    pub fn leave(&mut self, out: &mut Writer) {
+        if let Some(s) = self.screen.as_mut() {
+            s.leave(out);
+        }
+    }
+}
+
 /// The text of what `draw` puts on a W x H screen, a string per row (the views' unit tests).
 #[cfg(test)]
 pub(crate) fn rendered(w: u16, h: u16, draw: impl FnOnce(&mut ratatui::Frame)) -> Vec<String> {

@@ -3,11 +3,11 @@
 //! status line and the keys.
 //!
 //! [`StreamView`] is the state and its drawing, built in steps (`layout` → `panels` →
-//! `status` → `keys`) like `run`'s view; [`StreamTui`] feeds it from a tool's loop and owns
-//! the [`Screen`].
+//! `status` → `keys`) like `run`'s view; [`StreamTui`] feeds it from a tool's loop and puts it
+//! on the screen through the [`Driver`] run's view uses too.
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
@@ -17,7 +17,7 @@ use ratatui::Frame;
 
 use super::live::Rate;
 use super::panel::{Entry, Kind, Panel};
-use super::{Held, Key, Screen};
+use super::{Driver, Held, Key, View};
 use crate::inspect::print::nanos;
 use crate::print::stream_view::{Event, TallySpec, ViewSpec};
 use crate::print::writer::{Source, Writer};
@@ -348,88 +348,51 @@ impl StreamView {
     }
 }
 
-/// Drives a [`StreamView`] from a tool's loop: the screen is entered at the first
-/// [`StreamTui::tick`] (after the tool's start-up lines), keys are read and the view redrawn
-/// when something changed (events at most once per `every`; keys and resizes at once).
-/// `q`, Esc and Ctrl-C raise the stop flag, as SIGINT does.
+/// Drives a [`StreamView`] from a tool's loop through a [`Driver`].
 pub struct StreamTui {
     view: StreamView,
-    screen: Option<Screen>,
-    frames: Source,
-    held: Held,
-    every: Duration,
-    last: Option<Instant>,
-    dirty: bool,
-    /// The screen could not be set up: nothing more is tried (the tool goes on).
-    failed: bool,
+    driver: Driver,
 }
 
 impl StreamTui {
     pub fn new(view: StreamView, frames: Source, every: Duration, held: Held) -> StreamTui {
         StreamTui {
             view,
-            screen: None,
-            frames,
-            held,
-            every,
-            last: None,
-            dirty: true,
-            failed: false,
+            driver: Driver::new(frames, every, held),
         }
     }
 
     pub fn view(&mut self) -> &mut StreamView {
-        self.dirty = true;
+        self.driver.touch();
         &mut self.view
     }
 
     pub fn event(&mut self, ev: Event) {
         self.view.event(ev);
-        self.dirty = true;
+        self.driver.touch();
     }
 
     /// Keys, resizes and a redraw when due; false when a key asked to quit.
     pub fn tick(&mut self, out: &mut Writer) -> bool {
-        if self.screen.is_none() && !self.failed {
-            match Screen::enter(out, self.frames, self.held.clone()) {
-                Ok(s) => self.screen = Some(s),
-                Err(_) => self.failed = true,
-            }
-        }
-        let Some(screen) = self.screen.as_mut() else {
-            return true;
-        };
-        let input = screen.input();
-        let mut now = input.resized;
-        let mut go_on = true;
-        for k in input.keys {
-            if !self.view.key(k) {
-                crate::signals::request_stop();
-                go_on = false;
-            }
-            now = true;
-        }
-        let due = self.dirty && self.last.is_none_or(|t| t.elapsed() >= self.every);
-        // The rate moves each second even without new events.
-        let stale = self
-            .last
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-        if now || due || stale {
-            self.view.dropped = out.dropped();
-            self.view.notice = screen.last_notice();
-            let view = &mut self.view;
-            screen.draw(out, |f| view.draw(f));
-            self.last = Some(Instant::now());
-            self.dirty = false;
-        }
-        go_on
+        self.driver.tick(out, &mut self.view)
     }
 
     /// Queues the leave sequence after the last frame; raw mode goes when this is dropped.
     pub fn leave(&mut self, out: &mut Writer) {
-        if let Some(s) = self.screen.as_mut() {
-            s.leave(out);
-        }
+        self.driver.leave(out);
+    }
+}
+
+impl View for StreamView {
+    fn key(&mut self, key: Key) -> bool {
+        StreamView::key(self, key)
+    }
+    fn draw(&mut self, f: &mut Frame) {
+        StreamView::draw(self, f)
+    }
+    fn counters(&mut self, dropped: u64, notice: Option<String>) {
+        self.dropped = dropped;
+        self.notice = notice;
     }
 }
 
