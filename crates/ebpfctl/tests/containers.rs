@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::Run;
+use common::{patient, Run};
 use serde_json::Value;
 
 const POD_UID: &str = "5d0c2a4e-7b1f-4e8a-9c3d-1f2e3a4b5c6d";
@@ -231,7 +231,7 @@ impl Containerd {
             containers: Mutex::new(Vec::new()),
             cgroup_tops: Mutex::new(Vec::new()),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + patient(Duration::from_secs(20));
         while !c.socket().exists() {
             assert!(
                 Instant::now() < deadline,
@@ -319,7 +319,7 @@ impl Drop for Containerd {
                 let _ = c.stdout(Stdio::null()).stderr(Stdio::null()).status();
             };
             quiet(self.ctr(ns).args(["task", "kill", "-s", "SIGKILL", id]));
-            let deadline = Instant::now() + Duration::from_secs(5);
+            let deadline = Instant::now() + patient(Duration::from_secs(5));
             loop {
                 let o = self.ctr(ns).args(["task", "delete", id]).output();
                 if o.is_ok_and(|o| o.status.success()) || Instant::now() > deadline {
@@ -331,7 +331,7 @@ impl Drop for Containerd {
         }
         // SAFETY: kill on our own child's pid with a valid signal.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + patient(Duration::from_secs(10));
         while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -783,7 +783,7 @@ fn runner_container_filter_in_the_kernel() {
     // Both containers are gone: within two walks their verdicts are too, only the default
     // (key 0) stays in the map.
     let filter = verdict_map_of(run.pid());
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + patient(Duration::from_secs(5));
     loop {
         let keys = map_keys(filter);
         if keys == [0] {

@@ -418,13 +418,21 @@ fn stacks_from_a_map_without_value_size_print_as_frames_and_fold() {
         .find(|e| e["tgid"] == pid && e["ustack"][0]["sym"].as_str().is_some())
         .unwrap();
     assert_eq!(e["comm"], "ebpfctl-stk");
-    let k = e["kstack"].as_array().unwrap();
+    // A syscall tracepoint's kernel stack: the syscall path on 6.12 and 6.18, none on 6.1
+    // (measured in the kernel matrix's guest; a raw_tp there has frames).
+    let k = e["kstack"].as_array().cloned().unwrap_or_default();
+    let kernel_frames = !k.is_empty();
     assert!(
-        k.iter()
-            .any(|f| f["sym"] == "do_syscall_64" && f["module"] == "kernel"),
+        kernel_frames || kernel_version() < (6, 12),
+        "no kernel frames: {e}"
+    );
+    assert!(
+        !kernel_frames
+            || k.iter()
+                .any(|f| f["sym"] == "do_syscall_64" && f["module"] == "kernel"),
         "kernel frames: {k:?}"
     );
-    for f in k {
+    for f in &k {
         assert!(f["addr"].as_str().unwrap().starts_with("0xffff"), "{f}");
         assert!(f["offset"].is_u64(), "{f}");
     }
@@ -455,6 +463,9 @@ fn stacks_from_a_map_without_value_size_print_as_frames_and_fold() {
         frames[1..dash].iter().any(|f| f.starts_with("syscall")),
         "{line}"
     );
+    if !kernel_frames {
+        return;
+    }
     assert!(
         frames[dash + 1..]
             .iter()
@@ -699,7 +710,28 @@ fn struct_ops_congestion_control_is_registered_and_selectable_by_sysctl() {
         "{:?}",
         run.stderr()
     );
-    assert!(!run.held().links.is_empty(), "the struct_ops link is held");
+    // SEC(".struct_ops.link") needs struct_ops links (6.4); before them run registers the
+    // map without one and says so, and `feature` reports which.
+    let f: Value = serde_json::from_slice(&ebpfctl(&["feature", "-o", "json"]).stdout).unwrap();
+    let links = f["attach"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "struct_ops_link")
+        .unwrap_or_else(|| panic!("feature lists no struct_ops_link: {}", f["attach"]))
+        ["available"]
+        == true;
+    assert_eq!(links, kernel_version() >= (6, 4), "{}", f["attach"]);
+    if links {
+        assert!(!run.held().links.is_empty(), "the struct_ops link is held");
+    } else {
+        assert!(
+            run.stderr().iter().any(|l| l
+                .contains("struct_ops map ebpfctl_cc: this kernel has no struct_ops links (6.4)")),
+            "{:?}",
+            run.stderr()
+        );
+    }
     assert!(available_cc().contains("ebpfctl_cc"), "{}", available_cc());
     // The default of a network namespace of our own (the host's stays as it is): every
     // connection made there starts on ebpfctl_cc.

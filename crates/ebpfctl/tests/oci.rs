@@ -137,7 +137,7 @@ impl Registry {
             port,
             tls,
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + patient(Duration::from_secs(10));
         while TcpStream::connect((host, port)).is_err() {
             if let Ok(Some(st)) = reg.child.try_wait() {
                 panic!("docker-registry exited ({st}) on port {port}");

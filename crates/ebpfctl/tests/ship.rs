@@ -87,7 +87,7 @@ impl Registry {
             .spawn()
             .expect("docker-registry (scripts/setup.sh --test) is needed by this test");
         let mut reg = Registry { child, dir, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + patient(Duration::from_secs(10));
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(st)) = reg.child.try_wait() {
                 panic!("docker-registry exited ({st})");
@@ -295,7 +295,7 @@ impl Container {
 
     /// Waits for a stderr line containing `ready`; panics with stderr if the container ends.
     fn wait_ready(&mut self, ready: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + patient(Duration::from_secs(60));
         loop {
             if self.stderr().contains(ready) {
                 return;
@@ -340,7 +340,7 @@ impl Container {
 
     /// Waits for the container to end by itself; returns its exit code and stderr.
     fn wait(mut self) -> (i32, String) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + patient(Duration::from_secs(60));
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
                 std::thread::sleep(Duration::from_millis(200));
@@ -472,7 +472,7 @@ fn privileged_container_traces_a_second_container() {
     );
 
     exec_in_second_container(&marker);
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + patient(Duration::from_secs(15));
     let event = loop {
         let found = c.events().into_iter().find(|e| {
             e["type"] == "started" && e["args"] == serde_json::json!(["/bin/true", marker])

@@ -298,6 +298,7 @@ fn attach_checks(btf: Option<&Btf>) -> Vec<Check> {
         }
     });
     out.extend(kprobe_family_checks());
+    out.push(struct_ops_link_check());
     // Uprobes: a perf uprobe on a scratch file nobody maps.
     out.push(match pmu_type("uprobe") {
         None => check(
@@ -870,8 +871,10 @@ fn load_int_btf() -> io::Result<OwnedFd> {
 /// first) with its own size. libbpf 1.7's probe sets `value_type_btf_obj_fd` (a 6.9
 /// field) to -1, which kernels before 6.9 refuse as a non-zero unknown attribute (EINVAL)
 /// instead of the ENOTSUPP the probe expects, so it reports struct_ops maps missing on
-/// kernels that have had them since 5.6. This asks the question a loader would.
-fn struct_ops_map_creates(btf: Option<&Btf>) -> bool {
+/// kernels that have had them since 5.6. This asks the question a loader would. With
+/// `flags` `BPF_F_LINK`: whether the map can back a struct_ops link (`SEC(".struct_ops.link")`,
+/// 6.4; older kernels refuse the flag with EINVAL).
+fn struct_ops_map_creates(btf: Option<&Btf>, flags: u32) -> bool {
     use std::os::fd::AsRawFd;
     let Some(btf) = btf else {
         return false;
@@ -905,6 +908,7 @@ fn struct_ops_map_creates(btf: Option<&Btf>) -> bool {
             opts.sz = std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as _;
             opts.btf_fd = btf_fd.as_raw_fd() as u32;
             opts.btf_vmlinux_value_type_id = id;
+            opts.map_flags = flags;
             // SAFETY: a null name is allowed; opts outlives the call.
             let rc = unsafe {
                 libbpf_sys::bpf_map_create(STRUCT_OPS_MAP, std::ptr::null(), 4, size, 1, &opts)
@@ -916,6 +920,28 @@ fn struct_ops_map_creates(btf: Option<&Btf>) -> bool {
             drop(unsafe { OwnedFd::from_raw_fd(rc) });
             true
         })
+}
+
+/// Whether this kernel takes struct_ops maps made for links (`BPF_F_LINK`, 6.4): asked once
+/// per process (it parses vmlinux BTF).
+pub(crate) fn struct_ops_links() -> bool {
+    static LINKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LINKS.get_or_init(|| struct_ops_map_creates(vmlinux_btf().as_ref(), libbpf_sys::BPF_F_LINK))
+}
+
+fn struct_ops_link_check() -> Check {
+    let yes = struct_ops_links();
+    check(
+        "struct_ops_link",
+        yes,
+        if yes {
+            "a struct_ops map with BPF_F_LINK created"
+        } else {
+            "struct_ops maps with BPF_F_LINK refused (kernels before 6.4)"
+        },
+        "SEC(\".struct_ops.link\") maps are registered through a BPF link",
+        "SEC(\".struct_ops.link\") maps are registered without a link (run clears BPF_F_LINK and says so): the same while ebpfctl runs",
+    )
 }
 
 /// Probes everything.
@@ -940,7 +966,7 @@ pub fn probe() -> Features {
         .iter_mut()
         .find(|m| m.name == sys::map_type_name(STRUCT_OPS_MAP))
     {
-        if !m.supported && struct_ops_map_creates(btf.as_ref()) {
+        if !m.supported && struct_ops_map_creates(btf.as_ref(), 0) {
             m.supported = true;
             m.error = None;
         }
@@ -1039,7 +1065,7 @@ mod tests {
                 .is_some(),
             "this kernel's BTF has no struct_ops value type for tcp_congestion_ops"
         );
-        assert!(struct_ops_map_creates(Some(&btf)));
-        assert!(!struct_ops_map_creates(None));
+        assert!(struct_ops_map_creates(Some(&btf), 0));
+        assert!(!struct_ops_map_creates(None, 0));
     }
 }

@@ -328,6 +328,8 @@ impl Loaded {
         let off = |name: &str, skipped: &[Skipped]| {
             !wanted.iter().any(|p| p.name == name) || skipped.iter().any(|s| s.program == name)
         };
+        // Said once however often the object is opened again below.
+        let mut notices: Vec<String> = Vec::new();
         let object = loop {
             take_log();
             let mut open = ObjectBuilder::default()
@@ -358,6 +360,21 @@ impl Loaded {
                     }
                 }
                 let map_type = m.map_type() as u32;
+                // SEC(".struct_ops.link") asks for a link-backed map (BPF_F_LINK, 6.4). Older
+                // kernels refuse the flag; without it libbpf registers the map by an update
+                // and unregisters it on close, which is the same while we run.
+                if map_type == BPF_MAP_TYPE_STRUCT_OPS
+                    && m.map_flags() & libbpf_sys::BPF_F_LINK != 0
+                    && !crate::inspect::feature::struct_ops_links()
+                {
+                    m.set_map_flags(m.map_flags() & !libbpf_sys::BPF_F_LINK)
+                        .map_err(bad)?;
+                    if !notices.iter().any(|n: &String| n.contains(&name)) {
+                        notices.push(format!(
+                            "struct_ops map {name}: this kernel has no struct_ops links (6.4), so it is registered without one and unregistered when ebpfctl stops"
+                        ));
+                    }
+                }
                 // A perf array whose event type was stripped by normalisation: the kernel wants 4/4.
                 if map_type == BPF_MAP_TYPE_PERF_EVENT_ARRAY && m.value_size() == 0 {
                     m.set_key_size(4)
@@ -456,7 +473,7 @@ impl Loaded {
             attachments: Vec::new(),
             struct_ops: Vec::new(),
             skipped,
-            notices: Vec::new(),
+            notices,
             object,
         };
         if opts.no_attach {

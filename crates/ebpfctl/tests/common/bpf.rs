@@ -7,6 +7,7 @@
 //! gone after it stopped. For a command that exits by itself before anything can be sampled,
 //! [`Mark`] finds the objects created since a point in time that no process holds any more
 //! (what a leak is: kept by a pin, a tc filter or an attachment, not by a file descriptor).
+use super::patient;
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -182,7 +183,7 @@ impl Held {
     /// with them) for every object of this set to be gone; fails naming what stays, with
     /// bpftool's view of it. A pinned object would stay: this also proves nothing was pinned.
     pub fn assert_gone(&self, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + patient(Duration::from_secs(5));
         loop {
             let left = self.still_there();
             if left.is_empty() {
@@ -241,7 +242,7 @@ impl Mark {
     /// free what was released.
     pub fn assert_nothing_left(&self, what: &str, names: &[&str]) {
         let shorts: Vec<String> = names.iter().map(|n| n.chars().take(15).collect()).collect();
-        let deadline = Instant::now() + Duration::from_secs(3);
+        let deadline = Instant::now() + patient(Duration::from_secs(3));
         loop {
             let held = Held::by_anyone();
             let left: Vec<serde_json::Value> = all_ids(Kind::Prog)

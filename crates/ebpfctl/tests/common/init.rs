@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{bin, promtool_ok, sample, tmp, Run};
+use super::{bin, patient, promtool_ok, sample, tmp, Run};
 
 /// Every (map, keyword) pair `init` accepts (gauge needs a hash map).
 pub const COMBOS: [(&str, &str); 7] = [
@@ -90,7 +90,7 @@ pub fn check(kind: &str, extra: &[&str], map: &str, keyword: &str, map_name: &st
     let what = format!("{kind} {map} {keyword}");
     let (lk, lv) = t.label;
     let (vk, exact) = t.value;
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + patient(Duration::from_secs(20));
     let series = |suffix: &str| format!("ebpfctl_{map_name}{suffix}{{{lk}=\"{lv}\"}}");
     loop {
         (t.fire)();
