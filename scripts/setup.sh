@@ -29,6 +29,8 @@ if ((test)); then
   want+=(bsdutils) # script(1): tests/init.rs answers `ebpfctl init`'s prompts on a pty
   # tmux: the live views' tests (tests/tui.rs) run ebpfctl in a detached session and read the screen.
   want+=(tmux)
+  # sys/sdt.h: the USDT tests build a target with static probes (tests/objects.rs).
+  want+=(systemtap-sdt-dev)
 fi
 if ((vm)); then
   want+=(qemu-system-x86 busybox-static kmod xz-utils zstd)

@@ -539,6 +539,8 @@ fn prog_map_link_select_like_bpftool_and_loaded_at_is_stable() {
     let d = ebpfctl(&["prog", "dump", "id", &id]);
     ok(&d, "prog dump id");
     // Pinned: pin our program, map and link with bpftool, select them, unpin.
+    // A fresh machine has no bpffs at /sys/fs/bpf until something mounts it.
+    ebpfctl_core::mounts::ensure(&ebpfctl_core::mounts::BPFFS).expect("bpffs");
     let dir = tempfile::Builder::new()
         .prefix("ebpfctl-cli-")
         .tempdir_in("/sys/fs/bpf")

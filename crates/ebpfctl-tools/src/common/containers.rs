@@ -64,6 +64,10 @@ pub struct Containers {
     verdicts: Option<MapHandle>,
     /// Verdicts written into the kernel map (cgroup id → show).
     written: HashMap<u64, bool>,
+    /// The container each shown cgroup was admitted for: its events print with it even
+    /// when the resolver no longer answers for the cgroup (gone by the time its late
+    /// events are read).
+    shown: HashMap<u64, Arc<Entry>>,
     /// Events of containers whose names are not known yet: (cgroup id, since, record).
     held: VecDeque<(u64, Instant, Vec<u8>)>,
     held_per: HashMap<u64, usize>,
@@ -81,6 +85,7 @@ impl Containers {
             metric_labels: false,
             verdicts: None,
             written: HashMap::new(),
+            shown: HashMap::new(),
             held: VecDeque::new(),
             held_per: HashMap::new(),
             roots: HashMap::new(),
@@ -155,8 +160,10 @@ impl Containers {
         self.verdicts = Some(h);
         let known = self.resolver().map(|r| r.known()).unwrap_or_default();
         for (id, e) in known {
-            if let v @ (Verdict::Yes | Verdict::No) = self.selector.verdict(Some(&e.container)) {
-                self.write(id, v == Verdict::Yes);
+            match self.selector.verdict(Some(&e.container)) {
+                Verdict::Yes => self.show_cgroup(id, e),
+                Verdict::No => self.write(id, false),
+                Verdict::Unknown => {}
             }
         }
         Ok(())
@@ -176,10 +183,18 @@ impl Containers {
         }
     }
 
+    fn show_cgroup(&mut self, id: u64, e: Arc<Entry>) {
+        self.shown.insert(id, e);
+        self.write(id, true);
+    }
+
     /// The container of a cgroup id (never waits for a runtime).
     #[inline]
     pub fn entry(&mut self, cgroup_id: u64) -> Option<Arc<Entry>> {
-        self.view.as_mut()?.get(cgroup_id).cloned()
+        match self.view.as_mut()?.get(cgroup_id) {
+            Some(e) => Some(Arc::clone(e)),
+            None => self.shown.get(&cgroup_id).cloned(),
+        }
     }
 
     /// The filter's verdict for an event of cgroup `id`; a decided verdict is written to
@@ -193,10 +208,11 @@ impl Containers {
         }
         let e = self.entry(id);
         let v = self.selector.verdict(e.as_ref().map(|e| &e.container));
-        match v {
-            Verdict::Yes => self.write(id, true),
-            Verdict::No => self.write(id, false),
-            Verdict::Unknown => {}
+        match (v, e) {
+            (Verdict::Yes, Some(e)) => self.show_cgroup(id, e),
+            (Verdict::Yes, None) => self.write(id, true),
+            (Verdict::No, _) => self.write(id, false),
+            (Verdict::Unknown, _) => {}
         }
         v
     }
