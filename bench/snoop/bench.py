@@ -48,8 +48,18 @@ END { clear(@f); }
 """
 
 TRACERS = ["ebpfctl", "libbpf-tools", "bpftrace"]
-# Extra configurations (--tracers): ebpfctl with its environment changed.
-VARIANTS = {"ebpfctl-wake0": ("ebpfctl", {"EBPFCTL_WAKEUP_BYTES": "0"})}
+# Extra configurations (--tracers): ebpfctl with its environment or flags changed.
+VARIANTS = {
+    "ebpfctl-wake0": ("ebpfctl", {"EBPFCTL_WAKEUP_BYTES": "0"}, []),
+    "ebpfctl-ring256": ("ebpfctl", None, ["--ring-kib", "256"]),
+    "ebpfctl-ring512": ("ebpfctl", None, ["--ring-kib", "512"]),
+    "ebpfctl-ring1024": ("ebpfctl", None, ["--ring-kib", "1024"]),
+    "ebpfctl-ring2048": ("ebpfctl", None, ["--ring-kib", "2048"]),
+}
+
+
+def variant_args(cfg):
+    return VARIANTS[cfg][2] if cfg in VARIANTS else []
 
 
 def base_of(cfg):
@@ -206,7 +216,7 @@ def exec_storm(cfg, a, work):
     if cfg == "none":
         return {"wall_s": run_storm(storm)[0]}
     if base_of(cfg) == "ebpfctl":
-        argv = [a.ebpfctl, "execsnoop", "-o", "json"] + a.exec_args.split()
+        argv = [a.ebpfctl, "execsnoop", "-o", "json"] + a.exec_args.split() + variant_args(cfg)
 
         def counters(sp):
             ppid = b'"ppid":%d,' % sp
@@ -260,7 +270,7 @@ def open_storm(cfg, a, work):
         return {"wall_s": run_storm(storm)[0]}
     needle = target.encode()
     if base_of(cfg) == "ebpfctl":
-        argv = [a.ebpfctl, "opensnoop", "-o", "json"] + a.open_args.split()
+        argv = [a.ebpfctl, "opensnoop", "-o", "json"] + a.open_args.split() + variant_args(cfg)
 
         def counters(sp):
             pid = b'"pid":%d,' % sp
