@@ -22,6 +22,7 @@ events, peak RSS of ebpfctl.
 
 Usage: bench/observe/run.py [EBPFCTL]   (as root; default target/release/ebpfctl, built if
 missing). Env: N=50000 BLOCK=1000 GO=/opt/ebpfctl-go/1.27.3/go/bin/go GO_CPU=1 EBPFCTL_CPU=0
+BPF_STATS=1 (where the time above the floor goes: runs and time per program)
 """
 import json
 import os
@@ -47,6 +48,9 @@ CONFIGS = ["off", "on", "floor", "step"]
 # with where the scheduler put client and server.
 GO_CPU = os.environ.get("GO_CPU", "1")
 EBPFCTL_CPU = os.environ.get("EBPFCTL_CPU", "0")
+# BPF_STATS=1: also count runs and time of observe's and the floor's programs (the kernel's
+# BPF stats, on for the run: they add two clock reads per program run, so latencies grow a little).
+BPF_STATS = os.environ.get("BPF_STATS") == "1"
 
 
 def pinned(cpu, argv):
@@ -222,8 +226,9 @@ def run(b, bins, go_version):
                            stdout=subprocess.DEVNULL, stderr=open(obs_err, "w"))
     b.procs.append(obs)
     wait_for(obs, obs_err, "observe: ready", "ebpfctl observe")
-    b.empty_programs("floor", bins["floor"], points)
+    floor = b.empty_programs("floor", bins["floor"], points)
     b.empty_programs("step", bins["step"], [step_at])
+    stats_was = bpf_stats(True) if BPF_STATS else None
     cpu0 = cpu_ns(obs.pid)
     clients = {}
     for c in CONFIGS:
@@ -245,6 +250,10 @@ def run(b, bins, go_version):
         p.wait(timeout=10)
     time.sleep(0.3)  # let the last batch be collected
     cpu1, rss = cpu_ns(obs.pid), peak_rss_kib(obs.pid)
+    runs = None
+    if BPF_STATS:
+        runs = {"on": prog_runs(b.ebpfctl, obs.pid), "floor": prog_runs(b.ebpfctl, floor.pid)}
+        bpf_stats(stats_was)
     obs.send_signal(signal.SIGINT)
     obs.wait(timeout=30)
     events = lost = None
@@ -256,6 +265,45 @@ def run(b, bins, go_version):
     if events is None:
         die(f"no summary line from ebpfctl observe:\n{open(obs_err).read()}")
     report(per, blocks, (cpu1 - cpu0) / (blocks * BLOCK), events, lost, rss, len(points), how)
+    if runs:
+        report_runs(runs, blocks * BLOCK + WARMUP)
+
+
+def bpf_stats(on):
+    """Sets kernel.bpf_stats_enabled; returns the value it had."""
+    path = "/proc/sys/kernel/bpf_stats_enabled"
+    with open(path) as f:
+        was = f.read().strip() == "1"
+    with open(path, "w") as f:
+        f.write("1" if on else "0")
+    return was
+
+
+def prog_runs(ebpfctl, pid):
+    """Per program of process pid: (runs, ns in the program), from the kernel's BPF stats
+    (`ebpfctl prog list` names the holding processes; Debian's bpftool does not)."""
+    out = subprocess.run([ebpfctl, "prog", "list", "-o", "json"], capture_output=True, text=True,
+                         check=True).stdout
+    runs = {}
+    for p in json.loads(out):
+        if any(x.get("pid") == pid for x in p.get("pids", [])):
+            runs[p.get("name", str(p["id"]))] = (p.get("run_cnt", 0), p.get("run_time_ns", 0))
+    return runs
+
+
+def report_runs(runs, requests):
+    """Where observe's time above the floor goes: BPF program runs and their own time
+    (kernel.bpf_stats_enabled, which adds two clock reads per run to every program)."""
+    print("\n| BPF programs (BPF_STATS=1) | runs per request | ns in programs per request |")
+    print("| --- | --- | --- |")
+    for c, progs in runs.items():
+        n = sum(r for r, _ in progs.values()) / requests
+        t = sum(ns for _, ns in progs.values()) / requests
+        print(f"| {c}: all {len(progs)} programs | {n:.2f} | {t:.0f} |")
+        if c == "on":
+            for name, (r, ns) in sorted(progs.items(), key=lambda kv: -kv[1][1]):
+                if r:
+                    print(f"| on: {name} | {r / requests:.2f} | {ns / requests:.0f} ({ns / r:.0f} per run) |")
 
 
 def report(per, blocks, obs_cpu, events, lost, rss, npoints, how):
