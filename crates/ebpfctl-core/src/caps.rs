@@ -134,6 +134,23 @@ pub const UPROBES: Need = Need {
     cap: Cap::SysAdmin,
     why: "uprobes: the kernel allows uprobe perf events to CAP_SYS_ADMIN only",
 };
+/// kernel.perf_event_paranoid above 2 (Debian's and Ubuntu's kernels patch it in and
+/// default to 3 or 4): perf_event_open is for CAP_SYS_ADMIN only, CAP_PERFMON is not enough
+/// (measured on Debian 6.12: execsnoop with CAP_BPF + CAP_PERFMON attaches nothing at 3,
+/// everything at 2).
+pub const PERF_EVENTS_PARANOID: Need = Need {
+    cap: Cap::SysAdmin,
+    why: "perf events (tracepoints, kprobes): kernel.perf_event_paranoid is above 2, which allows them to CAP_SYS_ADMIN only; with 2 CAP_PERFMON is enough",
+};
+
+/// /proc/sys/kernel/perf_event_paranoid (2, the upstream default, when unreadable).
+pub fn perf_event_paranoid() -> i32 {
+    std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(2)
+}
+
 pub const OTHER_PROCESSES: Need = Need {
     cap: Cap::SysPtrace,
     why: "reading /proc/PID/exe and /proc/PID/root of other processes",
@@ -141,8 +158,29 @@ pub const OTHER_PROCESSES: Need = Need {
 
 /// What loading and attaching programs with these attach points needs.
 pub fn needs_for<'a>(points: impl IntoIterator<Item = &'a AttachPoint>) -> Vec<Need> {
+    needs_with_paranoia(points, perf_event_paranoid())
+}
+
+/// [`needs_for`] under a given kernel.perf_event_paranoid.
+pub fn needs_with_paranoia<'a>(
+    points: impl IntoIterator<Item = &'a AttachPoint>,
+    paranoid: i32,
+) -> Vec<Need> {
     let mut needs = vec![BPF];
     for p in points {
+        // Attached through perf_event_open. kprobe.multi sections share the Kprobe kind,
+        // so for them this asks for more than their fprobe link needs.
+        if paranoid > 2
+            && matches!(
+                p,
+                AttachPoint::Tracepoint { .. }
+                    | AttachPoint::Kprobe { .. }
+                    | AttachPoint::PerfEvent
+            )
+            && !needs.contains(&PERF_EVENTS_PARANOID)
+        {
+            needs.push(PERF_EVENTS_PARANOID);
+        }
         let n = match p {
             AttachPoint::Uprobe { .. } | AttachPoint::Usdt { .. } => {
                 needs.push(TRACING);
@@ -205,13 +243,38 @@ mod tests {
             category: "sched".into(),
             name: "sched_process_exec".into(),
         };
-        assert!(bpf_perfmon.missing(&needs_for([&tp])).is_empty());
+        assert!(bpf_perfmon
+            .missing(&needs_with_paranoia([&tp], 2))
+            .is_empty());
         let up = AttachPoint::Uprobe {
             target: None,
             ret: false,
         };
-        let missing = bpf_perfmon.missing(&needs_for([&tp, &up]));
+        let missing = bpf_perfmon.missing(&needs_with_paranoia([&tp, &up], 2));
         assert_eq!(missing, vec![UPROBES]);
+    }
+
+    #[test]
+    fn perf_events_need_sys_admin_above_paranoid_2() {
+        let bpf_perfmon = CapSet((1 << 38) | (1 << 39));
+        let tp = AttachPoint::Tracepoint {
+            category: "sched".into(),
+            name: "sched_process_exec".into(),
+        };
+        let raw = AttachPoint::RawTracepoint {
+            name: "sched_switch".into(),
+        };
+        assert_eq!(
+            bpf_perfmon.missing(&needs_with_paranoia([&tp], 3)),
+            vec![PERF_EVENTS_PARANOID]
+        );
+        // A raw tracepoint is no perf event.
+        assert!(bpf_perfmon
+            .missing(&needs_with_paranoia([&raw], 3))
+            .is_empty());
+        assert!(CapSet(1 << 21)
+            .missing(&needs_with_paranoia([&tp], 4))
+            .is_empty());
     }
 
     #[test]

@@ -542,26 +542,50 @@ fn capabilities_each_tool_needs() {
     );
     let mut cases: Vec<Case> = Vec::new();
     // execsnoop and opensnoop: CAP_BPF + CAP_PERFMON are enough (no CAP_SYS_ADMIN, no
-    // CAP_SYS_RESOURCE: BPF memory is charged to the cgroup, not RLIMIT_MEMLOCK).
+    // CAP_SYS_RESOURCE: BPF memory is charged to the cgroup, not RLIMIT_MEMLOCK), unless
+    // kernel.perf_event_paranoid is above 2 (Debian's kernels: 3), where perf events, the
+    // tracepoints' attachment, are for CAP_SYS_ADMIN only: then refused up front, saying so.
+    let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .unwrap()
+        .trim()
+        .parse::<i32>()
+        .unwrap();
+    let paranoid_says =
+        "CAP_SYS_ADMIN (perf events (tracepoints, kprobes): kernel.perf_event_paranoid is above 2";
     for (tool, no_perfmon) in [
         ("execsnoop", "execsnoop-bpf-only"),
         ("opensnoop", "opensnoop-bpf-only"),
     ] {
-        cases.push((
-            tool,
-            &["CAP_BPF", "CAP_PERFMON"],
-            vec![],
-            vec![tool, "-o", "json", "-d", "1"],
-            0,
-            format!("{tool}: stopped;"),
-        ));
+        cases.push(if paranoid > 2 {
+            (
+                tool,
+                &["CAP_BPF", "CAP_PERFMON"],
+                vec![],
+                vec![tool, "-o", "json", "-d", "1"],
+                1,
+                format!("needs {paranoid_says}"),
+            )
+        } else {
+            (
+                tool,
+                &["CAP_BPF", "CAP_PERFMON"],
+                vec![],
+                vec![tool, "-o", "json", "-d", "1"],
+                0,
+                format!("{tool}: stopped;"),
+            )
+        });
         cases.push((
             no_perfmon,
             &["CAP_BPF"],
             vec![],
             vec![tool, "-d", "1"],
             1,
-            "needs CAP_PERFMON (tracing programs), which this process lacks".into(),
+            if paranoid > 2 {
+                format!("needs {paranoid_says}, which allows them to CAP_SYS_ADMIN only; with 2 CAP_PERFMON is enough) and CAP_PERFMON (tracing programs), which this process lacks")
+            } else {
+                "needs CAP_PERFMON (tracing programs), which this process lacks".into()
+            },
         ));
     }
     // observe: uprobes need CAP_SYS_ADMIN, whatever else it has.

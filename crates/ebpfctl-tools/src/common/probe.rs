@@ -43,8 +43,13 @@ impl Probe {
             ringbuf_bytes: Some(ring_bytes),
             ..Default::default()
         };
-        let loaded =
-            Loaded::load(&spec, &opts).map_err(|source| ToolError::Load { tool, source })?;
+        let loaded = Loaded::load(&spec, &opts).map_err(|source| {
+            // Several programs skipped: one line each, then the error counts them.
+            for s in source.skipped() {
+                eprintln!("{tool}: {s}");
+            }
+            ToolError::Load { tool, source }
+        })?;
         for s in &loaded.skipped {
             eprintln!("{tool}: {s}");
         }
