@@ -335,27 +335,75 @@ fn sigkill_xdp() {
     );
 }
 
+const TC_BODY: &str = r#"SEC("tc/ingress") int sk_tc_in(struct __sk_buff *s) { hit(); return 0; }
+SEC("tc/egress") int sk_tc_eg(struct __sk_buff *s) { hit(); return 0; }
+SEC("classifier") int sk_cls(struct __sk_buff *s) { hit(); return -1; }"#;
+
 #[test]
 fn sigkill_tc_sections_are_tcx_links() {
-    sigkill_leaves_nothing(
-        "tc",
-        r#"SEC("tc/ingress") int sk_tc_in(struct __sk_buff *s) { hit(); return 0; }
-SEC("tc/egress") int sk_tc_eg(struct __sk_buff *s) { hit(); return 0; }
-SEC("classifier") int sk_cls(struct __sk_buff *s) { hit(); return -1; }"#,
-        Place::Net,
-        3,
-    );
+    if !kernel_has_tcx() {
+        eprintln!(
+            "KERNEL MATRIX: kernel {:?} has no tcx (Linux 6.6+): tc/ sections attach as legacy tc filters, which a SIGKILL leaves in place (netlink holds them, no fd or link)",
+            kernel_version()
+        );
+        let obj = build_source("sk_tc", &format!("{HEAD}{TC_BODY}"));
+        let ns = Netns::new("tc");
+        ns.run(|| {
+            let run = Run::start(&[
+                "run",
+                obj.to_str().unwrap(),
+                "-o",
+                "none",
+                "--no-metrics",
+                "--strict",
+                "--iface",
+                IFACE,
+            ]);
+            assert!(Held::of(run.pid()).links.is_empty(), "links before 6.6");
+            let before = iface_state();
+            assert!(
+                before.iter().any(|l| l.starts_with("tc ingress:")),
+                "no legacy filter: {before:?}"
+            );
+            sigkill(run);
+            assert_eq!(iface_state(), before, "the filters outlive the process");
+        });
+        // The private namespace takes its interface, filters and programs with it.
+        return;
+    }
+    sigkill_leaves_nothing("tc", TC_BODY, Place::Net, 3);
 }
 
 #[test]
 fn sigkill_tcx() {
-    sigkill_leaves_nothing(
-        "tcx",
-        r#"SEC("tcx/ingress") int sk_tcx_in(struct __sk_buff *s) { hit(); return -1; }
-SEC("tcx/egress") int sk_tcx_eg(struct __sk_buff *s) { hit(); return -1; }"#,
-        Place::Net,
-        2,
-    );
+    let body = r#"SEC("tcx/ingress") int sk_tcx_in(struct __sk_buff *s) { hit(); return -1; }
+SEC("tcx/egress") int sk_tcx_eg(struct __sk_buff *s) { hit(); return -1; }"#;
+    if !kernel_has_tcx() {
+        eprintln!(
+            "KERNEL MATRIX: kernel {:?} has no tcx (Linux 6.6+): run --strict must refuse tcx/ sections and attach nothing",
+            kernel_version()
+        );
+        let obj = build_source("sk_tcx", &format!("{HEAD}{body}"));
+        let ns = Netns::new("tcx");
+        ns.run(|| {
+            let o = ebpfctl(&[
+                "run",
+                obj.to_str().unwrap(),
+                "-o",
+                "none",
+                "--no-metrics",
+                "--strict",
+                "--iface",
+                IFACE,
+            ]);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(!o.status.success(), "{err}");
+            assert!(err.contains("tcx needs Linux 6.6+"), "{err}");
+            assert_eq!(iface_state(), Vec::<String>::new());
+        });
+        return;
+    }
+    sigkill_leaves_nothing("tcx", body, Place::Net, 2);
 }
 
 #[test]
@@ -389,14 +437,21 @@ SEC("cgroup/dev") int sk_dev(struct bpf_cgroup_dev_ctx *ctx) { hit(); return 1; 
 }
 
 /// One object with a program of every family that attaches somewhere lasting (interface,
-/// cgroup, perf events, uprobes), for the kill-during-attach test.
+/// cgroup, perf events, uprobes), for the kill-during-attach test. Before tcx (6.6) without
+/// the tc programs: tcx sections cannot attach, and tc's legacy filters outlive a SIGKILL
+/// (sigkill_tc_sections_are_tcx_links checks that there).
 fn everything() -> String {
     let target = target_dir().join("ebpfctl-example-target");
+    let tc = if kernel_has_tcx() {
+        r#"SEC("tc/ingress") int ka_tc(struct __sk_buff *s) { hit(); return 0; }
+SEC("tcx/egress") int ka_tcx(struct __sk_buff *s) { hit(); return -1; }"#
+    } else {
+        ""
+    };
     format!(
         r#"{HEAD}
 SEC("xdp") int ka_xdp(struct xdp_md *ctx) {{ hit(); return XDP_PASS; }}
-SEC("tc/ingress") int ka_tc(struct __sk_buff *s) {{ hit(); return 0; }}
-SEC("tcx/egress") int ka_tcx(struct __sk_buff *s) {{ hit(); return -1; }}
+{tc}
 SEC("socket") int ka_sock(struct __sk_buff *s) {{ hit(); return 0; }}
 SEC("cgroup_skb/egress") int ka_cg(struct __sk_buff *s) {{ hit(); return 1; }}
 SEC("cgroup/sock_create") int ka_cgsock(struct bpf_sock *sk) {{ hit(); return 1; }}

@@ -810,9 +810,24 @@ mod tests {
         (sent, dropped.get(), lines)
     }
 
+    /// Whether this kernel writes to a pipe with RWF_NOWAIT (pipes got FMODE_NOWAIT after
+    /// 6.1: Debian's 6.1 answers EOPNOTSUPP, and the writer falls back to plain writes).
+    fn pipes_take_nowait() -> bool {
+        let (_read, write) = pipe();
+        let fd = std::os::fd::AsFd::as_fd(&write);
+        !matches!(write_nowait(fd, b"x"), Err(e) if nowait_unsupported(&e))
+    }
+
     #[test]
     fn a_stalled_pipe_drops_and_counts_exactly_without_blocking() {
         let (sent, dropped, in_pipe) = stall(own_fd);
+        if !pipes_take_nowait() {
+            // Plain writes: as a_stalled_plain_writer_drops_without_blocking.
+            eprintln!("KERNEL MATRIX: pipes refuse RWF_NOWAIT here: counted as a plain writer");
+            assert!(in_pipe + dropped >= sent, "{in_pipe} + {dropped} < {sent}");
+            assert!(dropped >= sent - 700, "dropped {dropped} of {sent}");
+            return;
+        }
         assert!(
             in_pipe > 0 && in_pipe <= 656,
             "{in_pipe} lines in a 64 KiB pipe"
