@@ -75,7 +75,9 @@ hostname ebpfctl-vm 2>/dev/null
 # Container storage on its own tmpfs: podman's overlay driver cannot put its upper layers on
 # the overlayfs root. And one address that is not loopback (there is no network device): a
 # dummy interface, for what must be reached by a machine's address rather than 127.0.0.1.
+# (PATH here is the initramfs's /bin: modprobe is in sbin.)
 mkdir -p /var/lib/containers && mount -t tmpfs -o mode=0700 containers /var/lib/containers
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 if modprobe dummy 2>/dev/null && ip link add ebpfctl0 type dummy 2>/dev/null; then
 	ip addr add 10.213.0.1/24 dev ebpfctl0 && ip link set ebpfctl0 up
 fi

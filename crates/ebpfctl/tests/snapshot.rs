@@ -45,6 +45,8 @@ int on_getpgid(struct trace_event_raw_sys_enter *ctx)
     __u64 *slot = bpf_map_lookup_elem(&print_ba, &i);
     if (slot) __sync_fetch_and_add(slot, 1);
     bpf_get_stackid(ctx, &bstacks, 0);
+    /* The user stack too: a syscall tracepoint has no kernel stack on 6.1. */
+    bpf_get_stackid(ctx, &bstacks, BPF_F_USER_STACK);
     return 0;
 }
 char LICENSE[] SEC("license") = "GPL";
