@@ -15,6 +15,7 @@ use std::sync::mpsc::{channel, Receiver};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::patient;
 use serde_json::Value;
 
 use common::go::{
@@ -662,7 +663,13 @@ fn errors_on(go: Go, bin: &Path) {
         "50",
     ]);
     let proxy_to = format!("http://127.0.0.1:{dead}");
-    let server = Server::start(bin, &[("PROXY_TO", &proxy_to)]);
+    // Each request's limit: /sleep (2 s) runs out, a TLS handshake on a loaded machine
+    // does not (300 ms did, beside the other test binaries; 1 s under TCG): both scale
+    // with the harness's patience.
+    let timeout = patient(Duration::from_millis(1000));
+    let sleep = patient(Duration::from_millis(2000));
+    let sleep_ms = sleep.as_millis().to_string();
+    let server = Server::start(bin, &[("PROXY_TO", &proxy_to), ("SLEEP_MS", &sleep_ms)]);
     let tls = Server::start_mode(bin, "serve-tls", &[]);
     let base = format!("http://127.0.0.1:{}", server.port);
     let asked = Instant::now();
@@ -678,14 +685,15 @@ fn errors_on(go: Go, bin: &Path) {
             format!("{base}/missing"),
             format!("{base}/proxy/x"),
         ],
-        // Each request's limit: /sleep (2 s) runs out, a TLS handshake on a loaded machine
-        // does not (300 ms did, beside the other test binaries).
-        &[("CLIENT_TIMEOUT_MS", "1000"), ("DNS_NXDOMAIN", "1")],
+        &[
+            ("CLIENT_TIMEOUT_MS", &timeout.as_millis().to_string()),
+            ("DNS_NXDOMAIN", "1"),
+        ],
     );
     assert_eq!(said.len(), 7, "{go:?}: {said:?}");
-    // The server's /sleep handler returns 2 s after the request came: its event too.
+    // The server's /sleep handler returns `sleep` after the request came: its event too.
     std::thread::sleep(
-        (asked + Duration::from_millis(2300)).saturating_duration_since(Instant::now()),
+        (asked + sleep + Duration::from_millis(300)).saturating_duration_since(Instant::now()),
     );
     let (out, diag) = obs.finish(false, Duration::from_secs(30));
     let events = parse_events(&out);

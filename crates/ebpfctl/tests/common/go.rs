@@ -105,7 +105,11 @@ func main() {
 			w.WriteHeader(201)
 			w.Write([]byte("slow!!"))
 		})
-		mux.HandleFunc("/sleep", func(w http.ResponseWriter, r *http.Request) { time.Sleep(2 * time.Second) })
+		sleep := 2 * time.Second
+		if ms, err := strconv.Atoi(os.Getenv("SLEEP_MS")); err == nil {
+			sleep = time.Duration(ms) * time.Millisecond
+		}
+		mux.HandleFunc("/sleep", func(w http.ResponseWriter, r *http.Request) { time.Sleep(sleep) })
 		mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) { panic("boom") })
 		mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ok", http.StatusFound) })
 		if to := os.Getenv("PROXY_TO"); to != "" {
