@@ -43,6 +43,9 @@ impl Probe {
             ringbuf_bytes: Some(ring_bytes),
             ..Default::default()
         };
+        // Before libbpf's load, whose kernel-BTF index (~0.5 MiB) is the peak of resident
+        // memory: what start-up freed so far goes back first.
+        release_free_heap();
         let loaded = Loaded::load(&spec, &opts).map_err(|source| {
             // Several programs skipped: one line each, then the error counts them.
             for s in source.skipped() {
@@ -143,9 +146,10 @@ pub fn cgroup_id(path: &std::path::Path) -> Result<u64, ToolError> {
     Ok(md.ino())
 }
 
-/// Hands the allocator's free pages back to the kernel once the probe is loaded: parsing the
-/// object and libbpf's load leave free heap behind that the event loop does not reuse
-/// (resident until then: peak RSS is what a tracer on every node is judged by).
+/// Hands the allocator's free pages back to the kernel, before and after the probe's load:
+/// start-up (the container resolver's walk, parsing the object) and libbpf's load leave free
+/// heap behind that the event loop does not reuse (resident until then: peak RSS is what a
+/// tracer on every node is judged by).
 fn release_free_heap() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only walks glibc's own arenas, under their locks.
