@@ -1238,20 +1238,36 @@ fn stops_quickly_with_four_executables() {
     let mut args: Vec<&str> = copies.iter().map(|c| c.to_str().unwrap()).collect();
     args.extend(["-o", "none"]);
     let obs = Observer::start(&args);
-    assert!(
-        obs.diag
-            .iter()
-            .filter(|l| l.contains("uprobe-multi links"))
-            .count()
-            == 4,
+    // uprobe-multi links came in 6.6: before, one perf-event uprobe per site, each released
+    // after its own grace period (1.5 s for one executable, 5.7 s for four on this machine).
+    let multi = common::kernel_version() >= (6, 6);
+    let kind = if multi {
+        "uprobe-multi links"
+    } else {
+        "perf-event uprobes"
+    };
+    assert_eq!(
+        obs.diag.iter().filter(|l| l.contains(kind)).count(),
+        4,
         "{:#?}",
         obs.diag
     );
     let t0 = Instant::now();
-    let _ = obs.finish(true, Duration::from_secs(30));
+    let _ = obs.finish(true, Duration::from_secs(60));
     let took = t0.elapsed();
     eprintln!("observe stopped in {took:?} (4 executables)");
-    assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+    if multi {
+        assert!(took < Duration::from_secs(5), "stopping took {took:?}");
+    } else {
+        eprintln!(
+            "KERNEL MATRIX: kernel {:?} has no uprobe-multi links (6.6+): perf-event uprobes, stopped in {took:?}",
+            common::kernel_version()
+        );
+        assert!(
+            took < patient(Duration::from_secs(20)),
+            "stopping took {took:?}"
+        );
+    }
 }
 
 /// Kernels without uprobe-multi links (before 6.6) get one perf-event uprobe per site: the
