@@ -335,6 +335,21 @@ fn sigkill_xdp() {
     );
 }
 
+/// `ebpfctl run OBJ --strict` on the test interface, nothing printed.
+fn net_run_args(obj: &Path) -> [&str; 8] {
+    let obj = obj.to_str().unwrap();
+    [
+        "run",
+        obj,
+        "-o",
+        "none",
+        "--no-metrics",
+        "--strict",
+        "--iface",
+        IFACE,
+    ]
+}
+
 const TC_BODY: &str = r#"SEC("tc/ingress") int sk_tc_in(struct __sk_buff *s) { hit(); return 0; }
 SEC("tc/egress") int sk_tc_eg(struct __sk_buff *s) { hit(); return 0; }
 SEC("classifier") int sk_cls(struct __sk_buff *s) { hit(); return -1; }"#;
@@ -349,16 +364,7 @@ fn sigkill_tc_sections_are_tcx_links() {
         let obj = build_source("sk_tc", &format!("{HEAD}{TC_BODY}"));
         let ns = Netns::new("tc");
         ns.run(|| {
-            let run = Run::start(&[
-                "run",
-                obj.to_str().unwrap(),
-                "-o",
-                "none",
-                "--no-metrics",
-                "--strict",
-                "--iface",
-                IFACE,
-            ]);
+            let run = Run::start(&net_run_args(&obj));
             assert!(Held::of(run.pid()).links.is_empty(), "links before 6.6");
             let before = iface_state();
             assert!(
@@ -386,16 +392,7 @@ SEC("tcx/egress") int sk_tcx_eg(struct __sk_buff *s) { hit(); return -1; }"#;
         let obj = build_source("sk_tcx", &format!("{HEAD}{body}"));
         let ns = Netns::new("tcx");
         ns.run(|| {
-            let o = ebpfctl(&[
-                "run",
-                obj.to_str().unwrap(),
-                "-o",
-                "none",
-                "--no-metrics",
-                "--strict",
-                "--iface",
-                IFACE,
-            ]);
+            let o = ebpfctl(&net_run_args(&obj));
             let err = String::from_utf8_lossy(&o.stderr);
             assert!(!o.status.success(), "{err}");
             assert!(err.contains("tcx needs Linux 6.6+"), "{err}");
