@@ -209,7 +209,7 @@ qemu_run() { # ACCEL LOGFILE TIMEOUT: boots the guest; returns QEMU's status
     -nodefaults -no-user-config -display none -no-reboot
     -machine "pc,accel=$acc" -cpu "$cpu" -smp "$cpus" -m "$mem"
     -kernel "$kernel" -initrd "$run/initrd"
-    -append "console=ttyS0 loglevel=$loglevel panic=-1 oops=panic mitigations=off rdinit=/init tsc=reliable $extra_args"
+    -append "console=ttyS0 loglevel=$loglevel panic=-1 oops=panic softlockup_panic=1 mitigations=off rdinit=/init tsc=reliable $extra_args"
     -serial "$console"
     -fsdev "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap"
     -device "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot"

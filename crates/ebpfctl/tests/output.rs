@@ -406,11 +406,17 @@ fn run_with_a_stalled_reader_obeys_sigterm_and_counts_what_it_dropped() {
     let in_pipe = count_lines(&s.unread());
     assert!(dropped > 0 && lost > 0, "dropped {dropped}, lost {lost}");
     // Lines are event records plus one loss record per loss notice.
-    assert_eq!(
-        in_pipe + dropped,
-        generated - lost + loss_records,
-        "{in_pipe} in the pipe + {dropped} dropped vs {generated} generated - {lost} lost + {loss_records} loss records"
-    );
+    let made = generated - lost + loss_records;
+    let counts =
+        format!("{in_pipe} in the pipe + {dropped} dropped vs {generated} generated - {lost} lost + {loss_records} loss records");
+    if ebpfctl_core::print::writer::pipes_take_nowait() {
+        assert_eq!(in_pipe + dropped, made, "{counts}");
+    } else {
+        // Plain writes: the buffer left stuck in write(2) counts as dropped, though part
+        // of it reached the pipe (the documented bound of the writer).
+        eprintln!("KERNEL MATRIX: pipes refuse RWF_NOWAIT here: counted as plain writes");
+        assert!(in_pipe + dropped >= made && dropped <= made, "{counts}");
+    }
 }
 
 /// `--duration` is kept with a reader that never reads, while events keep coming.
