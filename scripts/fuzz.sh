@@ -2,8 +2,10 @@
 # Runs the fuzz targets of fuzz/ one after the other, each for a given time, and reports
 # executions, speed and crashes per target. See docs/fuzzing.md.
 #
-# Usage: scripts/fuzz.sh [--time SECONDS] [--list] [TARGET...]
-#   --time S   seconds per target (default 60); CI (scripts/test.sh) uses 20
+# Usage: scripts/fuzz.sh [--time SECONDS] [--dev] [--list] [TARGET...]
+#   --time S   seconds per target (default 60); CI (scripts/test.sh) uses 10
+#   --dev      build fuzz/'s dev profile (opt-level 1, debug assertions) rather than release:
+#              a cold build in about half the time, fewer executions a second; CI uses it
 #   --list     print the targets and exit
 #   TARGET     default: every target
 #
@@ -17,13 +19,15 @@ cd "$(dirname "$0")/.."
 
 time=60
 list=0
+mode=-O
 targets=()
 while (($#)); do
   case "$1" in
     --time) time=$2; shift 2 ;;
     --time=*) time=${1#*=}; shift ;;
+    --dev) mode=-D; shift ;;
     --list) list=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown flag $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -56,7 +60,7 @@ if [[ ! -d fuzz/corpus ]]; then
   mv fuzz/corpus.new fuzz/corpus
 fi
 
-(cd fuzz && cargo fuzz build -O)
+(cd fuzz && cargo fuzz build "$mode")
 
 status=0
 mkdir -p fuzz/artifacts
@@ -66,7 +70,7 @@ for t in "${targets[@]}"; do
   log=fuzz/artifacts/$t.log
   rc=0
   # -rss_limit_mb: a target may not need more; -timeout: one input may not take longer.
-  (cd fuzz && cargo fuzz run -O "$t" -- -max_total_time="$time" -print_final_stats=1 \
+  (cd fuzz && cargo fuzz run "$mode" "$t" -- -max_total_time="$time" -print_final_stats=1 \
       -rss_limit_mb=2048 -timeout=20) >"$log" 2>&1 || rc=$?
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
   speed=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)

@@ -77,7 +77,7 @@ impl Observer {
             diag: Vec::new(),
             held: common::bpf::Held::default(),
         };
-        o.wait_diag("observe: ready", Duration::from_secs(30));
+        o.wait_diag("observe: ready", patient(Duration::from_secs(30)));
         o.held = common::bpf::Held::of(o.child.id());
         assert!(
             !o.held.progs.is_empty(),
@@ -1253,7 +1253,7 @@ fn stops_quickly_with_four_executables() {
         obs.diag
     );
     let t0 = Instant::now();
-    let _ = obs.finish(true, Duration::from_secs(60));
+    let _ = obs.finish(true, patient(Duration::from_secs(60)));
     let took = t0.elapsed();
     eprintln!("observe stopped in {took:?} (4 executables)");
     if multi {
