@@ -134,7 +134,10 @@ fn output_vocabulary_is_the_same_everywhere() {
         assert_eq!(lines.len(), 1, "{args:?}");
         assert!(lines[0]["programs"].is_array(), "{:?}", lines[0]);
     }
-    // Introspection: table (human kept as an older name) and json.
+    // Introspection: table (human kept as an older name) and json. `feature` reports
+    // whether bpffs is mounted, which other tests running at the same time may change on a
+    // fresh machine: mounted first, so both reports see the same machine.
+    ebpfctl_core::mounts::ensure(&ebpfctl_core::mounts::BPFFS).expect("bpffs");
     let table = ebpfctl(&["feature", "-o", "table"]);
     ok(&table, "feature -o table");
     let human = ebpfctl(&["feature", "-o", "human"]);

@@ -20,11 +20,18 @@ pub const FILTER_MAP: &str = "ebpfctl_cgroup_filter";
 /// How long an event of a new container waits for its names, and how many per container.
 const HOLD_FOR: Duration = Duration::from_secs(1);
 const HOLD_MAX: usize = 1024;
+/// Verdicts and shown entries of cgroups that are gone are dropped once this share of the
+/// kernel map is used, at most every [`PRUNE_EVERY`]: a node's containers come and go, and
+/// a full map would pass every new cgroup's events up to user space.
+const PRUNE_SHARE: (usize, usize) = (7, 8);
+const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
 /// `--containers auto|always|never`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Show {
-    /// When this host has containers (a runtime's state, or a container cgroup at start).
+    /// Events in a container carry it, from whenever the first container appears (a
+    /// runtime started after the tool, the first container of a fresh host); tables keep
+    /// their classic layout unless a container filter is given.
     #[default]
     Auto,
     Always,
@@ -68,6 +75,9 @@ pub struct Containers {
     /// when the resolver no longer answers for the cgroup (gone by the time its late
     /// events are read).
     shown: HashMap<u64, Arc<Entry>>,
+    /// `written` or `shown` this large: prune them (see [`PRUNE_SHARE`]).
+    prune_at: usize,
+    last_prune: Option<Instant>,
     /// Events of containers whose names are not known yet: (cgroup id, since, record).
     held: VecDeque<(u64, Instant, Vec<u8>)>,
     held_per: HashMap<u64, usize>,
@@ -86,6 +96,8 @@ impl Containers {
             verdicts: None,
             written: HashMap::new(),
             shown: HashMap::new(),
+            prune_at: usize::MAX,
+            last_prune: None,
             held: VecDeque::new(),
             held_per: HashMap::new(),
             roots: HashMap::new(),
@@ -109,11 +121,10 @@ impl Containers {
             Err(e) => return Err(ToolError::BadInput(format!("containers: {e}"))),
         };
         let found = resolver.scan();
-        let show = match opts.show {
-            Show::Always => true,
-            Show::Never => false,
-            Show::Auto => !found.is_empty() || resolver.containers_present(),
-        };
+        // Auto as always: an event outside containers has no entry and prints none, and a
+        // host without containers at start (a node whose runtime starts later, a fresh
+        // machine) still gets its first container's events with it.
+        let show = opts.show != Show::Never;
         if !opts.selector.is_empty()
             && !opts.quiet_unmatched
             && !found
@@ -157,7 +168,7 @@ impl Containers {
             what: format!("{}: opening {FILTER_MAP}", probe.tool),
             source,
         })?;
-        self.verdicts = Some(h);
+        self.use_verdicts(h);
         let known = self.resolver().map(|r| r.known()).unwrap_or_default();
         for (id, e) in known {
             match self.selector.verdict(Some(&e.container)) {
@@ -169,10 +180,18 @@ impl Containers {
         Ok(())
     }
 
+    /// Writes verdicts into `h` (a hash of cgroup id → show), pruned at 7/8 of its size.
+    fn use_verdicts(&mut self, h: MapHandle) {
+        let max = h.max_entries() as usize;
+        self.prune_at = (max * PRUNE_SHARE.0 / PRUNE_SHARE.1).max(1);
+        self.verdicts = Some(h);
+    }
+
     fn write(&mut self, id: u64, show: bool) {
         if self.written.get(&id) == Some(&show) {
             return;
         }
+        self.prune_if_due();
         if let Some(m) = &self.verdicts {
             // A full map only means more events reach user space, which decides the same.
             if m.update(&id.to_ne_bytes(), &[u8::from(show)], MapFlags::ANY)
@@ -181,6 +200,34 @@ impl Containers {
                 self.written.insert(id, show);
             }
         }
+    }
+
+    /// Forgets the cgroups that are gone (by one walk of the cgroup tree): their verdicts in
+    /// the kernel map and here, and the entries they were shown with. An event of such a
+    /// cgroup still in the ring is decided again, without its container.
+    fn prune_if_due(&mut self) {
+        if self.written.len().max(self.shown.len()) < self.prune_at
+            || self.last_prune.is_some_and(|t| t.elapsed() < PRUNE_EVERY)
+        {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        let Some(live) = self.resolver().map(|r| r.cgroupfs().walk()) else {
+            return;
+        };
+        let gone: Vec<u64> = self
+            .written
+            .keys()
+            .filter(|id| !live.contains_key(id))
+            .copied()
+            .collect();
+        for id in &gone {
+            if let Some(m) = &self.verdicts {
+                let _ = m.delete(&id.to_ne_bytes());
+            }
+            self.written.remove(id);
+        }
+        self.shown.retain(|id, _| live.contains_key(id));
     }
 
     fn show_cgroup(&mut self, id: u64, e: Arc<Entry>) {
@@ -322,5 +369,117 @@ pub fn json_member(out: &mut Vec<u8>, e: Option<&Entry>) {
     if let Some(e) = e {
         out.extend_from_slice(b",\"container\":");
         out.extend_from_slice(&e.json);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ebpfctl_container::runtime::Paths;
+    use ebpfctl_container::testing::Tree;
+    use ebpfctl_container::CgroupFs;
+    use std::path::PathBuf;
+
+    /// A host with no runtime and no container at start (a node whose runtime starts after
+    /// the tool, a fresh machine): the first container that appears is still shown. Before,
+    /// auto was decided at start and its events printed without their container. Root: it
+    /// makes a container-shaped cgroup.
+    /// Options whose resolver finds no runtime (paths that do not exist); as root, since
+    /// the tests make cgroups.
+    fn no_runtimes() -> ContainerOptions {
+        // SAFETY: geteuid has no arguments and cannot fail.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "makes cgroups: run as root");
+        let none = PathBuf::from("/nonexistent/ebpfctl-test");
+        ContainerOptions {
+            resolver: ResolverOptions {
+                paths: Paths {
+                    containerd: none.join("containerd.sock"),
+                    storage: vec![none.join("storage")],
+                    docker: none.join("docker"),
+                    timeout: Duration::from_millis(200),
+                },
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn auto_shows_a_container_that_appears_after_start() {
+        let opts = no_runtimes();
+        assert_eq!(opts.show, Show::Auto);
+        let mut c = Containers::start("test", &opts).unwrap();
+        assert!(c.active() && c.show, "auto shows containers");
+        assert!(!c.column, "auto alone keeps the classic table layout");
+        let fs = CgroupFs::open().unwrap();
+        let id: String = std::iter::repeat_n('a', 64).collect();
+        let path = format!("docker/{id}");
+        let tree = Tree::new(&fs, &[&path]);
+        let cg = fs.id_of(&tree.rel(&path)).unwrap();
+        let e = c.entry(cg).expect("the new container's entry");
+        assert_eq!(e.container.id, id);
+        let mut line = Vec::new();
+        json_member(&mut line, Some(&e));
+        assert!(
+            String::from_utf8_lossy(&line).contains(&id),
+            "{}",
+            String::from_utf8_lossy(&line)
+        );
+        drop(tree);
+    }
+
+    /// The kernel's verdict map does not fill up with cgroups that are gone: with 16 slots,
+    /// 10 verdicts of cgroups since removed and 10 of live ones all fit, and only the live
+    /// ones stay (here and in the kernel).
+    #[test]
+    fn verdicts_of_cgroups_that_are_gone_are_pruned() {
+        let mut opts = no_runtimes();
+        opts.selector.containers = vec!["ebpfctl-no-such-container".into()];
+        opts.quiet_unmatched = true;
+        let mut c = Containers::start("test", &opts).unwrap();
+        let map = MapHandle::create(
+            libbpf_rs::MapType::Hash,
+            Some("ebpfctl_cgf_test"),
+            8,
+            1,
+            16,
+            &libbpf_rs::libbpf_sys::bpf_map_create_opts {
+                sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
+                ..Default::default()
+            },
+        )
+        .expect("a 16-entry hash map");
+        c.use_verdicts(map);
+        let fs = CgroupFs::open().unwrap();
+        let names: Vec<String> = (0..10).map(|i| format!("cg{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let ids =
+            |t: &Tree| -> Vec<u64> { names.iter().map(|n| fs.id_of(&t.rel(n)).unwrap()).collect() };
+        let old = Tree::new(&fs, &names);
+        let gone = ids(&old);
+        for &id in &gone {
+            assert_eq!(c.admit(id), Verdict::No);
+        }
+        drop(old);
+        let new = Tree::new(&fs, &names);
+        let live = ids(&new);
+        for &id in &live {
+            assert_eq!(c.admit(id), Verdict::No);
+        }
+        let m = c.verdicts.as_ref().unwrap();
+        let mut in_kernel: Vec<u64> = m
+            .keys()
+            .map(|k| u64::from_ne_bytes(k.try_into().unwrap()))
+            .collect();
+        in_kernel.sort_unstable();
+        let mut want = live.clone();
+        want.sort_unstable();
+        assert_eq!(
+            in_kernel, want,
+            "the kernel map holds the live cgroups only"
+        );
+        assert_eq!(c.written.len(), 10);
+        assert!(gone.iter().all(|id| !c.written.contains_key(id)));
+        drop(new);
     }
 }

@@ -51,7 +51,8 @@ pub struct ContainerArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
     /// Add each event's container (runtime, id, name; pod, namespace): auto (default for
-    /// the tools: when this host has containers), always, never.
+    /// the tools: every event in a container, no table column unless filtering), always
+    /// (with the column), never.
     #[arg(long, value_enum, value_name = "WHEN", num_args = 0..=1, default_missing_value = "always")]
     pub containers: Option<ShowArg>,
     /// Container, pod and namespace labels on metrics (a series per container: see
