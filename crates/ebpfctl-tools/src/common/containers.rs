@@ -380,10 +380,6 @@ mod tests {
     use ebpfctl_container::CgroupFs;
     use std::path::PathBuf;
 
-    /// A host with no runtime and no container at start (a node whose runtime starts after
-    /// the tool, a fresh machine): the first container that appears is still shown. Before,
-    /// auto was decided at start and its events printed without their container. Root: it
-    /// makes a container-shaped cgroup.
     /// Options whose resolver finds no runtime (paths that do not exist); as root, since
     /// the tests make cgroups.
     fn no_runtimes() -> ContainerOptions {
@@ -404,6 +400,9 @@ mod tests {
         }
     }
 
+    /// A host with no runtime and no container at start (a node whose runtime starts after
+    /// the tool, a fresh machine): the first container that appears is still shown. Before,
+    /// auto was decided at start and its events printed without their container.
     #[test]
     fn auto_shows_a_container_that_appears_after_start() {
         let opts = no_runtimes();
