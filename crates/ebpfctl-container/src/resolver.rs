@@ -88,7 +88,6 @@ struct Shared {
 pub struct Resolver {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
-    runtimes_present: bool,
 }
 
 /// Retries of a runtime that did not know a container yet (it may be being created).
@@ -108,7 +107,6 @@ impl Resolver {
         };
         let handles = !opts.no_handles && fs.handles_work();
         let runtimes = Runtimes::new(opts.paths.clone());
-        let runtimes_present = runtimes.any_present();
         let shared = Arc::new(Shared {
             fs,
             handles,
@@ -135,7 +133,6 @@ impl Resolver {
         Ok(Resolver {
             shared,
             thread: Some(thread),
-            runtimes_present,
         })
     }
 
@@ -256,11 +253,6 @@ impl Resolver {
                 _ => None,
             })
             .collect()
-    }
-
-    /// Whether this host has containers: a runtime's socket or state, or a container cgroup.
-    pub fn containers_present(&self) -> bool {
-        self.runtimes_present || !self.known().is_empty()
     }
 
     /// A cache for one thread's event path.

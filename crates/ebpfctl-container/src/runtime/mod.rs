@@ -94,17 +94,6 @@ impl Runtimes {
         }
     }
 
-    /// Whether any runtime's socket or state is on this host.
-    pub fn any_present(&self) -> bool {
-        self.paths.containerd.exists()
-            || self.paths.docker.join("containers").is_dir()
-            || self
-                .paths
-                .storage
-                .iter()
-                .any(|r| r.join("overlay-containers").is_dir())
-    }
-
     /// What the runtimes know of the container of `shape`; `None` when none knows it.
     /// For `/<namespace>/<id>`, `None` means it is no container at all.
     pub fn lookup(&mut self, shape: &Shape) -> Option<Meta> {

@@ -699,17 +699,22 @@ fn nowait_unsupported(e: &io::Error) -> bool {
 /// writes and its dropped count includes the lines of the write left stuck (some of which
 /// reached the pipe), so it is exact only where this holds.
 pub fn pipes_take_nowait() -> bool {
+    let Ok((_read, write)) = pipe() else {
+        return false;
+    };
+    !matches!(write_nowait(std::os::fd::AsFd::as_fd(&write), b"x"), Err(e) if nowait_unsupported(&e))
+}
+
+/// A pipe: (read end, write end), closed on drop.
+fn pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::{FromRawFd, OwnedFd};
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 returns.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return false;
+        return Err(io::Error::last_os_error());
     }
-    // SAFETY: both descriptors are fresh and owned by nothing else; they close on drop.
-    let (_read, write) = unsafe {
-        use std::os::fd::{FromRawFd, OwnedFd};
-        (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
-    };
-    !matches!(write_nowait(std::os::fd::AsFd::as_fd(&write), b"x"), Err(e) if nowait_unsupported(&e))
+    // SAFETY: both descriptors are fresh and owned by nothing else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// How long a non-blocking writer waits in `poll` before looking at `abandon` again.
@@ -776,16 +781,8 @@ mod tests {
 
     /// A pipe: (read end, write end as a File).
     fn pipe() -> (OwnedFd, std::fs::File) {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two descriptors pipe2 returns.
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        // SAFETY: both descriptors are fresh and owned by nothing else.
-        unsafe {
-            (
-                OwnedFd::from_raw_fd(fds[0]),
-                std::fs::File::from_raw_fd(fds[1]),
-            )
-        }
+        let (read, write) = super::pipe().expect("pipe2");
+        (read, std::fs::File::from(write))
     }
 
     /// Writes 40,000 lines of 100 bytes (4 MB) into a 64 KiB pipe nobody reads, behind a
