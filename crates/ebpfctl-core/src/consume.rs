@@ -237,12 +237,16 @@ impl<'a> Consumer<'a> {
 
     /// Consumes what is buffered now without waiting (at shutdown): at most as many records
     /// as the ring buffers hold and for at most [`DRAIN_BUDGET`], so records that keep
-    /// coming do not hold the exit. The records then still in each ring buffer are counted
-    /// into its unread counter ([`ConsumerBuilder::ring_buffer`]).
+    /// coming do not hold the exit. The records that were in a ring buffer when the drain
+    /// began and are still there are counted into its unread counter
+    /// ([`ConsumerBuilder::ring_buffer`]); those written during the drain came after the
+    /// stop and are not counted (a probe on a busy kernel function fires on until the
+    /// programs are detached).
     pub fn drain(&self) -> Result<(), ConsumeError> {
+        let stop: Vec<u64> = self.rings.iter().map(|(r, _)| r.produced()).collect();
         self.take(self.drain_budget, Some(Instant::now() + DRAIN_BUDGET))?;
-        for (r, unread) in &self.rings {
-            unread.store(r.unread(), Ordering::Relaxed);
+        for ((r, unread), stop) in self.rings.iter().zip(stop) {
+            unread.store(r.unread_before(stop), Ordering::Relaxed);
         }
         Ok(())
     }

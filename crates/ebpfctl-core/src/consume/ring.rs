@@ -203,10 +203,16 @@ impl<'a> Ring<'a> {
         Ok(taken)
     }
 
-    /// The records (submitted or still reserved; not discarded ones) no one took yet.
-    pub(super) fn unread(&self) -> u64 {
+    /// The producer's position now: records from here on were reserved after this moment.
+    pub(super) fn produced(&self) -> u64 {
+        self.producer.position().load(Ordering::Acquire)
+    }
+
+    /// The records (submitted or still reserved; not discarded ones) before position `until`
+    /// (from [`Ring::produced`]) no one took yet.
+    pub(super) fn unread_before(&self, until: u64) -> u64 {
         let mut pos = self.consumer.position().load(Ordering::Acquire);
-        let prod = self.producer.position().load(Ordering::Acquire);
+        let prod = self.producer.position().load(Ordering::Acquire).min(until);
         let mut n = 0u64;
         while pos < prod {
             let hdr = self.header(pos);
