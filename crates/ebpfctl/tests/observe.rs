@@ -830,6 +830,109 @@ fn pid_filter() {
     }
 }
 
+/// The owner word (`pid << 32 | goroutine`, 0: free) of slot 0 of the observer's map `name`
+/// (client_slots or server_slots), read with bpftool.
+fn slot0_owner(obs: &Observer, name: &str) -> u64 {
+    for &id in &obs.held.maps {
+        let show = common::bpf::describe(common::bpf::Kind::Map, id);
+        let Ok(v) = serde_json::from_str::<Value>(&show) else {
+            continue;
+        };
+        if v["name"] != name {
+            continue;
+        }
+        let o = Command::new("bpftool")
+            .args(["-j", "map", "lookup", "id", &id.to_string(), "key", "0", "0", "0", "0"])
+            .output()
+            .expect("bpftool (apt-get install bpftool) is needed by this test");
+        assert!(o.status.success(), "bpftool map lookup {id}: {o:?}");
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let bytes: Vec<u8> = v["value"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no value bytes in {v}"))
+            .iter()
+            .map(|b| u8::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
+            .collect();
+        return u64::from_ne_bytes(bytes[..8].try_into().unwrap());
+    }
+    panic!("the observer holds no map {name}: {:?}", obs.held.maps);
+}
+
+/// With one in-flight slot per side (EBPFCTL_OBSERVE_SLOTS=1), requests in flight together
+/// share it with the LRU hashes behind it: each is reported once, with its own path and
+/// query. A client killed while its request holds the slot leaves it taken until the
+/// observer's sweep (every 10 s) frees it; the killed request is never reported.
+#[test]
+fn requests_in_flight_together_and_a_killed_client() {
+    let _live = live_lock();
+    let bin = private_copy(&go_build(Go::New, Build::Normal, false), "obs-slots");
+    let server = Server::start(&bin, &[("SLEEP_MS", "30000")]);
+    let obs = Observer::start_env(
+        &[bin.0.to_str().unwrap(), "-o", "json", "--poll-ms", "50"],
+        &[("EBPFCTL_OBSERVE_SLOTS", "1")],
+    );
+    let url = |p: &str| format!("http://127.0.0.1:{}{p}", server.port);
+    // 8 clients at once, 5 requests of 50 ms each: up to 8 in flight on each side.
+    std::thread::scope(|sc| {
+        for i in 0..8 {
+            let urls: Vec<String> = (0..5).map(|j| url(&format!("/slow?c={i}&j={j}"))).collect();
+            let bin = &bin.0;
+            sc.spawn(move || client(bin, &urls, &[]));
+        }
+    });
+    // A client that holds the slot, killed while it waits.
+    let mut held = Command::new(&bin.0)
+        .args(["get", &url("/sleep")])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = held.id() as u64;
+    let deadline = Instant::now() + patient(Duration::from_secs(10));
+    while slot0_owner(&obs, "client_slots") >> 32 != pid {
+        assert!(Instant::now() < deadline, "client {pid} never took slot 0");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    held.kill().unwrap();
+    held.wait().unwrap();
+    let deadline = Instant::now() + patient(Duration::from_secs(25));
+    while slot0_owner(&obs, "client_slots") != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "slot 0 of the killed client {pid} was not freed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    client(&bin, &[url("/ok?after=1")], &[]);
+    let (out, _) = obs.finish(true, patient(Duration::from_secs(20)));
+    let events = parse_events(&out);
+    for side in ["client", "server"] {
+        let mut seen: Vec<String> = events
+            .iter()
+            .filter(|e| s(e, "kind") == side && s(e, "path") == "/slow")
+            .map(|e| {
+                assert_eq!(n(e, "status"), 201, "{e}");
+                s(e, "query").to_owned()
+            })
+            .collect();
+        seen.sort();
+        let mut want: Vec<String> = (0..8)
+            .flat_map(|i| (0..5).map(move |j| format!("c={i}&j={j}")))
+            .collect();
+        want.sort();
+        assert_eq!(seen, want, "{side} events of /slow");
+        assert!(
+            events
+                .iter()
+                .any(|e| s(e, "kind") == side && s(e, "path") == "/ok" && s(e, "query") == "after=1"),
+            "no {side} event of /ok after the sweep: {out}"
+        );
+    }
+    assert!(
+        !events.iter().any(|e| s(e, "kind") == "client" && s(e, "path") == "/sleep"),
+        "the killed client's request was reported: {out}"
+    );
+}
+
 #[test]
 fn log_lines_metrics_and_graph() {
     let _live = live_lock();
@@ -941,9 +1044,14 @@ fn promtool_check(scrape: &str) {
 
 /// `ebpfctl observe ARGS` must fail with exactly one line on stderr containing `want`.
 fn bad_input(args: &[&str], want: &str) {
+    bad_input_env(args, &[], want)
+}
+
+fn bad_input_env(args: &[&str], env: &[(&str, &str)], want: &str) {
     let out = Command::new(EBPFCTL)
         .arg("observe")
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -1001,6 +1109,19 @@ fn bad_input_other_architecture() {
         &[bin.to_str().unwrap()],
         "built for arm64; this ebpfctl observes amd64 programs",
     );
+}
+
+#[test]
+fn bad_input_slot_count() {
+    let bin = go_build(Go::New, Build::Normal, false);
+    let bin = bin.to_str().unwrap();
+    for bad in ["3", "8192", "0", "many"] {
+        bad_input_env(
+            &[bin],
+            &[("EBPFCTL_OBSERVE_SLOTS", bad)],
+            &format!("EBPFCTL_OBSERVE_SLOTS={bad}: not a power of two from 1 to 4096"),
+        );
+    }
 }
 
 #[test]

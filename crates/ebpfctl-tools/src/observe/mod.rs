@@ -65,6 +65,8 @@ pub enum ObserveError {
     Capabilities(#[from] ebpfctl_core::caps::MissingCapabilities),
     #[error("observe probe object: {0}")]
     Object(String),
+    #[error("EBPFCTL_OBSERVE_SLOTS={0}: not a power of two from 1 to 4096 (the in-flight slots per side); unset it or give e.g. 1024")]
+    BadSlots(String),
     #[error("attaching uprobe {prog} to {path} at file offset {offset:#x} failed: {source} (needs CONFIG_UPROBE_EVENTS and the uprobe perf PMU, /sys/bus/event_source/devices/uprobe)")]
     Attach {
         prog: String,

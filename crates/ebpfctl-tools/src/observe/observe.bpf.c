@@ -31,8 +31,10 @@
  *
  * Go register ABI (Go >= 1.17): integer arguments and results in RAX, RBX, RCX, RDI,
  * RSI, R8-R11 on amd64 (R0-R15 on arm64); the current goroutine (runtime.g) in R14 (R28).
- * In-flight requests are keyed by {pid, goroutine} in LRU maps, so a goroutine reused by
- * another request or a RET never seen (panic) cannot leak entries.
+ * In-flight requests are keyed by {pid, goroutine}: in a direct-mapped ARRAY slot (a
+ * compare-and-swap claims it; no lock, no hash-table work), else in an LRU hash. A goroutine
+ * reused by another request takes its own slot back; slots of processes that are gone are
+ * freed by user space (see struct obs_slot).
  *
  * Events are sent without waking user space (BPF_RB_NO_WAKEUP); user space polls with a
  * timeout and is woken early only when `wakeup_bytes` are waiting.
@@ -77,6 +79,31 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } pids SEC(".maps");
+
+/* Requests in flight (see struct obs_slot): the slots, sized by user space (1 << slot_bits
+ * entries), and the LRU hashes that take a request whose slot another one holds. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << OBS_SLOT_BITS_MAX);
+	__type(key, __u32);
+	__type(value, struct obs_slot);
+} client_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << OBS_SLOT_BITS_MAX);
+	__type(key, __u32);
+	__type(value, struct obs_slot);
+} server_slots SEC(".maps");
+
+/* The raw head of the server request in the slot of the same index (one entry when headers
+ * are not captured). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << OBS_SLOT_BITS_MAX);
+	__type(key, __u32);
+	__type(value, struct obs_head);
+} server_head_slots SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -143,6 +170,8 @@ struct obs_chunks {
 	char req[OBS_REQ_CHUNK];
 	char url[OBS_URL_CHUNK];
 	char resp[OBS_RESP_CHUNK];
+	__u32 last_pid; /* the process this CPU announced last (see announce_process) */
+	__u32 _pad;
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -222,6 +251,28 @@ static __always_inline __u64 read_field(__u64 base, __u32 off)
 	return read_u64(base + off);
 }
 
+/* The words at base+off_a and base+off_b: one read when both lie in the same 64 bytes. */
+static __always_inline void read_pair(__u64 base, __u32 off_a, __u32 off_b, __u64 *a, __u64 *b)
+{
+	*a = 0;
+	*b = 0;
+	if (!base)
+		return;
+	if (off_a != OBS_NO_OFFSET && off_b != OBS_NO_OFFSET) {
+		__u32 lo = off_a < off_b ? off_a : off_b;
+		__u32 da = off_a - lo, db = off_b - lo;
+		__u64 w[8];
+		if (da <= 56 && db <= 56 && !(da & 7) && !(db & 7) &&
+		    !bpf_probe_read_user(w, sizeof(w), (const void *)(base + lo))) {
+			*a = w[(da / 8) & 7];
+			*b = w[(db / 8) & 7];
+			return;
+		}
+	}
+	*a = read_field(base, off_a);
+	*b = read_field(base, off_b);
+}
+
 static __always_inline bool pid_wanted(__u32 pid)
 {
 	if (!cfg.filter_pids)
@@ -285,9 +336,25 @@ static __always_inline void commit(struct obs_event *e)
 	bpf_ringbuf_submit(e, wakeup_flags());
 }
 
-/* Records the start of a request in `map` under {pid, goroutine}. */
-static __always_inline void start_request(void *map, struct obs_key *key, __u64 pid_tgid,
-					  __u64 req, __u64 resp)
+/* The in-flight slot of {pid, goroutine}: a multiplicative hash of `owner`. */
+static __always_inline __u32 slot_index(__u64 owner)
+{
+	if (!cfg.slot_bits)
+		return 0;
+	return (owner * 0x9E3779B97F4A7C15ull) >> (64 - cfg.slot_bits);
+}
+
+static __always_inline __u64 slot_owner(struct obs_key *key)
+{
+	return (__u64)key->pid << 32 | (__u32)key->goroutine;
+}
+
+/* Records the start of a request under {pid, goroutine}: in its slot of `slots` when that
+ * is free or already this goroutine's (a request whose end was never seen), else in the LRU
+ * hash `spill`. Returns the slot taken, NULL when spilled. */
+static __always_inline struct obs_slot *start_request(void *slots, void *spill,
+						      struct obs_key *key, __u64 pid_tgid,
+						      __u64 req, __u64 resp, __u32 *idx)
 {
 	struct obs_start st = {
 		.start_ns = bpf_ktime_get_ns(),
@@ -295,14 +362,60 @@ static __always_inline void start_request(void *map, struct obs_key *key, __u64 
 		.resp = resp,
 		.tid = (__u32)pid_tgid,
 	};
-	bpf_map_update_elem(map, key, &st, BPF_ANY);
+	__u64 owner = slot_owner(key);
+	*idx = slot_index(owner);
+	struct obs_slot *s = bpf_map_lookup_elem(slots, idx);
+	if (s) {
+		__u64 cur = s->owner;
+		if ((cur == owner && s->goroutine == key->goroutine) ||
+		    (cur == 0 && __sync_val_compare_and_swap(&s->owner, 0, owner) == 0)) {
+			s->goroutine = key->goroutine;
+			s->st = st;
+			return s;
+		}
+	}
+	bpf_map_update_elem(spill, key, &st, BPF_ANY);
+	return NULL;
 }
+
+/* The request in flight on {pid, goroutine}: its slot (`*slot`, `*idx`) or the spill entry
+ * (`*slot` NULL); NULL when there is none. */
+static __always_inline struct obs_start *find_request(void *slots, void *spill,
+						      struct obs_key *key, struct obs_slot **slot,
+						      __u32 *idx)
+{
+	__u64 owner = slot_owner(key);
+	*idx = slot_index(owner);
+	struct obs_slot *s = bpf_map_lookup_elem(slots, idx);
+	if (s && s->owner == owner && s->goroutine == key->goroutine) {
+		*slot = s;
+		return &s->st;
+	}
+	*slot = NULL;
+	return bpf_map_lookup_elem(spill, key);
+}
+
+/* Forgets the request found by find_request (after everything was read from it). */
+static __always_inline void end_request(void *spill, struct obs_key *key, struct obs_slot *slot)
+{
+	if (slot)
+		__sync_val_compare_and_swap(&slot->owner, slot_owner(key), 0);
+	else
+		bpf_map_delete_elem(spill, key);
+}
+
+#define find_client(key, slot, idx) find_request(&client_slots, &client_inflight, key, slot, idx)
+#define find_server(key, slot, idx) find_request(&server_slots, &server_inflight, key, slot, idx)
 
 /* First event of a process: send its environment once (see struct obs_proc). */
 static __always_inline void announce_process(__u32 pid)
 {
 	__u8 one = 1;
 	__u32 zero = 0;
+	struct obs_chunks *c = bpf_map_lookup_elem(&chunks, &zero);
+	if (!c || c->last_pid == pid)
+		return;
+	c->last_pid = pid;
 	if (bpf_map_lookup_elem(&known_pids, &pid))
 		return;
 	bpf_map_update_elem(&known_pids, &pid, &one, BPF_ANY);
@@ -451,14 +564,15 @@ int client_enter(struct pt_regs *ctx)
 	announce_process(pid_tgid >> 32);
 	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
 	/* roundTrip(t *Transport [RAX], req *Request [RBX]) */
-	start_request(&client_inflight, &key, pid_tgid, GO_ARG2(ctx), 0);
+	__u32 idx;
+	start_request(&client_slots, &client_inflight, &key, pid_tgid, GO_ARG2(ctx), 0, &idx);
 	return 0;
 }
 
 /* Ends the client request `st` (key `key`) with roundTrip's results (*Response, error).
  * The request is read now: roundTrip leaves the caller's *Request as it was. */
-static __always_inline void client_done(struct obs_start *st, struct obs_key *key, __u64 resp,
-					__u64 itab, __u64 data)
+static __always_inline void client_done(struct obs_start *st, struct obs_key *key,
+					struct obs_slot *slot, __u64 resp, __u64 itab, __u64 data)
 {
 	struct obs_event *e;
 	if (!resp && itab)
@@ -486,7 +600,7 @@ static __always_inline void client_done(struct obs_start *st, struct obs_key *ke
 	}
 	commit(e);
 out:
-	bpf_map_delete_elem(&client_inflight, key);
+	end_request(&client_inflight, key, slot);
 }
 
 SEC("uprobe")
@@ -494,11 +608,13 @@ int client_return(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
-	struct obs_start *st = bpf_map_lookup_elem(&client_inflight, &key);
+	struct obs_slot *slot;
+	__u32 idx;
+	struct obs_start *st = find_client(&key, &slot, &idx);
 	if (!st)
 		return 0;
 	/* (*Response, error) in RAX, (RBX, RCX) */
-	client_done(st, &key, GO_ARG1(ctx), GO_ARG2(ctx), GO_ARG3(ctx));
+	client_done(st, &key, slot, GO_ARG1(ctx), GO_ARG2(ctx), GO_ARG3(ctx));
 	return 0;
 }
 
@@ -513,17 +629,51 @@ int client_success(struct pt_regs *ctx)
 		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
-	struct obs_start *st = bpf_map_lookup_elem(&client_inflight, &key);
+	struct obs_slot *slot;
+	__u32 idx;
+	struct obs_start *st = find_client(&key, &slot, &idx);
 	if (!st)
 		return 0;
-	client_done(st, &key, GO_ARG1(ctx), 0, 0);
+	client_done(st, &key, slot, GO_ARG1(ctx), 0, 0);
 	return 0;
 }
 
-/* The result of roundTrip's register `slot` when its frame starts at `frame`. */
-static __always_inline __u64 frame_result(__u64 frame, __s32 slot)
+/* The results of roundTrip's registers at `where` when its frame starts at `frame`: the
+ * three words with one read when they lie within 64 bytes of each other (they do in every
+ * Go version seen: results are spilled next to each other), else one read each. */
+static __always_inline void frame_results(__u64 frame, struct obs_site *where, __u64 out[3])
 {
-	return slot == OBS_SLOT_ZERO ? 0 : read_u64(frame + slot);
+	__s32 lo = 0x7fffffff, hi = -0x7fffffff;
+	for (int i = 0; i < 3; i++) {
+		__s32 r = where->results[i];
+		out[i] = 0;
+		if (r == OBS_SLOT_ZERO)
+			continue;
+		lo = r < lo ? r : lo;
+		hi = r > hi ? r : hi;
+	}
+	if (lo > hi)
+		return; /* all three zeroed */
+	__u64 words[8];
+	bool one = hi - lo <= 56 && !bpf_probe_read_user(words, sizeof(words),
+							  (const void *)(frame + lo));
+	for (int i = 0; i < 3; i++) {
+		__s32 r = where->results[i];
+		if (r == OBS_SLOT_ZERO)
+			continue;
+		/* Constant indexes only (the verifier refuses a variable stack offset). */
+		__u32 d = (__u32)(r - lo);
+		bool found = false;
+#pragma unroll
+		for (int k = 0; k < 8; k++) {
+			if (one && d == k * 8) {
+				out[i] = words[k];
+				found = true;
+			}
+		}
+		if (!found)
+			out[i] = read_u64(frame + r);
+	}
 }
 
 SEC("uprobe")
@@ -531,7 +681,9 @@ int client_deferred(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
-	struct obs_start *st = bpf_map_lookup_elem(&client_inflight, &key);
+	struct obs_slot *slot;
+	__u32 idx;
+	struct obs_start *st = find_client(&key, &slot, &idx);
 	if (!st)
 		return 0;
 	/* Which return of roundTrip called the closure: its return address, relative to this
@@ -541,9 +693,9 @@ int client_deferred(struct pt_regs *ctx)
 	struct obs_site *where = bpf_map_lookup_elem(&client_sites, &site);
 	if (!where)
 		return 0;
-	__u64 frame = ctx->sp + 8; /* roundTrip's RSP: above the return address */
-	client_done(st, &key, frame_result(frame, where->results[0]),
-		    frame_result(frame, where->results[1]), frame_result(frame, where->results[2]));
+	__u64 r[3];
+	frame_results(ctx->sp + 8 /* roundTrip's RSP: above the return address */, where, r);
+	client_done(st, &key, slot, r[0], r[1], r[2]);
 	return 0;
 }
 #endif
@@ -559,9 +711,18 @@ int server_enter(struct pt_regs *ctx)
 	/* ServeHTTP(sh serverHandler{srv} [RAX], rw ResponseWriter [RBX itab, RCX data],
 	 *           req *Request [RDI]) */
 	__u64 rw = GO_ARG3(ctx);
-	start_request(&server_inflight, &key, pid_tgid, GO_ARG4(ctx), rw);
+	__u32 idx, zero = 0;
+	struct obs_slot *slot = start_request(&server_slots, &server_inflight, &key, pid_tgid,
+					      GO_ARG4(ctx), rw, &idx);
 	if (!cfg.capture_headers)
 		return 0;
+	/* The head goes into the slot's entry of server_head_slots, or (a spilled request)
+	 * through a scratch copy into server_heads. */
+	struct obs_head *h = slot ? bpf_map_lookup_elem(&server_head_slots, &idx)
+				  : bpf_map_lookup_elem(&head_scratch, &zero);
+	if (!h)
+		return 0;
+	h->len = 0;
 	/* HTTP/2 (Request.ProtoMajor, right after Proto): no raw head, and rw is the HTTP/2
 	 * writer; server_h2_hdrs kept the traceparent under the writer's stream. */
 	if (read_field(GO_ARG4(ctx), cfg.off.req_proto + 16) == 2) {
@@ -571,21 +732,21 @@ int server_enter(struct pt_regs *ctx)
 		};
 		struct obs_head *h2 = bpf_map_lookup_elem(&h2_heads, &skey);
 		if (h2) {
-			bpf_map_update_elem(&server_heads, &key, h2, BPF_ANY);
+			if (slot)
+				bpf_probe_read_kernel(h, sizeof(*h), h2);
+			else
+				bpf_map_update_elem(&server_heads, &key, h2, BPF_ANY);
 			bpf_map_delete_elem(&h2_heads, &skey);
+		} else if (!slot) {
+			bpf_map_delete_elem(&server_heads, &key);
 		}
 		return 0;
 	}
 	/* The raw request head is still in the connection's bufio.Reader: buf[0:r]. */
-	__u32 zero = 0;
-	struct obs_head *h = bpf_map_lookup_elem(&head_scratch, &zero);
-	if (!h)
-		return 0;
-	h->len = 0;
 	__u64 conn = read_field(rw, cfg.off.sresp_conn);
 	__u64 bufr = read_field(conn, cfg.off.conn_bufr);
-	__u64 buf = read_field(bufr, cfg.off.bufio_buf);
-	__u64 r = read_field(bufr, cfg.off.bufio_r);
+	__u64 buf, r;
+	read_pair(bufr, cfg.off.bufio_buf, cfg.off.bufio_r, &buf, &r);
 	if (buf && r > 0) {
 		if (r > OBS_HDR_LEN - 1)
 			r = OBS_HDR_LEN - 1;
@@ -593,7 +754,8 @@ int server_enter(struct pt_regs *ctx)
 		if (!bpf_probe_read_user(h->buf, r, (const void *)buf))
 			h->len = r;
 	}
-	bpf_map_update_elem(&server_heads, &key, h, BPF_ANY);
+	if (!slot)
+		bpf_map_update_elem(&server_heads, &key, h, BPF_ANY);
 	return 0;
 }
 
@@ -684,10 +846,11 @@ static __always_inline void server_event(enum obs_size size, struct obs_start *s
 		status_off = cfg.off.h2_status;
 		written_off = cfg.off.h2_wrote_bytes;
 	}
-	__u64 status = read_field(w, status_off);
+	__u64 status, written;
+	read_pair(w, status_off, written_off, &status, &written);
 	if (status >= 100 && status <= 999)
 		e->status = (__u16)status;
-	e->content_length = (__s64)read_field(w, written_off);
+	e->content_length = (__s64)written;
 	if (size != SZ_BASE && h) {
 		__u32 len = h->len & (OBS_HDR_LEN - 1);
 		if (len && !bpf_probe_read_kernel(e->hdr, len, h->buf))
@@ -704,34 +867,42 @@ static __always_inline void server_event(enum obs_size size, struct obs_start *s
 	commit(e);
 }
 
-/* Ends the server request `st` (key `key`): status and bytes written from the *response. */
-static __always_inline void server_done(struct obs_start *st, struct obs_key *key, __u8 flags,
-					__u64 panic)
+/* Ends the server request `st` (key `key`, found in `slot` at `idx` or spilled): status and
+ * bytes written from the *response. */
+static __always_inline void server_done(struct obs_start *st, struct obs_key *key,
+					struct obs_slot *slot, __u32 idx, __u8 flags, __u64 panic)
 {
 	struct obs_head *h = NULL;
 	if (cfg.capture_headers)
-		h = bpf_map_lookup_elem(&server_heads, key);
+		h = slot ? bpf_map_lookup_elem(&server_head_slots, &idx)
+			 : bpf_map_lookup_elem(&server_heads, key);
 	if (panic)
 		server_event(SZ_ERR, st, key, h, flags | OBS_F_PANIC, panic);
 	else if (h && h->len)
 		server_event(SZ_HDR, st, key, h, flags, 0);
 	else
 		server_event(SZ_BASE, st, key, NULL, flags, 0);
-	if (h)
+	if (h && !slot)
 		bpf_map_delete_elem(&server_heads, key);
-	bpf_map_delete_elem(&server_inflight, key);
+	end_request(&server_inflight, key, slot);
 }
+
+/* The server request in flight on this goroutine (declares key, slot, idx, st). */
+#define FIND_SERVER(ctx)                                                              \
+	__u64 pid_tgid = bpf_get_current_pid_tgid();                                  \
+	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };       \
+	struct obs_slot *slot;                                                        \
+	__u32 idx;                                                                    \
+	struct obs_start *st = find_server(&key, &slot, &idx)
 
 /* Ends the request in flight on this goroutine when the writer in the first argument is the
  * one ServeHTTP was given. */
 static __always_inline int server_end_for_writer(struct pt_regs *ctx, __u8 flags)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
-	struct obs_start *st = bpf_map_lookup_elem(&server_inflight, &key);
+	FIND_SERVER(ctx);
 	if (!st || st->resp != GO_ARG1(ctx))
 		return 0;
-	server_done(st, &key, flags, 0);
+	server_done(st, &key, slot, idx, flags, 0);
 	return 0;
 }
 
@@ -753,24 +924,20 @@ int server_h2_done(struct pt_regs *ctx)
 SEC("uprobe")
 int server_hijack(struct pt_regs *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
-	struct obs_start *st = bpf_map_lookup_elem(&server_inflight, &key);
+	FIND_SERVER(ctx);
 	/* hijackLocked(c *conn [RAX]): only the connection of the request in flight. */
 	if (!st || read_field(st->resp, cfg.off.sresp_conn) != GO_ARG1(ctx))
 		return 0;
-	server_done(st, &key, OBS_F_HIJACKED, 0);
+	server_done(st, &key, slot, idx, OBS_F_HIJACKED, 0);
 	return 0;
 }
 
 SEC("uprobe")
 int server_return(struct pt_regs *ctx)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
-	struct obs_start *st = bpf_map_lookup_elem(&server_inflight, &key);
+	FIND_SERVER(ctx);
 	if (st)
-		server_done(st, &key, 0, 0);
+		server_done(st, &key, slot, idx, 0, 0);
 	return 0;
 }
 
@@ -781,14 +948,12 @@ int server_return(struct pt_regs *ctx)
  * panic, the HTTP/2 request ends here (runHandler calls handlerDone next). */
 static __always_inline int server_recover_at(struct pt_regs *ctx, __u8 flags)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
-	struct obs_start *st = bpf_map_lookup_elem(&server_inflight, &key);
+	FIND_SERVER(ctx);
 	if (!st)
 		return 0;
 	__u64 panic = read_field(GO_G(ctx), cfg.off.g_panic);
 	if (panic || (flags & OBS_F_H2))
-		server_done(st, &key, flags, panic);
+		server_done(st, &key, slot, idx, flags, panic);
 	return 0;
 }
 

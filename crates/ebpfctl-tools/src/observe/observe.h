@@ -64,7 +64,7 @@ struct obs_config {
 	__u32 filter_pids;     /* 1: only PIDs in the `pids` map */
 	__u32 capture_headers; /* 1: copy the server's raw request head (traceparent) */
 	__u32 instance;        /* which executable this probe instance serves (sent in events) */
-	__u32 _pad;
+	__u32 slot_bits;       /* log2 of the entries of the in-flight slot arrays (0..12) */
 	__u64 wakeup_bytes;    /* wake user space only when this much data is waiting */
 	__u64 exec_vaddr;      /* lowest address of the executable's code segment (mm->start_code
 				* minus the load bias: types are looked up at their file address) */
@@ -167,6 +167,19 @@ struct obs_site {
 	__s32 results[3];
 	__u32 _pad;
 };
+
+/* Requests in flight sit in direct-mapped ARRAY slots (a slot per hash of {pid, goroutine},
+ * claimed with a compare-and-swap on `owner`; no locks, lookups inlined by the verifier),
+ * and in an LRU hash only when their slot is taken by another request. User space frees the
+ * slots of processes that are gone (Observer::free_slots_of_gone_processes). */
+#define OBS_SLOT_BITS_MAX 12
+struct obs_slot {
+	__u64 owner;      /* pid << 32 | low 32 bits of the goroutine; 0: free */
+	__u64 goroutine;
+	struct obs_start st;
+	__u64 _pad[2];
+};
+_Static_assert(sizeof(struct obs_slot) == 64, "struct obs_slot size: update probe.rs");
 
 struct obs_key {
 	__u32 pid;

@@ -72,6 +72,8 @@ struct Instance {
     // Field order is drop order: links go before the object they belong to.
     _links: Vec<Link>,
     bss: MapHandle,
+    /// The in-flight slot maps (SLOT_MAPS).
+    slots: Vec<MapHandle>,
     _obj: Object,
     target: Target,
     attached: usize,
@@ -116,12 +118,34 @@ fn detach_all(links: Vec<Link>) {
     }
 }
 
-fn config_bytes(t: &Target, cfg: &ObserverConfig, instance: u16) -> Vec<u8> {
+/// Largest in-flight slot array (`OBS_SLOT_BITS_MAX` in observe.h).
+const SLOT_BITS_MAX: u32 = 12;
+/// Size of `struct obs_slot` in observe.h; its first word is the owner (0: free).
+const SLOT_SIZE: usize = 64;
+/// The maps of in-flight slots (struct obs_slot), freed of processes that are gone.
+const SLOT_MAPS: [&str; 2] = ["client_slots", "server_slots"];
+
+/// log2 of the in-flight slots per side: `EBPFCTL_OBSERVE_SLOTS` (a power of two up to
+/// 4096; default 4096). Requests beyond them go to the slower LRU hashes.
+fn slot_bits() -> Result<u32, ObserveError> {
+    let Some(v) = std::env::var_os("EBPFCTL_OBSERVE_SLOTS") else {
+        return Ok(SLOT_BITS_MAX);
+    };
+    let n: Option<u32> = v.to_str().and_then(|s| s.trim().parse().ok());
+    match n {
+        Some(n) if n.is_power_of_two() && n.trailing_zeros() <= SLOT_BITS_MAX => {
+            Ok(n.trailing_zeros())
+        }
+        _ => Err(ObserveError::BadSlots(v.to_string_lossy().into_owned())),
+    }
+}
+
+fn config_bytes(t: &Target, cfg: &ObserverConfig, instance: u16, slot_bits: u32) -> Vec<u8> {
     let mut b = t.offsets.to_bytes();
     b.extend_from_slice(&u32::from(!cfg.pids.is_empty()).to_ne_bytes());
     b.extend_from_slice(&u32::from(cfg.capture_headers).to_ne_bytes());
     b.extend_from_slice(&u32::from(instance).to_ne_bytes());
-    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&slot_bits.to_ne_bytes());
     b.extend_from_slice(&cfg.wakeup_bytes.to_ne_bytes());
     let exec = t.binary.types.as_ref().map_or(0, |t| t.exec_vaddr);
     b.extend_from_slice(&exec.to_ne_bytes());
@@ -144,6 +168,7 @@ impl Observer {
             ebpfctl_core::mounts::ensure_tracing()?;
         }
         let mode = AttachMode::detect();
+        let slot_bits = slot_bits()?;
         let mut seen = HashSet::new();
         let mut instances: Vec<Instance> = Vec::new();
         let mut shared: Option<(MapHandle, MapHandle)> = None;
@@ -153,7 +178,7 @@ impl Observer {
             }
             let index = u16::try_from(instances.len())
                 .map_err(|_| ObserveError::Object("too many executables".into()))?;
-            let inst = match load_instance(target, cfg, shared.as_ref(), index, mode) {
+            let inst = match load_instance(target, cfg, shared.as_ref(), index, mode, slot_bits) {
                 Ok(i) => i,
                 Err(e) => {
                     // What is attached so far goes the quick way too.
@@ -218,10 +243,49 @@ impl Observer {
             .collect()
     }
 
+    /// Frees the in-flight slots held by processes that are gone (killed while a request was
+    /// in flight: no end probe ran); returns how many. The owner's PID is the kernel's
+    /// (root namespace) PID, so this runs only where /proc shows those: in the root PID
+    /// namespace (a DaemonSet with hostPID). Elsewhere such slots stay taken, and their
+    /// goroutines' requests go to the LRU hashes.
+    pub fn free_slots_of_gone_processes(&self) -> usize {
+        if !in_root_pid_namespace() {
+            return 0;
+        }
+        let mut freed = 0;
+        for map in self.instances.iter().flat_map(|i| &i.slots) {
+            for index in 0..map.max_entries() {
+                let key = index.to_ne_bytes();
+                let Ok(Some(value)) = map.lookup(&key, MapFlags::ANY) else {
+                    continue;
+                };
+                let Some(owner) = value.first_chunk::<8>().map(|w| u64::from_ne_bytes(*w)) else {
+                    continue;
+                };
+                let pid = (owner >> 32) as u32;
+                if owner == 0 || Path::new(&format!("/proc/{pid}")).exists() {
+                    continue;
+                }
+                // A process that is gone starts no request: the slot stays its own until
+                // this write (a new process would need the same PID and goroutine).
+                if map.update(&key, &[0; SLOT_SIZE], MapFlags::ANY).is_ok() {
+                    freed += 1;
+                }
+            }
+        }
+        freed
+    }
+
     /// (target, number of uprobes attached) per instance.
     pub fn attached(&self) -> impl Iterator<Item = (&Target, usize)> {
         self.instances.iter().map(|i| (&i.target, i.attached))
     }
+}
+
+/// Whether this process sees the root PID namespace (its inode is fixed: PROC_PID_INIT_INO).
+fn in_root_pid_namespace() -> bool {
+    std::fs::read_link("/proc/self/ns/pid")
+        .is_ok_and(|l| l.as_os_str() == "pid:[4026531836]")
 }
 
 /// `struct obs_site` (observe.h) for each return of roundTrip its deferred closure sees.
@@ -282,6 +346,7 @@ fn load_instance(
     shared: Option<&(MapHandle, MapHandle)>,
     instance: u16,
     mode: AttachMode,
+    slot_bits: u32,
 ) -> Result<Instance, ObserveError> {
     let mut builder = ObjectBuilder::default();
     builder.name("observe").map_err(ObserveError::Load)?;
@@ -292,7 +357,7 @@ fn load_instance(
             prog.set_attach_type(libbpf_rs::ProgramAttachType::TraceUprobeMulti);
         }
     }
-    let config = config_bytes(&target, cfg, instance);
+    let config = config_bytes(&target, cfg, instance, slot_bits);
     debug_assert_eq!(config.len(), CONFIG_SIZE);
     let mut rodata_set = false;
     for mut map in open.maps_mut() {
@@ -309,6 +374,10 @@ fn load_instance(
             }
             v.copy_from_slice(&config);
             rodata_set = true;
+        } else if SLOT_MAPS.contains(&name.as_str()) || name == "server_head_slots" {
+            let heads = name == "server_head_slots";
+            let n = if heads && !cfg.capture_headers { 1 } else { 1 << slot_bits };
+            map.set_max_entries(n).map_err(ObserveError::Load)?;
         } else if let Some((events, pids)) = shared {
             let fd = match name.as_str() {
                 "events" => Some(events.as_fd()),
@@ -332,6 +401,16 @@ fn load_instance(
         .find(|m| m.name().to_string_lossy().ends_with(".bss"))
         .ok_or_else(|| ObserveError::Object("no .bss map (lost-event counter)".into()))
         .and_then(|m| MapHandle::try_from(&m).map_err(ObserveError::Load))?;
+    let slots = SLOT_MAPS
+        .iter()
+        .map(|name| {
+            let map = obj
+                .maps()
+                .find(|m| m.name() == *name)
+                .ok_or_else(|| ObserveError::Object(format!("map {name} missing")))?;
+            MapHandle::try_from(&map).map_err(ObserveError::Load)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut links = Vec::new();
     let mut sites = 0;
     let path = target.binary.path.clone();
@@ -425,6 +504,7 @@ fn load_instance(
     Ok(Instance {
         _links: links,
         bss,
+        slots,
         _obj: obj,
         target,
         attached,

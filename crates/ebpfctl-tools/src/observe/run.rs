@@ -228,6 +228,10 @@ enum Placed {
 /// Runs until stopped, the deadline, the request count or a closed `out`; requests go to
 /// `out` (through core's writer thread: a stalled reader never holds the loop), status
 /// lines to `diag`.
+/// How often the in-flight slots of processes that are gone are freed (see
+/// [`Observer::free_slots_of_gone_processes`]).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
+
 pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSummary, ObserveError> {
     let copts = ContainerOptions {
         // With paths inside containers, no match is an error of its own below.
@@ -328,6 +332,7 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
         waiting: Vec::new(),
     };
     let started = Instant::now();
+    let mut swept = started;
     let mut lost_reported = 0u64;
     let live = if opts.live && opts.format == Format::Log {
         Live::new(live_spec(), src, opts.color)
@@ -387,6 +392,10 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
         fan.live.tick(fan.out);
         if let Some(m) = fan.metrics.as_deref_mut() {
             m.set_lost(lost_now);
+        }
+        if swept.elapsed() >= SWEEP_EVERY {
+            observer.free_slots_of_gone_processes();
+            swept = Instant::now();
         }
         if stop.load(Ordering::Relaxed)
             || fan.done()
