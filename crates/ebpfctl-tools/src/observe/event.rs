@@ -4,11 +4,27 @@ use serde::Serialize;
 use super::goerror::{self, RawLevel, TypeNames};
 
 /// Size of `struct obs_event`, as sent with an error (`err` filled).
-pub const EVENT_SIZE: usize = 1392;
+pub const EVENT_SIZE: usize = 1576;
+/// Offsets of `str_off` and `str_len` (u16 each, in `enum obs_str` order) and of `strs`.
+const STR_OFF_OFFSET: usize = 64;
+const STR_LEN_OFFSET: usize = 80;
+const STRS_OFFSET: usize = 96;
 /// Offset of `hdr`: events without a request head or an error end there.
-const HDR_OFFSET: usize = 424;
+const HDR_OFFSET: usize = 608;
 /// Offset of `err`: events without an error end there.
-const ERR_OFFSET: usize = 936;
+const ERR_OFFSET: usize = 1120;
+
+/// `enum obs_str`: the request's strings in the string table.
+#[derive(Clone, Copy)]
+enum Str {
+    Method,
+    Proto,
+    Scheme,
+    Host,
+    Path,
+    Query,
+    Remote,
+}
 
 /// Size of `struct obs_proc`: pid, len, 8 KiB of environment.
 pub const PROC_SIZE: usize = 8 + 8192;
@@ -96,6 +112,18 @@ pub struct Request {
     pub panicked: bool,
 }
 
+/// String `which` of an event: its bytes in `strs` by the string table; empty when absent
+/// or out of bounds.
+fn table_str(b: &[u8], which: Str) -> String {
+    let i = which as usize;
+    let off = usize::from(u16_at(b, STR_OFF_OFFSET + 2 * i));
+    let len = usize::from(u16_at(b, STR_LEN_OFFSET + 2 * i));
+    b[STRS_OFFSET..HDR_OFFSET]
+        .get(off..off + len)
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .unwrap_or_default()
+}
+
 fn cstr(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
     String::from_utf8_lossy(&b[..end]).into_owned()
@@ -158,13 +186,13 @@ impl Request {
         let hdr_len = (u16_at(b, 44) as usize).min(b.len().min(ERR_OFFSET) - HDR_OFFSET);
         let instance = u16_at(b, 46);
         let comm = cstr(&b[48..64]);
-        let method = cstr(&b[64..80]);
-        let proto = cstr(&b[80..96]);
-        let mut scheme = cstr(&b[96..104]);
-        let host = cstr(&b[104..168]);
-        let path = cstr(&b[168..296]);
-        let query = cstr(&b[296..360]);
-        let remote = cstr(&b[360..424]);
+        let method = table_str(b, Str::Method);
+        let proto = table_str(b, Str::Proto);
+        let mut scheme = table_str(b, Str::Scheme);
+        let host = table_str(b, Str::Host);
+        let path = table_str(b, Str::Path);
+        let query = table_str(b, Str::Query);
+        let remote = table_str(b, Str::Remote);
         let hdr = &b[HDR_OFFSET..HDR_OFFSET + hdr_len];
         let raw_error = if b.len() == EVENT_SIZE {
             goerror::decode_raw(&b[ERR_OFFSET..])
@@ -370,6 +398,42 @@ impl Request {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server event as the probe writes it: the request line's pieces from one span read
+    /// (method, path and query inside "GET /a/b?x=1 HTTP/1.1"), host and remote put after it,
+    /// the protocol composed last; one entry points past the table.
+    #[test]
+    fn strings_from_the_table() {
+        let mut b = vec![0u8; HDR_OFFSET];
+        b[42] = 2; // server
+        b[48..52].copy_from_slice(b"srv\0");
+        let mut put = |which: Str, off: usize, len: usize| {
+            let i = which as usize;
+            b[STR_OFF_OFFSET + 2 * i..][..2].copy_from_slice(&(off as u16).to_ne_bytes());
+            b[STR_LEN_OFFSET + 2 * i..][..2].copy_from_slice(&(len as u16).to_ne_bytes());
+        };
+        put(Str::Method, 0, 3);
+        put(Str::Path, 4, 4);
+        put(Str::Query, 9, 3);
+        put(Str::Host, 22, 9);
+        put(Str::Remote, 31, 15);
+        put(Str::Proto, 46, 8);
+        put(Str::Scheme, 500, 20); // past the end of strs: ignored
+        let strs = b"GET /a/b?x=1 HTTP/1.1\xffexample.o127.0.0.1:40000HTTP/1.1";
+        b[STRS_OFFSET..STRS_OFFSET + strs.len()].copy_from_slice(strs);
+        let r = Request::decode(&b, 0).unwrap();
+        assert_eq!(r.comm, "srv");
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.path, "/a/b");
+        assert_eq!(r.query, "x=1");
+        assert_eq!(r.host, "example.o");
+        assert_eq!(r.remote_addr.as_deref(), Some("127.0.0.1:40000"));
+        assert_eq!(r.proto, "HTTP/1.1");
+        assert_eq!(r.scheme, "http");
+        assert_eq!(r.url, "http://example.o/a/b?x=1");
+        // Any other length is not an event.
+        assert!(Request::decode(&b[..HDR_OFFSET - 1], 0).is_none());
+    }
 
     #[test]
     fn traceparent_in_head() {

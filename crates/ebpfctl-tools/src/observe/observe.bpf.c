@@ -172,6 +172,7 @@ struct obs_chunks {
 	char resp[OBS_RESP_CHUNK];
 	__u32 last_pid; /* the process this CPU announced last (see announce_process) */
 	__u32 _pad;
+	__u64 forget; /* see forget() */
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -317,7 +318,8 @@ static __always_inline struct obs_event *reserve_event(enum obs_size size, __u8 
 		__sync_fetch_and_add(&ebpfctl_lost_events, 1);
 		return NULL;
 	}
-	__builtin_memset(e, 0, OBS_EV_BASE);
+	/* The fixed fields and the string table; strs is filled as far as used. */
+	__builtin_memset(e, 0, __builtin_offsetof(struct obs_event, str.buf));
 	if (size == SZ_ERR)
 		__builtin_memset(&e->err, 0, sizeof(e->err));
 	e->kind = kind;
@@ -436,22 +438,28 @@ static __always_inline void announce_process(__u32 pid)
 	submit_bytes(p, sizeof(*p));
 }
 
-/* Method, proto, URL pieces and Host of an *http.Request. */
-/* Copies the Go string whose header is at `off` in the chunk `base` (CHUNK bytes, copied
- * from the Go object) into dst, like READ_GO_STR but reading only the string's bytes. */
-#define CHUNK_GO_STR(dst, base, CHUNK, off)                                           \
-	do {                                                                          \
-		__u32 __off = (off);                                                  \
-		if (__off > (CHUNK) - sizeof(struct go_str))                          \
-			break;                                                        \
-		const struct go_str *__s = (const void *)((base) + __off);            \
-		__u64 __n = __s->len;                                                 \
-		if (!__s->ptr || __s->len <= 0)                                       \
-			break;                                                        \
-		if (__n > sizeof(dst) - 1)                                            \
-			__n = sizeof(dst) - 1;                                        \
-		bpf_probe_read_user((dst), __n & (sizeof(dst) - 1), __s->ptr);       \
-	} while (0)
+/* Where a string of the request is in the program: its bytes and its length, cut to the
+ * string's maximum (0: none). */
+struct str_ref {
+	__u64 ptr;
+	__u64 len;
+};
+
+/* The Go string whose header is at `off` in the chunk `base` (CHUNK bytes copied from the
+ * Go object), cut to `max` bytes. */
+static __always_inline void chunk_str(struct str_ref *r, const char *base, __u32 chunk,
+				      __u32 off, __u32 max)
+{
+	r->ptr = 0;
+	r->len = 0;
+	if (off > chunk - sizeof(struct go_str))
+		return;
+	const struct go_str *s = (const void *)(base + off);
+	if (!s->ptr || s->len <= 0)
+		return;
+	r->ptr = (__u64)s->ptr;
+	r->len = (__u64)s->len > max ? max : (__u64)s->len;
+}
 
 static __always_inline __u64 chunk_u64(const char *base, __u32 chunk, __u32 off)
 {
@@ -460,30 +468,161 @@ static __always_inline __u64 chunk_u64(const char *base, __u32 chunk, __u32 off)
 	return *(const __u64 *)(base + off);
 }
 
-/* Method, proto, URL pieces and Host of an *http.Request. The fields read lie in the first
- * OBS_REQ_CHUNK bytes of http.Request and OBS_URL_CHUNK of url.URL (smaller than either
- * struct in every Go version), each copied with one read: two reads instead of ten. */
-static __always_inline void read_request(struct obs_event *e, __u64 req)
+/* The version of a Request or Response whose Proto string header is at `off` in the chunk,
+ * as 10 * major + minor, when Proto can be composed from it: net/http sets Proto only to
+ * what ParseHTTPVersion accepted ("HTTP/" digit "." digit) or "HTTP/2.0", with ProtoMajor
+ * and ProtoMinor (the two ints after Proto) to match, so an 8-byte Proto is "HTTP/M.m" and
+ * its bytes need no read. -1 when it cannot (the string is read then). */
+static __always_inline int chunk_version(const char *base, __u32 chunk, __u32 off)
 {
-	__u32 zero = 0;
-	struct obs_chunks *c = bpf_map_lookup_elem(&chunks, &zero);
-	if (!c || !req || bpf_probe_read_user(c->req, sizeof(c->req), (const void *)req))
+	if (off > chunk - 4 * sizeof(__u64))
+		return -1;
+	const __u64 *w = (const void *)(base + off);
+	if (w[1] != 8 || w[2] > 9 || w[3] > 9)
+		return -1;
+	return w[2] * 10 + w[3];
+}
+
+#define OBS_STR_MAX(i)                                                                \
+	((i) == OBS_S_METHOD   ? OBS_METHOD_LEN                                       \
+	 : (i) == OBS_S_PROTO  ? OBS_PROTO_LEN                                        \
+	 : (i) == OBS_S_SCHEME ? OBS_SCHEME_LEN                                       \
+	 : (i) == OBS_S_HOST   ? OBS_HOST_LEN                                         \
+	 : (i) == OBS_S_PATH   ? OBS_PATH_LEN                                         \
+	 : (i) == OBS_S_QUERY  ? OBS_QUERY_LEN                                        \
+			       : OBS_REMOTE_LEN)
+
+/* `x`, as a value the verifier knows nothing of: read back from memory. A bound checked on
+ * it then does not make the verifier tell apart every path that computed it (the strings'
+ * lengths and positions: 2^7 paths, past its limit). */
+static __always_inline __u64 forget(struct obs_chunks *c, __u64 x)
+{
+	*(volatile __u64 *)&c->forget = x;
+	return *(volatile __u64 *)&c->forget;
+}
+
+/* Copies string `i` (at most `max` bytes, a power of two) to buf[p...]; returns the next
+ * free byte. The bound keeps room for 2 * max, which lets the verifier see the copy fit. */
+static __always_inline __u64 put_str(struct obs_chunks *c, struct obs_strs *t, __u64 p, int i,
+				     struct str_ref *r, __u32 max)
+{
+	p = forget(c, p);
+	if (!r->len || p > OBS_STRS_AREA - 2 * max)
+		return p;
+	/* r->len <= max: the mask only shows the verifier a bound */
+	__u64 n = forget(c, r->len) & (2 * max - 1);
+	if (bpf_probe_read_user(t->buf + p, n, (const void *)r->ptr))
+		return p;
+	t->off[i] = p;
+	t->len[i] = n;
+	return p + n;
+}
+
+struct obs_str_refs {
+	struct str_ref r[OBS_NSTR];
+};
+
+/* Copies the strings `refs` into `t`: the protocol composed from `version` (>= 0: its string
+ * is not read) in the first 8 bytes; then those within OBS_SPAN_MAX bytes of the path (the
+ * pieces of a client's URL, of a server's request line) with one read, the others one by
+ * one. A global function: the verifier checks it once, not once per path of each caller. */
+__noinline int obs_put_strings(struct obs_chunks *c, struct obs_strs *t,
+			       struct obs_str_refs *refs, int version)
+{
+	if (!c || !t || !refs)
+		return 0;
+	struct str_ref *r = refs->r;
+	__u64 lo = r[OBS_S_PATH].ptr, hi = lo + r[OBS_S_PATH].len;
+	__u32 in = r[OBS_S_PATH].len ? 1 << OBS_S_PATH : 0;
+	__u64 used = 8;
+	if (version >= 0) {
+		__builtin_memcpy(t->buf, "HTTP/", 5);
+		t->buf[5] = '0' + version / 10;
+		t->buf[6] = '.';
+		t->buf[7] = '0' + version % 10;
+		t->off[OBS_S_PROTO] = 0;
+		t->len[OBS_S_PROTO] = 8;
+	}
+#pragma unroll
+	for (int i = 0; i < OBS_NSTR; i++) {
+		if (i == OBS_S_PATH || !in || !r[i].len)
+			continue;
+		__u64 a = r[i].ptr, b = a + r[i].len;
+		__u64 nlo = a < lo ? a : lo, nhi = b > hi ? b : hi;
+		if (nhi - nlo <= OBS_SPAN_MAX) {
+			lo = nlo;
+			hi = nhi;
+			in |= 1 << i;
+		}
+	}
+	if (in) {
+		__u64 n = forget(c, hi - lo);
+		if (n <= OBS_SPAN_MAX && !bpf_probe_read_user(t->buf + 8, n & 255, (const void *)lo)) {
+			used = 8 + n;
+#pragma unroll
+			for (int i = 0; i < OBS_NSTR; i++) {
+				if (in & (1 << i)) {
+					t->off[i] = 8 + r[i].ptr - lo;
+					t->len[i] = r[i].len;
+				}
+			}
+		} else {
+			in = 0;
+		}
+	}
+#pragma unroll
+	for (int i = 0; i < OBS_NSTR; i++)
+		if (!(in & (1 << i)))
+			used = put_str(c, t, used, i, &r[i], OBS_STR_MAX(i));
+	return used;
+}
+
+/* Method, proto, URL pieces, Host (and a server's RemoteAddr) of an *http.Request; the
+ * protocol from the Response in chunk c->resp when `resp_proto` (a client's: HTTP/2.0 when
+ * the transport upgraded, while the request says HTTP/1.1, or nothing for a redirect's
+ * follow-up). The fields read lie in the first OBS_REQ_CHUNK bytes of http.Request and
+ * OBS_URL_CHUNK of url.URL (smaller than either struct in every Go version), each copied
+ * with one read. */
+static __always_inline void read_request(struct obs_event *e, struct obs_chunks *c, __u64 req,
+					 bool resp_proto)
+{
+	struct obs_str_refs refs = {};
+	struct str_ref *r = refs.r;
+	int version = -1;
+	if (resp_proto) {
+		version = chunk_version(c->resp, OBS_RESP_CHUNK, cfg.off.resp_proto);
+		if (version < 0)
+			chunk_str(&r[OBS_S_PROTO], c->resp, OBS_RESP_CHUNK, cfg.off.resp_proto,
+				  OBS_PROTO_LEN);
+	}
+	if (!req || bpf_probe_read_user(c->req, sizeof(c->req), (const void *)req)) {
+		obs_put_strings(c, &e->str, &refs, version);
 		return;
-	CHUNK_GO_STR(e->method, c->req, OBS_REQ_CHUNK, cfg.off.req_method);
-	CHUNK_GO_STR(e->proto, c->req, OBS_REQ_CHUNK, cfg.off.req_proto);
+	}
+	chunk_str(&r[OBS_S_METHOD], c->req, OBS_REQ_CHUNK, cfg.off.req_method, OBS_METHOD_LEN);
+	if (!resp_proto) {
+		version = chunk_version(c->req, OBS_REQ_CHUNK, cfg.off.req_proto);
+		if (version < 0)
+			chunk_str(&r[OBS_S_PROTO], c->req, OBS_REQ_CHUNK, cfg.off.req_proto,
+				  OBS_PROTO_LEN);
+	}
 	__u64 url = chunk_u64(c->req, OBS_REQ_CHUNK, cfg.off.req_url);
 	if (url && !bpf_probe_read_user(c->url, sizeof(c->url), (const void *)url)) {
-		CHUNK_GO_STR(e->scheme, c->url, OBS_URL_CHUNK, cfg.off.url_scheme);
-		CHUNK_GO_STR(e->host, c->url, OBS_URL_CHUNK, cfg.off.url_host);
-		CHUNK_GO_STR(e->path, c->url, OBS_URL_CHUNK, cfg.off.url_path);
-		CHUNK_GO_STR(e->query, c->url, OBS_URL_CHUNK, cfg.off.url_raw_query);
+		chunk_str(&r[OBS_S_SCHEME], c->url, OBS_URL_CHUNK, cfg.off.url_scheme,
+			  OBS_SCHEME_LEN);
+		chunk_str(&r[OBS_S_HOST], c->url, OBS_URL_CHUNK, cfg.off.url_host, OBS_HOST_LEN);
+		chunk_str(&r[OBS_S_PATH], c->url, OBS_URL_CHUNK, cfg.off.url_path, OBS_PATH_LEN);
+		chunk_str(&r[OBS_S_QUERY], c->url, OBS_URL_CHUNK, cfg.off.url_raw_query,
+			  OBS_QUERY_LEN);
 	}
-	if (!e->host[0])
-		CHUNK_GO_STR(e->host, c->req, OBS_REQ_CHUNK, cfg.off.req_host);
+	if (!r[OBS_S_HOST].len)
+		chunk_str(&r[OBS_S_HOST], c->req, OBS_REQ_CHUNK, cfg.off.req_host, OBS_HOST_LEN);
 	if (chunk_u64(c->req, OBS_REQ_CHUNK, cfg.off.req_tls))
 		e->flags |= OBS_F_TLS;
 	if (e->kind == OBS_KIND_SERVER)
-		CHUNK_GO_STR(e->remote, c->req, OBS_REQ_CHUNK, cfg.off.req_remote_addr);
+		chunk_str(&r[OBS_S_REMOTE], c->req, OBS_REQ_CHUNK, cfg.off.req_remote_addr,
+			  OBS_REMOTE_LEN);
+	obs_put_strings(c, &e->str, &refs, version);
 }
 
 struct go_iface {
@@ -581,20 +720,22 @@ static __always_inline void client_done(struct obs_start *st, struct obs_key *ke
 		e = reserve_event(SZ_BASE, OBS_KIND_CLIENT, key, st);
 	if (!e)
 		goto out;
-	read_request(e, st->req);
 	__u32 zero = 0;
 	struct obs_chunks *c = bpf_map_lookup_elem(&chunks, &zero);
-	if (resp && c && !bpf_probe_read_user(c->resp, sizeof(c->resp), (const void *)resp)) {
+	if (!c) {
+		commit(e);
+		goto out;
+	}
+	bool resp_proto = false;
+	if (resp && !bpf_probe_read_user(c->resp, sizeof(c->resp), (const void *)resp)) {
 		e->status = (__u16)chunk_u64(c->resp, OBS_RESP_CHUNK, cfg.off.resp_status_code);
 		e->content_length =
 			(__s64)chunk_u64(c->resp, OBS_RESP_CHUNK, cfg.off.resp_content_length);
-		/* The protocol spoken (HTTP/2.0 when the transport upgraded; the request's
-		 * own Proto says HTTP/1.1, or nothing for a redirect's follow-up). */
-		if (chunk_u64(c->resp, OBS_RESP_CHUNK, cfg.off.resp_proto + 8)) {
-			__builtin_memset(e->proto, 0, sizeof(e->proto));
-			CHUNK_GO_STR(e->proto, c->resp, OBS_RESP_CHUNK, cfg.off.resp_proto);
-		}
-	} else if (!resp && itab) {
+		/* The protocol spoken, when the response has one. */
+		resp_proto = chunk_u64(c->resp, OBS_RESP_CHUNK, cfg.off.resp_proto + 8) != 0;
+	}
+	read_request(e, c, st->req, resp_proto);
+	if (!resp && itab) {
 		e->flags |= OBS_F_ERROR;
 		read_error(&e->err, read_u64(itab + 8), data);
 	}
@@ -836,7 +977,10 @@ static __always_inline void server_event(enum obs_size size, struct obs_start *s
 	if (!e)
 		return;
 	e->flags = flags;
-	read_request(e, st->req);
+	__u32 zero = 0;
+	struct obs_chunks *c = bpf_map_lookup_elem(&chunks, &zero);
+	if (c)
+		read_request(e, c, st->req, false);
 	/* HTTP/1: the *response; HTTP/2: the writer's state (rws), before handlerDone
 	 * recycles it. */
 	__u64 w = st->resp;

@@ -16,6 +16,17 @@
 #define OBS_F_H2 8           /* server: an HTTP/2 request (status and bytes from the h2 writer) */
 #define OBS_F_PANIC 16       /* server: the handler panicked (obs_err holds the panic value) */
 
+/* The request's strings, in this order in str_off/str_len, each cut to its length here. */
+enum obs_str {
+	OBS_S_METHOD,
+	OBS_S_PROTO,
+	OBS_S_SCHEME,
+	OBS_S_HOST,
+	OBS_S_PATH,
+	OBS_S_QUERY,
+	OBS_S_REMOTE,
+	OBS_NSTR
+};
 #define OBS_METHOD_LEN 16
 #define OBS_PROTO_LEN 16
 #define OBS_SCHEME_LEN 8
@@ -23,6 +34,11 @@
 #define OBS_PATH_LEN 128
 #define OBS_QUERY_LEN 64
 #define OBS_REMOTE_LEN 64
+/* Strings that lie within this many bytes of each other in the program's memory (the
+ * pieces of a parsed URL or request line are substrings of one string) are copied with
+ * one read. */
+#define OBS_SPAN_MAX 248
+#define OBS_STRS_AREA 512
 #define OBS_HDR_LEN 512
 #define OBS_ENV_LEN 8192
 
@@ -97,6 +113,15 @@ struct obs_err_desc {
 	__u8 flags;
 };
 
+/* The request's strings: string i (enum obs_str) is buf[off[i]..off[i] + len[i]] (no NUL).
+ * The bytes of buf no string covers are not cleared: they are what the ring held before
+ * (earlier events) or, inside a span read at once, the bytes between its strings. */
+struct obs_strs {
+	__u16 off[8];
+	__u16 len[8];
+	char buf[OBS_STRS_AREA];
+};
+
 struct obs_event {
 	__u64 start_ns;        /* bpf_ktime_get_ns() at entry */
 	__u64 end_ns;          /* at the end probe (a RET, the deferred closure, finishRequest, ...) */
@@ -110,13 +135,7 @@ struct obs_event {
 	__u16 hdr_len;
 	__u16 instance;        /* cfg.instance */
 	char comm[16];
-	char method[OBS_METHOD_LEN];
-	char proto[OBS_PROTO_LEN];
-	char scheme[OBS_SCHEME_LEN];
-	char host[OBS_HOST_LEN];
-	char path[OBS_PATH_LEN];
-	char query[OBS_QUERY_LEN];
-	char remote[OBS_REMOTE_LEN];
+	struct obs_strs str;
 	/* Sent only when used: events end before hdr, or before err. */
 	char hdr[OBS_HDR_LEN];
 	struct obs_err err;
@@ -124,10 +143,12 @@ struct obs_event {
 
 /* The config is 136 bytes (probe.rs CONFIG_SIZE). */
 _Static_assert(sizeof(struct obs_config) == 136, "struct obs_config size: update probe.rs");
-/* The event is 1392 bytes (event.rs EVENT_SIZE), hdr starts at 424, err at 936. */
-_Static_assert(sizeof(struct obs_event) == 1392, "struct obs_event size: update event.rs");
-_Static_assert(__builtin_offsetof(struct obs_event, hdr) == 424, "hdr offset: update event.rs");
-_Static_assert(__builtin_offsetof(struct obs_event, err) == 936, "err offset: update event.rs");
+/* The event is 1576 bytes (event.rs EVENT_SIZE): str.off at 64, str.len at 80, str.buf at
+ * 96, hdr at 608, err at 1120. */
+_Static_assert(sizeof(struct obs_event) == 1576, "struct obs_event size: update event.rs");
+_Static_assert(__builtin_offsetof(struct obs_event, str) == 64, "str offset: update event.rs");
+_Static_assert(__builtin_offsetof(struct obs_event, hdr) == 608, "hdr offset: update event.rs");
+_Static_assert(__builtin_offsetof(struct obs_event, err) == 1120, "err offset: update event.rs");
 _Static_assert(sizeof(struct obs_err) == 456, "struct obs_err size: update event.rs");
 _Static_assert(sizeof(struct obs_err_desc) == 12, "struct obs_err_desc size: update probe.rs");
 
