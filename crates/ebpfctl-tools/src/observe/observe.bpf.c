@@ -37,7 +37,7 @@
  * freed by user space (see struct obs_slot).
  *
  * Events are sent without waking user space (BPF_RB_NO_WAKEUP); user space polls with a
- * timeout and is woken early only when `wakeup_bytes` are waiting.
+ * timeout and is woken early once a CPU sent `wakeup_bytes` since its last wake-up.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -173,6 +173,7 @@ struct obs_chunks {
 	__u32 last_pid; /* the process this CPU announced last (see announce_process) */
 	__u32 _pad;
 	__u64 forget; /* see forget() */
+	__u64 frame[OBS_FRAME_MAX / 8]; /* client_deferred: the stack from RSP (cfg.frame_len) */
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -281,17 +282,18 @@ static __always_inline bool pid_wanted(__u32 pid)
 	return bpf_map_lookup_elem(&pids, &pid) != NULL;
 }
 
-/* Wake user space only when `wakeup_bytes` are waiting (it polls on a timer otherwise). */
-static __always_inline __u64 wakeup_flags(void)
-{
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg.wakeup_bytes)
-		return BPF_RB_FORCE_WAKEUP;
-	return BPF_RB_NO_WAKEUP;
-}
+/* Wakes user space (it polls on a timer otherwise) once `wakeup_bytes` went out from this
+ * CPU since its last wake-up (ebpfctl.h). Forcing a wake-up on every record while the data
+ * waiting was past the mark (what this did before) sent an interrupt each time user space
+ * was behind (a self-IPI through the APIC: an exit to the hypervisor in a VM), a quarter of
+ * the programs' time in a profile under load. */
+EBPFCTL_BATCHED_WAKEUPS(unwoken);
+#define wakeup_flags(size) ebpfctl_wakeup_flags(&unwoken, cfg.wakeup_bytes, size)
 
 static __always_inline void submit_bytes(void *data, __u64 size)
 {
-	if (bpf_ringbuf_output(&events, data, size, wakeup_flags()))
+	/* A record takes its size and an 8-byte header. */
+	if (bpf_ringbuf_output(&events, data, size, wakeup_flags(size)))
 		__sync_fetch_and_add(&ebpfctl_lost_events, 1);
 }
 
@@ -335,7 +337,7 @@ static __always_inline struct obs_event *reserve_event(enum obs_size size, __u8 
 
 static __always_inline void commit(struct obs_event *e)
 {
-	bpf_ringbuf_submit(e, wakeup_flags());
+	bpf_ringbuf_submit(e, wakeup_flags(OBS_EV_BASE));
 }
 
 /* The in-flight slot of {pid, goroutine}: a multiplicative hash of `owner`. */
@@ -779,42 +781,17 @@ int client_success(struct pt_regs *ctx)
 	return 0;
 }
 
-/* The results of roundTrip's registers at `where` when its frame starts at `frame`: the
- * three words with one read when they lie within 64 bytes of each other (they do in every
- * Go version seen: results are spilled next to each other), else one read each. */
-static __always_inline void frame_results(__u64 frame, struct obs_site *where, __u64 out[3])
+/* The result of roundTrip's register `slot` when its frame starts at `frame` (= RSP + 8 of
+ * the closure): from the copy of the stack in `c` when it covers it, else read. */
+static __always_inline __u64 frame_result(struct obs_chunks *c, bool copied, __u64 frame,
+					  __s32 slot)
 {
-	__s32 lo = 0x7fffffff, hi = -0x7fffffff;
-	for (int i = 0; i < 3; i++) {
-		__s32 r = where->results[i];
-		out[i] = 0;
-		if (r == OBS_SLOT_ZERO)
-			continue;
-		lo = r < lo ? r : lo;
-		hi = r > hi ? r : hi;
-	}
-	if (lo > hi)
-		return; /* all three zeroed */
-	__u64 words[8];
-	bool one = hi - lo <= 56 && !bpf_probe_read_user(words, sizeof(words),
-							  (const void *)(frame + lo));
-	for (int i = 0; i < 3; i++) {
-		__s32 r = where->results[i];
-		if (r == OBS_SLOT_ZERO)
-			continue;
-		/* Constant indexes only (the verifier refuses a variable stack offset). */
-		__u32 d = (__u32)(r - lo);
-		bool found = false;
-#pragma unroll
-		for (int k = 0; k < 8; k++) {
-			if (one && d == k * 8) {
-				out[i] = words[k];
-				found = true;
-			}
-		}
-		if (!found)
-			out[i] = read_u64(frame + r);
-	}
+	if (slot == OBS_SLOT_ZERO)
+		return 0;
+	__u64 at = 8 + (__s64)slot; /* from RSP */
+	if (copied && slot >= 0 && !(at & 7) && at + 8 <= cfg.frame_len)
+		return c->frame[(at / 8) & (OBS_FRAME_MAX / 8 - 1)];
+	return read_u64(frame + slot);
 }
 
 SEC("uprobe")
@@ -823,20 +800,26 @@ int client_deferred(struct pt_regs *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct obs_key key = { .pid = pid_tgid >> 32, .goroutine = GO_G(ctx) };
 	struct obs_slot *slot;
-	__u32 idx;
+	__u32 idx, zero = 0;
 	struct obs_start *st = find_client(&key, &slot, &idx);
-	if (!st)
+	struct obs_chunks *c = bpf_map_lookup_elem(&chunks, &zero);
+	if (!st || !c)
 		return 0;
+	/* The return address and the results with one read (user space computed how far). */
+	__u32 len = cfg.frame_len;
+	bool copied = len >= 8 && len <= OBS_FRAME_MAX &&
+		      !bpf_probe_read_user(c->frame, len, (const void *)ctx->sp);
 	/* Which return of roundTrip called the closure: its return address, relative to this
 	 * probe's address (the uprobe handler sets IP to the probed instruction). */
-	__u64 ret_addr = read_u64(ctx->sp);
+	__u64 ret_addr = copied ? c->frame[0] : read_u64(ctx->sp);
 	__s64 site = (__s64)(ret_addr - ctx->ip);
 	struct obs_site *where = bpf_map_lookup_elem(&client_sites, &site);
 	if (!where)
 		return 0;
-	__u64 r[3];
-	frame_results(ctx->sp + 8 /* roundTrip's RSP: above the return address */, where, r);
-	client_done(st, &key, slot, r[0], r[1], r[2]);
+	__u64 frame = ctx->sp + 8; /* roundTrip's RSP: above the return address */
+	client_done(st, &key, slot, frame_result(c, copied, frame, where->results[0]),
+		    frame_result(c, copied, frame, where->results[1]),
+		    frame_result(c, copied, frame, where->results[2]));
 	return 0;
 }
 #endif

@@ -81,6 +81,9 @@ struct obs_config {
 	__u32 capture_headers; /* 1: copy the server's raw request head (traceparent) */
 	__u32 instance;        /* which executable this probe instance serves (sent in events) */
 	__u32 slot_bits;       /* log2 of the entries of the in-flight slot arrays (0..12) */
+	__u32 frame_len;       /* bytes from RSP at roundTrip's deferred closure that cover the
+				* return address and every result it reads (0: read each) */
+	__u32 _pad;
 	__u64 wakeup_bytes;    /* wake user space only when this much data is waiting */
 	__u64 exec_vaddr;      /* lowest address of the executable's code segment (mm->start_code
 				* minus the load bias: types are looked up at their file address) */
@@ -141,8 +144,8 @@ struct obs_event {
 	struct obs_err err;
 };
 
-/* The config is 136 bytes (probe.rs CONFIG_SIZE). */
-_Static_assert(sizeof(struct obs_config) == 136, "struct obs_config size: update probe.rs");
+/* The config is 144 bytes (probe.rs CONFIG_SIZE). */
+_Static_assert(sizeof(struct obs_config) == 144, "struct obs_config size: update probe.rs");
 /* The event is 1576 bytes (event.rs EVENT_SIZE): str.off at 64, str.len at 80, str.buf at
  * 96, hdr at 608, err at 1120. */
 _Static_assert(sizeof(struct obs_event) == 1576, "struct obs_event size: update event.rs");
@@ -183,6 +186,7 @@ struct obs_proc {
 /* Where roundTrip's results RAX, RBX, RCX are when its deferred closure is entered: byte
  * offsets from roundTrip's RSP, or OBS_SLOT_ZERO for a register zeroed after the call. */
 #define OBS_MAX_SITES 32
+#define OBS_FRAME_MAX 512
 #define OBS_SLOT_ZERO ((__s32)0x80000000)
 struct obs_site {
 	__s32 results[3];
