@@ -166,11 +166,13 @@ struct {
 #define OBS_REQ_CHUNK 224
 #define OBS_URL_CHUNK 112
 #define OBS_RESP_CHUNK 96
+#define OBS_RECENT_PIDS 4
 struct obs_chunks {
 	char req[OBS_REQ_CHUNK];
 	char url[OBS_URL_CHUNK];
 	char resp[OBS_RESP_CHUNK];
-	__u32 last_pid; /* the process this CPU announced last (see announce_process) */
+	__u32 recent_pids[OBS_RECENT_PIDS]; /* processes this CPU saw last (announce_process) */
+	__u32 recent_next;                   /* where the next one goes */
 	__u32 _pad;
 	__u64 forget; /* see forget() */
 	__u64 frame[OBS_FRAME_MAX / 8]; /* client_deferred: the stack from RSP (cfg.frame_len) */
@@ -182,13 +184,13 @@ struct {
 	__type(value, struct obs_chunks);
 } chunks SEC(".maps");
 
-/* roundTrip's returns seen from its deferred closure, filled by user space (deferred.rs):
- * key: return address − closure entry. */
+/* roundTrip's returns seen from its deferred closure, filled by user space (deferred.rs;
+ * struct obs_sites). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, OBS_MAX_SITES);
-	__type(key, __s64);
-	__type(value, struct obs_site);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct obs_sites);
 } client_sites SEC(".maps");
 
 /* Layouts of the binary's error types, by type address in the file (user space fills it
@@ -417,9 +419,15 @@ static __always_inline void announce_process(__u32 pid)
 	__u8 one = 1;
 	__u32 zero = 0;
 	struct obs_chunks *c = bpf_map_lookup_elem(&chunks, &zero);
-	if (!c || c->last_pid == pid)
+	if (!c)
 		return;
-	c->last_pid = pid;
+	/* A client and a server on one CPU take turns: the last few are kept. */
+#pragma unroll
+	for (int i = 0; i < OBS_RECENT_PIDS; i++)
+		if (c->recent_pids[i] == pid)
+			return;
+	c->recent_pids[c->recent_next & (OBS_RECENT_PIDS - 1)] = pid;
+	c->recent_next++;
 	if (bpf_map_lookup_elem(&known_pids, &pid))
 		return;
 	bpf_map_update_elem(&known_pids, &pid, &one, BPF_ANY);
@@ -813,7 +821,18 @@ int client_deferred(struct pt_regs *ctx)
 	 * probe's address (the uprobe handler sets IP to the probed instruction). */
 	__u64 ret_addr = copied ? c->frame[0] : read_u64(ctx->sp);
 	__s64 site = (__s64)(ret_addr - ctx->ip);
-	struct obs_site *where = bpf_map_lookup_elem(&client_sites, &site);
+	struct obs_sites *sites = bpf_map_lookup_elem(&client_sites, &zero);
+	struct obs_site *where = NULL;
+	if (!sites)
+		return 0;
+	for (int i = 0; i < OBS_MAX_SITES; i++) {
+		if (i >= sites->n)
+			break;
+		if (sites->key[i] == site) {
+			where = &sites->site[i];
+			break;
+		}
+	}
 	if (!where)
 		return 0;
 	__u64 frame = ctx->sp + 8; /* roundTrip's RSP: above the return address */

@@ -192,6 +192,16 @@ struct obs_site {
 	__s32 results[3];
 	__u32 _pad;
 };
+/* All of them (the one value of map `client_sites`): the return of `site[i]` is the one at
+ * `key[i]`, its return address minus the closure's entry; n used. A scan of a few keys
+ * costs less than a hash lookup. */
+struct obs_sites {
+	__s64 key[OBS_MAX_SITES];
+	struct obs_site site[OBS_MAX_SITES];
+	__u32 n;
+	__u32 _pad;
+};
+_Static_assert(sizeof(struct obs_sites) == 776, "struct obs_sites size: update probe.rs");
 
 /* Requests in flight sit in direct-mapped ARRAY slots (a slot per hash of {pid, goroutine},
  * claimed with a compare-and-swap on `owner`; no locks, lookups inlined by the verifier),

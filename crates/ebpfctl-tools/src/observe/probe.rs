@@ -24,6 +24,8 @@ static PROBE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/observe.bpf.o"))
 
 /// Size of `struct obs_config` in observe.h (the whole `.rodata`).
 const CONFIG_SIZE: usize = 144;
+/// Size of `struct obs_sites` in observe.h.
+const SITES_SIZE: usize = 776;
 /// `OBS_FRAME_MAX` in observe.h: the most client_deferred copies of its stack at once.
 const FRAME_MAX: u32 = 512;
 
@@ -329,21 +331,31 @@ fn fill_client_sites(obj: &Object, exit: &DeferredExit) -> Result<(), ObserveErr
         .maps()
         .find(|m| m.name() == "client_sites")
         .ok_or_else(|| ObserveError::Object("map client_sites missing".into()))?;
+    // struct obs_sites: key[MAX_SITES] (i64), site[MAX_SITES] (3 x i32 + pad), n, pad.
+    let mut keys = Vec::with_capacity(8 * MAX_SITES);
+    let mut sites = Vec::with_capacity(16 * MAX_SITES);
     for r in &exit.returns {
         // The return address relative to the closure's probe (its IP when the probe runs).
         let key = (r.return_site as i64).wrapping_sub(exit.closure.entry_addr as i64);
-        let mut value = Vec::with_capacity(16);
+        keys.extend_from_slice(&key.to_ne_bytes());
         for slot in r.results {
             let v = match slot {
                 ResultSlot::Frame(d) => d,
                 ResultSlot::Zero => SLOT_ZERO,
             };
-            value.extend_from_slice(&v.to_ne_bytes());
+            sites.extend_from_slice(&v.to_ne_bytes());
         }
-        value.extend_from_slice(&0u32.to_ne_bytes());
-        map.update(&key.to_ne_bytes(), &value, MapFlags::ANY)
-            .map_err(ObserveError::Load)?;
+        sites.extend_from_slice(&0u32.to_ne_bytes());
     }
+    keys.resize(8 * MAX_SITES, 0);
+    sites.resize(16 * MAX_SITES, 0);
+    let mut value = keys;
+    value.extend_from_slice(&sites);
+    value.extend_from_slice(&(exit.returns.len() as u32).to_ne_bytes());
+    value.extend_from_slice(&0u32.to_ne_bytes());
+    debug_assert_eq!(value.len(), SITES_SIZE);
+    map.update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
+        .map_err(ObserveError::Load)?;
     Ok(())
 }
 
