@@ -53,6 +53,15 @@ EBPFCTL_CPU = os.environ.get("EBPFCTL_CPU", "0")
 BPF_STATS = os.environ.get("BPF_STATS") == "1"
 
 
+def go_env(work):
+    """The environment of a Go build in the scratch directory `work`."""
+    env = dict(os.environ, GOCACHE=f"{work}/gocache", GOPATH=f"{work}/gopath", GOFLAGS="-mod=mod",
+               GOTOOLCHAIN="local")
+    if GO.startswith("/opt/ebpfctl-go/"):
+        env["GOROOT"] = GO[: -len("/bin/go")]
+    return env
+
+
 def pinned(cpu, argv):
     return ["taskset", "-c", cpu] + argv if cpu else argv
 
@@ -191,10 +200,7 @@ def main():
     if not os.access(GO, os.X_OK):
         die(f"{GO} missing: run scripts/setup.sh --test")
     work = tempfile.mkdtemp(prefix="ebpfctl-bench-observe-")
-    env = dict(os.environ, GOCACHE=f"{work}/gocache", GOPATH=f"{work}/gopath", GOFLAGS="-mod=mod",
-               GOTOOLCHAIN="local")
-    if GO.startswith("/opt/ebpfctl-go/"):
-        env["GOROOT"] = GO[: -len("/bin/go")]
+    env = go_env(work)
     subprocess.run([GO, "build", "-o", f"{work}/bench", "."], cwd=HERE, env=env, check=True)
     go_version = subprocess.run([GO, "version"], capture_output=True, text=True, env=env).stdout.split()[2]
     bins = {}

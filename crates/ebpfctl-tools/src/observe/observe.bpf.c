@@ -322,7 +322,7 @@ static __always_inline struct obs_event *reserve_event(enum obs_size size, __u8 
 		__sync_fetch_and_add(&ebpfctl_lost_events, 1);
 		return NULL;
 	}
-	/* The fixed fields and the string table; strs is filled as far as used. */
+	/* The fixed fields and the string table; str.buf is filled as far as used. */
 	__builtin_memset(e, 0, __builtin_offsetof(struct obs_event, str.buf));
 	if (size == SZ_ERR)
 		__builtin_memset(&e->err, 0, sizeof(e->err));
