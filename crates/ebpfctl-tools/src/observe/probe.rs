@@ -13,6 +13,7 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 use ebpfctl_core::consume::LossSource;
+use ebpfctl_core::snapshot::{read_map, Layout};
 use libbpf_rs::{Link, MapCore, MapFlags, MapHandle, Object, ObjectBuilder};
 
 use super::deferred::ResultSlot;
@@ -263,20 +264,30 @@ impl Observer {
         }
         let mut freed = 0;
         for map in self.instances.iter().flat_map(|i| &i.slots) {
-            for index in 0..map.max_entries() {
-                let key = index.to_ne_bytes();
-                let Ok(Some(value)) = map.lookup(&key, MapFlags::ANY) else {
-                    continue;
-                };
-                let Some(owner) = value.first_chunk::<8>().map(|w| u64::from_ne_bytes(*w)) else {
-                    continue;
-                };
+            let layout = Layout {
+                key_size: 4,
+                value_size: SLOT_SIZE,
+                percpu: false,
+                ncpu: 1,
+                max_entries: map.max_entries(),
+            };
+            // The whole array in a few BPF_MAP_LOOKUP_BATCH calls, the dead owners' slots
+            // written back one by one (there are few).
+            let mut gone: Vec<Vec<u8>> = Vec::new();
+            let read = read_map(map.as_fd(), &layout, "observe slots", |key, value| {
+                let owner = value.first_chunk::<8>().map_or(0, |w| u64::from_ne_bytes(*w));
                 let pid = (owner >> 32) as u32;
-                if owner == 0 || Path::new(&format!("/proc/{pid}")).exists() {
-                    continue;
+                if owner != 0 && !Path::new(&format!("/proc/{pid}")).exists() {
+                    gone.push(key.to_vec());
                 }
-                // A process that is gone starts no request: the slot stays its own until
-                // this write (a new process would need the same PID and goroutine).
+                Ok(())
+            });
+            if read.is_err() {
+                continue;
+            }
+            // A process that is gone starts no request: the slot stays its own until this
+            // write (a new process would need the same PID and goroutine).
+            for key in gone {
                 if map.update(&key, &[0; SLOT_SIZE], MapFlags::ANY).is_ok() {
                     freed += 1;
                 }
