@@ -592,10 +592,13 @@ __noinline int obs_put_strings(struct obs_chunks *c, struct obs_strs *t,
  * the transport upgraded, while the request says HTTP/1.1, or nothing for a redirect's
  * follow-up). The fields read lie in the first OBS_REQ_CHUNK bytes of http.Request and
  * OBS_URL_CHUNK of url.URL (smaller than either struct in every Go version), each copied
- * with one read. */
-static __always_inline void read_request(struct obs_event *e, struct obs_chunks *c, __u64 req,
-					 bool resp_proto)
+ * with one read. Returns the event flags it found (OBS_F_TLS). */
+__noinline int obs_read_request(struct obs_chunks *c, struct obs_strs *t, __u64 req, int kind,
+				int resp_proto)
 {
+	if (!c || !t)
+		return 0;
+	int flags = 0;
 	struct obs_str_refs refs = {};
 	struct str_ref *r = refs.r;
 	int version = -1;
@@ -606,8 +609,8 @@ static __always_inline void read_request(struct obs_event *e, struct obs_chunks 
 				  OBS_PROTO_LEN);
 	}
 	if (!req || bpf_probe_read_user(c->req, sizeof(c->req), (const void *)req)) {
-		obs_put_strings(c, &e->str, &refs, version);
-		return;
+		obs_put_strings(c, t, &refs, version);
+		return 0;
 	}
 	chunk_str(&r[OBS_S_METHOD], c->req, OBS_REQ_CHUNK, cfg.off.req_method, OBS_METHOD_LEN);
 	if (!resp_proto) {
@@ -628,11 +631,20 @@ static __always_inline void read_request(struct obs_event *e, struct obs_chunks 
 	if (!r[OBS_S_HOST].len)
 		chunk_str(&r[OBS_S_HOST], c->req, OBS_REQ_CHUNK, cfg.off.req_host, OBS_HOST_LEN);
 	if (chunk_u64(c->req, OBS_REQ_CHUNK, cfg.off.req_tls))
-		e->flags |= OBS_F_TLS;
-	if (e->kind == OBS_KIND_SERVER)
+		flags |= OBS_F_TLS;
+	if (kind == OBS_KIND_SERVER)
 		chunk_str(&r[OBS_S_REMOTE], c->req, OBS_REQ_CHUNK, cfg.off.req_remote_addr,
 			  OBS_REMOTE_LEN);
-	obs_put_strings(c, &e->str, &refs, version);
+	obs_put_strings(c, t, &refs, version);
+	return flags;
+}
+
+/* Reads the request into `e` (obs_read_request: a global function, which the verifier
+ * checks once per program instead of once per path that reaches it). */
+static __always_inline void read_request(struct obs_event *e, struct obs_chunks *c, __u64 req,
+					 bool resp_proto)
+{
+	e->flags |= obs_read_request(c, &e->str, req, e->kind, resp_proto);
 }
 
 struct go_iface {
@@ -653,9 +665,12 @@ static __always_inline void err_string(struct obs_err *x, __u32 *slot, int i, __
 
 /* Follows the error value (type, data) and what it wraps, OBS_ERR_DEPTH levels at most,
  * into `x`: at each level the type's layout from `err_types` (or, for a type without one,
- * a string or a wrapped error at offset 0) says what to read. Only on the error path. */
-static __noinline void read_error(struct obs_err *x, __u64 type, __u64 data)
+ * a string or a wrapped error at offset 0) says what to read. Only on the error path. A
+ * global function: verified once per program, not once per path that reaches it. */
+__noinline int read_error(struct obs_err *x, __u64 type, __u64 data)
 {
+	if (!x)
+		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 bias = BPF_CORE_READ(task, mm, start_code) - cfg.exec_vaddr;
 	__u32 slot = 0;
@@ -702,6 +717,7 @@ static __noinline void read_error(struct obs_err *x, __u64 type, __u64 data)
 		type = read_u64(next.tab ? next.tab + 8 : 0); /* itab.Type */
 		data = next.data;
 	}
+	return 0;
 }
 
 SEC("uprobe")
