@@ -16,7 +16,7 @@
 #define OBS_F_H2 8           /* server: an HTTP/2 request (status and bytes from the h2 writer) */
 #define OBS_F_PANIC 16       /* server: the handler panicked (obs_err holds the panic value) */
 
-/* The request's strings, in this order in str_off/str_len, each cut to its length here. */
+/* The request's strings, in this order in struct obs_strs, each cut to its length here. */
 enum obs_str {
 	OBS_S_METHOD,
 	OBS_S_PROTO,
@@ -84,7 +84,7 @@ struct obs_config {
 	__u32 frame_len;       /* bytes from RSP at roundTrip's deferred closure that cover the
 				* return address and every result it reads (0: read each) */
 	__u32 _pad;
-	__u64 wakeup_bytes;    /* wake user space only when this much data is waiting */
+	__u64 wakeup_bytes;    /* wake user space once a CPU sent this much since its last wake-up */
 	__u64 exec_vaddr;      /* lowest address of the executable's code segment (mm->start_code
 				* minus the load bias: types are looked up at their file address) */
 };

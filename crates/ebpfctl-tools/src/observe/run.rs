@@ -225,13 +225,13 @@ enum Placed {
     Wait(Request),
 }
 
-/// Runs until stopped, the deadline, the request count or a closed `out`; requests go to
-/// `out` (through core's writer thread: a stalled reader never holds the loop), status
-/// lines to `diag`.
 /// How often the in-flight slots of processes that are gone are freed (see
 /// [`Observer::free_slots_of_gone_processes`]).
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
+/// Runs until stopped, the deadline, the request count or a closed `out`; requests go to
+/// `out` (through core's writer thread: a stalled reader never holds the loop), status
+/// lines to `diag`.
 pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSummary, ObserveError> {
     let copts = ContainerOptions {
         // With paths inside containers, no match is an error of its own below.
