@@ -103,9 +103,10 @@ impl Tmux {
         assert!(o.status.success(), "{o:?}");
     }
 
-    /// Waits until `pred` holds for the screen (or panics with it after 20 s).
+    /// Waits until `pred` holds for the screen (or panics with it after 20 s, scaled by
+    /// `EBPFCTL_TEST_PATIENCE`: a TCG guest beside two others took longer to show observe's).
     fn wait(&self, what: &str, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + common::patient(Duration::from_secs(20));
         loop {
             let s = self.screen();
             if pred(&s) {
@@ -123,7 +124,7 @@ impl Tmux {
     /// The pid of the shell's child named `ebpfctl`, once it runs.
     fn child(&self) -> u32 {
         let shell: u32 = self.format("#{pane_pid}").parse().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + common::patient(Duration::from_secs(20));
         loop {
             for e in std::fs::read_dir("/proc").unwrap().flatten() {
                 let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
