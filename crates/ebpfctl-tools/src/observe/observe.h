@@ -84,7 +84,7 @@ struct obs_config {
 	__u32 frame_len;       /* bytes from RSP at roundTrip's deferred closure that cover the
 				* return address and every result it reads (0: read each) */
 	__u32 _pad;
-	__u64 wakeup_bytes;    /* wake user space once a CPU sent this much since its last wake-up */
+	__u64 wakeup_bytes;    /* wake user space when this much data comes to be waiting */
 	__u64 exec_vaddr;      /* lowest address of the executable's code segment (mm->start_code
 				* minus the load bias: types are looked up at their file address) */
 };

@@ -37,7 +37,7 @@ pub struct ObserverConfig {
     pub pids: Vec<u32>,
     /// Copy the server's raw request head to read `traceparent`.
     pub capture_headers: bool,
-    /// Wake user space early once a CPU sent this many bytes since its last wake-up.
+    /// Wake user space early when this many bytes come to be waiting in the ring buffer.
     pub wakeup_bytes: u64,
 }
 
