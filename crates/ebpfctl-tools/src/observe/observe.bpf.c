@@ -289,8 +289,8 @@ static __always_inline bool pid_wanted(__u32 pid)
  * past the mark; `pending`: this record's bytes when not yet in the ring) forces a wake-up.
  * Forcing one per record while the mark was passed sent a self-IPI per record whenever user
  * space was behind (an exit to the hypervisor in a VM: a quarter of the programs' time in a
- * profile under load); waking once per 1 MiB sent per CPU instead made user space run a
- * poll cycle for every MiB even when it kept up (+1 µs of its CPU per request). */
+ * profile under load); waking once per 1 MiB sent per CPU instead (tried) made user space
+ * run a poll cycle for every MiB even while it kept up. */
 static __always_inline __u64 wakeup_flags(__u64 pending, __u64 window)
 {
 	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + pending;
