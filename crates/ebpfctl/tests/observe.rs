@@ -844,7 +844,18 @@ fn slot0_owner(obs: &Observer, name: &str) -> u64 {
             continue;
         }
         let o = Command::new("bpftool")
-            .args(["-j", "map", "lookup", "id", &id.to_string(), "key", "0", "0", "0", "0"])
+            .args([
+                "-j",
+                "map",
+                "lookup",
+                "id",
+                &id.to_string(),
+                "key",
+                "0",
+                "0",
+                "0",
+                "0",
+            ])
             .output()
             .expect("bpftool (apt-get install bpftool) is needed by this test");
         assert!(o.status.success(), "bpftool map lookup {id}: {o:?}");
@@ -923,14 +934,16 @@ fn requests_in_flight_together_and_a_killed_client() {
         want.sort();
         assert_eq!(seen, want, "{side} events of /slow");
         assert!(
-            events
-                .iter()
-                .any(|e| s(e, "kind") == side && s(e, "path") == "/ok" && s(e, "query") == "after=1"),
+            events.iter().any(|e| s(e, "kind") == side
+                && s(e, "path") == "/ok"
+                && s(e, "query") == "after=1"),
             "no {side} event of /ok after the sweep: {out}"
         );
     }
     assert!(
-        !events.iter().any(|e| s(e, "kind") == "client" && s(e, "path") == "/sleep"),
+        !events
+            .iter()
+            .any(|e| s(e, "kind") == "client" && s(e, "path") == "/sleep"),
         "the killed client's request was reported: {out}"
     );
 }

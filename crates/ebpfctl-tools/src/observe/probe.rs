@@ -275,7 +275,9 @@ impl Observer {
             // written back one by one (there are few).
             let mut gone: Vec<Vec<u8>> = Vec::new();
             let read = read_map(map.as_fd(), &layout, "observe slots", |key, value| {
-                let owner = value.first_chunk::<8>().map_or(0, |w| u64::from_ne_bytes(*w));
+                let owner = value
+                    .first_chunk::<8>()
+                    .map_or(0, |w| u64::from_ne_bytes(*w));
                 let pid = (owner >> 32) as u32;
                 if owner != 0 && !Path::new(&format!("/proc/{pid}")).exists() {
                     gone.push(key.to_vec());
@@ -304,8 +306,7 @@ impl Observer {
 
 /// Whether this process sees the root PID namespace (its inode is fixed: PROC_PID_INIT_INO).
 fn in_root_pid_namespace() -> bool {
-    std::fs::read_link("/proc/self/ns/pid")
-        .is_ok_and(|l| l.as_os_str() == "pid:[4026531836]")
+    std::fs::read_link("/proc/self/ns/pid").is_ok_and(|l| l.as_os_str() == "pid:[4026531836]")
 }
 
 /// How many bytes from RSP at the deferred closure's entry cover its return address and
@@ -426,7 +427,11 @@ fn load_instance(
             rodata_set = true;
         } else if SLOT_MAPS.contains(&name.as_str()) || name == "server_head_slots" {
             let heads = name == "server_head_slots";
-            let n = if heads && !cfg.capture_headers { 1 } else { 1 << slot_bits };
+            let n = if heads && !cfg.capture_headers {
+                1
+            } else {
+                1 << slot_bits
+            };
             map.set_max_entries(n).map_err(ObserveError::Load)?;
         } else if let Some((events, pids)) = shared {
             let fd = match name.as_str() {
