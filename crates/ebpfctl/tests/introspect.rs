@@ -105,14 +105,33 @@ fn ok_json(args: &[&str]) -> Value {
     serde_json::from_str(&s).unwrap_or_else(|e| panic!("ebpfctl {args:?}: bad JSON ({e}): {s}"))
 }
 
+/// Runs `bpftool -j ARGS`. A listing walks IDs and then opens each object, so an object
+/// that another process (or another test here) drops in between fails the whole listing:
+/// such a run is retried, a few times, before it counts as a failure.
 fn bpftool(args: &[&str]) -> Value {
-    let out = run(Command::new("bpftool").arg("-j").args(args));
-    assert!(
-        out.status.success(),
+    let mut last = None;
+    for _ in 0..5 {
+        let out = run(Command::new("bpftool").arg("-j").args(args));
+        if out.status.success() {
+            return serde_json::from_slice(&out.stdout).expect("bpftool JSON");
+        }
+        // In JSON mode bpftool prints its error as {"error": ...} on stdout.
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let vanished = said.contains("No such file") || said.contains("can't get");
+        last = Some(said);
+        if !vanished {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
         "bpftool {args:?} failed (bpftool is required for these tests): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("bpftool JSON")
+        last.unwrap_or_default()
+    )
 }
 
 fn must_be_root() {
