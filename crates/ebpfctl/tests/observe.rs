@@ -180,7 +180,9 @@ fn check_fields(go: Go, build: Build) {
     let dead = free_port();
     let urls = vec![
         format!("{base}/ok?x=1"),
-        format!("{base}/missing"),
+        // Escaped: both sides report the path unescaped, as url.URL.Path has it (the
+        // server's from the request line's target, which the probe reads as sent).
+        format!("{base}/mis%73ing"),
         format!("{base}/empty"),
         format!("{base}/slow"),
         format!("{base}/hijack"),

@@ -4,15 +4,15 @@ use serde::Serialize;
 use super::goerror::{self, RawLevel, TypeNames};
 
 /// Size of `struct obs_event`, as sent with an error (`err` filled).
-pub const EVENT_SIZE: usize = 1576;
+pub const EVENT_SIZE: usize = 1560;
 /// Offsets of `str_off` and `str_len` (u16 each, in `enum obs_str` order) and of `strs`.
-const STR_OFF_OFFSET: usize = 64;
-const STR_LEN_OFFSET: usize = 80;
-const STRS_OFFSET: usize = 96;
+const STR_OFF_OFFSET: usize = 48;
+const STR_LEN_OFFSET: usize = 64;
+const STRS_OFFSET: usize = 80;
 /// Offset of `hdr`: events without a request head or an error end there.
-const HDR_OFFSET: usize = 608;
+const HDR_OFFSET: usize = 592;
 /// Offset of `err`: events without an error end there.
-const ERR_OFFSET: usize = 1120;
+const ERR_OFFSET: usize = 1104;
 
 /// `enum obs_str`: the request's strings in the string table.
 #[derive(Clone, Copy)]
@@ -26,13 +26,14 @@ enum Str {
     Remote,
 }
 
-/// Size of `struct obs_proc`: pid, len, 8 KiB of environment.
-pub const PROC_SIZE: usize = 8 + 8192;
+/// Size of `struct obs_proc`: pid, len, comm, 8 KiB of environment.
+pub const PROC_SIZE: usize = 24 + 8192;
 
 const F_ERROR: u8 = 1;
 const F_HIJACKED: u8 = 2;
 const F_TLS: u8 = 4;
 const F_PANIC: u8 = 16;
+const F_URI: u8 = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -114,6 +115,91 @@ pub struct Request {
 
 /// String `which` of an event: its bytes in `strs` by the string table; empty when absent
 /// or out of bounds.
+/// A server request's target (Request.RequestURI) as net/http parses it into its URL
+/// (url.ParseRequestURI; a CONNECT's authority form as readRequest has it): the path
+/// unescaped, the query as sent.
+#[derive(Debug, PartialEq, Eq)]
+struct Target<'a> {
+    scheme: String,
+    host: &'a str,
+    path: String,
+    query: &'a str,
+}
+
+impl<'a> Target<'a> {
+    fn parse(method: &str, uri: &'a str) -> Target<'a> {
+        let mut t = Target {
+            scheme: String::new(),
+            host: "",
+            path: String::new(),
+            query: "",
+        };
+        if uri == "*" {
+            t.path = uri.into();
+            return t;
+        }
+        if method == "CONNECT" && !uri.starts_with('/') {
+            t.host = uri;
+            return t;
+        }
+        // A scheme: a letter, then letters, digits, '+', '-', '.', up to a ':'.
+        let mut rest = uri;
+        if let Some(i) = uri.find(':') {
+            let s = &uri[..i];
+            let ok = s.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && s.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
+            if ok {
+                t.scheme = s.to_ascii_lowercase();
+                rest = &uri[i + 1..];
+            }
+        }
+        if let Some((r, q)) = rest.split_once('?') {
+            (rest, t.query) = (r, q);
+        }
+        if !rest.starts_with('/') {
+            return t; // opaque (with a scheme), or refused by net/http
+        }
+        if !t.scheme.is_empty() {
+            if let Some(a) = rest.strip_prefix("//") {
+                let (authority, p) = a.find('/').map_or((a, ""), |i| a.split_at(i));
+                t.host = authority.rsplit('@').next().unwrap_or(authority);
+                rest = p;
+            }
+        }
+        t.path = unescape_path(rest);
+        t
+    }
+}
+
+/// `%XX` escapes decoded (as url.URL.Path has them); an invalid one is kept as it is.
+fn unescape_path(s: &str) -> String {
+    if !s.contains('%') {
+        return s.into();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn table_str(b: &[u8], which: Str) -> String {
     let i = which as usize;
     let off = usize::from(u16_at(b, STR_OFF_OFFSET + 2 * i));
@@ -153,14 +239,25 @@ pub fn realtime_offset_ns() -> i128 {
     now(libc::CLOCK_REALTIME) - now(libc::CLOCK_MONOTONIC)
 }
 
-/// Decodes a `struct obs_proc` record: (pid, environment bytes `K=V\0K=V\0...`).
-pub fn decode_proc(b: &[u8]) -> Option<(u32, &[u8])> {
+/// A process announced by the probe (`struct obs_proc`) before its first event.
+pub struct Proc<'a> {
+    pub pid: u32,
+    pub comm: String,
+    /// Its environment, `K=V\0K=V\0...`.
+    pub environ: &'a [u8],
+}
+
+/// Decodes a `struct obs_proc` record.
+pub fn decode_proc(b: &[u8]) -> Option<Proc<'_>> {
     if b.len() != PROC_SIZE {
         return None;
     }
-    let pid = u32_at(b, 0);
-    let len = (u32_at(b, 4) as usize).min(PROC_SIZE - 8);
-    Some((pid, &b[8..8 + len]))
+    let len = (u32_at(b, 4) as usize).min(PROC_SIZE - 24);
+    Some(Proc {
+        pid: u32_at(b, 0),
+        comm: cstr(&b[8..24]),
+        environ: &b[24..24 + len],
+    })
 }
 
 impl Request {
@@ -185,13 +282,23 @@ impl Request {
         let flags = b[43];
         let hdr_len = (u16_at(b, 44) as usize).min(b.len().min(ERR_OFFSET) - HDR_OFFSET);
         let instance = u16_at(b, 46);
-        let comm = cstr(&b[48..64]);
         let method = table_str(b, Str::Method);
         let proto = table_str(b, Str::Proto);
         let mut scheme = table_str(b, Str::Scheme);
-        let host = table_str(b, Str::Host);
-        let path = table_str(b, Str::Path);
-        let query = table_str(b, Str::Query);
+        let mut host = table_str(b, Str::Host);
+        let mut path = table_str(b, Str::Path);
+        let mut query = table_str(b, Str::Query);
+        if kind == Kind::Server && flags & F_URI != 0 {
+            // The path is the request's target as sent: parsed as net/http does.
+            let t = Target::parse(&method, &path);
+            if scheme.is_empty() {
+                scheme = t.scheme;
+            }
+            if host.is_empty() {
+                host = t.host.to_owned();
+            }
+            (path, query) = (t.path, t.query.to_owned());
+        }
         let remote = table_str(b, Str::Remote);
         let hdr = &b[HDR_OFFSET..HDR_OFFSET + hdr_len];
         let raw_error = if b.len() == EVENT_SIZE {
@@ -252,8 +359,9 @@ impl Request {
             duration_ns: end.saturating_sub(start),
             pid,
             tid,
-            service: comm.clone(),
-            comm,
+            // From the process's announcement: output::ServiceNames::fill.
+            service: String::new(),
+            comm: String::new(),
             method,
             proto,
             url,
@@ -406,23 +514,21 @@ mod tests {
     fn strings_from_the_table() {
         let mut b = vec![0u8; HDR_OFFSET];
         b[42] = 2; // server
-        b[48..52].copy_from_slice(b"srv\0");
-        let mut put = |which: Str, off: usize, len: usize| {
+        fn put(b: &mut [u8], which: Str, off: usize, len: usize) {
             let i = which as usize;
             b[STR_OFF_OFFSET + 2 * i..][..2].copy_from_slice(&(off as u16).to_ne_bytes());
             b[STR_LEN_OFFSET + 2 * i..][..2].copy_from_slice(&(len as u16).to_ne_bytes());
-        };
-        put(Str::Method, 0, 3);
-        put(Str::Path, 4, 4);
-        put(Str::Query, 9, 3);
-        put(Str::Host, 22, 9);
-        put(Str::Remote, 31, 15);
-        put(Str::Proto, 46, 8);
-        put(Str::Scheme, 500, 20); // past the end of strs: ignored
+        }
+        put(&mut b, Str::Method, 0, 3);
+        put(&mut b, Str::Path, 4, 4);
+        put(&mut b, Str::Query, 9, 3);
+        put(&mut b, Str::Host, 22, 9);
+        put(&mut b, Str::Remote, 31, 15);
+        put(&mut b, Str::Proto, 46, 8);
+        put(&mut b, Str::Scheme, 500, 20); // past the end of strs: ignored
         let strs = b"GET /a/b?x=1 HTTP/1.1\xffexample.o127.0.0.1:40000HTTP/1.1";
         b[STRS_OFFSET..STRS_OFFSET + strs.len()].copy_from_slice(strs);
         let r = Request::decode(&b, 0).unwrap();
-        assert_eq!(r.comm, "srv");
         assert_eq!(r.method, "GET");
         assert_eq!(r.path, "/a/b");
         assert_eq!(r.query, "x=1");
@@ -433,6 +539,39 @@ mod tests {
         assert_eq!(r.url, "http://example.o/a/b?x=1");
         // Any other length is not an event.
         assert!(Request::decode(&b[..HDR_OFFSET - 1], 0).is_none());
+        // The path as the request's target (OBS_F_URI): split and unescaped.
+        b[43] = F_URI;
+        put(&mut b, Str::Path, 4, 8);
+        put(&mut b, Str::Query, 0, 0);
+        b[STRS_OFFSET..STRS_OFFSET + 12].copy_from_slice(b"GET /a%20b?x");
+        let r = Request::decode(&b, 0).unwrap();
+        assert_eq!((r.path.as_str(), r.query.as_str()), ("/a b", "x"));
+        assert_eq!(r.url, "http://example.o/a b?x");
+    }
+
+    /// Targets as net/http's server parses them (url.ParseRequestURI and readRequest).
+    #[test]
+    fn request_targets() {
+        let t = |method, uri| {
+            let t = Target::parse(method, uri);
+            (t.scheme, t.host.to_string(), t.path, t.query.to_string())
+        };
+        let s = |a: &str, b: &str, c: &str, d: &str| (a.into(), b.into(), c.into(), d.into());
+        assert_eq!(t("GET", "/"), s("", "", "/", ""));
+        assert_eq!(t("GET", "/p/q?a=1&b=%20"), s("", "", "/p/q", "a=1&b=%20"));
+        assert_eq!(t("GET", "/a%2Fb%zz%4"), s("", "", "/a/b%zz%4", ""));
+        assert_eq!(t("GET", "//x/y"), s("", "", "//x/y", ""));
+        assert_eq!(t("GET", "/x?"), s("", "", "/x", ""));
+        assert_eq!(t("GET", "/a:b"), s("", "", "/a:b", ""));
+        assert_eq!(
+            t("GET", "HTTP://u:p@Example.com:8080/p?q"),
+            s("http", "Example.com:8080", "/p", "q")
+        );
+        assert_eq!(t("GET", "http://h"), s("http", "h", "", ""));
+        assert_eq!(t("GET", "mailto:x@y"), s("mailto", "", "", ""));
+        assert_eq!(t("OPTIONS", "*"), s("", "", "*", ""));
+        assert_eq!(t("CONNECT", "h:443"), s("", "h:443", "", ""));
+        assert_eq!(t("CONNECT", "/p"), s("", "", "/p", ""));
     }
 
     #[test]

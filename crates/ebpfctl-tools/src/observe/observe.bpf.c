@@ -175,6 +175,11 @@ struct obs_chunks {
 	__u32 recent_next;                   /* where the next one goes */
 	__u32 _pad;
 	__u64 forget; /* see forget() */
+	/* A client's method string in the executable's .rodata (cfg.static_lo..hi) last seen on
+	 * this CPU: its address, length and bytes (constant: no read while it repeats). */
+	__u64 method_ptr;
+	__u64 method_len;
+	char method[OBS_METHOD_LEN];
 	__u64 frame[OBS_FRAME_MAX / 8]; /* client_deferred: the stack from RSP (cfg.frame_len) */
 };
 struct {
@@ -340,7 +345,6 @@ static __always_inline struct obs_event *reserve_event(enum obs_size size, __u8 
 	e->start_ns = st->start_ns;
 	e->end_ns = bpf_ktime_get_ns();
 	e->instance = cfg.instance;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	return e;
 }
 
@@ -412,7 +416,9 @@ static __always_inline struct obs_start *find_request(void *slots, void *spill,
 static __always_inline void end_request(void *spill, struct obs_key *key, struct obs_slot *slot)
 {
 	if (slot)
-		__sync_val_compare_and_swap(&slot->owner, slot_owner(key), 0);
+		/* The slot is this goroutine's (find_request saw it): no one else takes it while
+		 * it is, so a plain store frees it. */
+		*(volatile __u64 *)&slot->owner = 0;
 	else
 		bpf_map_delete_elem(spill, key);
 }
@@ -450,6 +456,7 @@ static __always_inline void announce_process(__u32 pid)
 	len &= OBS_ENV_LEN - 1;
 	p->pid = pid;
 	p->len = 0;
+	bpf_get_current_comm(p->comm, sizeof(p->comm));
 	if (len && !bpf_probe_read_user(p->env, len, (const void *)start))
 		p->len = len;
 	submit_bytes(p, sizeof(*p));
@@ -599,7 +606,9 @@ __noinline int obs_put_strings(struct obs_chunks *c, struct obs_strs *t,
  * the transport upgraded, while the request says HTTP/1.1, or nothing for a redirect's
  * follow-up). The fields read lie in the first OBS_REQ_CHUNK bytes of http.Request and
  * OBS_URL_CHUNK of url.URL (smaller than either struct in every Go version), each copied
- * with one read. Returns the event flags it found (OBS_F_TLS). */
+ * with one read. A server's path and query come as its RequestURI (OBS_F_URI), so its
+ * url.URL is not read.
+ * Returns the event flags it found (OBS_F_TLS, OBS_F_URI). */
 __noinline int obs_read_request(struct obs_chunks *c, struct obs_strs *t, __u64 req, int kind,
 				int resp_proto)
 {
@@ -620,13 +629,28 @@ __noinline int obs_read_request(struct obs_chunks *c, struct obs_strs *t, __u64 
 		return 0;
 	}
 	chunk_str(&r[OBS_S_METHOD], c->req, OBS_REQ_CHUNK, cfg.off.req_method, OBS_METHOD_LEN);
+	/* A constant method seen last time on this CPU: copied from there after the others. */
+	struct str_ref method = r[OBS_S_METHOD];
+	bool is_static = kind == OBS_KIND_CLIENT && method.len && method.ptr >= cfg.static_lo &&
+			 method.ptr + method.len <= cfg.static_hi;
+	bool cached = is_static && c->method_ptr == method.ptr && c->method_len == method.len;
+	if (cached)
+		r[OBS_S_METHOD].len = 0;
 	if (!resp_proto) {
 		version = chunk_version(c->req, OBS_REQ_CHUNK, cfg.off.req_proto);
 		if (version < 0)
 			chunk_str(&r[OBS_S_PROTO], c->req, OBS_REQ_CHUNK, cfg.off.req_proto,
 				  OBS_PROTO_LEN);
 	}
-	__u64 url = chunk_u64(c->req, OBS_REQ_CHUNK, cfg.off.req_url);
+	/* A server's path and query: its RequestURI (a piece of the request line, read with
+	 * the method; user space splits it) rather than a read of the url.URL. */
+	if (kind == OBS_KIND_SERVER) {
+		chunk_str(&r[OBS_S_PATH], c->req, OBS_REQ_CHUNK, cfg.off.req_request_uri,
+			  OBS_URI_LEN);
+		if (r[OBS_S_PATH].len)
+			flags |= OBS_F_URI;
+	}
+	__u64 url = flags & OBS_F_URI ? 0 : chunk_u64(c->req, OBS_REQ_CHUNK, cfg.off.req_url);
 	if (url && !bpf_probe_read_user(c->url, sizeof(c->url), (const void *)url)) {
 		chunk_str(&r[OBS_S_SCHEME], c->url, OBS_URL_CHUNK, cfg.off.url_scheme,
 			  OBS_SCHEME_LEN);
@@ -637,12 +661,27 @@ __noinline int obs_read_request(struct obs_chunks *c, struct obs_strs *t, __u64 
 	}
 	if (!r[OBS_S_HOST].len)
 		chunk_str(&r[OBS_S_HOST], c->req, OBS_REQ_CHUNK, cfg.off.req_host, OBS_HOST_LEN);
-	if (chunk_u64(c->req, OBS_REQ_CHUNK, cfg.off.req_tls))
-		flags |= OBS_F_TLS;
-	if (kind == OBS_KIND_SERVER)
+	if (kind == OBS_KIND_SERVER) {
+		if (chunk_u64(c->req, OBS_REQ_CHUNK, cfg.off.req_tls))
+			flags |= OBS_F_TLS;
 		chunk_str(&r[OBS_S_REMOTE], c->req, OBS_REQ_CHUNK, cfg.off.req_remote_addr,
 			  OBS_REMOTE_LEN);
-	obs_put_strings(c, t, &refs, version);
+	}
+	__u64 used = forget(c, obs_put_strings(c, t, &refs, version));
+	if (cached) {
+		if (used <= OBS_STRS_AREA - OBS_METHOD_LEN) {
+			__builtin_memcpy(t->buf + used, c->method, OBS_METHOD_LEN);
+			t->off[OBS_S_METHOD] = used;
+			t->len[OBS_S_METHOD] = method.len;
+		}
+	} else if (is_static && t->len[OBS_S_METHOD] == method.len) {
+		__u64 at = forget(c, t->off[OBS_S_METHOD]);
+		if (at <= OBS_STRS_AREA - OBS_METHOD_LEN) {
+			__builtin_memcpy(c->method, t->buf + at, OBS_METHOD_LEN);
+			c->method_ptr = method.ptr;
+			c->method_len = method.len;
+		}
+	}
 	return flags;
 }
 
@@ -859,9 +898,11 @@ int client_deferred(struct pt_regs *ctx)
 	if (!where)
 		return 0;
 	__u64 frame = ctx->sp + 8; /* roundTrip's RSP: above the return address */
-	client_done(st, &key, slot, frame_result(c, copied, frame, where->results[0]),
-		    frame_result(c, copied, frame, where->results[1]),
-		    frame_result(c, copied, frame, where->results[2]));
+	__u64 resp = frame_result(c, copied, frame, where->results[0]);
+	__u64 itab = frame_result(c, copied, frame, where->results[1]);
+	/* The error's data word only for an error (the copy ends before it). */
+	__u64 data = itab ? frame_result(c, copied, frame, where->results[2]) : 0;
+	client_done(st, &key, slot, resp, itab, data);
 	return 0;
 }
 #endif

@@ -15,6 +15,8 @@
 #define OBS_F_TLS 4          /* request carried TLS connection state */
 #define OBS_F_H2 8           /* server: an HTTP/2 request (status and bytes from the h2 writer) */
 #define OBS_F_PANIC 16       /* server: the handler panicked (obs_err holds the panic value) */
+#define OBS_F_URI 32         /* server: the path string is the request's target as sent
+			      * (Request.RequestURI, e.g. "/p%20q?x=1"): user space splits it */
 
 /* The request's strings, in this order in struct obs_strs, each cut to its length here. */
 enum obs_str {
@@ -34,6 +36,7 @@ enum obs_str {
 #define OBS_PATH_LEN 128
 #define OBS_QUERY_LEN 64
 #define OBS_REMOTE_LEN 64
+#define OBS_URI_LEN 192      /* a server's RequestURI, in the path's place (OBS_F_URI) */
 /* Strings that lie within this many bytes of each other in the program's memory (the
  * pieces of a parsed URL or request line are substrings of one string) are copied with
  * one read. */
@@ -73,6 +76,7 @@ struct obs_offsets {
 	__u32 h2_wrote_bytes;  /* http2responseWriterState.wroteBytes (int64) */
 	__u32 h2_stream;       /* http2responseWriterState.stream (*http2stream) */
 	__u32 h2_fields;       /* http2MetaHeadersFrame.Fields ([]hpack.HeaderField) */
+	__u32 req_request_uri; /* net/http.Request.RequestURI (string) */
 };
 
 struct obs_config {
@@ -83,10 +87,14 @@ struct obs_config {
 	__u32 slot_bits;       /* log2 of the entries of the in-flight slot arrays (0..12) */
 	__u32 frame_len;       /* bytes from RSP at roundTrip's deferred closure that cover the
 				* return address and every result it reads (0: read each) */
-	__u32 _pad;
 	__u64 wakeup_bytes;    /* wake user space when this much data comes to be waiting */
 	__u64 exec_vaddr;      /* lowest address of the executable's code segment (mm->start_code
 				* minus the load bias: types are looked up at their file address) */
+	/* The executable's read-only data (.rodata), where Go's string constants are, when it
+	 * is not PIE (0, 0 else): a client's method there is constant ("GET"), so its bytes
+	 * are kept per CPU instead of read for every request. */
+	__u64 static_lo;
+	__u64 static_hi;
 };
 
 /* An error value, read by following its chain of wrapped errors (client: roundTrip's
@@ -136,22 +144,21 @@ struct obs_event {
 	__u8 kind;
 	__u8 flags;
 	__u16 hdr_len;
-	__u16 instance;        /* cfg.instance */
-	char comm[16];
+	__u16 instance;        /* cfg.instance (the process's comm came with its obs_proc) */
 	struct obs_strs str;
 	/* Sent only when used: events end before hdr, or before err. */
 	char hdr[OBS_HDR_LEN];
 	struct obs_err err;
 };
 
-/* The config is 144 bytes (probe.rs CONFIG_SIZE). */
-_Static_assert(sizeof(struct obs_config) == 144, "struct obs_config size: update probe.rs");
-/* The event is 1576 bytes (event.rs EVENT_SIZE): str.off at 64, str.len at 80, str.buf at
- * 96, hdr at 608, err at 1120. */
-_Static_assert(sizeof(struct obs_event) == 1576, "struct obs_event size: update event.rs");
-_Static_assert(__builtin_offsetof(struct obs_event, str) == 64, "str offset: update event.rs");
-_Static_assert(__builtin_offsetof(struct obs_event, hdr) == 608, "hdr offset: update event.rs");
-_Static_assert(__builtin_offsetof(struct obs_event, err) == 1120, "err offset: update event.rs");
+/* The config is 160 bytes (probe.rs CONFIG_SIZE). */
+_Static_assert(sizeof(struct obs_config) == 160, "struct obs_config size: update probe.rs");
+/* The event is 1560 bytes (event.rs EVENT_SIZE): str.off at 48, str.len at 64, str.buf at
+ * 80, hdr at 592, err at 1104. */
+_Static_assert(sizeof(struct obs_event) == 1560, "struct obs_event size: update event.rs");
+_Static_assert(__builtin_offsetof(struct obs_event, str) == 48, "str offset: update event.rs");
+_Static_assert(__builtin_offsetof(struct obs_event, hdr) == 592, "hdr offset: update event.rs");
+_Static_assert(__builtin_offsetof(struct obs_event, err) == 1104, "err offset: update event.rs");
 _Static_assert(sizeof(struct obs_err) == 456, "struct obs_err size: update event.rs");
 _Static_assert(sizeof(struct obs_err_desc) == 12, "struct obs_err_desc size: update probe.rs");
 
@@ -180,6 +187,7 @@ struct obs_head {
 struct obs_proc {
 	__u32 pid;
 	__u32 len;
+	char comm[16];
 	char env[OBS_ENV_LEN];
 };
 

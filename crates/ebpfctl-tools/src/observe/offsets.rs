@@ -36,6 +36,7 @@ pub struct Offsets {
     pub h2_wrote_bytes: u32,
     pub h2_stream: u32,
     pub h2_fields: u32,
+    pub req_request_uri: u32,
 }
 
 pub const NO_OFFSET: u32 = u32::MAX;
@@ -49,6 +50,7 @@ const FIELDS: &[(&str, &str, Setter)] = &[
     ("net/http.Request", "Host", |o| &mut o.req_host),
     ("net/http.Request", "RemoteAddr", |o| &mut o.req_remote_addr),
     ("net/http.Request", "TLS", |o| &mut o.req_tls),
+    ("net/http.Request", "RequestURI", |o| &mut o.req_request_uri),
     ("net/url.URL", "Scheme", |o| &mut o.url_scheme),
     ("net/url.URL", "Host", |o| &mut o.url_host),
     ("net/url.URL", "Path", |o| &mut o.url_path),
@@ -189,6 +191,7 @@ impl Offsets {
             o.h2_wrote_bytes,
             o.h2_stream,
             o.h2_fields,
+            o.req_request_uri,
         ]
         .iter()
         .flat_map(|v| v.to_ne_bytes())
@@ -291,6 +294,7 @@ pub fn from_table(v: GoVersion) -> Option<Offsets> {
         req_host: 128,
         req_remote_addr: 176,
         req_tls: 208,
+        req_request_uri: 192,
         url_scheme: 0,
         url_host: 40,
         url_path: 56,
@@ -362,7 +366,7 @@ mod tests {
         assert_eq!((o19.sresp_status, o19.sresp_written), (120, 104));
         assert_eq!((o27.sresp_status, o27.sresp_written), (128, 112));
         assert!(o19.missing().is_empty());
-        assert_eq!(o19.to_bytes().len(), 26 * 4);
+        assert_eq!(o19.to_bytes().len(), 27 * 4);
         assert!(o19.has_h2_trace() && !from_table(v(20)).unwrap().has_h2_trace());
         assert_eq!((o19.h2_status, o19.h2_wrote_bytes), (80, 104));
         assert!(!from_table(v(20)).unwrap().has_h2());

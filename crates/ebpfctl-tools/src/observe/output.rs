@@ -15,39 +15,60 @@ pub enum Format {
     None,
 }
 
-/// Names processes `comm@NAME` (or `comm@SERVICE_NAME`) from their environment, and keeps
-/// their OpenTelemetry service name, cached per PID. The probe sends each process's
-/// environment before its first event (so processes that exit right away are named too);
-/// /proc/PID/environ is the fallback.
+/// Names processes `comm@NAME` (or `comm@SERVICE_NAME`) from their command name and
+/// environment, and keeps their OpenTelemetry service name, cached per PID. The probe sends
+/// each process's comm and environment before its first event (so processes that exit right
+/// away are named too; events do not carry the comm); /proc/PID is the fallback.
 #[derive(Default)]
 pub struct ServiceNames {
-    service: HashMap<u32, ProcessIdentity>,
+    service: HashMap<u32, Known>,
+}
+
+struct Known {
+    comm: String,
+    id: ProcessIdentity,
 }
 
 impl ServiceNames {
-    /// Records the environment of `pid` sent by the probe.
-    pub fn learn(&mut self, pid: u32, environ: &[u8]) {
+    /// Records the process announced by the probe.
+    pub fn learn(&mut self, pid: u32, comm: String, environ: &[u8]) {
         self.forget_exited();
-        self.service.insert(pid, identity_from_environ(environ));
+        let id = identity_from_environ(environ);
+        self.service.insert(pid, Known { comm, id });
     }
 
-    /// What names `pid`, learnt from the probe or read now.
-    pub fn identity(&mut self, pid: u32) -> &ProcessIdentity {
+    fn known(&mut self, pid: u32) -> &Known {
         if !self.service.contains_key(&pid) {
             self.forget_exited();
             let id = std::fs::read(format!("/proc/{pid}/environ"))
                 .map(|e| identity_from_environ(&e))
                 .unwrap_or_default();
-            self.service.insert(pid, id);
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|c| c.trim_end_matches('\n').to_string())
+                .unwrap_or_default();
+            self.service.insert(pid, Known { comm, id });
         }
         &self.service[&pid]
     }
 
-    pub fn name(&mut self, pid: u32, comm: &str) -> String {
-        match &self.identity(pid).name {
-            Some(s) => format!("{comm}@{s}"),
-            None => comm.to_string(),
-        }
+    /// What names `pid`, learnt from the probe or read now.
+    pub fn identity(&mut self, pid: u32) -> &ProcessIdentity {
+        &self.known(pid).id
+    }
+
+    /// Sets the comm and service of `r`: the process's comm, else `fallback` (the
+    /// executable's name, for a process gone before it could be read).
+    pub fn fill(&mut self, r: &mut Request, fallback: &str) {
+        let k = self.known(r.pid);
+        r.comm = if k.comm.is_empty() {
+            fallback.to_string()
+        } else {
+            k.comm.clone()
+        };
+        r.service = match &k.id.name {
+            Some(s) => format!("{}@{s}", r.comm),
+            None => r.comm.clone(),
+        };
     }
 
     /// Bounds the cache: PIDs of exited processes are forgotten (and may be reused).

@@ -24,7 +24,7 @@ use super::{ObserveError, Target};
 static PROBE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/observe.bpf.o"));
 
 /// Size of `struct obs_config` in observe.h (the whole `.rodata`).
-const CONFIG_SIZE: usize = 144;
+const CONFIG_SIZE: usize = 160;
 /// Size of `struct obs_sites` in observe.h.
 const SITES_SIZE: usize = 776;
 /// `OBS_FRAME_MAX` in observe.h: the most client_deferred copies of its stack at once.
@@ -151,14 +151,18 @@ fn config_bytes(t: &Target, cfg: &ObserverConfig, instance: u16, slot_bits: u32)
     b.extend_from_slice(&u32::from(cfg.capture_headers).to_ne_bytes());
     b.extend_from_slice(&u32::from(instance).to_ne_bytes());
     b.extend_from_slice(&slot_bits.to_ne_bytes());
-    let frame = t.binary.client_exit.as_ref().map_or(0, |exit| {
-        frame_len(exit.returns.iter().flat_map(|r| r.results))
-    });
+    let frame = t
+        .binary
+        .client_exit
+        .as_ref()
+        .map_or(0, |exit| frame_len(exit.returns.iter().map(|r| r.results)));
     b.extend_from_slice(&frame.to_ne_bytes());
-    b.extend_from_slice(&[0; 4]);
     b.extend_from_slice(&cfg.wakeup_bytes.to_ne_bytes());
     let exec = t.binary.types.as_ref().map_or(0, |t| t.exec_vaddr);
     b.extend_from_slice(&exec.to_ne_bytes());
+    let (lo, hi) = t.binary.rodata.unwrap_or((0, 0));
+    b.extend_from_slice(&lo.to_ne_bytes());
+    b.extend_from_slice(&hi.to_ne_bytes());
     b
 }
 
@@ -309,12 +313,15 @@ fn in_root_pid_namespace() -> bool {
     std::fs::read_link("/proc/self/ns/pid").is_ok_and(|l| l.as_os_str() == "pid:[4026531836]")
 }
 
-/// How many bytes from RSP at the deferred closure's entry cover its return address and
-/// the result `slots` of every return (`obs_config.frame_len`): one read for all. 0 (a read
-/// each) when that is more than the probe copies or a slot lies below roundTrip's RSP.
-fn frame_len(slots: impl IntoIterator<Item = ResultSlot>) -> u32 {
+/// How many bytes from RSP at the deferred closure's entry cover its return address and,
+/// of every return's `results`, the two a successful request needs (the *Response and the
+/// error's type word; the error's data word is read alone, after an error):
+/// `obs_config.frame_len`, one read for all. 0 (a read each) when that is more than the
+/// probe copies or a slot lies below roundTrip's RSP. (A copy of 256 bytes or more costs
+/// half as much again as one of 248 here: bench/README.md.)
+fn frame_len(returns: impl IntoIterator<Item = [ResultSlot; 3]>) -> u32 {
     let mut len = 8u32; // the return address
-    for slot in slots {
+    for slot in returns.into_iter().flat_map(|r| [r[0], r[1]]) {
         if let ResultSlot::Frame(d) = slot {
             let Some(end) = u32::try_from(d).ok().and_then(|d| d.checked_add(16)) else {
                 return 0;
@@ -573,12 +580,21 @@ mod tests {
     #[test]
     fn frame_len_covers_every_slot_or_is_zero() {
         use ResultSlot::{Frame, Zero};
-        // Go 1.27.3's roundTrip: results at RSP+128, +232, +240 of its frame.
-        assert_eq!(frame_len([Frame(128), Frame(232), Frame(240)]), 256);
-        assert_eq!(frame_len([Zero, Zero, Zero]), 8);
-        assert_eq!(frame_len([Frame(0), Zero, Frame(8)]), 24);
-        assert_eq!(frame_len([Frame(496), Zero, Zero]), 512);
-        assert_eq!(frame_len([Frame(497), Zero, Zero]), 0, "past OBS_FRAME_MAX");
-        assert_eq!(frame_len([Frame(-8), Zero, Zero]), 0, "below the frame");
+        // Go 1.27.3's roundTrip: results at RSP+128, +232, +240 of its frame; the last
+        // (the error's data) is not in the copy.
+        assert_eq!(frame_len([[Frame(128), Frame(232), Frame(240)]]), 248);
+        assert_eq!(frame_len([[Zero, Zero, Zero]]), 8);
+        assert_eq!(frame_len([[Frame(0), Frame(8), Zero]]), 24);
+        assert_eq!(
+            frame_len([[Frame(0), Zero, Frame(400)], [Zero, Frame(40), Zero]]),
+            56
+        );
+        assert_eq!(frame_len([[Frame(496), Zero, Zero]]), 512);
+        assert_eq!(
+            frame_len([[Frame(497), Zero, Zero]]),
+            0,
+            "past OBS_FRAME_MAX"
+        );
+        assert_eq!(frame_len([[Zero, Frame(-8), Zero]]), 0, "below the frame");
     }
 }

@@ -310,6 +310,19 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
         .attached()
         .map(|(t, _)| executable_path(&t.binary.path))
         .collect();
+    // The comm of a process gone before it was announced or read: its executable's name,
+    // cut as the kernel cuts it.
+    let exe_comms: Vec<String> = exes
+        .iter()
+        .map(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.as_encoded_bytes())
+                .unwrap_or_default();
+            String::from_utf8_lossy(&name[..name.len().min(15)]).into_owned()
+        })
+        .collect();
+    let fallback_comm = |i: u16| exe_comms.get(usize::from(i)).map_or("", String::as_str);
     let rt_offset = realtime_offset_ns();
     let mut graph = Graph::default();
     let pending = std::cell::RefCell::new(Vec::<Request>::new());
@@ -321,8 +334,8 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
                 r.resolve_error(names);
             }
             pending.borrow_mut().push(r);
-        } else if let Some((pid, env)) = decode_proc(data) {
-            names.borrow_mut().learn(pid, env);
+        } else if let Some(p) = decode_proc(data) {
+            names.borrow_mut().learn(p.pid, p.comm, p.environ);
         }
     })?;
     let consumer = builder.build()?;
@@ -368,7 +381,8 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
         );
         for (since, mut r) in batch {
             let mut names = names.borrow_mut();
-            r.service = names.name(r.pid, &r.comm);
+            let fallback = fallback_comm(r.instance);
+            names.fill(&mut r, fallback);
             match placed.place(r) {
                 Placed::Show(r) => fan.handle(&r, names.identity(r.pid)),
                 Placed::Drop => {}
@@ -409,7 +423,8 @@ pub fn run(opts: &RunOptions, out: Sink, diag: &mut dyn Write) -> Result<RunSumm
     drop(consumer);
     for mut r in std::mem::take(&mut *pending.borrow_mut()) {
         let mut names = names.borrow_mut();
-        r.service = names.name(r.pid, &r.comm);
+        let fallback = fallback_comm(r.instance);
+        names.fill(&mut r, fallback);
         if let Placed::Show(r) = placed.place(r) {
             fan.handle(&r, names.identity(r.pid));
         }
