@@ -15,7 +15,8 @@ for b in "${which[@]}"; do
     runner) python3 bench/runner/run.py target/release/ebpfctl "${ROUNDS:-5}" | tee bench/out/runner.md ;;
     snoop) [[ -x bench/snoop/run.sh ]] && bench/snoop/run.sh | tee bench/out/snoop.md ;;
     observe) [[ -x bench/observe/run.sh ]] && bench/observe/run.sh | tee bench/out/observe.md
-      python3 bench/observe/stop.py | tee bench/out/observe-stop.md ;;
+      python3 bench/observe/stop.py | tee bench/out/observe-stop.md
+      bench/observe/costs/run.sh target/release/ebpfctl | tee bench/out/observe-costs.md ;;
     *) echo "unknown benchmark $b (runner, snoop, observe)" >&2; exit 2 ;;
   esac
 done
