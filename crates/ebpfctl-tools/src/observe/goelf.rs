@@ -159,9 +159,6 @@ pub struct GoBinary {
     /// Addresses of the pclntab and the module data, when found.
     pub pclntab: Option<u64>,
     pub moduledata: Option<u64>,
-    /// The address range of `.rodata` (Go's string constants) when the file is not PIE,
-    /// i.e. where it is mapped at run time too.
-    pub rodata: Option<(u64, u64)>,
 }
 
 /// What events need of the binary's types: the type data's range (type names resolve in
@@ -390,10 +387,6 @@ impl GoBinary {
             types,
             pclntab: pclntab_addr,
             moduledata: module.map(|m| m.addr),
-            rodata: file
-                .section_by_name(".rodata")
-                .filter(|_| !pie)
-                .map(|s| (s.address(), s.address() + s.size())),
         })
     }
 }

@@ -175,11 +175,6 @@ struct obs_chunks {
 	__u32 recent_next;                   /* where the next one goes */
 	__u32 _pad;
 	__u64 forget; /* see forget() */
-	/* A client's method string in the executable's .rodata (cfg.static_lo..hi) last seen on
-	 * this CPU: its address, length and bytes (constant: no read while it repeats). */
-	__u64 method_ptr;
-	__u64 method_len;
-	char method[OBS_METHOD_LEN];
 	__u64 frame[OBS_FRAME_MAX / 8]; /* client_deferred: the stack from RSP (cfg.frame_len) */
 };
 struct {
@@ -629,13 +624,6 @@ __noinline int obs_read_request(struct obs_chunks *c, struct obs_strs *t, __u64 
 		return 0;
 	}
 	chunk_str(&r[OBS_S_METHOD], c->req, OBS_REQ_CHUNK, cfg.off.req_method, OBS_METHOD_LEN);
-	/* A constant method seen last time on this CPU: copied from there after the others. */
-	struct str_ref method = r[OBS_S_METHOD];
-	bool is_static = kind == OBS_KIND_CLIENT && method.len && method.ptr >= cfg.static_lo &&
-			 method.ptr + method.len <= cfg.static_hi;
-	bool cached = is_static && c->method_ptr == method.ptr && c->method_len == method.len;
-	if (cached)
-		r[OBS_S_METHOD].len = 0;
 	if (!resp_proto) {
 		version = chunk_version(c->req, OBS_REQ_CHUNK, cfg.off.req_proto);
 		if (version < 0)
@@ -667,21 +655,7 @@ __noinline int obs_read_request(struct obs_chunks *c, struct obs_strs *t, __u64 
 		chunk_str(&r[OBS_S_REMOTE], c->req, OBS_REQ_CHUNK, cfg.off.req_remote_addr,
 			  OBS_REMOTE_LEN);
 	}
-	__u64 used = forget(c, obs_put_strings(c, t, &refs, version));
-	if (cached) {
-		if (used <= OBS_STRS_AREA - OBS_METHOD_LEN) {
-			__builtin_memcpy(t->buf + used, c->method, OBS_METHOD_LEN);
-			t->off[OBS_S_METHOD] = used;
-			t->len[OBS_S_METHOD] = method.len;
-		}
-	} else if (is_static && t->len[OBS_S_METHOD] == method.len) {
-		__u64 at = forget(c, t->off[OBS_S_METHOD]);
-		if (at <= OBS_STRS_AREA - OBS_METHOD_LEN) {
-			__builtin_memcpy(c->method, t->buf + at, OBS_METHOD_LEN);
-			c->method_ptr = method.ptr;
-			c->method_len = method.len;
-		}
-	}
+	obs_put_strings(c, t, &refs, version);
 	return flags;
 }
 

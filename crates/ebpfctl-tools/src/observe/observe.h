@@ -90,11 +90,6 @@ struct obs_config {
 	__u64 wakeup_bytes;    /* wake user space when this much data comes to be waiting */
 	__u64 exec_vaddr;      /* lowest address of the executable's code segment (mm->start_code
 				* minus the load bias: types are looked up at their file address) */
-	/* The executable's read-only data (.rodata), where Go's string constants are, when it
-	 * is not PIE (0, 0 else): a client's method there is constant ("GET"), so its bytes
-	 * are kept per CPU instead of read for every request. */
-	__u64 static_lo;
-	__u64 static_hi;
 };
 
 /* An error value, read by following its chain of wrapped errors (client: roundTrip's
@@ -151,8 +146,8 @@ struct obs_event {
 	struct obs_err err;
 };
 
-/* The config is 160 bytes (probe.rs CONFIG_SIZE). */
-_Static_assert(sizeof(struct obs_config) == 160, "struct obs_config size: update probe.rs");
+/* The config is 144 bytes (probe.rs CONFIG_SIZE). */
+_Static_assert(sizeof(struct obs_config) == 144, "struct obs_config size: update probe.rs");
 /* The event is 1560 bytes (event.rs EVENT_SIZE): str.off at 48, str.len at 64, str.buf at
  * 80, hdr at 592, err at 1104. */
 _Static_assert(sizeof(struct obs_event) == 1560, "struct obs_event size: update event.rs");

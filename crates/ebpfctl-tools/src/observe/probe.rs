@@ -24,7 +24,7 @@ use super::{ObserveError, Target};
 static PROBE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/observe.bpf.o"));
 
 /// Size of `struct obs_config` in observe.h (the whole `.rodata`).
-const CONFIG_SIZE: usize = 160;
+const CONFIG_SIZE: usize = 144;
 /// Size of `struct obs_sites` in observe.h.
 const SITES_SIZE: usize = 776;
 /// `OBS_FRAME_MAX` in observe.h: the most client_deferred copies of its stack at once.
@@ -160,9 +160,6 @@ fn config_bytes(t: &Target, cfg: &ObserverConfig, instance: u16, slot_bits: u32)
     b.extend_from_slice(&cfg.wakeup_bytes.to_ne_bytes());
     let exec = t.binary.types.as_ref().map_or(0, |t| t.exec_vaddr);
     b.extend_from_slice(&exec.to_ne_bytes());
-    let (lo, hi) = t.binary.rodata.unwrap_or((0, 0));
-    b.extend_from_slice(&lo.to_ne_bytes());
-    b.extend_from_slice(&hi.to_ne_bytes());
     b
 }
 
