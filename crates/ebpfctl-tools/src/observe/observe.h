@@ -86,7 +86,8 @@ struct obs_config {
 	__u32 instance;        /* which executable this probe instance serves (sent in events) */
 	__u32 slot_bits;       /* log2 of the entries of the in-flight slot arrays (0..12) */
 	__u32 frame_len;       /* bytes from RSP at roundTrip's deferred closure that cover the
-				* return address and every result it reads (0: read each) */
+				* return address and, of every return, the *Response and the
+				* error's type word (0: read each) */
 	__u64 wakeup_bytes;    /* wake user space when this much data comes to be waiting */
 	__u64 exec_vaddr;      /* lowest address of the executable's code segment (mm->start_code
 				* minus the load bias: types are looked up at their file address) */
