@@ -113,8 +113,6 @@ pub struct Request {
     pub panicked: bool,
 }
 
-/// String `which` of an event: its bytes in `strs` by the string table; empty when absent
-/// or out of bounds.
 /// A server request's target (Request.RequestURI) as net/http parses it into its URL
 /// (url.ParseRequestURI; a CONNECT's authority form as readRequest has it): the path
 /// unescaped, the query as sent.
@@ -200,6 +198,8 @@ fn unescape_path(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// String `which` of an event: its bytes in `strs` by the string table; empty when absent
+/// or out of bounds.
 fn table_str(b: &[u8], which: Str) -> String {
     let i = which as usize;
     let off = usize::from(u16_at(b, STR_OFF_OFFSET + 2 * i));
