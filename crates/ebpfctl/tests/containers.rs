@@ -482,7 +482,9 @@ fn podman_table_and_snapshot() {
     root();
     rootfs();
     let name = format!("ebpfctl-snap-{}", hex(8));
-    let c = Podman::run(&name, &["/bin/sleep", "30"]);
+    // Long enough to outlive both tools' start-up in a TCG guest (it ended first once at
+    // 30 s); removed on drop.
+    let c = Podman::run(&name, &["/bin/sleep", "600"]);
     let pid = c.pid();
     let exec = tool("execsnoop", &["-o", "json", "--containers"], &[]);
     let v = exec.wait_json("the sleeping container in the snapshot", |v| {

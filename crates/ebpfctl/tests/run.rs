@@ -40,9 +40,24 @@ fn uprobe_on_our_program_decodes_every_member() {
         assert_eq!(&e[k], v, "member {k} in {e}");
     }
     // timestamp: monotonic ns from the target, printed as wall-clock time close to now.
+    // Within a minute either side of now (not "the same minute": the event may come just
+    // before a minute turns). UTC RFC 3339 to the second ("YYYY-MM-DDTHH:MM:SS", fixed
+    // width) sorts as the times it names.
     let at = e["at"].as_str().unwrap();
-    let now = ebpfctl_core::decode::time::now_rfc3339();
-    assert_eq!(&at[..16], &now[..16], "timestamp {at} vs now {now}");
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i128;
+    let minute = 60_000_000_000i128;
+    let (lo, hi) = (
+        ebpfctl_core::decode::time::rfc3339_ns(now_ns - minute),
+        ebpfctl_core::decode::time::rfc3339_ns(now_ns + minute),
+    );
+    let second = |t: &str| t.get(..19).unwrap_or_default().to_string();
+    assert!(
+        at.ends_with('Z') && second(&lo) <= second(at) && second(at) <= second(&hi),
+        "timestamp {at} not within a minute of now ({lo} .. {hi})"
+    );
     // u64 stays exact on the wire, not rounded through a float.
     let (_, out, _) = run.stop();
     assert!(String::from_utf8_lossy(&out).contains("\"u64\":18446744073709551615"));
