@@ -13,6 +13,10 @@ alike, and every figure is a median over blocks of a difference within the same 
          traps cost on this machine, whatever the programs do
   step   one empty program on main.get's first instruction (a CMP, single-stepped): what a
          probe the kernel cannot emulate (e.g. on a RET) costs per hit
+  paused (PAUSED=1) a second `ebpfctl observe` on this copy, stopped (SIGSTOP) during the
+         block and resumed after it: the probes' cost without their reader running on the
+         other CPU (the ring holds a block's events), so on − paused is what the reader's
+         work beside the Go programs costs them (shared caches, memory, hyperthreads)
 
 Reported, as latency per request: added (on − off; client and server probes together), the
 floor (floor − off), observe above the floor (on − floor), a single-stepped hit
@@ -22,7 +26,7 @@ events, peak RSS of ebpfctl.
 
 Usage: bench/observe/run.py [EBPFCTL]   (as root; default target/release/ebpfctl, built if
 missing). Env: N=50000 BLOCK=1000 GO=/opt/ebpfctl-go/1.27.3/go/bin/go GO_CPU=1 EBPFCTL_CPU=0
-BPF_STATS=1 (where the time above the floor goes: runs and time per program)
+BPF_STATS=1 (where the time above the floor goes: runs and time per program) PAUSED=1
 """
 import json
 import os
@@ -42,7 +46,8 @@ N = int(os.environ.get("N", "50000"))
 BLOCK = int(os.environ.get("BLOCK", "1000"))
 GO = os.environ.get("GO", "/opt/ebpfctl-go/1.27.3/go/bin/go")
 WARMUP = 100  # requests each client sends before "ready" (main.go)
-CONFIGS = ["off", "on", "floor", "step"]
+PAUSED = os.environ.get("PAUSED") == "1"
+CONFIGS = ["off", "on", "floor", "step"] + (["paused"] if PAUSED else [])
 # The Go programs run on one CPU and ebpfctl on another (empty: no pinning): on a 2-vCPU VM,
 # where a cross-CPU wake-up costs far more than a local one, unpinned blocks swing by ×4
 # with where the scheduler put client and server.
@@ -183,6 +188,7 @@ class Bench:
     def stop_all(self):
         for p in reversed(self.procs):
             if p.poll() is None:
+                p.send_signal(signal.SIGCONT)  # the paused observer may be stopped
                 p.send_signal(signal.SIGINT if self.ebpfctl in p.args else signal.SIGTERM)
         for p in self.procs:
             try:
@@ -232,6 +238,11 @@ def run(b, bins, go_version):
                            stdout=subprocess.DEVNULL, stderr=open(obs_err, "w"))
     b.procs.append(obs)
     wait_for(obs, obs_err, "observe: ready", "ebpfctl observe")
+    paused = None
+    if PAUSED:
+        paused, paused_err = b.spawn(pinned(EBPFCTL_CPU, [b.ebpfctl, "observe", bins["paused"], "-o", "none"]),
+                                     "observe-paused")
+        wait_for(paused, paused_err, "observe: ready", "the paused ebpfctl observe")
     floor = b.empty_programs("floor", bins["floor"], points)
     b.empty_programs("step", bins["step"], [step_at])
     stats_was = bpf_stats(True) if BPF_STATS else None
@@ -248,9 +259,13 @@ def run(b, bins, go_version):
     for i in range(blocks):
         for c in CONFIGS[i % len(CONFIGS):] + CONFIGS[: i % len(CONFIGS)]:
             p = clients[c]
+            if c == "paused":
+                paused.send_signal(signal.SIGSTOP)
             p.stdin.write(f"{BLOCK}\n")
             p.stdin.flush()
             per[c].append(int(p.stdout.readline()) / BLOCK)
+            if c == "paused":
+                paused.send_signal(signal.SIGCONT)
     for p in clients.values():
         p.stdin.close()
         p.wait(timeout=10)
@@ -324,6 +339,9 @@ def report(per, blocks, obs_cpu, events, lost, rss, npoints, how):
         return f"{statistics.median(d):.0f} ns [{meds[50]:.0f}, {meds[1949]:.0f}]"
 
     expected = 2 * (blocks * BLOCK + WARMUP)
+    paused_rows = "" if "paused" not in per else f"""
+| observe with its reader stopped, above the floor (paused − floor) | {diff('paused', 'floor')} |
+| its reader running beside (on − paused) | {diff('on', 'paused')} |"""
     print(f"""Latency the client measures: medians over {blocks} blocks of {BLOCK} requests, differences
 within each block, 95 % bootstrap intervals in brackets.
 
@@ -334,7 +352,7 @@ within each block, 95 % bootstrap intervals in brackets.
 | **added by observe** (on − off) | {diff('on', 'off')} |
 | floor: empty programs at observe's {npoints} probe points (floor − off) | {diff('floor', 'off')} |
 | observe above the floor (on − floor) | {diff('on', 'floor')} |
-| one single-stepped uprobe, per hit (step − off) | {diff('step', 'off')} |
+| one single-stepped uprobe, per hit (step − off) | {diff('step', 'off')} |{paused_rows}
 
 {how}.
 
