@@ -15,8 +15,10 @@ alike, and every figure is a median over blocks of a difference within the same 
          probe the kernel cannot emulate (e.g. on a RET) costs per hit
   paused (PAUSED=1) a second `ebpfctl observe` on this copy, stopped (SIGSTOP) during the
          block and resumed after it: the probes' cost without their reader running on the
-         other CPU (the ring holds a block's events), so on − paused is what the reader's
-         work beside the Go programs costs them (shared caches, memory, hyperthreads)
+         other CPU (its ring must hold a block's events: the run stops if it lost any), so
+         on − paused is what the reader's work beside the Go programs costs them (shared
+         caches, memory, hyperthreads). It drains what it kept during the next block, which
+         the rotation spreads over the other configurations alike
 
 Reported, as latency per request: added (on − off; client and server probes together), the
 floor (floor − off), observe above the floor (on − floor), a single-stepped hit
@@ -275,19 +277,25 @@ def run(b, bins, go_version):
     if BPF_STATS:
         runs = {"on": prog_runs(b.ebpfctl, obs.pid), "floor": prog_runs(b.ebpfctl, floor.pid)}
         bpf_stats(stats_was)
-    obs.send_signal(signal.SIGINT)
-    obs.wait(timeout=30)
-    events = lost = None
-    with open(obs_err) as f:
-        for line in f:
-            w = line.split()
-            if line.startswith("observe: ") and w[2:3] == ["requests,"]:
-                events, lost = int(w[1]), int(w[3])
-    if events is None:
-        die(f"no summary line from ebpfctl observe:\n{open(obs_err).read()}")
+    events, lost = stop_observe(obs, obs_err)
+    if paused and stop_observe(paused, paused_err)[1]:
+        # Its ring overflowed while it was stopped: the probes skipped records in those blocks.
+        die(f"the paused observer lost events: its figures would be too low (lower BLOCK={BLOCK})")
     report(per, blocks, (cpu1 - cpu0) / (blocks * BLOCK), events, lost, rss, len(points), how)
     if runs:
         report_runs(runs, blocks * BLOCK + WARMUP)
+
+
+def stop_observe(proc, err):
+    """Stops `ebpfctl observe` (SIGINT); its summary line's (requests, lost)."""
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    with open(err) as f:
+        for line in f:
+            w = line.split()
+            if line.startswith("observe: ") and w[2:3] == ["requests,"]:
+                return int(w[1]), int(w[3])
+    die(f"no summary line from ebpfctl observe:\n{open(err).read()}")
 
 
 def bpf_stats(on):
